@@ -1,0 +1,81 @@
+"""The contract of a model backend: load a bundle, then step a batch of sequences token by token."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .representation import Representation
+
+
+class State(ABC):
+    """Recurrent state of a batch of sequences, one row each.
+
+    ``Model.step`` may update a state in place and return it: callers must use the state it
+    returns and must not reuse the one they passed in.
+    """
+
+    @property
+    @abstractmethod
+    def batch_size(self) -> int:
+        """Number of rows."""
+
+    @abstractmethod
+    def take(self, indices: np.ndarray) -> State:
+        """A new state whose row ``i`` is a copy of row ``indices[i]`` (rows may repeat or drop)."""
+
+
+class Model(ABC):
+    """A loaded next-token model.  Safe to share between threads: all mutable data is in ``State``."""
+
+    #: the representation the model was trained on; set by :func:`mgf.load_model`
+    representation: Representation | None = None
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of token ids the model reads and scores."""
+
+    @abstractmethod
+    def initial_state(self, batch_size: int) -> State:
+        """The state before any token, for ``batch_size`` sequences."""
+
+    @abstractmethod
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed one token per row (int32 ``[B]``); return float32 logits ``[B, vocab_size]`` and the new state.
+
+        Token ids outside ``[0, vocab_size)`` raise :class:`mgf.InputError`.
+        """
+
+
+class ModelBackend(ABC):
+    """Something that can turn a model file into a :class:`Model`."""
+
+    #: unique name, used by ``--model`` and ``mgf.load_model(..., backend=name)``
+    name: ClassVar[str]
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    @abstractmethod
+    def load(self, path: str | os.PathLike) -> Model:
+        """Load the model stored at ``path`` (a bundle); raise :class:`mgf.BundleError` if it is not usable."""
+
+
+def as_tokens(tokens, batch_size: int, vocab_size: int) -> np.ndarray:
+    """``tokens`` as a contiguous int32 ``[batch_size]`` array, or :class:`mgf.InputError`."""
+    from .errors import InputError
+
+    array = np.asarray(tokens)
+    if array.dtype.kind not in "iu":
+        raise InputError(f"token ids must be integers, got {array.dtype}")
+    if array.shape != (batch_size,):
+        raise InputError(f"expected {batch_size} token id(s) (one per row), got shape {list(array.shape)}")
+    if batch_size and (array.min() < 0 or array.max() >= vocab_size):
+        bad = array[(array < 0) | (array >= vocab_size)][0]
+        raise InputError(f"token id {bad} is outside the vocabulary [0, {vocab_size})")
+    return np.ascontiguousarray(array, dtype=np.int32)

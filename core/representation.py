@@ -1,0 +1,66 @@
+"""The contract of a representation: music in, tokens out, and back."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Representation(ABC):
+    """Turns music into a 1-D sequence of int32 token ids in ``[0, vocab_size)`` and back.
+
+    Subclasses take their configuration as keyword arguments and must be able to rebuild
+    themselves from ``config()`` (a JSON-able dict), because that dict is what a bundle stores.
+    Construction must stay cheap and import nothing heavy (music21, ...): import inside
+    ``read``/``write`` so that sampling stays light.
+    """
+
+    #: unique name, used by ``--repr`` and in bundles
+    name: ClassVar[str]
+    #: default suffix of files ``write`` produces, e.g. ``".mid"``
+    suffix: ClassVar[str] = ".txt"
+    #: model bundle used by ``mgf generate`` when none is given (a path), or None
+    default_bundle: ClassVar[str | None] = None
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this representation."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of token ids, the start token included."""
+
+    @property
+    @abstractmethod
+    def start_token(self) -> int:
+        """Id reserved for start-of-sequence: prepended in training and generation, skipped by ``write``."""
+
+    @abstractmethod
+    def read(self, path: str | os.PathLike) -> np.ndarray:
+        """Tokens (int32, 1-D, without the start token) of the music in ``path``; ``InputError`` if unreadable."""
+
+    @abstractmethod
+    def write(self, tokens: np.ndarray, path: str | os.PathLike, **options: Any) -> None:
+        """Write ``tokens`` as music to ``path`` (format chosen by its suffix)."""
+
+    @abstractmethod
+    def parse_primer(self, text: str) -> np.ndarray:
+        """Tokens of a primer given as text on the command line; ``InputError`` quoting the bad part."""
+
+    def fit(self, sequences: Any) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Learn what the representation needs from training data (e.g. a codebook)."""
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Learned arrays to store in the bundle under ``repr.``; none by default."""
+        return {}
+
+    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:  # noqa: B027
+        """Restore what ``tensors()`` returned (keys without the ``repr.`` prefix)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

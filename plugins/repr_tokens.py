@@ -1,0 +1,71 @@
+"""``tokens``: token ids as text, one sequence per file.  For plumbing: testing plugins and bundles end to end."""
+
+import re
+from importlib.resources import files
+
+import numpy as np
+
+from mgf import InputError, Representation, hookimpl
+from mgf.files import atomic_path
+
+
+class Tokens(Representation):
+    """Ids ``0 .. vocab_size - 2`` are free for the user; ``vocab_size - 1`` is the start token."""
+
+    name = "tokens"
+    suffix = ".txt"
+    default_bundle = str(files("mgf") / "models" / "tokens.safetensors")
+
+    def __init__(self, vocab_size: int = 130) -> None:
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            raise InputError(f"tokens: vocab_size must be an integer >= 2, got {vocab_size!r}")
+        self._vocab_size = vocab_size
+
+    def config(self):
+        return {"vocab_size": self._vocab_size}
+
+    @property
+    def vocab_size(self):
+        return self._vocab_size
+
+    @property
+    def start_token(self):
+        return self._vocab_size - 1
+
+    def read(self, path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"{path}: cannot read token file ({error.strerror or error})") from None
+        tokens = self._parse(text, where=str(path))
+        if tokens.size == 0:
+            raise InputError(f"{path}: no tokens in file")
+        return tokens
+
+    def write(self, tokens, path, **options):
+        tokens = np.asarray(tokens)
+        text = " ".join(str(int(t)) for t in tokens if t != self.start_token)
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+    def parse_primer(self, text):
+        return self._parse(text, where="primer")
+
+    def _parse(self, text, where):
+        values = []
+        for part in re.split(r"[\s,]+", text.strip()):
+            if not part:
+                continue
+            if not re.fullmatch(r"\d+", part):
+                raise InputError(f"{where}: {part!r} is not a token id")
+            value = int(part)
+            if value >= self.start_token:
+                raise InputError(f"{where}: token id {value} is outside [0, {self.start_token})")
+            values.append(value)
+        return np.asarray(values, dtype=np.int32)
+
+
+@hookimpl
+def register_representations(register):
+    register(Tokens)
