@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import mgf
 from mgf import MgfError, UsageError, registry
@@ -155,7 +156,12 @@ def _plugins(args) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"mgf: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

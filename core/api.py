@@ -66,7 +66,8 @@ def generate(
 ) -> np.ndarray:
     """The primer (without the start token) followed by ``steps`` generated tokens, as int32.
 
-    ``primer`` is a sequence of token ids of the model's representation.  With ``num_outputs``
+    ``primer`` is a sequence of token ids of the model's representation.  The start token is
+    never generated: samplers see it with probability 0.  With ``num_outputs``
     the result is 2-D, one row per output, generated as one batch.  ``options`` go to the
     sampler (e.g. ``temperature=0.9, top_k=20``).  Equal seeds give equal results.
     """
@@ -80,11 +81,33 @@ def generate(
     full = np.concatenate([[model.representation.start_token], user]).astype(np.int32)
     chosen = registry.get("samplers", sampler)()
     rng = np.random.default_rng(seed)
+    model = _NoStartToken(model)
     if num_outputs is None:
         new = np.asarray(chosen.sample(model, full, int(steps), rng, **options), dtype=np.int32)
         return np.concatenate([user, new])
     new = np.asarray(chosen.sample_batch(model, full, int(steps), int(num_outputs), rng, **options), dtype=np.int32)
     return np.concatenate([np.broadcast_to(user, (len(new), len(user))), new], axis=1)
+
+
+class _NoStartToken(Model):
+    """The model with its start token made impossible, so that samplers never emit it mid-piece."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.representation = model.representation
+        self.start = model.representation.start_token
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    def initial_state(self, batch_size: int):
+        return self.model.initial_state(batch_size)
+
+    def step(self, tokens, state):
+        logits, state = self.model.step(tokens, state)
+        logits[:, self.start] = -np.inf
+        return logits, state
 
 
 def _primer_tokens(primer, model: Model) -> np.ndarray:

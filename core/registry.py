@@ -79,7 +79,7 @@ def _load_entry_points() -> None:
             dist = entry_point.dist.name if entry_point.dist else "?"
             message = str(error).splitlines()[0] if str(error) else ""
             warnings.warn(
-                f"mgf: plugin {entry_point.name!r} ({dist}) failed to load: {type(error).__name__}: {message}",
+                f"plugin {entry_point.name!r} ({dist}) failed to load: {type(error).__name__}: {message}",
                 PluginWarning,
                 stacklevel=2,
             )

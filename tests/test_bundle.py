@@ -1,0 +1,125 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from mgf import BundleError, bundle
+
+
+def test_round_trip_keeps_every_tensor_and_metadata(tmp_path):
+    original = bundle.random_bundle(12, (8, 6), embedding_dim=5, seed=3)
+    original.tensors["repr.codebook"] = np.ones((4, 3), np.float32)
+    original.training = {"epochs": 2, "data": "corpus:bach"}
+    path = tmp_path / "m.safetensors"
+    bundle.write(original, path)
+    loaded = bundle.read(path)
+    assert loaded.arch == original.arch
+    assert loaded.representation == original.representation
+    assert loaded.training == original.training
+    assert sorted(loaded.tensors) == sorted(original.tensors)
+    for name, array in original.tensors.items():
+        np.testing.assert_array_equal(loaded.tensors[name], array)
+    assert list(loaded.repr_tensors) == ["codebook"]
+    assert bundle.read_repr_tensors(path)["codebook"].shape == (4, 3)
+
+
+def test_shapes_follow_the_keras_layout():
+    shapes = bundle.Arch(vocab_size=10, hidden=(8, 4), embedding_dim=3).tensor_shapes()
+    assert shapes["embedding"] == (10, 3)
+    assert shapes["lstm.0.kernel"] == (3, 32)
+    assert shapes["lstm.1.kernel"] == (8, 16)
+    assert shapes["lstm.1.recurrent_kernel"] == (4, 16)
+    assert shapes["dense.kernel"] == (4, 10)
+    one_hot = bundle.Arch(vocab_size=10, hidden=(8,)).tensor_shapes()
+    assert "embedding" not in one_hot and one_hot["lstm.0.kernel"] == (10, 32)
+
+
+def _write_raw(path, tensors, metadata):
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def _valid(tmp_path):
+    b = bundle.random_bundle(6, (4,), seed=0)
+    return dict(b.tensors), b.metadata()
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t, m: t.__setitem__("dense.bias", np.zeros(7, np.float32)), "dense.bias' has shape [7], expected [6]"),
+        (lambda t, m: t.__setitem__("dense.bias", np.zeros(6, np.float64)), "is float64, expected float32"),
+        (lambda t, m: t["lstm.0.bias"].__setitem__(0, np.nan), "non-finite"),
+        (lambda t, m: t.pop("lstm.0.recurrent_kernel"), "missing tensor(s) lstm.0.recurrent_kernel"),
+        (lambda t, m: t.__setitem__("extra", np.zeros(1, np.float32)), "unexpected tensor 'extra'"),
+        (lambda t, m: m.__setitem__("mgf.format", "2"), "bundle format '2' is not supported"),
+        (lambda t, m: m.pop("mgf.format"), "not an mgf bundle"),
+        (lambda t, m: m.__setitem__("mgf.arch", "{not json"), "mgf.arch is not JSON"),
+        (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "gru", "vocab_size": 6, "hidden": [4]})), "cell 'gru'"),
+        (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "lstm", "vocab_size": 6, "hidden": []})), "hidden must be"),
+        (lambda t, m: m.__setitem__("mgf.representation", json.dumps({"config": {}})), "has no name"),
+        (lambda t, m: m.pop("mgf.training"), "mgf.training is missing"),
+    ],
+)
+def test_every_inconsistency_is_a_bundle_error(tmp_path, mutate, message):
+    tensors, metadata = _valid(tmp_path)
+    mutate(tensors, metadata)
+    path = _write_raw(tmp_path / "bad.safetensors", tensors, metadata)
+    with pytest.raises(BundleError) as error:
+        bundle.read(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_files_that_are_not_bundles(tmp_path):
+    with pytest.raises(BundleError, match="no such bundle file"):
+        bundle.read(tmp_path / "absent.safetensors")
+    with pytest.raises(BundleError, match="is a directory"):
+        bundle.read(tmp_path)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01not a safetensors file at all")
+    with pytest.raises(BundleError, match="not a safetensors file"):
+        bundle.read(garbage)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(BundleError):
+        bundle.read(empty)
+
+
+def test_truncated_bundle(tmp_path):
+    path = tmp_path / "m.safetensors"
+    bundle.write(bundle.random_bundle(6, (4,)), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    with pytest.raises(BundleError):
+        bundle.read(path)
+
+
+class Boom:
+    def __reduce__(self):
+        return (open, ("/tmp/mgf-pickle-ran", "w"))
+
+
+def test_loading_never_executes_code(tmp_path):
+    """A pickle posing as a bundle is rejected without being unpickled."""
+    import os
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Boom()))
+    marker = "/tmp/mgf-pickle-ran"
+    if os.path.exists(marker):
+        os.unlink(marker)
+    with pytest.raises(BundleError):
+        bundle.read(path)
+    assert not os.path.exists(marker)
+
+
+def test_write_is_atomic_and_validates(tmp_path):
+    path = tmp_path / "m.safetensors"
+    broken = bundle.random_bundle(6, (4,))
+    broken.tensors["dense.bias"] = np.zeros(3, np.float32)
+    with pytest.raises(BundleError):
+        bundle.write(broken, path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,147 @@
+"""The `mgf` command as a user runs it: the installed console script, real files, exit codes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mgf
+
+MGF = shutil.which("mgf") or os.path.join(os.path.dirname(sys.executable), "mgf")
+
+
+def mgf_cli(*args, cwd=None):
+    return subprocess.run([MGF, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_version():
+    result = mgf_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"mgf {mgf.__version__}"
+
+
+def test_plugins_lists_every_kind_with_its_origin():
+    result = mgf_cli("plugins")
+    assert result.returncode == 0
+    for word in ("Representations:", "tokens", "Model backends:", "native", "numpy", "Samplers:", "beam", "--top-p"):
+        assert word in result.stdout
+    listing = json.loads(mgf_cli("plugins", "--json").stdout)
+    native = [row for row in listing["models"] if row["name"] == "native"][0]
+    assert (native["distribution"], native["version"]) == ("mgf", mgf.__version__)
+    temperature = [row for row in listing["samplers"] if row["name"] == "temperature"][0]
+    assert [o["name"] for o in temperature["options"]] == ["temperature", "top_k", "top_p"]
+
+
+def test_generate_with_the_default_model(tmp_path):
+    result = mgf_cli("generate", "--repr", "tokens", "--steps", "64", "--seed", "3", "-o", tmp_path / "out.txt")
+    assert result.returncode == 0, result.stderr
+    tokens = [int(t) for t in (tmp_path / "out.txt").read_text().split()]
+    assert len(tokens) == 64 and all(0 <= t < 130 for t in tokens)
+
+
+def test_generate_writes_what_the_api_generates(make_bundle, tmp_path):
+    path = make_bundle(30, (16,), 4, seed=1)
+    result = mgf_cli("generate", "--bundle", path, "--primer", "1 2 3", "--steps", "20", "--seed", "9",
+                     "--top-k", "5", "-o", tmp_path / "a.txt")
+    assert result.returncode == 0, result.stderr
+    expected = mgf.generate(mgf.load_model(path), 20, primer=[1, 2, 3], seed=9, num_outputs=1, top_k=5)[0]
+    assert (tmp_path / "a.txt").read_text().split() == [str(t) for t in expected]
+
+
+def test_primer_from_a_file_and_backends_agree(make_bundle, tmp_path):
+    path = make_bundle(30, (16, 8), None, seed=4)
+    (tmp_path / "primer.txt").write_text("5 6 7\n")
+    outputs = []
+    for backend in ("native", "numpy"):
+        out = tmp_path / f"{backend}.txt"
+        result = mgf_cli("generate", "--bundle", path, "--model", backend, "--sampler", "beam", "--beam-size", "3",
+                         "--primer", tmp_path / "primer.txt", "--steps", "30", "-o", out)
+        assert result.returncode == 0, result.stderr
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and outputs[0].startswith("5 6 7 ")
+
+
+def test_num_outputs_writes_numbered_files(make_bundle, tmp_path):
+    result = mgf_cli("generate", "--bundle", make_bundle(), "--num-outputs", "3", "--steps", "8", "--seed", "1",
+                     "-o", tmp_path / "piece.txt")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["model-0.safetensors", "piece-1.txt", "piece-2.txt", "piece-3.txt"]
+    assert result.stdout.split() == [str(tmp_path / f"piece-{i}.txt") for i in (1, 2, 3)]
+
+
+def test_default_output_name(make_bundle, tmp_path):
+    result = mgf_cli("generate", "--bundle", make_bundle(), "--steps", "4", cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "generated.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["generate", "--bundle", "{missing}"], 1, "no such bundle file"),
+        (["generate", "--bundle", "{bad}"], 1, "not a safetensors file"),
+        (["generate", "--bundle", "{good}", "--repr", "midi"], 2, "--repr midi disagrees with the bundle"),
+        (["generate", "--bundle", "{good}", "--model", "tf"], 1, "no model named 'tf'"),
+        (["generate", "--bundle", "{good}", "--sampler", "greedy", "--top-k", "3"], 2, "takes no option top_k"),
+        (["generate", "--bundle", "{good}", "--temperature", "-1"], 1, "temperature must be a positive"),
+        (["generate", "--bundle", "{good}", "--primer", "1 two"], 1, "primer: 'two' is not a token id"),
+        (["generate", "--bundle", "{good}", "--primer", "19"], 1, "token id 19 is outside [0, 19)"),
+        (["generate", "--bundle", "{good}", "--steps", "0"], 2, "--steps must be at least 1"),
+        (["generate", "--bundle", "{good}", "--steps", "many"], 2, "invalid int value: 'many'"),
+        (["generate", "--bundle", "{good}", "-o", "{nodir}"], 1, "does not exist"),
+        (["generate", "--bundle", "{good}", "--threads", "0"], 1, "threads must be a positive integer"),
+        (["generate"], 2, "give --repr"),
+        (["generate", "--repr", "nope"], 1, "no representation named 'nope'"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(make_bundle, tmp_path, args, code, message):
+    files = {
+        "{missing}": tmp_path / "missing.safetensors",
+        "{bad}": tmp_path / "bad.safetensors",
+        "{good}": make_bundle(),
+        "{nodir}": tmp_path / "no" / "such" / "out.txt",
+    }
+    (tmp_path / "bad.safetensors").write_text("hello")
+    before = set(os.listdir(tmp_path))
+    result = mgf_cli(*[files.get(a, a) for a in args], "-o" if "-o" not in args else "--seed", tmp_path / "out.txt" if "-o" not in args else "1", cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_a_failed_write_leaves_no_partial_file(make_bundle, tmp_path, monkeypatch):
+    """The representation fails half-way through writing: the output path never appears."""
+    from mgf.plugins.repr_tokens import Tokens
+
+    def failing_write(self, tokens, path, **options):
+        from mgf.files import atomic_path
+
+        with atomic_path(path) as tmp:
+            open(tmp, "w").write("1 2 3")
+            raise mgf.InputError("disk full")
+
+    monkeypatch.setattr(Tokens, "write", failing_write)
+    from mgf.cli.main import main
+
+    assert main(["generate", "--bundle", str(make_bundle()), "-o", str(tmp_path / "out.txt")]) == 1
+    assert sorted(os.listdir(tmp_path)) == ["model-0.safetensors"]
+
+
+def test_register_commands_adds_subcommands(register_plugin, capsys):
+    from mgf import hookimpl
+    from mgf.cli.main import main
+
+    class Plugin:
+        @hookimpl
+        def register_commands(self, cli):
+            parser = cli.command("count", "Count to n.")
+            parser.add_argument("n", type=int)
+            parser.set_defaults(run=lambda args: print(*np.arange(1, args.n + 1)))
+
+    register_plugin(Plugin(), "count-plugin")
+    assert main(["count", "3"]) == 0
+    assert capsys.readouterr().out == "1 2 3\n"
