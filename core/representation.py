@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +23,8 @@ class Representation(ABC):
     name: ClassVar[str]
     #: default suffix of files ``write`` produces, e.g. ``".mid"``
     suffix: ClassVar[str] = ".txt"
+    #: suffixes of the files ``read`` understands; ``mgf.data`` picks files in folders by them
+    read_suffixes: ClassVar[tuple[str, ...]] = (".txt",)
     #: model bundle used by ``mgf generate`` when none is given (a path), or None
     default_bundle: ClassVar[str | None] = None
 
@@ -42,6 +45,10 @@ class Representation(ABC):
     @abstractmethod
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """Tokens (int32, 1-D, without the start token) of the music in ``path``; ``InputError`` if unreadable."""
+
+    def read_pieces(self, path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+        """Every piece in ``path`` as ``(name, tokens)``: a file may hold several (a multi-tune ABC file)."""
+        yield str(path), self.read(path)
 
     @abstractmethod
     def write(self, tokens: np.ndarray, path: str | os.PathLike, **options: Any) -> None:
