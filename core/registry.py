@@ -27,6 +27,10 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.sampler_greedy",
     "mgf.plugins.sampler_temperature",
     "mgf.plugins.sampler_beam",
+    # commands: pluggy calls the last registered first, and that is the order `mgf --help` lists
+    "mgf.plugins.cmd_data",
+    "mgf.plugins.cmd_plugins",
+    "mgf.plugins.cmd_generate",
 )
 
 ENTRY_POINT_GROUP = "mgf"

@@ -1,0 +1,149 @@
+"""Training data: a source (``corpus:`` reference, folder, glob or file) -> token sequences.
+
+Encoded pieces are cached on disk per file, keyed by the file's content hash and the
+representation's name and config, so a second run reads arrays instead of re-parsing scores.
+Unreadable files are skipped, counted and listed, never fatal.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import corpus
+from .errors import InputError
+from .files import atomic_path
+from .representation import Representation
+
+CACHE_FORMAT = "1"
+
+
+def cache_root() -> str:
+    """``MGF_CACHE_DIR`` if set, else the user cache directory (e.g. ``~/.cache/mgf`` on Linux)."""
+    explicit = os.environ.get("MGF_CACHE_DIR")
+    if explicit:
+        return explicit
+    import platformdirs
+
+    return platformdirs.user_cache_dir("mgf")
+
+
+@dataclass
+class Dataset:
+    """Token sequences (without start tokens), one per piece, with where each came from."""
+
+    sequences: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    cached: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(s) for s in self.sequences)
+
+    def split(self, validation: float) -> tuple[Dataset, Dataset]:
+        """(train, validation) by piece; a piece's side depends only on its name, so it never moves."""
+        if not 0.0 <= validation < 1.0:
+            raise InputError(f"validation fraction must be in [0, 1), got {validation}")
+        train, held = Dataset(), Dataset()
+        for name, sequence in zip(self.names, self.sequences):
+            digest = hashlib.sha256(name.encode()).digest()
+            side = held if int.from_bytes(digest[:8], "big") / 2**64 < validation else train
+            side.names.append(name)
+            side.sequences.append(sequence)
+        return train, held
+
+
+def files(source: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The files a source names: ``corpus:...``, a folder (recursively, by suffix), a glob, or one file."""
+    if corpus.is_reference(source):
+        return [p for p in corpus.resolve(source) if p.lower().endswith(suffixes)]
+    source = os.path.expanduser(source)
+    if os.path.isdir(source):
+        found = [
+            os.path.join(directory, name)
+            for directory, _, names in os.walk(source)
+            for name in names
+            if name.lower().endswith(suffixes)
+        ]
+    elif os.path.isfile(source):
+        found = [source]
+    elif glob.has_magic(source):
+        found = [p for p in glob.glob(source, recursive=True) if os.path.isfile(p) and p.lower().endswith(suffixes)]
+    else:
+        raise InputError(f"{source}: no such file, folder, glob match or corpus reference")
+    if not found:
+        raise InputError(f"{source}: no files with suffix {', '.join(suffixes)}")
+    return sorted(found)
+
+
+def load(representation: Representation, source: str, cache: bool = True, progress: bool | None = None) -> Dataset:
+    """Encode every piece of ``source``; ``progress=None`` shows a bar only on a terminal."""
+    from tqdm import tqdm
+
+    paths = files(source, representation.read_suffixes)
+    dataset = Dataset()
+    key = _config_key(representation)
+    bar = tqdm(paths, desc=f"encoding {source}", unit="file", disable=None if progress is None else not progress,
+               leave=False)
+    for path in bar:
+        pieces, error, hit = _encode_cached(representation, path, key, cache)
+        dataset.cached += hit
+        if error is not None:
+            dataset.skipped.append((path, error))
+            continue
+        for name, tokens in pieces:
+            dataset.names.append(name)
+            dataset.sequences.append(tokens)
+    return dataset
+
+
+def _config_key(representation: Representation) -> str:
+    spec = json.dumps({"name": representation.name, "config": representation.config(), "cache": CACHE_FORMAT},
+                      sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def _encode_cached(representation, path, key, cache):
+    """``(pieces, error, cache_hit)`` for one file, from the cache when its content was seen before."""
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError as error:
+        return [], f"cannot read ({error.strerror})", False
+    entry = os.path.join(cache_root(), "sequences", representation.name, key, digest[:2], digest + ".npz")
+    if cache and os.path.exists(entry):
+        try:
+            with np.load(entry, allow_pickle=False) as stored:
+                meta = json.loads(str(stored["meta"]))
+                pieces = [(name, stored[f"piece_{i}"]) for i, name in enumerate(meta["names"])]
+            return pieces, meta["error"], True
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is re-encoded below
+    pieces, error = [], None
+    try:
+        for name, tokens in representation.read_pieces(path):
+            pieces.append((name, np.asarray(tokens, dtype=np.int32)))
+    except InputError as exc:
+        pieces, error = [], str(exc)
+    except Exception as exc:  # a plugin's unexpected failure on one file must not end the run
+        pieces, error = [], f"{type(exc).__name__}: {exc}"
+    if cache:
+        _store(entry, pieces, error)
+    return pieces, error, False
+
+
+def _store(entry, pieces, error):
+    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    arrays = {f"piece_{i}": tokens for i, (_, tokens) in enumerate(pieces)}
+    meta = json.dumps({"names": [name for name, _ in pieces], "error": error})
+    try:
+        with atomic_path(entry) as tmp:
+            np.savez(tmp, meta=np.array(meta), **arrays)
+    except OSError:
+        pass  # an unwritable cache only costs speed

@@ -1,0 +1,126 @@
+"""The data pipeline: sources, skipping, the on-disk cache, the split; with the `tokens` representation."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mgf import InputError, data, get_representation
+from mgf.plugins.repr_tokens import Tokens
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("MGF_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "music"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "one.txt").write_text("1 2 3\n")
+    (root / "a" / "two.txt").write_text("4 5\n")
+    (root / "a" / "b" / "three.txt").write_text("6\n")
+    (root / "a" / "bad.txt").write_text("1 x 3\n")
+    (root / "a" / "notes.md").write_text("not picked: wrong suffix\n")
+    return root
+
+
+class CountingTokens(Tokens):
+    """Counts how often files are actually parsed."""
+
+    reads = 0
+
+    def read(self, path):
+        CountingTokens.reads += 1
+        return super().read(path)
+
+
+def test_files_from_folder_glob_and_file(folder):
+    suffixes = (".txt",)
+    assert [os.path.relpath(p, folder) for p in data.files(str(folder), suffixes)] == [
+        "a/b/three.txt", "a/bad.txt", "a/two.txt", "one.txt"]
+    assert len(data.files(str(folder / "**" / "t*.txt"), suffixes)) == 2
+    assert data.files(str(folder / "one.txt"), suffixes) == [str(folder / "one.txt")]
+    with pytest.raises(InputError, match="no such file, folder"):
+        data.files(str(folder / "absent"), suffixes)
+    with pytest.raises(InputError, match="no files with suffix .mid"):
+        data.files(str(folder), (".mid",))
+
+
+def test_unreadable_files_are_skipped_and_listed(folder):
+    loaded = data.load(get_representation("tokens"), str(folder))
+    assert sorted(s.tolist() for s in loaded.sequences) == [[1, 2, 3], [4, 5], [6]]
+    assert len(loaded.skipped) == 1
+    path, reason = loaded.skipped[0]
+    assert path.endswith("bad.txt") and "'x' is not a token id" in reason
+
+
+def test_second_load_reads_the_cache_not_the_files(folder, cache_dir):
+    representation = CountingTokens()
+    CountingTokens.reads = 0
+    first = data.load(representation, str(folder))
+    assert CountingTokens.reads == 4 and first.cached == 0
+    second = data.load(representation, str(folder))
+    assert CountingTokens.reads == 4 and second.cached == 4
+    assert [s.tolist() for s in second.sequences] == [s.tolist() for s in first.sequences]
+    assert second.skipped == first.skipped
+    assert any(cache_dir.rglob("*.npz"))
+
+
+def test_cache_is_keyed_by_content_and_config(folder):
+    CountingTokens.reads = 0
+    data.load(CountingTokens(), str(folder))
+    (folder / "one.txt").write_text("7 7\n")
+    changed = data.load(CountingTokens(), str(folder))
+    assert CountingTokens.reads == 5
+    assert [7, 7] in [s.tolist() for s in changed.sequences]
+    data.load(CountingTokens(vocab_size=10), str(folder))
+    assert CountingTokens.reads == 9
+    data.load(CountingTokens(), str(folder), cache=False)
+    assert CountingTokens.reads == 13
+
+
+def test_damaged_cache_entry_is_re_encoded(folder, cache_dir):
+    data.load(get_representation("tokens"), str(folder))
+    for entry in cache_dir.rglob("*.npz"):
+        entry.write_bytes(b"garbage")
+    again = data.load(get_representation("tokens"), str(folder))
+    assert sorted(s.tolist() for s in again.sequences) == [[1, 2, 3], [4, 5], [6]]
+
+
+def test_split_is_by_piece_and_stable():
+    dataset = data.Dataset([np.arange(i % 7 + 1) for i in range(400)], [f"piece-{i}" for i in range(400)])
+    train, held = dataset.split(0.1)
+    assert len(train.names) + len(held.names) == 400 and 20 < len(held.names) < 60
+    assert not set(train.names) & set(held.names)
+    bigger = data.Dataset(dataset.sequences + [np.arange(3)] * 50, dataset.names + [f"new-{i}" for i in range(50)])
+    assert set(held.names) <= set(bigger.split(0.1)[1].names)
+    with pytest.raises(InputError):
+        dataset.split(1.0)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True,
+                          env=os.environ)
+
+
+def test_cli_encode_decode_dataset(folder, tmp_path):
+    result = run("encode", folder / "one.txt", "--repr", "tokens")
+    assert result.returncode == 0 and result.stdout == "1 2 3\n"
+    result = run("decode", "5 6 7", "--repr", "tokens", "--config", "vocab_size=20", "-o", tmp_path / "d.txt")
+    assert result.returncode == 0 and (tmp_path / "d.txt").read_text() == "5 6 7\n"
+    result = run("decode", "5 25", "--repr", "tokens", "--config", "vocab_size=20", "-o", tmp_path / "e.txt")
+    assert result.returncode == 1 and "token id 25 is outside [0, 20)" in result.stderr
+    assert not (tmp_path / "e.txt").exists()
+    result = run("dataset", folder, "--repr", "tokens")
+    assert result.returncode == 0
+    assert result.stdout.startswith("3 pieces, 6 tokens") and "bad.txt: " in result.stdout
+    result = run("encode", folder / "absent.txt", "--repr", "tokens")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    result = run("encode", folder / "one.txt", "--repr", "tokens", "--config", "vocab_size")
+    assert result.returncode == 1 and "KEY=VALUE" in result.stderr
