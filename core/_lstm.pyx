@@ -5,9 +5,11 @@ Work done once, at load:
   * layer 0's input projection of every token, plus its bias, is a table [V, 4H]: a step
     gathers one row per sequence instead of multiplying by the embedding and the kernel;
   * each upper layer's kernel and recurrent kernel are stacked into one [H_below + H, 4H]
-    matrix, read by one BLAS call against the row [x | h] kept contiguous in the state;
+    matrix, read by one matrix product against the row [x | h] kept contiguous in the state;
   * gate columns are regrouped by thread chunk ([i f g o] for units u0..u1, chunk after
-    chunk), so that each thread's BLAS call and cell update touch contiguous memory.
+    chunk), so that each thread's matrix product and cell update touch contiguous memory.
+
+The arithmetic is in _lstm_math.h.
 
 A step checks its inputs with the GIL held, then runs without it, allocating nothing: all
 buffers live in the state, which belongs to one sequence batch.  The state keeps two copies of
@@ -18,7 +20,6 @@ never races with another still reading the old one.
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 import numpy as np
 
@@ -29,19 +30,8 @@ from .model import as_tokens
 cdef extern from "_lstm_math.h" nogil:
     void mgf_lstm_cell(int rows, int units, const float *gates, long gate_stride, float *c, long c_stride,
                        float *h, long h_stride, float *h_out, long out_stride)
-
-
-cdef float ONE = 1.0
-cdef int INC = 1
-cdef char *NOTRANS = b"N"
-
-
-cdef inline void matmul_acc(int m, int n, int k, float *a, int lda, float *b, int ldb, float *c, int ldc) noexcept nogil:
-    """Row-major C[n, m] += B[n, k] @ A[k, m] (A, B, C with row strides lda, ldb, ldc)."""
-    if n == 1:
-        sgemv(NOTRANS, &m, &k, &ONE, a, &lda, b, &INC, &ONE, c, &INC)
-    else:
-        sgemm(NOTRANS, NOTRANS, &m, &n, &k, &ONE, a, &lda, b, &ldb, &ONE, c, &ldc)
+    void mgf_matmul_acc(int rows, int n, int k, const float *x, long ldx, const float *w, long ldw,
+                        float *c, long ldc)
 
 
 def _chunks(int size, int parts):
@@ -242,7 +232,7 @@ cdef class LSTMKernel:
                 memcpy(gates + b * G + g0, self.table + ids[b] * G + g0, m * sizeof(float))
             else:
                 memcpy(gates + b * G + g0, self.biases[l] + g0, m * sizeof(float))
-        matmul_acc(m, B, k, self.weights[l] + g0, G, row, k, gates + g0, G)
+        mgf_matmul_acc(B, m, k, row, k, self.weights[l] + g0, G, gates + g0, G)
         if l + 1 < n:
             above = state.row_ptr[state.parity * n + l + 1] + u0
             above_stride = self.kdim[l + 1]
@@ -258,4 +248,4 @@ cdef class LSTMKernel:
             return
         for b in range(B):
             memcpy(out + b * V + v0, self.dense_b + v0, m * sizeof(float))
-        matmul_acc(m, B, k, self.dense_w + v0, V, h, ldb, out + v0, V)
+        mgf_matmul_acc(B, m, k, h, ldb, self.dense_w + v0, V, out + v0, V)

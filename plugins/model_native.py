@@ -25,24 +25,13 @@ _kernel_module = None
 
 
 def _kernel():
-    """Import the compiled kernel once and keep scipy's BLAS single-threaded under it.
-
-    The kernel splits a step across cores itself (MGF_NUM_THREADS); OpenBLAS spawning its own
-    threads inside each small call would only add overhead and oversubscribe the cores.
-    """
+    """The compiled kernel, imported on first use."""
     global _kernel_module
     if _kernel_module is None:
         try:
             from mgf import _lstm
         except ImportError as error:
             raise PluginError(f"the native kernel is not built ({error}); reinstall mgf with pip") from None
-        import scipy
-        from threadpoolctl import ThreadpoolController
-
-        scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
-        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
-            if os.path.abspath(lib.filepath).startswith(os.path.join(scipy_dir, "scipy")):
-                lib.set_num_threads(1)
         State.register(_lstm.KernelState)
         _kernel_module = _lstm
     return _kernel_module
