@@ -59,6 +59,22 @@ class Dataset:
         return train, held
 
 
+def augment(dataset: Dataset, representation: Representation, semitones: range) -> Dataset:
+    """The pieces plus their transpositions by each shift in ``semitones``; shifts that leave the range are dropped.
+
+    Apply it to the training side only, after :meth:`Dataset.split`, so no transposed copy of a
+    validation piece leaks into training.
+    """
+    out = Dataset(skipped=list(dataset.skipped), cached=dataset.cached)
+    for name, sequence in zip(dataset.names, dataset.sequences):
+        for shift in semitones:
+            moved = sequence if shift == 0 else representation.transpose(sequence, shift)
+            if moved is not None:
+                out.names.append(name if shift == 0 else f"{name} ({shift:+d})")
+                out.sequences.append(moved)
+    return out
+
+
 def files(source: str, suffixes: tuple[str, ...]) -> list[str]:
     """The files a source names: ``corpus:...``, a folder (recursively, by suffix), a glob, or one file."""
     if corpus.is_reference(source):

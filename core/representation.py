@@ -58,6 +58,10 @@ class Representation(ABC):
     def parse_primer(self, text: str) -> np.ndarray:
         """Tokens of a primer given as text on the command line; ``InputError`` quoting the bad part."""
 
+    def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
+        """``tokens`` moved by ``semitones``, or None if a note would leave the vocabulary (or pitch means nothing here)."""
+        return None
+
     def fit(self, sequences: Any) -> None:  # noqa: B027 - optional hook, no-op by default
         """Learn what the representation needs from training data (e.g. a codebook)."""
 
