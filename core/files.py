@@ -21,10 +21,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=directory)
     os.close(fd)
     try:
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; writers may have replaced it
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -24,12 +24,14 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.repr_tokens",
     "mgf.plugins.model_numpy",
     "mgf.plugins.model_native",
+    "mgf.plugins.model_keras",
     "mgf.plugins.sampler_greedy",
     "mgf.plugins.sampler_temperature",
     "mgf.plugins.sampler_beam",
     # commands: pluggy calls the last registered first, and that is the order `mgf --help` lists
     "mgf.plugins.cmd_data",
     "mgf.plugins.cmd_plugins",
+    "mgf.plugins.cmd_train",
     "mgf.plugins.cmd_generate",
 )
 

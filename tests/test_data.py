@@ -124,3 +124,26 @@ def test_cli_encode_decode_dataset(folder, tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     result = run("encode", folder / "one.txt", "--repr", "tokens", "--config", "vocab_size")
     assert result.returncode == 1 and "KEY=VALUE" in result.stderr
+
+
+def test_windows_predict_every_token_once_from_the_start_token():
+    x, y, w = data.windows([np.array([1, 2, 3, 4, 5]), np.array([6])], start=9, length=3)
+    assert x.tolist() == [[9, 1, 2], [3, 4, 0], [9, 0, 0]]
+    assert y.tolist() == [[1, 2, 3], [4, 5, 0], [6, 0, 0]]
+    assert w.tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0]]
+    predicted = sorted(y[w > 0].tolist())
+    assert predicted == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(InputError):
+        data.windows([np.array([1])], start=9, length=0)
+
+
+def test_augment_transposes_with_the_representation():
+    class Shifting(Tokens):
+        def transpose(self, tokens, semitones):
+            moved = tokens + semitones
+            return moved if moved.min() >= 0 and moved.max() < self.start_token else None
+
+    dataset = data.Dataset([np.array([0, 5]), np.array([100, 128])], ["low", "high"])
+    out = data.augment(dataset, Shifting(), range(-1, 2))
+    assert out.names == ["low", "low (+1)", "high (-1)", "high"]
+    assert [s.tolist() for s in out.sequences] == [[0, 5], [1, 6], [99, 127], [100, 128]]

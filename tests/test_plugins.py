@@ -56,7 +56,7 @@ def test_two_plugins_with_one_name_is_an_error_naming_both(register_plugin):
 
 
 def test_unknown_names_list_what_is_installed():
-    with pytest.raises(PluginError, match=r"no model named 'keras2' \(installed: native, numpy"):
+    with pytest.raises(PluginError, match=r"no model named 'keras2' \(installed: keras, native, numpy"):
         registry.get("models", "keras2")
 
 

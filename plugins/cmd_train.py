@@ -1,0 +1,85 @@
+"""``mgf train`` and ``mgf export``: Keras trains, a bundle comes out.  Need ``pip install 'mgf[keras]'``."""
+
+import os
+import shlex
+import sys
+
+from mgf import InputError, UsageError, bundle, get_representation, hookimpl
+
+from .cmd_data import _add_repr_options, _config
+from .model_keras import keras_net
+
+
+def _transpose(text):
+    """``"-3:3"`` -> range(-3, 4); ``"0"`` -> range(0, 1)."""
+    low, _, high = text.partition(":")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise UsageError(f"--transpose takes LOW:HIGH semitones, e.g. -5:6, got {text!r}") from None
+    if low > high:
+        raise UsageError(f"--transpose: {low} is above {high}")
+    return range(low, high + 1)
+
+
+def _train(args):
+    if args.layers < 1 or args.hidden < 1 or args.embedding < 0 or args.seq_len < 1 or args.batch_size < 1 or args.epochs < 1:
+        raise UsageError("--layers, --hidden, --seq-len, --batch-size and --epochs must be positive, --embedding >= 0")
+    if not 0 <= args.val_split < 1:
+        raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
+    representation = get_representation(args.repr, **_config(args.config))
+    keras_net()  # fail early, with the install hint, before reading data
+    from .keras_train import train
+
+    result = train(
+        representation, args.data, args.output,
+        hidden=[args.hidden] * args.layers, embedding_dim=args.embedding or None, seq_len=args.seq_len,
+        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
+        patience=args.patience, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
+        command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    best = result.training["best_val_loss"]
+    print(f"{args.output}: {result.training['epochs']} epochs, "
+          + (f"best validation loss {best:.4f} nats/token" if best is not None else "no validation split"))
+
+
+def _export(args):
+    net = keras_net()
+    model = net.load_keras(args.model)
+    arch, tensors = net.to_tensors(model)
+    representation = get_representation(args.repr, **_config(args.config))
+    if representation.vocab_size != arch.vocab_size:
+        raise InputError(f"{args.model}: the model has {arch.vocab_size} tokens, representation "
+                         f"{representation.name!r} has {representation.vocab_size}")
+    output = args.output or os.path.splitext(args.model)[0] + ".safetensors"
+    bundle.write(bundle.Bundle(arch, tensors, {"name": representation.name, "config": representation.config()},
+                               {"exported_from": os.path.basename(args.model)}), output)
+    print(output)
+
+
+@hookimpl
+def register_commands(cli):
+    p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf[keras]).")
+    _add_repr_options(p)
+    p.add_argument("--data", required=True, help="corpus:essenFolksong, corpus:bach, a folder of files, or a glob")
+    p.add_argument("--hidden", type=int, default=256, help="units per LSTM layer (default: 256)")
+    p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: 2)")
+    p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per training window (default: 128)")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")
+    p.add_argument("--epochs", type=int, default=20, help="most epochs; early stopping may end sooner (default: 20)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
+    p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
+    p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("-o", "--output", required=True, help="bundle to write (.safetensors); the Keras model goes beside it")
+    p.set_defaults(run=_train)
+
+    p = cli.command("export", "Convert a Keras model (Embedding/one-hot -> LSTM... -> Dense) into a bundle.")
+    p.add_argument("model", help=".keras file")
+    _add_repr_options(p)
+    p.add_argument("-o", "--output", help="bundle to write (default: beside the model)")
+    p.set_defaults(run=_export)

@@ -1,0 +1,165 @@
+"""Keras side of mgf: the training network, its conversion to and from bundles, a one-step model.
+
+Imported only when Keras is needed (``--model keras``, ``mgf train``, ``mgf export``), so
+that the rest of mgf never pays for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mgf import InputError, Model, State
+from mgf.bundle import Arch
+
+
+def _import_keras():
+    """Import Keras with TensorFlow's start-up log lines (C++ writes them to fd 2) kept off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF logs harmless C++ errors during fit too
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+        import tensorflow  # noqa: F401  (its import is what logs)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
+
+
+keras = _import_keras()
+
+SUPPORTED = "Embedding or CategoryEncoding(one_hot), then LSTM layers (default activations), then Dense (linear or softmax)"
+
+
+def build(arch: Arch) -> keras.Model:
+    """The training network: tokens [B, T] -> logits [B, T, V]."""
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    if arch.embedding_dim:
+        x = keras.layers.Embedding(arch.vocab_size, arch.embedding_dim, name="embedding")(tokens)
+    else:
+        x = keras.layers.CategoryEncoding(num_tokens=arch.vocab_size, output_mode="one_hot", name="one_hot")(tokens)
+    for i, units in enumerate(arch.hidden):
+        x = keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)
+    logits = keras.layers.Dense(arch.vocab_size, name="dense")(x)
+    return keras.Model(tokens, logits, name="mgf_lstm")
+
+
+def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
+    """Architecture and bundle tensors of a Keras model built like :func:`build` (by mgf or by hand)."""
+    layers = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout))]
+    tensors: dict[str, np.ndarray] = {}
+    embedding_dim, vocab_size, hidden = None, None, []
+    position = 0
+    if layers and isinstance(layers[0], keras.layers.Embedding):
+        if layers[0].mask_zero:
+            raise InputError(f"layer {layers[0].name!r}: Embedding(mask_zero=True) is not supported (token 0 is a real token)")
+        tensors["embedding"] = layers[0].get_weights()[0]
+        vocab_size, embedding_dim = tensors["embedding"].shape
+        position = 1
+    elif layers and isinstance(layers[0], keras.layers.CategoryEncoding):
+        if layers[0].output_mode != "one_hot":
+            raise InputError(f"layer {layers[0].name!r}: CategoryEncoding must use output_mode='one_hot'")
+        vocab_size = layers[0].num_tokens
+        position = 1
+    else:
+        first = layers[0] if layers else None
+        raise InputError(f"unsupported first layer {_describe(first)}: expected {SUPPORTED}")
+    while position < len(layers) and isinstance(layers[position], keras.layers.LSTM):
+        layer = layers[position]
+        config = layer.get_config()
+        if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
+            raise InputError(f"layer {layer.name!r}: only LSTM(activation='tanh', recurrent_activation='sigmoid', use_bias=True) is supported")
+        if config.get("go_backwards"):
+            raise InputError(f"layer {layer.name!r}: go_backwards LSTMs cannot generate left to right")
+        kernel, recurrent, bias = layer.get_weights()
+        i = len(hidden)
+        tensors[f"lstm.{i}.kernel"], tensors[f"lstm.{i}.recurrent_kernel"], tensors[f"lstm.{i}.bias"] = kernel, recurrent, bias
+        hidden.append(recurrent.shape[0])
+        position += 1
+    if not hidden:
+        raise InputError(f"unsupported layer {_describe(layers[position] if position < len(layers) else None)}: expected {SUPPORTED}")
+    if position != len(layers) - 1 or not isinstance(layers[position], keras.layers.Dense):
+        raise InputError(f"unsupported layer {_describe(layers[position] if position < len(layers) else None)}: expected {SUPPORTED}")
+    dense = layers[position]
+    if dense.get_config()["activation"] not in ("linear", "softmax") or not dense.use_bias:
+        raise InputError(f"layer {dense.name!r}: the output Dense must be linear or softmax, with a bias")
+    tensors["dense.kernel"], tensors["dense.bias"] = dense.get_weights()
+    arch = Arch(vocab_size=int(vocab_size), hidden=tuple(int(h) for h in hidden),
+                embedding_dim=None if embedding_dim is None else int(embedding_dim))
+    return arch, {name: np.asarray(value, dtype=np.float32) for name, value in tensors.items()}
+
+
+def _describe(layer) -> str:
+    return "(none)" if layer is None else f"{layer.name!r} ({type(layer).__name__})"
+
+
+def load_keras(path: str) -> keras.Model:
+    """A saved ``.keras`` model, loaded in safe mode (no Lambda code is ever deserialised)."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a loadable Keras model ({message})") from None
+
+
+class KerasState(State):
+    def __init__(self, h: list[np.ndarray], c: list[np.ndarray]) -> None:
+        self.h, self.c = h, c
+
+    @property
+    def batch_size(self) -> int:
+        return self.h[0].shape[0]
+
+    def take(self, indices) -> KerasState:
+        indices = np.asarray(indices, dtype=np.intp)
+        return KerasState([h[indices] for h in self.h], [c[indices] for c in self.c])
+
+
+class KerasStepModel(Model):
+    """One step of a bundle's network through Keras's own layers (Embedding, LSTMCell, Dense)."""
+
+    def __init__(self, arch: Arch, tensors: dict[str, np.ndarray]) -> None:
+        self.arch = arch
+        if arch.embedding_dim:
+            self.embed = keras.layers.Embedding(arch.vocab_size, arch.embedding_dim)
+            self.embed.build((None,))
+            self.embed.set_weights([tensors["embedding"]])
+        else:
+            self.embed = keras.layers.CategoryEncoding(num_tokens=arch.vocab_size, output_mode="one_hot")
+        self.cells = []
+        for i, units in enumerate(arch.hidden):
+            cell = keras.layers.LSTMCell(units)
+            cell.build((None, arch.input_dim(i)))
+            cell.set_weights([tensors[f"lstm.{i}.kernel"], tensors[f"lstm.{i}.recurrent_kernel"], tensors[f"lstm.{i}.bias"]])
+            self.cells.append(cell)
+        self.dense = keras.layers.Dense(arch.vocab_size)
+        self.dense.build((None, arch.hidden[-1]))
+        self.dense.set_weights([tensors["dense.kernel"], tensors["dense.bias"]])
+
+    @property
+    def vocab_size(self) -> int:
+        return self.arch.vocab_size
+
+    def initial_state(self, batch_size: int) -> KerasState:
+        zeros = [np.zeros((batch_size, h), np.float32) for h in self.arch.hidden]
+        return KerasState(zeros, [z.copy() for z in zeros])
+
+    def step(self, tokens, state: KerasState) -> tuple[np.ndarray, KerasState]:
+        from mgf.model import as_tokens
+
+        tokens = as_tokens(tokens, state.batch_size, self.vocab_size)
+        x = self.embed(tokens)
+        hs, cs = [], []
+        for cell, h, c in zip(self.cells, state.h, state.c):
+            x, (h, c) = cell(x, [h, c])
+            hs.append(keras.ops.convert_to_numpy(h))
+            cs.append(keras.ops.convert_to_numpy(c))
+        logits = keras.ops.convert_to_numpy(self.dense(x)).astype(np.float32)
+        return logits, KerasState(hs, cs)
+
+

@@ -1,0 +1,177 @@
+"""The keras backend, `mgf train` and `mgf export`; run where the `keras` extra is installed (CI installs it)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mgf
+from mgf import InputError, bundle
+
+keras = pytest.importorskip("keras")
+net = pytest.importorskip("mgf.plugins.keras_net")
+from mgf.plugins.model_native import NativeModel  # noqa: E402
+
+SHAPES = [(130, (64,), 16, 1), (40, (32, 24), None, 4), (388, (48, 32, 16), 24, 3)]
+
+
+@pytest.mark.parametrize("vocab, hidden, embedding, batch", SHAPES)
+def test_native_equals_keras_over_200_steps(vocab, hidden, embedding, batch):
+    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab)
+    native, reference = NativeModel(loaded, 1), net.KerasStepModel(loaded.arch, loaded.tensors)
+    rng = np.random.default_rng(0)
+    state_n, state_k = native.initial_state(batch), reference.initial_state(batch)
+    for _ in range(200):
+        tokens = rng.integers(0, vocab, batch).astype(np.int32)
+        logits_n, state_n = native.step(tokens, state_n)
+        logits_k, state_k = reference.step(tokens, state_k)
+        np.testing.assert_allclose(logits_n, logits_k, rtol=1e-4, atol=1e-4)
+
+
+def test_greedy_generation_is_the_same_on_both_backends(make_bundle):
+    path = make_bundle(50, (32, 32), 8, seed=3, scale=2.0)
+    tokens = {backend: mgf.generate(mgf.load_model(path, backend=backend), 100, sampler="greedy", primer=[1, 2])
+              for backend in ("native", "keras")}
+    np.testing.assert_array_equal(tokens["native"], tokens["keras"])
+
+
+def mgf_cli(*args):
+    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture
+def progressions(tmp_path):
+    """A learnable data set: rising arithmetic progressions mod 40, as `tokens` files."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(40):
+        start, step = rng.integers(0, 40), rng.integers(1, 4)
+        (folder / f"p{i}.txt").write_text(" ".join(str((start + step * j) % 40) for j in range(60)))
+    return folder
+
+
+def test_train_learns_and_writes_a_usable_bundle(progressions, tmp_path, monkeypatch):
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "m.safetensors"
+    result = mgf_cli("train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "48",
+                     "--layers", "1", "--embedding", "16", "--seq-len", "30", "--batch-size", "16", "--epochs", "6",
+                     "--lr", "0.02", "--val-split", "0.2", "-o", out)
+    assert result.returncode == 0, result.stderr
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 6
+    losses = [float(line.split("val_loss ")[1].split(",")[0]) for line in epoch_lines]
+    assert losses[-1] < 0.6 * losses[0]
+    loaded = bundle.read(out)
+    assert loaded.training["epochs"] == 6 and loaded.training["best_val_loss"] == pytest.approx(min(losses), abs=1e-3)
+    assert loaded.training["command"].startswith("mgf train --repr tokens")
+    assert (tmp_path / "m.keras").exists()
+    from mgf.baselines import model_cross_entropy
+
+    unseen = [np.array([(5 + 2 * j) % 40 for j in range(60)]), np.array([(1 + 3 * j) % 40 for j in range(60)])]
+    assert model_cross_entropy(mgf.load_model(out), unseen) < 0.5 * np.log(40)
+
+
+def test_resume_continues_from_the_checkpoint(progressions, tmp_path, monkeypatch):
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "m.safetensors"
+    common = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
+              "--layers", "1", "--seq-len", "30", "-o", out]
+    assert mgf_cli(*common, "--epochs", "1").returncode == 0
+    assert json.loads((tmp_path / "m.ckpt.json").read_text())["epoch"] == 1
+    result = mgf_cli(*common, "--epochs", "3", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert [line.split(",")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch 2/3", "epoch 3/3"]
+    assert bundle.read(out).training["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    "make_data, message",
+    [
+        (lambda d: None, "no files with suffix .txt"),
+        (lambda d: (d / "a.txt").write_text("1 x"), "no piece could be read"),
+        (lambda d: (d / "a.txt").write_text("1 2 3"), "too few pieces (1) for a validation split"),
+    ],
+)
+def test_train_on_unusable_data_is_one_line(tmp_path, make_data, message, monkeypatch):
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "d"
+    folder.mkdir()
+    make_data(folder)
+    result = mgf_cli("train", "--repr", "tokens", "--data", folder, "--epochs", "1", "-o", tmp_path / "m.safetensors")
+    assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_export_of_a_hand_built_model_runs_natively(tmp_path):
+    """A model built by hand the tutorial way (last LSTM returns one vector, softmax output)."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input(shape=(None,), dtype="int32"),
+        keras.layers.Embedding(30, 8),
+        keras.layers.LSTM(16, return_sequences=True),
+        keras.layers.Dropout(0.3),
+        keras.layers.LSTM(12),
+        keras.layers.Dense(30, activation="softmax"),
+    ])
+    path = tmp_path / "hand.keras"
+    model.save(path)
+    result = mgf_cli("export", path, "--repr", "tokens", "--config", "vocab_size=30", "-o", tmp_path / "hand.safetensors")
+    assert result.returncode == 0, result.stderr
+    window = np.array([[29, 3, 17, 4, 4, 9]], np.int32)
+    expected = np.asarray(model(window))[0]
+    native = mgf.load_model(tmp_path / "hand.safetensors")
+    state = native.initial_state(1)
+    for token in window[0]:
+        logits, state = native.step([token], state)
+    probs = np.exp(logits[0] - logits[0].max())
+    np.testing.assert_allclose(probs / probs.sum(), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        (lambda: [keras.layers.Embedding(30, 8), keras.layers.Conv1D(4, 3), keras.layers.Dense(30)], "'conv1d' (Conv1D)"),
+        (lambda: [keras.layers.Embedding(30, 8), keras.layers.GRU(8), keras.layers.Dense(30)], "(GRU)"),
+        (lambda: [keras.layers.Embedding(30, 8), keras.layers.LSTM(8, activation="relu"), keras.layers.Dense(30)], "activation='tanh'"),
+        (lambda: [keras.layers.Embedding(30, 8, mask_zero=True), keras.layers.LSTM(8), keras.layers.Dense(30)], "mask_zero"),
+    ],
+)
+def test_export_rejects_unsupported_layers_in_one_line(tmp_path, layers, message):
+    model = keras.Sequential([keras.Input(shape=(None,), dtype="int32"), *layers()])
+    model.save(tmp_path / "bad.keras")
+    result = mgf_cli("export", tmp_path / "bad.keras", "--repr", "tokens", "--config", "vocab_size=30")
+    assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_export_of_a_file_that_is_not_keras(tmp_path):
+    (tmp_path / "x.keras").write_text("nope")
+    result = mgf_cli("export", tmp_path / "x.keras", "--repr", "tokens")
+    assert result.returncode == 1 and "not a loadable Keras model" in result.stderr
+
+
+def test_keras_backend_without_tensorflow_says_how_to_install(make_bundle):
+    code = (f"import sys; sys.modules['keras'] = None\n"
+            f"import mgf\n"
+            f"try:\n    mgf.load_model({str(make_bundle())!r}, backend='keras')\n"
+            f"except mgf.PluginError as e:\n    print(e)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'mgf[keras]'" in result.stdout
+
+
+def test_wrong_tensor_shape_bundle_is_one_line(make_bundle, tmp_path):
+    from safetensors.numpy import save_file
+
+    loaded = bundle.read(make_bundle(20, (8,)))
+    tensors = dict(loaded.tensors)
+    tensors["lstm.0.kernel"] = np.zeros((20, 31), np.float32)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=loaded.metadata())
+    for backend in ("native", "keras"):
+        result = mgf_cli("generate", "--bundle", tmp_path / "bad.safetensors", "--model", backend, "-o", tmp_path / "o.txt")
+        assert result.returncode == 1 and result.stderr.count("\n") == 1
+        assert "'lstm.0.kernel' has shape [20, 31], expected [20, 32]" in result.stderr
+    assert not os.path.exists(tmp_path / "o.txt")
