@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -63,8 +62,7 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    if not getattr(sys, "_called_from_test", False):
-        _load_entry_points()
+    _load_entry_points()
     for module_name in DEFAULT_PLUGINS:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)

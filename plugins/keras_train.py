@@ -70,7 +70,7 @@ def train(
     if not dataset.sequences:
         raise InputError(f"{source}: no piece could be read ({len(dataset.skipped)} file(s) skipped)")
     train_set, val_set = dataset.split(val_split)
-    if val_split > 0 and not val_set.sequences:
+    if val_split > 0 and not (val_set.sequences and train_set.sequences):
         raise InputError(f"{source}: too few pieces ({len(dataset.sequences)}) for a validation split; use more data or --val-split 0")
     if len(transpose) > 1 or 0 not in transpose:
         train_set = data.augment(train_set, representation, transpose)

@@ -1,15 +1,9 @@
 """Shared fixtures: random bundles on disk, in-process plugin registration, a Markov-chain model."""
 
-import sys
-
 import numpy as np
 import pytest
 
 from mgf import Model, State, bundle, registry
-
-# Entry points of whatever is installed stay out of the in-process tests; tests that need
-# discovery run `mgf` in a subprocess.
-sys._called_from_test = True
 
 
 @pytest.fixture
