@@ -22,6 +22,7 @@ from .errors import PluginError
 DEFAULT_PLUGINS = (
     "mgf.plugins.repr_tokens",
     "mgf.plugins.repr_notes",
+    "mgf.plugins.repr_midi",
     "mgf.plugins.model_numpy",
     "mgf.plugins.model_native",
     "mgf.plugins.model_keras",

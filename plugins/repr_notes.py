@@ -1,50 +1,67 @@
-"""``notes``: a monophonic melody on a time grid, read and written with music21 (Magenta's MelodyRNN scheme).
+"""``notes``: a monophonic melody on a time grid, in the token scheme of Magenta's MelodyRNN.
 
-Token ids, for ``P = max_pitch - min_pitch + 1`` pitches:
-  0          NO_EVENT: nothing new in this step (the note or rest goes on)
-  1          NOTE_OFF: a rest begins
-  2 .. P+1   NOTE_ON of pitch ``min_pitch + id - 2``
-  P+2        START (start of sequence; never written)
-One token per grid step of ``1 / steps_per_quarter`` quarter notes.
+Time is cut into ``steps_per_quarter`` steps per quarter note; each step is one token:
 
-Reading a score takes its melody by one rule: the first part in score order (the soprano of a
-chorale), and of a chord its highest note; a note starting while another sounds ends that one.
-Onsets and ends are rounded to the grid (a note keeps at least one step).  Leading rests are
-dropped.  A melody outside [min_pitch, max_pitch] is moved by the whole octaves that leave the
-fewest notes outside; a note still outside is moved by octaves alone.
+* ``0`` NO_EVENT: hold whatever sounds (a note or the silence) for one more step;
+* ``1`` NOTE_OFF: a rest begins;
+* ``2 + (p - min_pitch)`` NOTE_ON of MIDI pitch ``p``, for ``p`` in ``[min_pitch, max_pitch]``;
+* ``vocab_size - 1`` START, the start-of-sequence token (never in a melody; ``write`` skips it).
+
+Reading a score keeps one line of it, by these rules:
+
+* the melody is the first part in score order that has notes (the soprano of a chorale, the
+  top staff otherwise); chord symbols, unpitched notes and grace notes are ignored;
+* onsets and ends are rounded to the nearest step; a note that would get no length keeps one
+  step; tied notes are merged into one;
+* of notes that start on the same step the highest wins (so a chord gives its top note); a note
+  is cut short where the next one starts;
+* the melody is moved by the whole number of octaves that leaves the fewest notes outside
+  ``[min_pitch, max_pitch]`` (the smallest such move); notes still outside are moved into the
+  range by octaves one by one;
+* the sequence starts at the beginning of the score (silence before the first note is NO_EVENT)
+  and ends where the last note ends.
+
+music21 is imported inside the methods that parse or write, so sampling never loads it.
 """
 
-from __future__ import annotations
-
+import math
 import os
 import re
+from fractions import Fraction
 
 import numpy as np
 
 from mgf import InputError, Representation, corpus, hookimpl
 from mgf.files import atomic_path
 
-NO_EVENT, NOTE_OFF, FIRST_PITCH_TOKEN = 0, 1, 2
-SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
-NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
+_MIDI_SUFFIXES = (".mid", ".midi")
+_XML_SUFFIXES = (".musicxml", ".xml")
+_PITCH_CLASSES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_PITCH_NAME = re.compile(r"([a-g])([#b]*)(-?\d+)", re.IGNORECASE)
 
 
 class Notes(Representation):
+    """Melodies as NO_EVENT / NOTE_OFF / NOTE_ON tokens, one per step of ``steps_per_quarter`` per quarter."""
+
     name = "notes"
     suffix = ".mid"
-    read_suffixes = SCORE_SUFFIXES
+    read_suffixes = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
 
-    def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120.0) -> None:
+    def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120) -> None:
         for key, value in (("steps_per_quarter", steps_per_quarter), ("min_pitch", min_pitch), ("max_pitch", max_pitch)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise InputError(f"notes: {key} must be an integer, got {value!r}")
         if steps_per_quarter < 1:
             raise InputError(f"notes: steps_per_quarter must be >= 1, got {steps_per_quarter}")
-        if not 0 <= min_pitch <= max_pitch <= 127 or max_pitch - min_pitch < 11:
-            raise InputError(f"notes: need 0 <= min_pitch <= max_pitch <= 127 spanning an octave, got {min_pitch}..{max_pitch}")
-        if not isinstance(qpm, (int, float)) or not 0 < qpm <= 1000:
-            raise InputError(f"notes: qpm must be in (0, 1000], got {qpm!r}")
-        self.steps_per_quarter, self.min_pitch, self.max_pitch, self.qpm = steps_per_quarter, min_pitch, max_pitch, float(qpm)
+        if not 0 <= min_pitch <= max_pitch <= 127:
+            raise InputError(f"notes: need 0 <= min_pitch <= max_pitch <= 127, got {min_pitch} and {max_pitch}")
+        # an octave or more, so that every note can be moved into the range by octaves
+        if max_pitch - min_pitch < 11:
+            raise InputError(f"notes: the range {min_pitch}..{max_pitch} must span at least 12 pitches")
+        if isinstance(qpm, bool) or not isinstance(qpm, (int, float)) or not 0 < qpm < math.inf:
+            raise InputError(f"notes: qpm must be a positive number, got {qpm!r}")
+        self.steps_per_quarter, self.min_pitch, self.max_pitch, self.qpm = steps_per_quarter, min_pitch, max_pitch, qpm
 
     def config(self):
         return {"steps_per_quarter": self.steps_per_quarter, "min_pitch": self.min_pitch,
@@ -52,187 +69,191 @@ class Notes(Representation):
 
     @property
     def vocab_size(self):
-        return FIRST_PITCH_TOKEN + self.max_pitch - self.min_pitch + 2
+        return FIRST_PITCH + self.max_pitch - self.min_pitch + 2
 
     @property
     def start_token(self):
         return self.vocab_size - 1
 
-    # reading -----------------------------------------------------------------------------
+    # ---- reading
+
     def read(self, path):
-        pieces = list(self.read_pieces(path))
-        return pieces[0][1]
+        """The first piece of ``path`` (a multi-tune file holds several: see ``read_pieces``)."""
+        return next(iter(self.read_pieces(path)))[1]
 
     def read_pieces(self, path):
-        from music21 import stream
+        """``(name, tokens)`` per piece; a tune of a multi-tune file is named ``file#k`` (k-th tune)."""
+        files = corpus.resolve(path) if corpus.is_reference(path) else [os.fspath(path)]
+        for file in files:
+            scores = self._parse(file)
+            pieces = [(file if len(scores) == 1 else f"{file}#{k}", self._melody(score))
+                      for k, score in enumerate(scores, 1)]
+            pieces = [(name, tokens) for name, tokens in pieces if tokens is not None]
+            if not pieces:
+                raise InputError(f"{file}: no notes in the score")
+            yield from pieces
 
-        parsed, where = _parse(path)
-        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
-        found = 0
-        for number, score in enumerate(scores):
-            notes = self._melody(score)
-            if not notes:
-                continue
-            found += 1
-            title = score.metadata.title if score.metadata and score.metadata.title else None
-            name = f"{where}#{number + 1}" if len(scores) > 1 else where
-            yield (f"{name} {title}" if title and len(scores) > 1 else name), self._encode(notes)
-        if not found:
-            raise InputError(f"{where}: no notes in the score")
+    def _parse(self, path):
+        """The scores in the file at ``path``; every failure becomes an ``InputError`` naming it."""
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{path}: empty file")
+        from music21 import converter, stream
+
+        # forceSource: music21 would otherwise cache pickles keyed by path and mtime, which can go stale.
+        # quantizePost=False: music21 would snap MIDI to its own grid (16ths and triplets) before ours.
+        options = {"quantizePost": False} if path.lower().endswith(_MIDI_SUFFIXES) else {}
+        try:
+            parsed = converter.parseFile(path, forceSource=True, **options)
+        except Exception as error:  # music21 raises many kinds (ParseError, MidiException, IndexError, ...)
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise InputError(f"{path}: cannot read as music ({type(error).__name__}: {reason})") from None
+        return list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
 
     def _melody(self, score):
-        """``[(onset_step, end_step, midi_pitch)]`` of the top part, monophonic, on the grid."""
-        from music21 import chord
+        """Tokens of the melody of one score (the rules are in the module docstring), or None without notes."""
+        from music21 import chord, harmony, note
 
-        parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
-        events = {}
-        for element in parts[0].stripTies().flatten().notes:
-            pitch = max(p.midi for p in element.pitches) if isinstance(element, chord.Chord) else element.pitch.midi
-            onset = round(float(element.offset) * self.steps_per_quarter)
-            end = max(onset + 1, round(float(element.offset + element.quarterLength) * self.steps_per_quarter))
-            if onset not in events or pitch > events[onset][1]:
-                events[onset] = (end, pitch)
-        notes = []
-        for onset in sorted(events):
-            end, pitch = events[onset]
-            if notes and notes[-1][1] > onset:
-                notes[-1] = (notes[-1][0], onset, notes[-1][2])
-            notes.append((onset, end, pitch))
-        return self._into_range(notes)
+        for part in list(score.parts) or [score]:
+            notes = []
+            for element in part.stripTies(inPlace=False).flatten().notes:
+                if isinstance(element, harmony.Harmony) or element.duration.isGrace:
+                    continue
+                if isinstance(element, note.Note):
+                    pitch = element.pitch.midi
+                elif isinstance(element, chord.Chord) and element.pitches:
+                    pitch = max(p.midi for p in element.pitches)
+                else:
+                    continue
+                start = self._step(element.offset)
+                notes.append((start, max(start + 1, self._step(element.offset + element.quarterLength)), pitch))
+            if notes:
+                return self._tokens(notes)
+        return None
 
-    def _into_range(self, notes):
-        pitches = np.array([p for _, _, p in notes])
-        shifts = sorted(range(-120, 121, 12), key=abs)
-        best = min(shifts, key=lambda s: int(((pitches + s < self.min_pitch) | (pitches + s > self.max_pitch)).sum()))
-        moved = []
-        for onset, end, pitch in notes:
-            pitch += best
-            while pitch < self.min_pitch:
-                pitch += 12
-            while pitch > self.max_pitch:
-                pitch -= 12
-            moved.append((onset, end, pitch))
-        return moved
+    def _step(self, quarters):
+        return math.floor(float(quarters) * self.steps_per_quarter + 0.5)
 
-    def _encode(self, notes):
-        first = notes[0][0]
-        tokens = np.full(notes[-1][1] - first, NO_EVENT, np.int32)
-        for index, (onset, end, pitch) in enumerate(notes):
-            tokens[onset - first] = FIRST_PITCH_TOKEN + pitch - self.min_pitch
-            following = notes[index + 1][0] if index + 1 < len(notes) else None
-            if end - first < len(tokens) and (following is None or end < following):
-                tokens[end - first] = NOTE_OFF
+    def _tokens(self, notes):
+        melody = []  # [start, end, pitch]
+        for start, end, pitch in sorted(notes, key=lambda n: (n[0], -n[2])):
+            if melody and melody[-1][0] == start:
+                continue  # the highest note on this step came first
+            if melody:
+                melody[-1][1] = min(melody[-1][1], start)
+            melody.append([start, end, pitch])
+        pitches = self._fit([pitch for _, _, pitch in melody])
+        tokens = np.full(melody[-1][1], NO_EVENT, dtype=np.int32)
+        for (start, end, _), pitch in zip(melody, pitches):
+            tokens[start] = FIRST_PITCH + pitch - self.min_pitch
+            if end < len(tokens):
+                tokens[end] = NOTE_OFF  # overwritten by the next note if it starts right there
         return tokens
 
-    # writing -----------------------------------------------------------------------------
-    def decode(self, tokens):
-        """``[(onset_step, end_step, midi_pitch)]`` of a token sequence (the start token is skipped)."""
-        notes, current = [], None
-        tokens = [int(t) for t in tokens if int(t) != self.start_token]
-        for step, token in enumerate(tokens):
-            if token == NO_EVENT:
-                continue
-            if current is not None:
-                notes.append((current[0], step, current[1]))
-                current = None
-            if token >= FIRST_PITCH_TOKEN:
-                current = (step, self.min_pitch + token - FIRST_PITCH_TOKEN)
-        if current is not None:
-            notes.append((current[0], len(tokens), current[1]))
-        return notes
+    def _fit(self, pitches):
+        """``pitches`` moved into the range: the best octave shift for all, then octave by octave each."""
+        lo, hi = self.min_pitch, self.max_pitch
+        shift = min(range(-120, 121, 12), key=lambda s: (sum(not lo <= p + s <= hi for p in pitches), abs(s)))
+        moved = []
+        for pitch in (p + shift for p in pitches):
+            if pitch < lo:
+                pitch += 12 * math.ceil((lo - pitch) / 12)
+            elif pitch > hi:
+                pitch -= 12 * math.ceil((pitch - hi) / 12)
+            moved.append(pitch)
+        return moved
 
-    def write(self, tokens, path, qpm=None, **options):
-        from music21 import note, stream, tempo
+    # ---- writing
 
-        suffix = os.path.splitext(str(path))[1].lower()
-        formats = {".mid": "midi", ".midi": "midi", ".musicxml": "musicxml", ".xml": "musicxml"}
-        if suffix not in formats:
-            raise InputError(f"{path}: notes writes {', '.join(formats)} files, not {suffix or 'files without a suffix'!r}")
+    def write(self, tokens, path, qpm=None):
+        """A MIDI (``.mid``/``.midi``) or MusicXML (``.musicxml``/``.xml``) file with a tempo of ``qpm`` (default: config)."""
+        target = os.fspath(path)
+        suffix = os.path.splitext(target)[1].lower()
+        if suffix not in _MIDI_SUFFIXES + _XML_SUFFIXES:
+            raise InputError(f"{target}: notes writes {', '.join(_MIDI_SUFFIXES + _XML_SUFFIXES)}, not {suffix or 'no suffix'!r}")
+        qpm = self.qpm if qpm is None else qpm
+        if isinstance(qpm, bool) or not isinstance(qpm, (int, float)) or not 0 < qpm < math.inf:
+            raise InputError(f"{target}: qpm must be a positive number, got {qpm!r}")
+        segments = self._segments(tokens)
+        if not segments:
+            raise InputError(f"{target}: no tokens to write")
+        from music21 import metadata, note, stream, tempo
+
         part = stream.Part()
-        part.insert(0, tempo.MetronomeMark(number=qpm or self.qpm))
-        position = 0
-        for onset, end, pitch in self.decode(tokens):
-            if onset > position:
-                part.append(note.Rest(quarterLength=(onset - position) / self.steps_per_quarter))
-            part.append(note.Note(pitch, quarterLength=(end - onset) / self.steps_per_quarter))
-            position = end
-        if position == 0:
-            part.append(note.Rest(quarterLength=1))
+        part.insert(0, tempo.MetronomeMark(number=qpm))  # in the part: MusicXML drops score-level tempo marks
+        for pitch, steps in segments:
+            length = Fraction(steps, self.steps_per_quarter)
+            part.append(note.Rest(quarterLength=length) if pitch is None else note.Note(pitch, quarterLength=length))
         score = stream.Score([part])
-        with atomic_path(path) as tmp:
-            written = score.write(formats[suffix], fp=tmp)
-            if os.path.abspath(str(written)) != os.path.abspath(tmp):
-                os.replace(str(written), tmp)
+        score.metadata = metadata.Metadata(title=os.path.splitext(os.path.basename(target))[0])
+        with atomic_path(target) as tmp:
+            written = score.write("midi" if suffix in _MIDI_SUFFIXES else "musicxml", fp=tmp)
+            if not os.path.samefile(written, tmp):  # music21 may pick its own name; the file must be at tmp
+                raise InputError(f"{target}: music21 wrote {written} instead")
 
-    # primers and augmentation ------------------------------------------------------------
+    def _segments(self, tokens):
+        """``[pitch or None, steps]`` per note or rest of ``tokens``; a NOTE_OFF during a rest extends it."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+            raise InputError("notes: tokens must be a 1-D sequence of integer ids")
+        segments = []
+        for token in tokens.tolist():
+            if token == self.start_token:
+                continue
+            if not 0 <= token < self.start_token:
+                raise InputError(f"notes: token id {token} is outside [0, {self.start_token})")
+            pitch = None if token < FIRST_PITCH else self.min_pitch + token - FIRST_PITCH
+            if segments and (token == NO_EVENT or (token == NOTE_OFF and segments[-1][0] is None)):
+                segments[-1][1] += 1
+            else:
+                segments.append([pitch, 1])
+        return segments
+
+    # ---- primers and augmentation
+
     def parse_primer(self, text):
+        """One step per item: a pitch (``C4``, ``F#4``, ``Bb3``, ``60``) is a NOTE_ON, ``-``/``_`` a NO_EVENT
+        (hold), ``r``/``rest`` a NOTE_OFF; a ``corpus:`` reference is read like a file."""
+        if corpus.is_reference(text):
+            return self.read(text)
         tokens = []
-        for part in text.replace(",", " ").split():
-            low = part.lower()
-            if low in ("-", "_"):
+        for part in re.split(r"[\s,]+", text.strip()):
+            if not part:
+                continue
+            if part in ("-", "_"):
                 tokens.append(NO_EVENT)
-                continue
-            if low in ("r", "rest"):
+            elif part.lower() in ("r", "rest"):
                 tokens.append(NOTE_OFF)
-                continue
-            pitch = _pitch(part)
-            if pitch is None:
-                raise InputError(f"primer: {part!r} is not a note (C4, F#4, Bb3, 60), '-' (hold) or 'r' (rest)")
-            if not self.min_pitch <= pitch <= self.max_pitch:
-                raise InputError(f"primer: {part!r} (MIDI {pitch}) is outside {self.min_pitch}..{self.max_pitch}")
-            tokens.append(FIRST_PITCH_TOKEN + pitch - self.min_pitch)
+            else:
+                pitch = self._pitch(part)
+                if not self.min_pitch <= pitch <= self.max_pitch:
+                    raise InputError(f"primer: {part!r} is MIDI pitch {pitch}, outside [{self.min_pitch}, {self.max_pitch}]")
+                tokens.append(FIRST_PITCH + pitch - self.min_pitch)
+        if not tokens:
+            raise InputError("primer: no notes given")
         return np.asarray(tokens, dtype=np.int32)
+
+    @staticmethod
+    def _pitch(text):
+        """MIDI number of ``60`` or ``C4`` (middle C; ``#`` sharp, ``b`` flat, repeatable)."""
+        if text.isdigit():
+            return int(text)
+        match = _PITCH_NAME.fullmatch(text)
+        if not match:
+            raise InputError(f"primer: {text!r} is not a pitch (e.g. C4, F#4, Bb3, 60), '-' (hold) or 'r' (rest)")
+        letter, accidentals, octave = match.groups()
+        return 12 * (int(octave) + 1) + _PITCH_CLASSES[letter.lower()] + accidentals.count("#") - accidentals.count("b")
 
     def transpose(self, tokens, semitones):
         tokens = np.asarray(tokens, dtype=np.int32)
-        notes = (tokens >= FIRST_PITCH_TOKEN) & (tokens != self.start_token)
-        moved = tokens.copy()
-        moved[notes] += semitones
-        if notes.any() and (moved[notes].min() < FIRST_PITCH_TOKEN or moved[notes].max() >= self.start_token):
+        pitched = (tokens >= FIRST_PITCH) & (tokens != self.start_token)
+        moved = tokens[pitched] + semitones
+        if moved.size and (moved.min() < FIRST_PITCH or moved.max() >= self.start_token):
             return None
-        return moved
-
-
-def _pitch(text):
-    """MIDI number of ``60``, ``C4``, ``c#4``, ``Bb3``, ``E-5`` (music21's flat), or None."""
-    if re.fullmatch(r"\d{1,3}", text):
-        value = int(text)
-        return value if value <= 127 else None
-    match = re.fullmatch(r"([A-Ga-g])([#b\-]*)(-?\d)", text)
-    if not match:
-        return None
-    letter, accidentals, octave = match.groups()
-    value = (int(octave) + 1) * 12 + NAMES[letter.lower()] + accidentals.count("#") - accidentals.count("b") - accidentals.count("-")
-    return value if 0 <= value <= 127 else None
-
-
-def _parse(path):
-    """A music21 stream for a file or ``corpus:`` reference; every failure is an InputError naming it."""
-    from music21 import converter
-
-    where = str(path)
-    if corpus.is_reference(where):
-        paths = corpus.resolve(where)
-        if len(paths) != 1:
-            raise InputError(f"{where}: names {len(paths)} files; read one work at a time (mgf.data reads collections)")
-        target = paths[0]
-    else:
-        target = os.fspath(path)
-        if not os.path.exists(target):
-            raise InputError(f"{where}: no such file")
-        if os.path.isdir(target):
-            raise InputError(f"{where}: is a directory")
-        if os.path.getsize(target) == 0:
-            raise InputError(f"{where}: empty file")
-    try:
-        if target.lower().endswith((".mid", ".midi")):
-            import mido
-
-            mido.MidiFile(target)  # strict: music21 would read a truncated file up to the cut
-        return converter.parse(target), where
-    except Exception as error:
-        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise InputError(f"{where}: not a readable score ({type(error).__name__}{': ' + message if message else ''})") from None
+        out = tokens.copy()
+        out[pitched] = moved
+        return out
 
 
 @hookimpl

@@ -1,0 +1,302 @@
+"""``midi``: polyphonic performances as events (Magenta's PerformanceRNN vocabulary), real MIDI files in and out.
+
+Token ids, with the default config (``S = max_shift_steps``, ``B = velocity_bins``):
+  0 .. 127           NOTE_ON of pitch p
+  128 .. 255         NOTE_OFF of pitch p
+  256 .. 256+S-1     TIME_SHIFT of (id - 255) steps of ``time_shift_ms`` (10 ms .. 1 s)
+  256+S .. 256+S+B-1 VELOCITY bin for the NOTE_ONs that follow
+  256+S+B            START (start of sequence; never written)
+388 event tokens and START by default.
+
+Reading a MIDI file (mido): every track and channel is merged; times follow the tempo map, in
+seconds; note-on with velocity 0 ends a note; a pitch struck again on its channel ends the sounding
+one; the sustain pedal (CC64 >= 64) holds released notes until it is lifted; channel 10 (drums) is
+left out unless ``drums=True``; meta and sysex events carry no notes.  Times round to the grid; a
+note keeps at least one step.  Scores (MusicXML, ABC, Humdrum, ``corpus:``) are rendered through
+music21 at their first metronome mark, else at ``qpm``, all parts at velocity 80 unless marked.
+Writing gives a format-1 file at 120 quarter notes per minute: a tempo track and one piano track.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from mgf import InputError, Representation, hookimpl
+from mgf.files import atomic_path
+from mgf.scores import SCORE_SUFFIXES, parse
+
+MIDI_SUFFIXES = (".mid", ".midi")
+TICKS_PER_BEAT = 480
+TEMPO = 500_000  # microseconds per quarter note: 120 qpm
+DRUM_CHANNEL = 9
+
+
+class Midi(Representation):
+    name = "midi"
+    suffix = ".mid"
+    read_suffixes = MIDI_SUFFIXES + tuple(s for s in SCORE_SUFFIXES if s not in MIDI_SUFFIXES)
+
+    def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,
+                 drums: bool = False, qpm: float = 120.0) -> None:
+        for key, value, low, high in (("time_shift_ms", time_shift_ms, 1, 1000), ("max_shift_steps", max_shift_steps, 1, 1000),
+                                      ("velocity_bins", velocity_bins, 1, 127)):
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InputError(f"midi: {key} must be an integer in [{low}, {high}], got {value!r}")
+        if not isinstance(drums, bool):
+            raise InputError(f"midi: drums must be true or false, got {drums!r}")
+        if not isinstance(qpm, (int, float)) or not 0 < qpm <= 1000:
+            raise InputError(f"midi: qpm must be in (0, 1000], got {qpm!r}")
+        self.time_shift_ms, self.max_shift_steps, self.velocity_bins = time_shift_ms, max_shift_steps, velocity_bins
+        self.drums, self.qpm = drums, float(qpm)
+        self.shift0 = 256
+        self.velocity0 = self.shift0 + max_shift_steps
+
+    def config(self):
+        return {"time_shift_ms": self.time_shift_ms, "max_shift_steps": self.max_shift_steps,
+                "velocity_bins": self.velocity_bins, "drums": self.drums, "qpm": self.qpm}
+
+    @property
+    def vocab_size(self):
+        return self.velocity0 + self.velocity_bins + 1
+
+    @property
+    def start_token(self):
+        return self.vocab_size - 1
+
+    # notes <-> tokens --------------------------------------------------------------------
+    def velocity_bin(self, velocity: int) -> int:
+        return min(self.velocity_bins - 1, (max(1, velocity) - 1) * self.velocity_bins // 127)
+
+    def bin_velocity(self, index: int) -> int:
+        """The middle velocity of a bin."""
+        low = -(-index * 127 // self.velocity_bins) + 1
+        high = -(-(index + 1) * 127 // self.velocity_bins)
+        return (low + high) // 2
+
+    def encode(self, notes) -> np.ndarray:
+        """Tokens of ``[(pitch, velocity, start_seconds, end_seconds)]``."""
+        step = self.time_shift_ms / 1000.0
+        gridded = sorted((int(round(start / step)), pitch, velocity, end) for pitch, velocity, start, end in notes)
+        merged, last = [], {}  # one pitch sounds once: unisons merge, a re-strike ends the note before it
+        for on, pitch, velocity, end in gridded:
+            off = max(on + 1, int(round(end / step)))
+            previous = last.get(pitch)
+            if previous is not None and merged[previous][0] == on:
+                merged[previous][3] = max(merged[previous][3], off)
+                continue
+            if previous is not None and merged[previous][3] > on:
+                merged[previous][3] = on
+            last[pitch] = len(merged)
+            merged.append([on, pitch, velocity, off])
+        events = []  # (step, order, token, velocity bin): NOTE_OFF before NOTE_ON at the same step
+        for on, pitch, velocity, off in merged:
+            events.append((off, 0, 128 + pitch, 0))
+            events.append((on, 1, pitch, self.velocity_bin(velocity)))
+        events.sort()
+        tokens, now, current_bin = [], 0, None
+        for when, order, token, velocity_bin in events:
+            while when > now:
+                shift = min(when - now, self.max_shift_steps)
+                tokens.append(self.shift0 + shift - 1)
+                now += shift
+            if order == 1 and velocity_bin != current_bin:
+                tokens.append(self.velocity0 + velocity_bin)
+                current_bin = velocity_bin
+            tokens.append(token)
+        return np.asarray(tokens, dtype=np.int32)
+
+    def decode(self, tokens):
+        """``[(pitch, velocity, start_seconds, end_seconds)]`` of a token sequence, sorted by start."""
+        step = self.time_shift_ms / 1000.0
+        now, velocity, sounding, notes = 0, self.bin_velocity(self.velocity_bins * 99 // 127), {}, []
+        for token in (int(t) for t in tokens):
+            if token < 128:
+                if token in sounding:
+                    notes.append((token, *sounding.pop(token), now * step))
+                sounding[token] = (velocity, now * step)
+            elif token < 256:
+                if token - 128 in sounding:
+                    notes.append((token - 128, *sounding.pop(token - 128), now * step))
+            elif token < self.velocity0:
+                now += token - self.shift0 + 1
+            elif token < self.start_token:
+                velocity = self.bin_velocity(token - self.velocity0)
+        end = now * step
+        for pitch, (vel, start) in sounding.items():
+            notes.append((pitch, vel, start, max(end, start + step)))
+        return sorted(notes, key=lambda n: (n[2], n[0]))
+
+    # files -------------------------------------------------------------------------------
+    def read(self, path):
+        return next(iter(self.read_pieces(path)))[1]
+
+    def read_pieces(self, path):
+        where = str(path)
+        if where.lower().endswith(MIDI_SUFFIXES):
+            notes = read_midi_notes(where, drums=self.drums)
+            if not notes:
+                raise InputError(f"{where}: no notes in the MIDI file")
+            yield where, self.encode(notes)
+            return
+        from music21 import stream
+
+        parsed, where = parse(path)
+        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+        found = 0
+        for number, score in enumerate(scores):
+            notes = self._render(score)
+            if notes:
+                found += 1
+                yield (f"{where}#{number + 1}" if len(scores) > 1 else where), self.encode(notes)
+        if not found:
+            raise InputError(f"{where}: no notes in the score")
+
+    def _render(self, score):
+        """Notes of every part of a music21 score, in seconds at its first metronome mark (else ``qpm``)."""
+        from music21 import tempo
+
+        marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
+        qpm = marks[0].getQuarterBPM() if marks and marks[0].getQuarterBPM() else self.qpm
+        seconds = 60.0 / qpm
+        parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+        notes = []
+        for part in parts:
+            for element in part.stripTies().flatten().notes:
+                velocity = element.volume.velocity if element.volume.velocity is not None else 80
+                start = float(element.offset) * seconds
+                end = start + float(element.quarterLength) * seconds
+                for pitch in element.pitches:
+                    notes.append((pitch.midi, int(velocity), start, end))
+        return sorted(notes, key=lambda n: (n[2], n[0]))
+
+    def write(self, tokens, path, **options):
+        import mido
+
+        suffix = os.path.splitext(str(path))[1].lower()
+        if suffix not in MIDI_SUFFIXES:
+            raise InputError(f"{path}: midi writes .mid or .midi files, not {suffix or 'files without a suffix'!r}")
+        ticks_per_second = TICKS_PER_BEAT * 1_000_000 / TEMPO
+        events = []
+        for pitch, velocity, start, end in self.decode(tokens):
+            events.append((round(end * ticks_per_second), 0, pitch, 0))
+            events.append((round(start * ticks_per_second), 1, pitch, velocity))
+        events.sort()
+        midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+        midi.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO, time=0),
+                                           mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)]))
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name="mgf", time=0),
+                                mido.Message("program_change", program=0, channel=0, time=0)])
+        last = 0
+        for tick, is_on, pitch, velocity in events:
+            kind = "note_on" if is_on else "note_off"
+            track.append(mido.Message(kind, note=pitch, velocity=velocity if is_on else 0, channel=0, time=tick - last))
+            last = tick
+        midi.tracks.append(track)
+        with atomic_path(path) as tmp:
+            midi.save(tmp)
+
+    # primers and augmentation ------------------------------------------------------------
+    def token_name(self, token: int) -> str:
+        if token < 128:
+            return f"NOTE_ON_{token}"
+        if token < 256:
+            return f"NOTE_OFF_{token - 128}"
+        if token < self.velocity0:
+            return f"TIME_SHIFT_{token - self.shift0 + 1}"
+        if token < self.start_token:
+            return f"VELOCITY_{token - self.velocity0}"
+        return "START"
+
+    def parse_primer(self, text):
+        limits = {"NOTE_ON": (0, 127, 0), "NOTE_OFF": (0, 127, 128), "TIME_SHIFT": (1, self.max_shift_steps, self.shift0 - 1),
+                  "VELOCITY": (0, self.velocity_bins - 1, self.velocity0)}
+        tokens = []
+        for part in text.replace(",", " ").split():
+            match = re.fullmatch(r"(NOTE_ON|NOTE_OFF|TIME_SHIFT|VELOCITY)_(\d+)", part.upper())
+            if match:
+                low, high, offset = limits[match.group(1)]
+                value = int(match.group(2))
+                if not low <= value <= high:
+                    raise InputError(f"primer: {part!r} is out of range ({low}..{high})")
+                tokens.append(offset + value)
+            elif part.isdigit() and int(part) < self.start_token:
+                tokens.append(int(part))
+            else:
+                raise InputError(f"primer: {part!r} is not an event (NOTE_ON_60, NOTE_OFF_60, TIME_SHIFT_50, VELOCITY_20) or token id")
+        return np.asarray(tokens, dtype=np.int32)
+
+    def transpose(self, tokens, semitones):
+        tokens = np.asarray(tokens, dtype=np.int32)
+        pitched = tokens < 256
+        pitch = tokens[pitched] % 128 + semitones
+        if pitch.size and (pitch.min() < 0 or pitch.max() > 127):
+            return None
+        moved = tokens.copy()
+        moved[pitched] = (tokens[pitched] // 128) * 128 + pitch
+        return moved
+
+
+def read_midi_notes(path, drums=False):
+    """``[(pitch, velocity, start_seconds, end_seconds)]`` of a MIDI file, by the rules in the module docstring."""
+    import mido
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path) or os.path.getsize(path) == 0:
+        raise InputError(f"{path}: {'is a directory' if os.path.isdir(path) else 'empty file'}")
+    try:
+        midi = mido.MidiFile(path)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a readable MIDI file ({message})") from None
+    timeline = []  # (tick, track order, message)
+    for number, track in enumerate(midi.tracks):
+        tick = 0
+        for message in track:
+            tick += message.time
+            timeline.append((tick, number, message))
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    seconds, last_tick, tempo = 0.0, 0, TEMPO
+    sounding, held, pedal, notes = {}, {}, set(), []
+
+    def finish(key, when):
+        pitch_velocity_start = sounding.pop(key, None) or held.pop(key, None)
+        if pitch_velocity_start:
+            velocity, start = pitch_velocity_start
+            notes.append((key[1], velocity, start, when))
+
+    for tick, _, message in timeline:
+        seconds += mido.tick2second(tick - last_tick, midi.ticks_per_beat, tempo)
+        last_tick = tick
+        if message.type == "set_tempo":
+            tempo = message.tempo
+            continue
+        if message.is_meta or not hasattr(message, "channel") or (message.channel == DRUM_CHANNEL and not drums):
+            continue
+        key = (message.channel, getattr(message, "note", None))
+        if message.type == "note_on" and message.velocity > 0:
+            finish(key, seconds)
+            sounding[key] = (message.velocity, seconds)
+        elif message.type in ("note_off", "note_on"):
+            if key in sounding and message.channel in pedal:
+                held[key] = sounding.pop(key)
+            else:
+                finish(key, seconds)
+        elif message.type == "control_change" and message.control == 64:
+            if message.value >= 64:
+                pedal.add(message.channel)
+            else:
+                pedal.discard(message.channel)
+                for other in [k for k in held if k[0] == message.channel]:
+                    finish(other, seconds)
+    for key in list(sounding) + list(held):
+        finish(key, seconds)
+    return sorted(notes, key=lambda n: (n[2], n[0]))
+
+
+@hookimpl
+def register_representations(register):
+    register(Midi)
