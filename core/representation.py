@@ -58,6 +58,12 @@ class Representation(ABC):
     def parse_primer(self, text: str) -> np.ndarray:
         """Tokens of a primer given as text on the command line; ``InputError`` quoting the bad part."""
 
+    def to_notes(self, tokens: np.ndarray) -> list[tuple[int, int, float, float]]:
+        """The music of ``tokens`` as ``[(midi_pitch, velocity, start_seconds, end_seconds)]``, for rendering and metrics."""
+        from .errors import InputError
+
+        raise InputError(f"representation {self.name!r} has no notes to render or measure")
+
     def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
         """``tokens`` moved by ``semitones``, or None if a note would leave the vocabulary (or pitch means nothing here)."""
         return None
