@@ -38,9 +38,10 @@ def _train(args):
         patience=args.patience, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    best = result.training["best_val_loss"]
+    scores = result.training.get("validation_cross_entropy")
     print(f"{args.output}: {result.training['epochs']} epochs, "
-          + (f"best validation loss {best:.4f} nats/token" if best is not None else "no validation split"))
+          + (", ".join(f"{name} {value:.3f}" for name, value in scores.items()) + " nats per validation token"
+             if scores else "no validation split"))
 
 
 def _export(args):

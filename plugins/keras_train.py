@@ -128,5 +128,21 @@ def train(
                         "mgf_version": __version__,
                         "keras_version": keras.__version__,
                     })
+    if val_set.sequences:
+        result.training["validation_cross_entropy"] = _scores(result, representation, train_set, val_set)
     bundle.write(result, output)
     return result
+
+
+def _scores(result, representation, train_set, val_set):
+    """Nats per validation token: the model (native kernel) and the baselines fitted on the same training pieces."""
+    from mgf.baselines import NGram, model_cross_entropy
+    from mgf.plugins.model_native import NativeModel
+
+    model = NativeModel(result, threads=1)
+    model.representation = representation
+    scores = {"model": model_cross_entropy(model, val_set.sequences)}
+    for name, order in (("unigram", 1), ("5-gram", 5)):
+        baseline = NGram(order, representation.vocab_size, representation.start_token).fit(train_set.sequences)
+        scores[name] = baseline.cross_entropy(val_set.sequences)
+    return {name: round(value, 4) for name, value in scores.items()}

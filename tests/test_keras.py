@@ -68,6 +68,9 @@ def test_train_learns_and_writes_a_usable_bundle(progressions, tmp_path, monkeyp
     loaded = bundle.read(out)
     assert loaded.training["epochs"] == 6 and loaded.training["best_val_loss"] == pytest.approx(min(losses), abs=1e-3)
     assert loaded.training["command"].startswith("mgf train --repr tokens")
+    scores = loaded.training["validation_cross_entropy"]
+    assert scores["model"] < scores["unigram"] and set(scores) == {"model", "unigram", "5-gram"}
+    assert "nats per validation token" in result.stdout
     assert (tmp_path / "m.keras").exists()
     from mgf.baselines import model_cross_entropy
 
