@@ -7,7 +7,7 @@ Time is cut into ``steps_per_quarter`` steps per quarter note; each step is one 
 * ``2 + (p - min_pitch)`` NOTE_ON of MIDI pitch ``p``, for ``p`` in ``[min_pitch, max_pitch]``;
 * ``vocab_size - 1`` START, the start-of-sequence token (never in a melody; ``write`` skips it).
 
-Reading a score keeps one line of it, by these rules:
+Reading a score (through ``mgf.scores``) keeps one line of it, by these rules:
 
 * the melody is the first part in score order that has notes (the soprano of a chorale, the
   top staff otherwise); chord symbols, unpitched notes and grace notes are ignored;
@@ -18,8 +18,8 @@ Reading a score keeps one line of it, by these rules:
 * the melody is moved by the whole number of octaves that leaves the fewest notes outside
   ``[min_pitch, max_pitch]`` (the smallest such move); notes still outside are moved into the
   range by octaves one by one;
-* the sequence starts at the beginning of the score (silence before the first note is NO_EVENT)
-  and ends where the last note ends.
+* the sequence starts with the first note (silence before it is dropped) and ends where the
+  last note ends.
 
 music21 is imported inside the methods that parse or write, so sampling never loads it.
 """
@@ -33,12 +33,13 @@ import numpy as np
 
 from mgf import InputError, Representation, corpus, hookimpl
 from mgf.files import atomic_path
+from mgf.scores import SCORE_SUFFIXES, parse
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
 _MIDI_SUFFIXES = (".mid", ".midi")
 _XML_SUFFIXES = (".musicxml", ".xml")
 _PITCH_CLASSES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_PITCH_NAME = re.compile(r"([a-g])([#b]*)(-?\d+)", re.IGNORECASE)
+_PITCH_NAME = re.compile(r"([a-g])([#b-]*)(\d+)", re.IGNORECASE)
 
 
 class Notes(Representation):
@@ -46,7 +47,7 @@ class Notes(Representation):
 
     name = "notes"
     suffix = ".mid"
-    read_suffixes = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
+    read_suffixes = SCORE_SUFFIXES
 
     def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120) -> None:
         for key, value in (("steps_per_quarter", steps_per_quarter), ("min_pitch", min_pitch), ("max_pitch", max_pitch)):
@@ -82,40 +83,29 @@ class Notes(Representation):
         return next(iter(self.read_pieces(path)))[1]
 
     def read_pieces(self, path):
-        """``(name, tokens)`` per piece; a tune of a multi-tune file is named ``file#k`` (k-th tune)."""
-        files = corpus.resolve(path) if corpus.is_reference(path) else [os.fspath(path)]
-        for file in files:
-            scores = self._parse(file)
-            pieces = [(file if len(scores) == 1 else f"{file}#{k}", self._melody(score))
-                      for k, score in enumerate(scores, 1)]
-            pieces = [(name, tokens) for name, tokens in pieces if tokens is not None]
-            if not pieces:
-                raise InputError(f"{file}: no notes in the score")
-            yield from pieces
+        """``(name, tokens)`` per piece; the k-th tune of a multi-tune file is ``file#k title`` (tunes without notes are left out)."""
+        from music21 import stream
 
-    def _parse(self, path):
-        """The scores in the file at ``path``; every failure becomes an ``InputError`` naming it."""
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
-        if os.path.getsize(path) == 0:
-            raise InputError(f"{path}: empty file")
-        from music21 import converter, stream
-
-        # forceSource: music21 would otherwise cache pickles keyed by path and mtime, which can go stale.
-        # quantizePost=False: music21 would snap MIDI to its own grid (16ths and triplets) before ours.
-        options = {"quantizePost": False} if path.lower().endswith(_MIDI_SUFFIXES) else {}
-        try:
-            parsed = converter.parseFile(path, forceSource=True, **options)
-        except Exception as error:  # music21 raises many kinds (ParseError, MidiException, IndexError, ...)
-            reason = (str(error).strip().splitlines() or [""])[0][:200]
-            raise InputError(f"{path}: cannot read as music ({type(error).__name__}: {reason})") from None
-        return list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+        parsed, where = parse(path)
+        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+        pieces = []
+        for number, score in enumerate(scores, 1):
+            try:
+                tokens = self._melody(score)
+            except Exception as error:  # music21 may still fail on a score it parsed
+                raise InputError(f"{where}: cannot take the melody ({type(error).__name__}: {str(error)[:200]})") from None
+            if tokens is not None:
+                title = score.metadata.title if score.metadata and score.metadata.title else ""
+                pieces.append((where if len(scores) == 1 else f"{where}#{number} {title}".rstrip(), tokens))
+        if not pieces:
+            raise InputError(f"{where}: no notes in the score")
+        yield from pieces
 
     def _melody(self, score):
         """Tokens of the melody of one score (the rules are in the module docstring), or None without notes."""
         from music21 import chord, harmony, note
 
-        for part in list(score.parts) or [score]:
+        for part in list(getattr(score, "parts", [])) or [score]:  # a parsed file may be a bare Part
             notes = []
             for element in part.stripTies(inPlace=False).flatten().notes:
                 if isinstance(element, harmony.Harmony) or element.duration.isGrace:
@@ -144,11 +134,12 @@ class Notes(Representation):
                 melody[-1][1] = min(melody[-1][1], start)
             melody.append([start, end, pitch])
         pitches = self._fit([pitch for _, _, pitch in melody])
-        tokens = np.full(melody[-1][1], NO_EVENT, dtype=np.int32)
+        first = melody[0][0]
+        tokens = np.full(melody[-1][1] - first, NO_EVENT, dtype=np.int32)
         for (start, end, _), pitch in zip(melody, pitches):
-            tokens[start] = FIRST_PITCH + pitch - self.min_pitch
-            if end < len(tokens):
-                tokens[end] = NOTE_OFF  # overwritten by the next note if it starts right there
+            tokens[start - first] = FIRST_PITCH + pitch - self.min_pitch
+            if end - first < len(tokens):
+                tokens[end - first] = NOTE_OFF  # overwritten by the next note if it starts right there
         return tokens
 
     def _fit(self, pitches):
@@ -171,7 +162,8 @@ class Notes(Representation):
         target = os.fspath(path)
         suffix = os.path.splitext(target)[1].lower()
         if suffix not in _MIDI_SUFFIXES + _XML_SUFFIXES:
-            raise InputError(f"{target}: notes writes {', '.join(_MIDI_SUFFIXES + _XML_SUFFIXES)}, not {suffix or 'no suffix'!r}")
+            supported = ", ".join(_MIDI_SUFFIXES + _XML_SUFFIXES)
+            raise InputError(f"{target}: notes writes {supported}, not {suffix or 'no suffix'!r}")
         qpm = self.qpm if qpm is None else qpm
         if isinstance(qpm, bool) or not isinstance(qpm, (int, float)) or not 0 < qpm < math.inf:
             raise InputError(f"{target}: qpm must be a positive number, got {qpm!r}")
@@ -187,10 +179,18 @@ class Notes(Representation):
             part.append(note.Rest(quarterLength=length) if pitch is None else note.Note(pitch, quarterLength=length))
         score = stream.Score([part])
         score.metadata = metadata.Metadata(title=os.path.splitext(os.path.basename(target))[0])
-        with atomic_path(target) as tmp:
-            written = score.write("midi" if suffix in _MIDI_SUFFIXES else "musicxml", fp=tmp)
-            if not os.path.samefile(written, tmp):  # music21 may pick its own name; the file must be at tmp
-                raise InputError(f"{target}: music21 wrote {written} instead")
+        with atomic_path(target) as tmp:  # tmp keeps the suffix, so music21 writes to it under that very name
+            score.write("midi" if suffix in _MIDI_SUFFIXES else "musicxml", fp=tmp)
+
+    def to_notes(self, tokens):
+        """``[(pitch, velocity, start_seconds, end_seconds)]`` at the config's ``qpm``, velocity 90 like ``write``."""
+        seconds = 60.0 / (self.qpm * self.steps_per_quarter)
+        notes, now = [], 0
+        for pitch, steps in self._segments(tokens):
+            if pitch is not None:
+                notes.append((pitch, 90, now * seconds, (now + steps) * seconds))
+            now += steps
+        return notes
 
     def _segments(self, tokens):
         """``[pitch or None, steps]`` per note or rest of ``tokens``; a NOTE_OFF during a rest extends it."""
@@ -236,14 +236,15 @@ class Notes(Representation):
 
     @staticmethod
     def _pitch(text):
-        """MIDI number of ``60`` or ``C4`` (middle C; ``#`` sharp, ``b`` flat, repeatable)."""
+        """MIDI number of ``60`` or ``C4`` (middle C; ``#`` sharp, ``b`` or ``-`` flat as in music21, repeatable)."""
         if text.isdigit():
             return int(text)
         match = _PITCH_NAME.fullmatch(text)
         if not match:
-            raise InputError(f"primer: {text!r} is not a pitch (e.g. C4, F#4, Bb3, 60), '-' (hold) or 'r' (rest)")
+            raise InputError(f"primer: {text!r} is not a pitch (e.g. C4, F#4, Bb3, E-4, 60), '-' (hold) or 'r' (rest)")
         letter, accidentals, octave = match.groups()
-        return 12 * (int(octave) + 1) + _PITCH_CLASSES[letter.lower()] + accidentals.count("#") - accidentals.count("b")
+        sharps = accidentals.count("#")
+        return 12 * (int(octave) + 1) + _PITCH_CLASSES[letter.lower()] + sharps - (len(accidentals) - sharps)
 
     def transpose(self, tokens, semitones):
         tokens = np.asarray(tokens, dtype=np.int32)

@@ -1,5 +1,8 @@
 """The `notes` representation on real scores: the music21 corpus and files the tests write."""
 
+import subprocess
+import sys
+
 import mido
 import numpy as np
 import pytest
@@ -142,3 +145,149 @@ def test_write_rejects_unknown_suffixes_and_leaves_nothing(tmp_path):
 def test_bad_config(config):
     with pytest.raises(InputError):
         get_representation("notes", **config)
+
+
+# A hand-written two-part score: the top part has a 64th note (too short for the grid), a chord,
+# and a tie across the barline; the lower part must be ignored.
+MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1">
+  <part-list>
+    <score-part id="P1"><part-name>Top</part-name></score-part>
+    <score-part id="P2"><part-name>Low</part-name></score-part>
+  </part-list>
+  <part id="P1">
+    <measure number="1">
+      <attributes><divisions>16</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>
+      <note><pitch><step>C</step><octave>5</octave></pitch><duration>1</duration></note>
+      <note><rest/><duration>15</duration></note>
+      <note><pitch><step>E</step><octave>4</octave></pitch><duration>16</duration></note>
+      <note><chord/><pitch><step>G</step><octave>4</octave></pitch><duration>16</duration></note>
+      <note><pitch><step>F</step><alter>1</alter><octave>4</octave></pitch><duration>32</duration><tie type="start"/></note>
+    </measure>
+    <measure number="2">
+      <note><pitch><step>F</step><alter>1</alter><octave>4</octave></pitch><duration>8</duration><tie type="stop"/></note>
+      <note><pitch><step>A</step><octave>4</octave></pitch><duration>8</duration></note>
+    </measure>
+  </part>
+  <part id="P2">
+    <measure number="1">
+      <attributes><divisions>16</divisions></attributes>
+      <note><pitch><step>C</step><octave>3</octave></pitch><duration>64</duration></note>
+    </measure>
+  </part>
+</score-partwise>
+"""
+MUSICXML_TOKENS = [ON(72), 1, 0, 0, ON(67), 0, 0, 0, ON(66)] + [0] * 9 + [ON(69), 0]
+
+# Humdrum lists the lowest spine first; the melody is the top (right) one.
+KERN = "**kern\t**kern\n*M4/4\t*M4/4\n4C\t4e\n4D\t8f\n.\t8g\n2E\t2cc\n*-\t*-\n"
+KERN_TOKENS = [ON(64), 0, 0, 0, ON(65), 0, ON(67), 0, ON(72)] + [0] * 7
+
+
+@pytest.mark.parametrize("name, text, expected", [("hand.musicxml", MUSICXML, MUSICXML_TOKENS),
+                                                  ("two.krn", KERN, KERN_TOKENS)])
+def test_hand_written_scores_read_exactly_and_round_trip(tmp_path, name, text, expected):
+    (tmp_path / name).write_text(text)
+    tokens = notes.read(tmp_path / name)
+    assert tokens.dtype == np.int32 and tokens.tolist() == expected
+    for suffix in (".mid", ".xml"):
+        notes.write(tokens, tmp_path / f"again{suffix}")
+        assert notes.read(tmp_path / f"again{suffix}").tolist() == expected
+
+
+def test_abc_tunes_round_trip_and_read_gives_the_first(tmp_path):
+    (tmp_path / "tunes.abc").write_text(ABC)
+    pieces = list(notes.read_pieces(tmp_path / "tunes.abc"))
+    assert notes.read(tmp_path / "tunes.abc").tolist() == pieces[0][1].tolist()
+    for _, tokens in pieces:
+        notes.write(tokens, tmp_path / "tune.musicxml")
+        assert notes.read(tmp_path / "tune.musicxml").tolist() == tokens.tolist()
+
+
+def test_midi_off_the_grid_is_quantized(tmp_path):
+    """A performance-like file written with mido: a short note keeps one step, a spread chord gives its top."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for delta, kind, pitch in [(0, "note_on", 60), (470, "note_off", 60), (10, "note_on", 62), (17, "note_off", 62),
+                               (500, "note_on", 64), (13, "note_on", 67), (240, "note_off", 64), (0, "note_off", 67)]:
+        track.append(mido.Message(kind, note=pitch, velocity=64 if kind == "note_on" else 0, time=delta))
+    midi.save(tmp_path / "played.mid")
+    assert notes.read(tmp_path / "played.mid").tolist() == [ON(60), 0, 0, 0, ON(62), 1, 0, 0, ON(67), 0]
+
+
+def test_notes_still_outside_after_the_octave_shift_move_one_by_one(tmp_path):
+    narrow = get_representation("notes", min_pitch=60, max_pitch=71)
+    path = _score([(60, 1), (64, 1), (79, 1), (50, 1)], tmp_path / "wide.musicxml")
+    assert [t - 2 + 60 for t in narrow.read(path).tolist() if t >= 2] == [60, 64, 67, 62]
+
+
+def test_written_files_have_the_tempo_and_skip_the_start_token(tmp_path):
+    from music21 import converter, tempo
+
+    tokens = np.array([notes.start_token, ON(60), 0, 1, ON(62)], np.int32)
+    notes.write(tokens, tmp_path / "m.mid")
+    notes.write(tokens, tmp_path / "m.musicxml", qpm=72)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mid", "m.musicxml"]  # nothing left beside them
+    midi = mido.MidiFile(tmp_path / "m.mid")
+    assert [m.tempo for track in midi.tracks for m in track if m.type == "set_tempo"] == [500000]
+    marks = converter.parse(tmp_path / "m.musicxml").recurse().getElementsByClass(tempo.MetronomeMark)
+    assert [m.number for m in marks] == [72]
+    assert notes.read(tmp_path / "m.mid").tolist() == [ON(60), 0, 1, ON(62)]
+
+
+def test_write_rejects_bad_tokens(tmp_path):
+    for bad in (np.array([ON(60), notes.vocab_size]), np.array([[ON(60)]]), np.array([0.5]), np.array([], np.int32)):
+        with pytest.raises(InputError):
+            notes.write(bad, tmp_path / "bad.mid")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".mxl", ".musicxml"])
+def test_truncated_scores(tmp_path, suffix):
+    from mgf import corpus
+
+    whole = corpus.resolve("corpus:bach/bwv66.6")[0]
+    if suffix == ".musicxml":
+        notes.write(notes.read(whole), tmp_path / "whole.musicxml")
+        whole = tmp_path / "whole.musicxml"
+    data = open(whole, "rb").read()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=f"cut\\{suffix}"):
+        notes.read(tmp_path / f"cut{suffix}")
+
+
+def test_vocabulary_and_config():
+    assert (notes.vocab_size, notes.start_token) == (40, 39)
+    assert notes.config() == {"steps_per_quarter": 4, "min_pitch": 48, "max_pitch": 84, "qpm": 120}
+    assert get_representation("notes", **notes.config()).config() == notes.config()
+    assert set(notes.read_suffixes) == {".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi"}
+    for bad in ({"min_pitch": 60, "max_pitch": 70}, {"max_pitch": 128}, {"min_pitch": True}, {"qpm": "fast"}):
+        with pytest.raises(InputError):
+            get_representation("notes", **bad)
+
+
+def test_more_primers():
+    assert notes.parse_primer("_ rest bb3 G##4").tolist() == [0, 1, ON(58), ON(69)]
+    for bad in ("", "C4 ,, x7", "C#"):
+        with pytest.raises(InputError):
+            notes.parse_primer(bad)
+    assert notes.parse_primer("corpus:bach/bwv66.6").tolist() == notes.read("corpus:bach/bwv66.6").tolist()
+
+
+def test_constructing_and_priming_do_not_import_music21():
+    code = """
+import sys, mgf, mgf.plugins.repr_notes
+notes = mgf.get_representation("notes")
+notes.transpose(notes.parse_primer("C4 - r E4"), 2)
+print("music21" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_to_notes_times_the_steps_at_the_tempo():
+    fast = get_representation("notes", qpm=60, steps_per_quarter=2)  # a step is half a second
+    assert fast.to_notes(np.array([fast.start_token, 0, ON(60), 0, 1, ON(62), ON(62)])) == [
+        (60, 90, 0.5, 1.5), (62, 90, 2.0, 2.5), (62, 90, 2.5, 3.0)]
