@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.sampler_beam",
     # commands: pluggy calls the last registered first, and that is the order `mgf --help` lists
     "mgf.plugins.cmd_data",
+    "mgf.plugins.cmd_render",
     "mgf.plugins.cmd_plugins",
     "mgf.plugins.cmd_train",
     "mgf.plugins.cmd_generate",

@@ -33,6 +33,7 @@ def register_commands(cli):
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
     p.add_argument("--threads", type=int, help="cores per step for the native backend (default: MGF_NUM_THREADS or 1)")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default: generated.<suffix>)")
+    p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
     p.set_defaults(run=_generate)
 
 
@@ -54,9 +55,16 @@ def _generate(args) -> int:
     pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=args.seed,
                           num_outputs=args.num_outputs, **sampler_options)
     output = args.output or f"generated{representation.suffix}"
-    for path_i, tokens in zip(_output_paths(output, len(pieces)), pieces):
+    notes = [representation.to_notes(tokens) for tokens in pieces] if args.render else None  # fail before writing
+    for index, (path_i, tokens) in enumerate(zip(_output_paths(output, len(pieces)), pieces)):
         representation.write(tokens, path_i)
         print(path_i)
+        if notes is not None:
+            from .cmd_render import render_notes
+
+            wav = os.path.splitext(path_i)[0] + ".wav"
+            render_notes(notes[index], wav)
+            print(wav)
     return 0
 
 

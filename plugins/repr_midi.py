@@ -1,19 +1,21 @@
 """``midi``: polyphonic performances as events (Magenta's PerformanceRNN vocabulary), real MIDI files in and out.
 
-Token ids, with the default config (``S = max_shift_steps``, ``B = velocity_bins``):
-  0 .. 127           NOTE_ON of pitch p
-  128 .. 255         NOTE_OFF of pitch p
-  256 .. 256+S-1     TIME_SHIFT of (id - 255) steps of ``time_shift_ms`` (10 ms .. 1 s)
-  256+S .. 256+S+B-1 VELOCITY bin for the NOTE_ONs that follow
+Token ids (``S = max_shift_steps``, ``B = velocity_bins``; 100 and 32 by default):
+  0 .. 127           NOTE_ON of pitch id
+  128 .. 255         NOTE_OFF of pitch id - 128
+  256 .. 256+S-1     TIME_SHIFT of id - 255 steps of ``time_shift_ms`` (10 ms .. 1 s)
+  256+S .. 256+S+B-1 VELOCITY: bin id - 256 - S for the NOTE_ONs that follow, emitted when the bin changes
   256+S+B            START (start of sequence; never written)
-388 event tokens and START by default.
+388 event tokens and START (389) by default.
 
 Reading a MIDI file (mido): every track and channel is merged; times follow the tempo map, in
 seconds; note-on with velocity 0 ends a note; a pitch struck again on its channel ends the sounding
 one; the sustain pedal (CC64 >= 64) holds released notes until it is lifted; channel 10 (drums) is
-left out unless ``drums=True``; meta and sysex events carry no notes.  Times round to the grid; a
-note keeps at least one step.  Scores (MusicXML, ABC, Humdrum, ``corpus:``) are rendered through
-music21 at their first metronome mark, else at ``qpm``, all parts at velocity 80 unless marked.
+left out unless ``drums=True``; meta and sysex events carry no notes.  The vocabulary has no channels,
+so a pitch sounds once: unisons merge (the later end, the higher velocity) and a later onset ends an earlier
+note.  Times round to the grid; a note keeps at least one step.  Scores (MusicXML, ABC, Humdrum,
+``corpus:``) are rendered through music21 at their first metronome mark, else at ``qpm``, all parts
+merged, at velocity 80 unless marked; chord symbols are not played.
 Writing gives a format-1 file at 120 quarter notes per minute: a tempo track and one piano track.
 """
 
@@ -47,7 +49,7 @@ class Midi(Representation):
                 raise InputError(f"midi: {key} must be an integer in [{low}, {high}], got {value!r}")
         if not isinstance(drums, bool):
             raise InputError(f"midi: drums must be true or false, got {drums!r}")
-        if not isinstance(qpm, (int, float)) or not 0 < qpm <= 1000:
+        if not isinstance(qpm, (int, float)) or isinstance(qpm, bool) or not 0 < qpm <= 1000:
             raise InputError(f"midi: qpm must be in (0, 1000], got {qpm!r}")
         self.time_shift_ms, self.max_shift_steps, self.velocity_bins = time_shift_ms, max_shift_steps, velocity_bins
         self.drums, self.qpm = drums, float(qpm)
@@ -77,15 +79,15 @@ class Midi(Representation):
         return (low + high) // 2
 
     def encode(self, notes) -> np.ndarray:
-        """Tokens of ``[(pitch, velocity, start_seconds, end_seconds)]``."""
+        """Tokens of ``[(pitch, velocity, start_seconds, end_seconds)]``; pitches outside MIDI's 0..127 are left out."""
         step = self.time_shift_ms / 1000.0
-        gridded = sorted((int(round(start / step)), pitch, velocity, end) for pitch, velocity, start, end in notes)
+        gridded = sorted((int(round(start / step)), pitch, velocity, end) for pitch, velocity, start, end in notes if 0 <= pitch < 128)
         merged, last = [], {}  # one pitch sounds once: unisons merge, a re-strike ends the note before it
         for on, pitch, velocity, end in gridded:
             off = max(on + 1, int(round(end / step)))
             previous = last.get(pitch)
             if previous is not None and merged[previous][0] == on:
-                merged[previous][3] = max(merged[previous][3], off)
+                merged[previous][2:] = max(merged[previous][2], velocity), max(merged[previous][3], off)
                 continue
             if previous is not None and merged[previous][3] > on:
                 merged[previous][3] = on
@@ -108,25 +110,33 @@ class Midi(Representation):
             tokens.append(token)
         return np.asarray(tokens, dtype=np.int32)
 
-    def decode(self, tokens):
-        """``[(pitch, velocity, start_seconds, end_seconds)]`` of a token sequence, sorted by start."""
+    def to_notes(self, tokens):
+        """``[(pitch, velocity, start_seconds, end_seconds)]`` of a token sequence, sorted by start.
+
+        A NOTE_ON before any VELOCITY plays at 100.  A note that ends where it starts is dropped: it is
+        inaudible, and a note-off at its own note-on's tick would leave the note hanging in the file.
+        Notes still on at the end stop there (one step after their start at the earliest).
+        """
+        tokens = np.asarray(tokens)
+        bad = tokens[(tokens < 0) | (tokens >= self.vocab_size)]
+        if bad.size:
+            raise InputError(f"midi: token id {int(bad[0])} is outside [0, {self.vocab_size})")
         step = self.time_shift_ms / 1000.0
-        now, velocity, sounding, notes = 0, self.bin_velocity(self.velocity_bins * 99 // 127), {}, []
-        for token in (int(t) for t in tokens):
+        now, velocity, sounding, notes = 0, 100, {}, []
+        for token in tokens.tolist():
+            if token < 256 and token % 128 in sounding:  # a NOTE_OFF, or a NOTE_ON re-striking its pitch
+                pitch = token % 128
+                vel, start = sounding.pop(pitch)
+                if now > start:
+                    notes.append((pitch, vel, start * step, now * step))
             if token < 128:
-                if token in sounding:
-                    notes.append((token, *sounding.pop(token), now * step))
-                sounding[token] = (velocity, now * step)
-            elif token < 256:
-                if token - 128 in sounding:
-                    notes.append((token - 128, *sounding.pop(token - 128), now * step))
-            elif token < self.velocity0:
+                sounding[token] = (velocity, now)
+            elif 256 <= token < self.velocity0:
                 now += token - self.shift0 + 1
-            elif token < self.start_token:
+            elif self.velocity0 <= token < self.start_token:
                 velocity = self.bin_velocity(token - self.velocity0)
-        end = now * step
         for pitch, (vel, start) in sounding.items():
-            notes.append((pitch, vel, start, max(end, start + step)))
+            notes.append((pitch, vel, start * step, max(now, start + 1) * step))
         return sorted(notes, key=lambda n: (n[2], n[0]))
 
     # files -------------------------------------------------------------------------------
@@ -147,7 +157,10 @@ class Midi(Representation):
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         found = 0
         for number, score in enumerate(scores):
-            notes = self._render(score)
+            try:
+                notes = self._render(score)
+            except Exception as error:  # music21 fails in its own ways on odd scores
+                raise InputError(f"{where}: cannot render the score ({type(error).__name__}: {error})") from None
             if notes:
                 found += 1
                 yield (f"{where}#{number + 1}" if len(scores) > 1 else where), self.encode(notes)
@@ -156,7 +169,7 @@ class Midi(Representation):
 
     def _render(self, score):
         """Notes of every part of a music21 score, in seconds at its first metronome mark (else ``qpm``)."""
-        from music21 import tempo
+        from music21 import harmony, tempo
 
         marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
         qpm = marks[0].getQuarterBPM() if marks and marks[0].getQuarterBPM() else self.qpm
@@ -165,6 +178,8 @@ class Midi(Representation):
         notes = []
         for part in parts:
             for element in part.stripTies().flatten().notes:
+                if isinstance(element, harmony.Harmony):  # a chord symbol names harmony, it is not played
+                    continue
                 velocity = element.volume.velocity if element.volume.velocity is not None else 80
                 start = float(element.offset) * seconds
                 end = start + float(element.quarterLength) * seconds
@@ -180,7 +195,7 @@ class Midi(Representation):
             raise InputError(f"{path}: midi writes .mid or .midi files, not {suffix or 'files without a suffix'!r}")
         ticks_per_second = TICKS_PER_BEAT * 1_000_000 / TEMPO
         events = []
-        for pitch, velocity, start, end in self.decode(tokens):
+        for pitch, velocity, start, end in self.to_notes(tokens):
             events.append((round(end * ticks_per_second), 0, pitch, 0))
             events.append((round(start * ticks_per_second), 1, pitch, velocity))
         events.sort()
@@ -252,6 +267,8 @@ def read_midi_notes(path, drums=False):
     except Exception as error:
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise InputError(f"{path}: not a readable MIDI file ({message})") from None
+    if not 0 < midi.ticks_per_beat < 0x8000:
+        raise InputError(f"{path}: not a readable MIDI file (time division {midi.ticks_per_beat}: only ticks per beat are supported)")
     timeline = []  # (tick, track order, message)
     for number, track in enumerate(midi.tracks):
         tick = 0
@@ -263,10 +280,9 @@ def read_midi_notes(path, drums=False):
     sounding, held, pedal, notes = {}, {}, set(), []
 
     def finish(key, when):
-        pitch_velocity_start = sounding.pop(key, None) or held.pop(key, None)
-        if pitch_velocity_start:
-            velocity, start = pitch_velocity_start
-            notes.append((key[1], velocity, start, when))
+        velocity_start = sounding.pop(key, None) or held.pop(key, None)
+        if velocity_start:
+            notes.append((key[1], *velocity_start, when))
 
     for tick, _, message in timeline:
         seconds += mido.tick2second(tick - last_tick, midi.ticks_per_beat, tempo)

@@ -1,5 +1,8 @@
 """The `midi` representation on MIDI files the tests build with mido, and on corpus chorales."""
 
+import subprocess
+import sys
+
 import mido
 import numpy as np
 import pytest
@@ -44,7 +47,8 @@ def performance(tmp_path):
              (480, on(64, 50)), (1440, off(64, zero=True)),         # 0.5 - 2.0 s (crosses the tempo change)
              (0, pedal(127, ch=2)), (240, on(67, 90, ch=2)),         # released at 0.5 s, held by the pedal
              (480, off(67, ch=2)), (1200, pedal(0, ch=2)),           # pedal up at 1.5 s
-             (1920, on(72, 70)), (2160, on(72, 80)), (2400, off(72))]  # 3.0 s; re-struck at 3.5 s; off at 4.0 s
+             (1920, on(72, 70)), (2160, on(72, 80)), (2400, off(72)),  # 3.0 s; re-struck at 3.5 s; off at 4.0 s
+             (2640, off(72))]                                         # a second off finds nothing to end
     strings = [(240, on(48, 40, ch=1)), (1920, off(48, ch=1)),      # 0.25 - 3.0 s
                (0, mido.Message("sysex", data=[1, 2, 3]))]
     drums = [(0, on(36, 120, ch=9)), (120, off(36, ch=9))]
@@ -65,6 +69,7 @@ def test_reading_follows_tempo_pedal_restrike_and_skips_drums(performance):
         assert got[2] == pytest.approx(want[2], abs=1e-6) and got[3] == pytest.approx(want[3], abs=1e-6)
     with_drums = read_midi_notes(str(performance), drums=True)
     assert (36, 120) in [(p, v) for p, v, _, _ in with_drums]
+    close(midi.to_notes(midi.read(performance)), EXPECTED)
 
 
 def close(a, b, representation=midi):
@@ -94,24 +99,66 @@ def test_written_file_is_standard(performance, tmp_path):
     assert len(converter.parse(str(tmp_path / "out.mid")).flatten().notes) >= 5
 
 
+def test_one_pitch_on_two_channels_sounds_once(tmp_path):
+    path = build(tmp_path / "two.mid", [[(0, on(60, ch=0)), (960, off(60, ch=0)), (480, on(60, ch=1)), (1440, off(60, ch=1)),
+                                         (0, on(64, 50, ch=0)), (480, off(64, ch=0)), (0, on(64, 90, ch=1)), (960, off(64, ch=1))]])
+    # the later 60 ends the earlier one; the unison 64s merge into one note (the later end, the higher velocity)
+    close(midi.to_notes(midi.read(path)), [(60, 64, 0.0, 0.5), (60, 64, 0.5, 1.5), (64, 90, 0.0, 1.0)])
+
+
 def test_format_0_and_long_gaps(tmp_path):
     path = build(tmp_path / "f0.mid", [[(0, mido.MetaMessage("set_tempo", tempo=500000)), (0, on(60)), (480, off(60)),
-                                        (480 * 7, on(62, 127)), (480 * 8, off(62))]], kind=0)
+                                        (480 * 7, on(62, 127)), (480 * 8, off(62)), (480 * 8, on(64, 126)), (480 * 9, off(64))]],
+                 kind=0)
     tokens = midi.read(path)
-    shifts = [midi.token_name(t) for t in tokens if 256 <= t < midi.velocity0]
-    assert shifts == ["TIME_SHIFT_50", "TIME_SHIFT_100", "TIME_SHIFT_100", "TIME_SHIFT_100", "TIME_SHIFT_50"]
+    assert " ".join(midi.token_name(t) for t in tokens) == (  # 126 is in 127's bin: no new VELOCITY
+        "VELOCITY_15 NOTE_ON_60 TIME_SHIFT_50 NOTE_OFF_60 TIME_SHIFT_100 TIME_SHIFT_100 TIME_SHIFT_100 "
+        "VELOCITY_31 NOTE_ON_62 TIME_SHIFT_50 NOTE_OFF_62 NOTE_ON_64 TIME_SHIFT_50 NOTE_OFF_64")
     midi.write(tokens, tmp_path / "out.mid")
-    close(read_midi_notes(str(tmp_path / "out.mid")), [(60, 64, 0.0, 0.5), (62, 127, 3.5, 4.0)])
+    close(read_midi_notes(str(tmp_path / "out.mid")), [(60, 64, 0.0, 0.5), (62, 127, 3.5, 4.0), (64, 126, 4.0, 4.5)])
 
 
 def test_a_chorale_is_rendered_polyphonically(tmp_path):
     tokens = midi.read("corpus:bach/bwv66.6")
-    names = [midi.token_name(t) for t in tokens]
-    runs = [len(run) for run in " ".join(names).split("TIME_SHIFT") if run]
-    assert max(r.count("NOTE_ON") for r in " ".join(names).split("TIME_SHIFT")) >= 3
-    assert len(runs) > 20
+    chords = " ".join(midi.token_name(t) for t in tokens).split("TIME_SHIFT")  # the events of one instant each
+    assert sum(chord.count("NOTE_ON") >= 3 for chord in chords) > 10
+    assert sum(chord.count("VELOCITY") for chord in chords) == 1  # unmarked: every note at 80
     midi.write(tokens, tmp_path / "chorale.mid")
-    assert 20 < mido.MidiFile(tmp_path / "chorale.mid").length < 40  # about 22 s at 120 qpm
+    assert mido.MidiFile(tmp_path / "chorale.mid").length == pytest.approx(22.5, abs=0.01)  # 36 quarters at its ♩ = 96
+
+
+TUNES = 'X:1\nT:a\nM:4/4\nL:1/4\n{tempo}K:C\n"Am"C D [EG] c|\n\nX:2\nT:b\nM:4/4\nL:1/4\nK:C\nG4|\n'
+
+
+@pytest.mark.parametrize("tempo, config, beat", [("Q:1/4=60\n", {}, 1.0), ("", {}, 0.5), ("", {"qpm": 60}, 1.0)])
+def test_scores_play_at_their_first_metronome_mark_else_at_qpm(tmp_path, tempo, config, beat):
+    path = tmp_path / "tunes.abc"
+    path.write_text(TUNES.format(tempo=tempo))
+    representation = get_representation("midi", **config)
+    pieces = list(representation.read_pieces(path))
+    assert [name for name, _ in pieces] == [f"{path}#1", f"{path}#2"]
+    got = representation.to_notes(pieces[0][1])
+    want = [(60, 0, 1), (62, 1, 2), (64, 2, 3), (67, 2, 3), (72, 3, 4)]  # the chord symbol "Am" is not played
+    assert [(p, round(s / beat, 2), round(e / beat, 2)) for p, _, s, e in got] == want
+
+
+def test_to_notes_drops_empty_notes_and_closes_hanging_ones(tmp_path):
+    tokens = midi.parse_primer("NOTE_ON_60 NOTE_OFF_60 VELOCITY_31 NOTE_ON_62 TIME_SHIFT_20 NOTE_ON_64")
+    assert midi.to_notes(tokens) == [(62, 126, 0.0, 0.2), (64, 126, 0.2, 0.21)]  # bin 31 is 125..127
+    assert midi.to_notes(midi.parse_primer("NOTE_ON_60 TIME_SHIFT_1"))[0][1] == 100  # no VELOCITY yet
+    midi.write(tokens, tmp_path / "out.mid")
+    messages = [m for m in mido.MidiFile(tmp_path / "out.mid").tracks[1] if m.type.startswith("note")]
+    assert [(m.note, m.velocity > 0) for m in messages] == [(62, True), (62, False), (64, True), (64, False)]
+    with pytest.raises(InputError, match="token id 389"):
+        midi.write(np.array([60, 389]), tmp_path / "bad.mid")
+    assert not (tmp_path / "bad.mid").exists()
+
+
+def test_importing_and_constructing_load_neither_music21_nor_mido():
+    code = ("import sys; from mgf.plugins.repr_midi import Midi; Midi().parse_primer('NOTE_ON_60');"
+            " print(sorted(m for m in ('music21', 'mido') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_primer_and_names():
@@ -143,7 +190,9 @@ def _file(path, content):
         (lambda d: _file(d / "text.mid", b"just some text\n"), "not a readable MIDI file"),
         (lambda d: build(d / "silent.mid", [[(0, mido.MetaMessage("set_tempo", tempo=400000))]]), "no notes"),
         (lambda d: build(d / "drums.mid", [[(0, on(36, ch=9)), (10, off(36, ch=9))]]), "no notes"),
+        (lambda d: build(d / "division.mid", [[(0, on(60)), (10, off(60))]], ticks_per_beat=0), "time division 0"),
         (lambda d: "corpus:bach/no-such-chorale", "no such work or collection"),
+        (lambda d: _file(d / "junk.musicxml", b"<score-partwise><part"), "not a readable score"),
     ],
 )
 def test_bad_input_is_an_input_error_naming_the_file(tmp_path, make, message):
