@@ -46,6 +46,13 @@ class Dataset:
     def tokens(self) -> int:
         return sum(len(s) for s in self.sequences)
 
+    def extend(self, other: Dataset) -> None:
+        """Append the pieces, skips and cache hits of ``other``."""
+        self.sequences += other.sequences
+        self.names += other.names
+        self.skipped += other.skipped
+        self.cached += other.cached
+
     def split(self, validation: float) -> tuple[Dataset, Dataset]:
         """(train, validation) by piece; a piece's side depends only on its name, so it never moves."""
         if not 0.0 <= validation < 1.0:

@@ -36,7 +36,10 @@ def parse(path):
             import mido
 
             mido.MidiFile(target)  # strict: music21 would read a truncated file up to the cut
-        return converter.parse(target), where
+        # forceSource: music21's own pickle cache matches files by path and mtime, and mgf.data
+        # caches by content already; quantizePost=False: MIDI onsets reach our grid unsnapped.
+        options = {"quantizePost": False} if target.lower().endswith((".mid", ".midi")) else {}
+        return converter.parse(target, forceSource=True, **options), where
     except Exception as error:
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise InputError(f"{where}: not a readable score ({type(error).__name__}{': ' + message if message else ''})") from None

@@ -25,6 +25,8 @@ def _transpose(text):
 def _train(args):
     if args.layers < 1 or args.hidden < 1 or args.embedding < 0 or args.seq_len < 1 or args.batch_size < 1 or args.epochs < 1:
         raise UsageError("--layers, --hidden, --seq-len, --batch-size and --epochs must be positive, --embedding >= 0")
+    if not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
     representation = get_representation(args.repr, **_config(args.config))
@@ -35,7 +37,7 @@ def _train(args):
         representation, args.data, args.output,
         hidden=[args.hidden] * args.layers, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
-        patience=args.patience, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
+        patience=args.patience, dropout=args.dropout, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     scores = result.training.get("validation_cross_entropy")
@@ -62,7 +64,8 @@ def _export(args):
 def register_commands(cli):
     p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf[keras]).")
     _add_repr_options(p)
-    p.add_argument("--data", required=True, help="corpus:essenFolksong, corpus:bach, a folder of files, or a glob")
+    p.add_argument("--data", required=True, action="append",
+                   help="corpus:essenFolksong, corpus:bach, a folder of files, or a glob (repeat to combine sources)")
     p.add_argument("--hidden", type=int, default=256, help="units per LSTM layer (default: 256)")
     p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: 2)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
@@ -72,6 +75,7 @@ def register_commands(cli):
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout after each LSTM layer, in training (default: 0)")
     p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")

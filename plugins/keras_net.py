@@ -34,8 +34,8 @@ keras = _import_keras()
 SUPPORTED = "Embedding or CategoryEncoding(one_hot), then LSTM layers (default activations), then Dense (linear or softmax)"
 
 
-def build(arch: Arch) -> keras.Model:
-    """The training network: tokens [B, T] -> logits [B, T, V]."""
+def build(arch: Arch, dropout: float = 0.0) -> keras.Model:
+    """The training network: tokens [B, T] -> logits [B, T, V]; dropout after each LSTM acts in training only."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     if arch.embedding_dim:
         x = keras.layers.Embedding(arch.vocab_size, arch.embedding_dim, name="embedding")(tokens)
@@ -43,6 +43,8 @@ def build(arch: Arch) -> keras.Model:
         x = keras.layers.CategoryEncoding(num_tokens=arch.vocab_size, output_mode="one_hot", name="one_hot")(tokens)
     for i, units in enumerate(arch.hidden):
         x = keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(arch.vocab_size, name="dense")(x)
     return keras.Model(tokens, logits, name="mgf_lstm")
 

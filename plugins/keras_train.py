@@ -16,11 +16,15 @@ from .keras_net import build, keras, load_keras, to_tensors
 
 
 class EpochLine(keras.callbacks.Callback):
-    """One line per epoch on stderr: losses and time; also remembers the epoch for checkpoints."""
+    """One line per epoch on stderr: losses and time; also remembers the epoch for checkpoints.
 
-    def __init__(self, epochs: int, sidecar: str, quiet: bool) -> None:
+    Keras averages a weighted loss over every position, padding included; ``scales`` (positions
+    per real token, for training and validation) turn that into nats per real token.
+    """
+
+    def __init__(self, epochs: int, sidecar: str, quiet: bool, scales: tuple[float, float]) -> None:
         super().__init__()
-        self.epochs, self.sidecar, self.quiet = epochs, sidecar, quiet
+        self.epochs, self.sidecar, self.quiet, self.scales = epochs, sidecar, quiet, scales
         self.started = time.perf_counter()
         self.best = float("inf")
 
@@ -31,9 +35,10 @@ class EpochLine(keras.callbacks.Callback):
         logs = logs or {}
         val = logs.get("val_loss")
         if val is not None:
+            val *= self.scales[1]
             self.best = min(self.best, float(val))
         if not self.quiet:
-            parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {logs.get('loss', float('nan')):.4f}"]
+            parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {logs.get('loss', float('nan')) * self.scales[0]:.4f}"]
             if val is not None:
                 parts.append(f"val_loss {val:.4f}")
             parts.append(f"{time.perf_counter() - self.started:.0f} s")
@@ -44,7 +49,7 @@ class EpochLine(keras.callbacks.Callback):
 
 def train(
     representation,
-    source: str,
+    sources: list[str],
     output: str,
     *,
     hidden=(256, 256),
@@ -56,17 +61,21 @@ def train(
     val_split: float = 0.1,
     seed: int = 0,
     patience: int = 3,
+    dropout: float = 0.0,
     transpose: range = range(0, 1),
     resume: bool = False,
     quiet: bool = False,
     command: str = "",
 ) -> Bundle:
-    """Train on ``source`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``)."""
+    """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``)."""
     keras.utils.set_random_seed(seed)
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()  # same seed, same data -> same bundle
-    dataset = data.load(representation, source, progress=None if not quiet else False)
+    dataset = data.Dataset()
+    for source in sources:
+        dataset.extend(data.load(representation, source, progress=None if not quiet else False))
+    source = " + ".join(sources)
     if not dataset.sequences:
         raise InputError(f"{source}: no piece could be read ({len(dataset.skipped)} file(s) skipped)")
     train_set, val_set = dataset.split(val_split)
@@ -96,10 +105,11 @@ def train(
         if to_tensors(model)[0] != arch:
             raise InputError(f"--resume: {checkpoint} has another architecture than the one asked for")
     else:
-        model = build(arch)
+        model = build(arch, dropout)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    progress = EpochLine(epochs, sidecar, quiet)
+    scales = (w.size / w.sum(), validation[2].size / validation[2].sum() if validation else 1.0)
+    progress = EpochLine(epochs, sidecar, quiet, scales)
     callbacks = [progress, keras.callbacks.ModelCheckpoint(checkpoint)]
     if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
@@ -111,11 +121,11 @@ def train(
     arch, tensors = to_tensors(model)
     from mgf import __version__
 
-    val_losses = history.history.get("val_loss", [])
+    val_losses = [loss * scales[1] for loss in history.history.get("val_loss", [])]
     result = Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in representation.tensors().items()}},
                     {"name": representation.name, "config": representation.config()},
                     {
-                        "data": source,
+                        "data": list(sources),
                         "command": command,
                         "pieces": {"train": len(train_set.sequences), "validation": len(val_set.sequences),
                                    "skipped_files": len(dataset.skipped)},
@@ -123,7 +133,7 @@ def train(
                         "epochs": initial_epoch + len(history.history.get("loss", [])),
                         "best_val_loss": float(np.min(val_losses)) if val_losses else None,
                         "train_seconds": round(seconds, 1),
-                        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed,
+                        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed, "dropout": dropout,
                         "transpose": [transpose.start, transpose.stop - 1],
                         "mgf_version": __version__,
                         "keras_version": keras.__version__,
