@@ -10,6 +10,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 
+def packaged_model(file_name: str) -> str:
+    """Path of a bundle shipped in mgf's own ``models/`` folder (the built-ins' defaults)."""
+    from importlib.resources import files
+
+    return str(files("mgf") / "models" / file_name)
+
+
 class Representation(ABC):
     """Turns music into a 1-D sequence of int32 token ids in ``[0, vocab_size)`` and back.
 

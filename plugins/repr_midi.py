@@ -28,6 +28,7 @@ import numpy as np
 
 from mgf import InputError, Representation, hookimpl
 from mgf.files import atomic_path
+from mgf.representation import packaged_model
 from mgf.scores import SCORE_SUFFIXES, parse
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -39,6 +40,7 @@ DRUM_CHANNEL = 9
 class Midi(Representation):
     name = "midi"
     suffix = ".mid"
+    default_bundle = packaged_model("midi.safetensors")
     read_suffixes = MIDI_SUFFIXES + tuple(s for s in SCORE_SUFFIXES if s not in MIDI_SUFFIXES)
 
     def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,

@@ -33,6 +33,7 @@ import numpy as np
 
 from mgf import InputError, Representation, corpus, hookimpl
 from mgf.files import atomic_path
+from mgf.representation import packaged_model
 from mgf.scores import SCORE_SUFFIXES, parse
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
@@ -47,6 +48,7 @@ class Notes(Representation):
 
     name = "notes"
     suffix = ".mid"
+    default_bundle = packaged_model("notes.safetensors")
     read_suffixes = SCORE_SUFFIXES
 
     def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120) -> None:

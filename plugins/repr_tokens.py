@@ -1,11 +1,11 @@
 """``tokens``: token ids as text, one sequence per file.  For plumbing: testing plugins and bundles end to end."""
 
 import re
-from importlib.resources import files
 
 import numpy as np
 
 from mgf import InputError, Representation, hookimpl
+from mgf.representation import packaged_model
 from mgf.files import atomic_path
 
 
@@ -14,7 +14,7 @@ class Tokens(Representation):
 
     name = "tokens"
     suffix = ".txt"
-    default_bundle = str(files("mgf") / "models" / "tokens.safetensors")
+    default_bundle = packaged_model("tokens.safetensors")
 
     def __init__(self, vocab_size: int = 130) -> None:
         if not isinstance(vocab_size, int) or vocab_size < 2:
