@@ -147,3 +147,22 @@ def test_augment_transposes_with_the_representation():
     out = data.augment(dataset, Shifting(), range(-1, 2))
     assert out.names == ["low", "low (+1)", "high (-1)", "high"]
     assert [s.tolist() for s in out.sequences] == [[0, 5], [1, 6], [99, 127], [100, 128]]
+
+
+def test_a_folder_of_midi_files_with_a_broken_one(tmp_path):
+    midi = get_representation("midi")
+    folder = tmp_path / "midi"
+    (folder / "sub").mkdir(parents=True)
+    chorale = midi.read("corpus:bach/bwv66.6")
+    midi.write(chorale, folder / "a.mid")
+    midi.write(chorale[:200], folder / "sub" / "b.MID")
+    (folder / "broken.mid").write_bytes(b"MThd garbage")
+    loaded = data.load(midi, str(folder))
+    assert sorted(len(s) for s in loaded.sequences) == sorted([len(chorale), len(midi.read(folder / "sub" / "b.MID"))])
+    assert [os.path.basename(path) for path, _ in loaded.skipped] == ["broken.mid"]
+    assert "not a readable MIDI file" in loaded.skipped[0][1]
+
+
+def test_corpus_sources_expand_multi_tune_files():
+    loaded = data.load(get_representation("notes"), "corpus:essenFolksong/teste.abc")
+    assert len(loaded.sequences) > 1 and all(name.count("#") == 1 for name in loaded.names)
