@@ -32,6 +32,8 @@ DEFAULT_PLUGINS = (
     # commands: pluggy calls the last registered first, and that is the order `mgf --help` lists
     "mgf.plugins.cmd_data",
     "mgf.plugins.cmd_render",
+    "mgf.plugins.cmd_plot",
+    "mgf.plugins.cmd_eval",
     "mgf.plugins.cmd_plugins",
     "mgf.plugins.cmd_train",
     "mgf.plugins.cmd_generate",

@@ -34,6 +34,7 @@ def register_commands(cli):
     p.add_argument("--threads", type=int, help="cores per step for the native backend (default: MGF_NUM_THREADS or 1)")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default: generated.<suffix>)")
     p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
+    p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
     p.set_defaults(run=_generate)
 
 
@@ -55,16 +56,22 @@ def _generate(args) -> int:
     pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=args.seed,
                           num_outputs=args.num_outputs, **sampler_options)
     output = args.output or f"generated{representation.suffix}"
-    notes = [representation.to_notes(tokens) for tokens in pieces] if args.render else None  # fail before writing
+    notes = [representation.to_notes(tokens) for tokens in pieces] if args.render or args.plot else None  # fail early
     for index, (path_i, tokens) in enumerate(zip(_output_paths(output, len(pieces)), pieces)):
         representation.write(tokens, path_i)
         print(path_i)
-        if notes is not None:
+        if args.render:
             from .cmd_render import render_notes
 
             wav = os.path.splitext(path_i)[0] + ".wav"
             render_notes(notes[index], wav)
             print(wav)
+        if args.plot:
+            from .cmd_plot import plot_notes
+
+            png = os.path.splitext(path_i)[0] + ".png"
+            plot_notes(notes[index], png, title=os.path.basename(path_i))
+            print(png)
     return 0
 
 

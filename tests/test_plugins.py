@@ -162,3 +162,11 @@ def test_a_plugin_clashing_with_a_builtin_is_one_line(installed_plugin):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "two plugins register the sampler 'greedy'" in result.stderr and "demo (mgf-demo)" in result.stderr
+
+
+def test_every_hook_and_argument_is_in_the_plugin_guide():
+    guide = open(os.path.join(os.path.dirname(__file__), "..", "docs", "plugins.md")).read()
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("register_"):
+            signature = f"### `{name}({', '.join(inspect.signature(fn).parameters)})`"
+            assert signature in guide, f"docs/plugins.md does not document {signature}"
