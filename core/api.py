@@ -62,6 +62,7 @@ def generate(
     primer=None,
     seed: int | None = None,
     num_outputs: int | None = None,
+    progress: bool | None = False,
     **options: Any,
 ) -> np.ndarray:
     """The primer (without the start token) followed by ``steps`` generated tokens, as int32.
@@ -70,6 +71,7 @@ def generate(
     never generated: samplers see it with probability 0.  With ``num_outputs``
     the result is 2-D, one row per output, generated as one batch.  ``options`` go to the
     sampler (e.g. ``temperature=0.9, top_k=20``).  Equal seeds give equal results.
+    ``progress=None`` shows a bar of model steps on a terminal (the CLI's default), True always.
     """
     if model.representation is None:
         raise InputError("the model has no representation; load it with mgf.load_model")
@@ -81,19 +83,32 @@ def generate(
     full = np.concatenate([[model.representation.start_token], user]).astype(np.int32)
     chosen = registry.get("samplers", sampler)()
     rng = np.random.default_rng(seed)
-    model = _NoStartToken(model)
-    if num_outputs is None:
-        new = np.asarray(chosen.sample(model, full, int(steps), rng, **options), dtype=np.int32)
-        return np.concatenate([user, new])
-    new = np.asarray(chosen.sample_batch(model, full, int(steps), int(num_outputs), rng, **options), dtype=np.int32)
-    return np.concatenate([np.broadcast_to(user, (len(new), len(user))), new], axis=1)
+    bar = None
+    if progress is not False:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(full) + int(steps) - 1, desc="generating", unit="step", leave=False,
+                   disable=None if progress is None else False)
+    model = _NoStartToken(model, bar)
+    try:
+        if num_outputs is None:
+            new = np.asarray(chosen.sample(model, full, int(steps), rng, **options), dtype=np.int32)
+            return np.concatenate([user, new])
+        new = np.asarray(chosen.sample_batch(model, full, int(steps), int(num_outputs), rng, **options), dtype=np.int32)
+        return np.concatenate([np.broadcast_to(user, (len(new), len(user))), new], axis=1)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class _NoStartToken(Model):
-    """The model with its start token made impossible, so that samplers never emit it mid-piece."""
+    """The model with its start token made impossible, so that samplers never emit it mid-piece.
 
-    def __init__(self, model: Model) -> None:
-        self.model = model
+    It also advances the progress bar, if any: one tick per batched step, whatever the sampler.
+    """
+
+    def __init__(self, model: Model, bar=None) -> None:
+        self.model, self.bar = model, bar
         self.representation = model.representation
         self.start = model.representation.start_token
 
@@ -107,6 +122,8 @@ class _NoStartToken(Model):
     def step(self, tokens, state):
         logits, state = self.model.step(tokens, state)
         logits[:, self.start] = -np.inf
+        if self.bar is not None:
+            self.bar.update()
         return logits, state
 
 

@@ -61,7 +61,7 @@ def _decode(args):
 
 def _dataset(args):
     representation = _representation(args)
-    loaded = data.load(representation, args.source, cache=not args.no_cache)
+    loaded = data.load(representation, args.source, cache=not args.no_cache, progress=False if args.quiet else None)
     lengths = [len(s) for s in loaded.sequences]
     summary = {
         "source": args.source,
@@ -105,4 +105,5 @@ def register_commands(cli):
     _add_repr_options(p)
     p.add_argument("--no-cache", action="store_true", help="re-encode every file and write no cache")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.set_defaults(run=_dataset)

@@ -33,6 +33,7 @@ def register_commands(cli):
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
     p.add_argument("--threads", type=int, help="cores per step for the native backend (default: MGF_NUM_THREADS or 1)")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default: generated.<suffix>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
     p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
     p.set_defaults(run=_generate)
@@ -54,7 +55,7 @@ def _generate(args) -> int:
         primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
     sampler_options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=args.seed,
-                          num_outputs=args.num_outputs, **sampler_options)
+                          num_outputs=args.num_outputs, progress=False if args.quiet else None, **sampler_options)
     output = args.output or f"generated{representation.suffix}"
     notes = [representation.to_notes(tokens) for tokens in pieces] if args.render or args.plot else None  # fail early
     for index, (path_i, tokens) in enumerate(zip(_output_paths(output, len(pieces)), pieces)):

@@ -22,16 +22,25 @@ class EpochLine(keras.callbacks.Callback):
     per real token, for training and validation) turn that into nats per real token.
     """
 
-    def __init__(self, epochs: int, sidecar: str, quiet: bool, scales: tuple[float, float]) -> None:
+    def __init__(self, epochs: int, batches: int, sidecar: str, quiet: bool, scales: tuple[float, float]) -> None:
         super().__init__()
-        self.epochs, self.sidecar, self.quiet, self.scales = epochs, sidecar, quiet, scales
+        self.epochs, self.batches, self.sidecar, self.quiet, self.scales = epochs, batches, sidecar, quiet, scales
         self.started = time.perf_counter()
         self.best = float("inf")
+        self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        from tqdm import tqdm
+
         self.started = time.perf_counter()
+        self.bar = tqdm(total=self.batches, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=False,
+                        disable=True if self.quiet else None)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
         logs = logs or {}
         val = logs.get("val_loss")
         if val is not None:
@@ -109,7 +118,7 @@ def train(
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     scales = (w.size / w.sum(), validation[2].size / validation[2].sum() if validation else 1.0)
-    progress = EpochLine(epochs, sidecar, quiet, scales)
+    progress = EpochLine(epochs, -(-len(x) // batch_size), sidecar, quiet, scales)
     callbacks = [progress, keras.callbacks.ModelCheckpoint(checkpoint)]
     if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
