@@ -33,9 +33,7 @@ def representation_of(path: str | os.PathLike) -> Representation:
         ) from None
     except InputError as error:
         raise BundleError(f"{path}: bad representation config: {error}") from None
-    extra = bundle.read_repr_tensors(path)
-    if extra:
-        representation.load_tensors(extra)
+    representation.load_tensors(bundle.read_repr_tensors(path))
     return representation
 
 

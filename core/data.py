@@ -59,11 +59,16 @@ class Dataset:
             raise InputError(f"validation fraction must be in [0, 1), got {validation}")
         train, held = Dataset(), Dataset()
         for name, sequence in zip(self.names, self.sequences):
-            digest = hashlib.sha256(name.encode()).digest()
-            side = held if int.from_bytes(digest[:8], "big") / 2**64 < validation else train
+            side = held if held_out(name, validation) else train
             side.names.append(name)
             side.sequences.append(sequence)
         return train, held
+
+
+def held_out(name: str, validation: float) -> bool:
+    """Whether the piece (or file) called ``name`` is on the validation side of a split at ``validation``."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < validation
 
 
 def augment(dataset: Dataset, representation: Representation, semitones: range) -> Dataset:
@@ -127,9 +132,14 @@ def load(representation: Representation, source: str, cache: bool = True, progre
 
 
 def _config_key(representation: Representation) -> str:
+    """Name, config and learned tensors (a codebook) of the representation: what its tokens depend on."""
     spec = json.dumps({"name": representation.name, "config": representation.config(), "cache": CACHE_FORMAT},
                       sort_keys=True)
-    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(spec.encode())
+    for name, array in sorted(representation.tensors().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _encode_cached(representation, path, key, cache):

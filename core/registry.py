@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.repr_tokens",
     "mgf.plugins.repr_notes",
     "mgf.plugins.repr_midi",
+    "mgf.plugins.repr_audio",
     "mgf.plugins.model_numpy",
     "mgf.plugins.model_native",
     "mgf.plugins.model_keras",

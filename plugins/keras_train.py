@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from mgf import InputError, bundle, data
+from mgf import InputError, Representation, bundle, data
 from mgf.bundle import Arch, Bundle
 
 from .keras_net import build, keras, load_keras, to_tensors
@@ -81,6 +81,10 @@ def train(
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()  # same seed, same data -> same bundle
+    if type(representation).fit is not Representation.fit and not representation.tensors():
+        # learn the representation (a codebook) from the training side's files only
+        paths = [p for source in sources for p in data.files(source, representation.read_suffixes)]
+        representation.fit([p for p in paths if not data.held_out(p, val_split)] or paths)
     dataset = data.Dataset()
     for source in sources:
         dataset.extend(data.load(representation, source, progress=None if not quiet else False))

@@ -1,0 +1,247 @@
+"""``audio``: sound as a sequence of spectrogram-frame tokens, WAV in and out.
+
+Audio (mono, ``sample_rate``) -> magnitude STFT (Hann window of ``n_fft`` samples, hop ``hop``)
+-> ``n_mels`` mel bands (Slaney-style triangles, 0 Hz to Nyquist) -> log(1e-5 + x) -> one token per
+frame: the index of the nearest entry of a codebook of ``codebook_size`` log-mel frames, learned with
+k-means (``fit``) and stored in the bundle as ``repr.codebook``.  Back: codebook frames -> mel
+magnitudes -> linear magnitudes (non-negative least squares through the filterbank's
+pseudo-inverse) -> Griffin-Lim phase (``griffin_lim_iters`` iterations) -> 16-bit WAV.
+Token ``codebook_size`` is START.  WAV is read with the standard library; FLAC and OGG need
+``pip install 'mgf[audio]'`` (soundfile).  MIDI files and scores (and ``corpus:`` references) are
+heard through the built-in synthesizer, so ``corpus:bach`` is audio training data offline.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+
+import numpy as np
+
+from mgf import BundleError, InputError, Representation, hookimpl, synth
+from mgf.representation import packaged_model
+from mgf.scores import SCORE_SUFFIXES
+
+SOUND_SUFFIXES = (".wav", ".flac", ".ogg")
+
+FLOOR = 1e-5
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """``[n_mels, n_fft // 2 + 1]`` triangles evenly spaced on the mel scale, each of unit area."""
+    def to_mel(hz):
+        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+    def to_hz(mel):
+        return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = to_hz(np.linspace(0, to_mel(sample_rate / 2), n_mels + 2))
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - low) / np.maximum(centre - low, 1e-9)
+    falling = (high - bins) / np.maximum(high - centre, 1e-9)
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    return filters * (2.0 / (high - low))
+
+
+def stft(signal: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Complex ``[frames, n_fft // 2 + 1]``; the signal is padded by half a window each side."""
+    window = np.hanning(n_fft + 1)[:-1]
+    padded = np.pad(signal, n_fft // 2)
+    frames = 1 + (len(padded) - n_fft) // hop
+    index = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    return np.fft.rfft(padded[index] * window, axis=1)
+
+
+def istft(spectrum: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    """Overlap-add inverse of :func:`stft` (window-square normalised)."""
+    window = np.hanning(n_fft + 1)[:-1]
+    frames = np.fft.irfft(spectrum, n=n_fft, axis=1) * window
+    total = n_fft + hop * (len(frames) - 1)
+    out, norm = np.zeros(total), np.zeros(total)
+    for i, frame in enumerate(frames):
+        out[i * hop:i * hop + n_fft] += frame
+        norm[i * hop:i * hop + n_fft] += window ** 2
+    out /= np.maximum(norm, 1e-8)
+    return out[n_fft // 2:n_fft // 2 + length]
+
+
+def kmeans(points: np.ndarray, k: int, seed: int = 0, iterations: int = 30) -> np.ndarray:
+    """k-means++ seeding, then Lloyd iterations; deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    centres = [points[rng.integers(len(points))]]
+    distance = ((points - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        centres.append(points[rng.choice(len(points), p=distance / distance.sum())] if distance.sum() > 0
+                       else points[rng.integers(len(points))])
+        distance = np.minimum(distance, ((points - centres[-1]) ** 2).sum(axis=1))
+    centres = np.array(centres)
+    for _ in range(iterations):
+        labels = nearest(points, centres)
+        for j in range(k):
+            members = points[labels == j]
+            if len(members):
+                centres[j] = members.mean(axis=0)
+    return centres.astype(np.float32)
+
+
+def nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre of each point (squared Euclidean distance)."""
+    distance = (points ** 2).sum(1)[:, None] - 2 * points @ centres.T + (centres ** 2).sum(1)[None, :]
+    return distance.argmin(axis=1).astype(np.int32)
+
+
+def read_audio(path, sample_rate: int) -> np.ndarray:
+    """Mono float64 samples of a WAV (standard library) or FLAC/OGG (soundfile), resampled to ``sample_rate``."""
+    where = str(path)
+    if not os.path.exists(where):
+        raise InputError(f"{where}: no such file")
+    if os.path.getsize(where) == 0:
+        raise InputError(f"{where}: empty file")
+    if where.lower().endswith(".wav"):
+        try:
+            with wave.open(where) as handle:
+                width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
+                raw = handle.readframes(handle.getnframes())
+        except (wave.Error, EOFError) as error:
+            raise InputError(f"{where}: not a readable WAV file ({error})") from None
+        if width not in (1, 2, 4):
+            raise InputError(f"{where}: unsupported sample format ({8 * width}-bit WAV)")
+        dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}[width]
+        samples = np.frombuffer(raw[: len(raw) // (width * channels) * width * channels], dtype).astype(np.float64)
+        samples = (samples - 128) / 128 if width == 1 else samples / float(2 ** (8 * width - 1))
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    else:
+        try:
+            import soundfile
+        except ImportError:
+            raise InputError(f"{where}: reading {os.path.splitext(where)[1] or 'this'} needs soundfile: pip install 'mgf[audio]'") from None
+        try:
+            samples, rate = soundfile.read(where, dtype="float64", always_2d=True)
+        except Exception as error:
+            raise InputError(f"{where}: not a readable audio file ({str(error).splitlines()[0][:200]})") from None
+        samples = samples.mean(axis=1)
+    if samples.size == 0:
+        raise InputError(f"{where}: no audio in the file")
+    if rate != sample_rate:
+        positions = np.arange(int(len(samples) * sample_rate / rate)) * rate / sample_rate
+        samples = np.interp(positions, np.arange(len(samples)), samples)
+    if np.abs(samples).max() < 1e-4:
+        raise InputError(f"{where}: the audio is silent")
+    return samples
+
+
+class Audio(Representation):
+    name = "audio"
+    suffix = ".wav"
+    read_suffixes = SOUND_SUFFIXES + SCORE_SUFFIXES
+    default_bundle = packaged_model("audio.safetensors")
+
+    def __init__(self, sample_rate: int = 22050, n_fft: int = 2048, hop: int = 512, n_mels: int = 80,
+                 codebook_size: int = 256, griffin_lim_iters: int = 32) -> None:
+        for key, value, low in (("sample_rate", sample_rate, 4000), ("n_fft", n_fft, 64), ("hop", hop, 16),
+                                ("n_mels", n_mels, 8), ("codebook_size", codebook_size, 2), ("griffin_lim_iters", griffin_lim_iters, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InputError(f"audio: {key} must be an integer >= {low}, got {value!r}")
+        if hop > n_fft:
+            raise InputError("audio: hop must not exceed n_fft")
+        self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
+        self.codebook_size, self.griffin_lim_iters = codebook_size, griffin_lim_iters
+        self.filters = mel_filterbank(sample_rate, n_fft, n_mels)
+        self.codebook: np.ndarray | None = None
+
+    def config(self):
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels,
+                "codebook_size": self.codebook_size, "griffin_lim_iters": self.griffin_lim_iters}
+
+    @property
+    def vocab_size(self):
+        return self.codebook_size + 1
+
+    @property
+    def start_token(self):
+        return self.codebook_size
+
+    # the codebook ------------------------------------------------------------------------
+    def log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """``[frames, n_mels]`` log-mel frames of mono samples."""
+        return np.log(FLOOR + np.abs(stft(samples, self.n_fft, self.hop)) @ self.filters.T)
+
+    def sounds(self, path):
+        """``(name, samples)`` of each piece in ``path``: a sound file, or music rendered by the synthesizer."""
+        if str(path).lower().endswith(SOUND_SUFFIXES):
+            yield str(path), read_audio(path, self.sample_rate)
+            return
+        from mgf import get_representation
+
+        midi = get_representation("midi")
+        for name, tokens in midi.read_pieces(path):
+            yield name, synth.render(midi.to_notes(tokens), self.sample_rate).astype(np.float64)
+
+    def fit(self, paths, max_frames: int = 60000, seed: int = 0) -> None:
+        """Learn the codebook with k-means on the log-mel frames of the pieces in ``paths``."""
+        frames = np.concatenate([self.log_mel(samples) for path in paths for _, samples in self.sounds(path)])
+        if len(frames) < self.codebook_size:
+            raise InputError(f"audio: {len(frames)} frames cannot fit a codebook of {self.codebook_size}")
+        rng = np.random.default_rng(seed)
+        if len(frames) > max_frames:
+            frames = frames[rng.choice(len(frames), max_frames, replace=False)]
+        self.codebook = kmeans(frames, self.codebook_size, seed=seed)
+
+    def tensors(self):
+        return {} if self.codebook is None else {"codebook": self.codebook}
+
+    def load_tensors(self, tensors):
+        codebook = tensors.get("codebook")
+        if codebook is None or codebook.shape != (self.codebook_size, self.n_mels):
+            shape = None if codebook is None else list(codebook.shape)
+            raise BundleError(f"audio: repr.codebook must be [{self.codebook_size}, {self.n_mels}], got {shape}")
+        self.codebook = codebook
+
+    def _require_codebook(self):
+        if self.codebook is None:
+            raise BundleError("audio: no codebook (repr.codebook): load the representation from a bundle, or fit() it")
+        return self.codebook
+
+    # files -------------------------------------------------------------------------------
+    def read(self, path):
+        return next(iter(self.read_pieces(path)))[1]
+
+    def read_pieces(self, path):
+        codebook = self._require_codebook().astype(np.float64)
+        for name, samples in self.sounds(path):
+            yield name, nearest(self.log_mel(samples), codebook)
+
+    def write(self, tokens, path, **options):
+        if not str(path).lower().endswith(".wav"):
+            raise InputError(f"{path}: audio writes .wav files")
+        synth.write_wav(self.to_samples(tokens), path, self.sample_rate)
+
+    def to_samples(self, tokens) -> np.ndarray:
+        """Mono float samples of ``tokens`` (start tokens skipped), peak-normalised to 0.9."""
+        codebook = self._require_codebook()
+        tokens = np.asarray([int(t) for t in tokens if int(t) != self.start_token], dtype=np.int64)
+        if tokens.size == 0:
+            raise InputError("audio: no frames to write")
+        if tokens.min() < 0 or tokens.max() >= self.codebook_size:
+            raise InputError(f"audio: token ids must lie in [0, {self.codebook_size})")
+        mel = np.maximum(np.exp(codebook[tokens].astype(np.float64)) - FLOOR, 0.0)
+        magnitude = np.maximum(mel @ np.linalg.pinv(self.filters).T, 0.0)
+        length = (len(tokens) - 1) * self.hop
+        rng = np.random.default_rng(0)
+        spectrum = magnitude * np.exp(2j * np.pi * rng.random(magnitude.shape))
+        for _ in range(self.griffin_lim_iters):
+            signal = istft(spectrum, self.n_fft, self.hop, length)
+            estimate = stft(signal, self.n_fft, self.hop)[: len(magnitude)]
+            spectrum = magnitude * np.exp(1j * np.angle(estimate))
+        signal = istft(spectrum, self.n_fft, self.hop, length)
+        peak = np.abs(signal).max()
+        return signal * (synth.PEAK / peak) if peak > 0 else signal
+
+    def parse_primer(self, text):
+        raise InputError("audio: give an audio file (WAV, FLAC, OGG) as the primer")
+
+
+@hookimpl
+def register_representations(register):
+    register(Audio)

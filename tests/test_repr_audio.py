@@ -1,0 +1,111 @@
+"""The `audio` representation: spectrogram-frame tokens through a learned codebook, WAV in and out."""
+
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+import mgf
+from mgf import BundleError, InputError, bundle, synth
+from mgf.plugins.repr_audio import Audio, mel_filterbank, read_audio, stft
+
+SMALL = dict(n_fft=512, hop=256, n_mels=32, codebook_size=32, griffin_lim_iters=16)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    audio = Audio(**SMALL)
+    audio.fit(["corpus:bach/bwv66.6"])
+    return audio
+
+
+def wav(path, samples, rate=22050, width=2):
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(width)
+        handle.setframerate(rate)
+        scale = 2 ** (8 * width - 1) - 1
+        handle.writeframes((np.asarray(samples) * scale).astype({2: "<i2", 4: "<i4"}.get(width, "<i2")).tobytes()
+                           if width in (2, 4) else bytes(len(samples) * width))
+    return path
+
+
+def test_mel_filterbank_covers_the_spectrum():
+    filters = mel_filterbank(22050, 512, 32)
+    assert filters.shape == (32, 257) and (filters >= 0).all()
+    centres = filters.argmax(axis=1)
+    assert (np.diff(centres) >= 0).all() and centres[-1] > 200
+
+
+def test_encode_decode_keeps_the_sound(fitted, tmp_path):
+    midi = mgf.get_representation("midi")
+    original = synth.render(midi.to_notes(midi.read("corpus:bach/bwv66.6")))
+    tokens = fitted.read("corpus:bach/bwv66.6")
+    assert len(tokens) == 1 + len(original) // SMALL["hop"]
+    assert len(np.unique(tokens)) > 10
+    fitted.write(tokens, tmp_path / "out.wav")
+    decoded = read_audio(tmp_path / "out.wav", 22050)
+    assert len(decoded) == (len(tokens) - 1) * SMALL["hop"]
+    assert np.abs(decoded).max() <= synth.PEAK + 1e-3 and np.sqrt(np.mean(decoded ** 2)) > 0.02
+    n = min(len(original), len(decoded))
+    X, Y = np.abs(stft(original[:n], 512, 256)), np.abs(stft(decoded[:n], 512, 256))
+    Y *= (X * Y).sum() / (Y * Y).sum()
+    assert np.linalg.norm(X - Y) / np.linalg.norm(X) < 0.9  # spectral convergence: 1 would be unrelated sound
+    noise = np.random.default_rng(0).standard_normal(n) * 0.1
+    N = np.abs(stft(noise, 512, 256))
+    N *= (X * N).sum() / (N * N).sum()
+    assert np.linalg.norm(X - Y) < np.linalg.norm(X - N)
+
+
+def test_codebook_travels_in_the_bundle(fitted, tmp_path):
+    loaded = bundle.random_bundle(fitted.vocab_size, (16,), 8, representation={"name": "audio", "config": fitted.config()})
+    loaded.tensors["repr.codebook"] = fitted.codebook
+    bundle.write(loaded, tmp_path / "a.safetensors")
+    model = mgf.load_model(tmp_path / "a.safetensors")
+    np.testing.assert_array_equal(model.representation.codebook, fitted.codebook)
+    out = tmp_path / "gen.wav"
+    result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "generate", "--bundle", str(tmp_path / "a.safetensors"),
+                             "--steps", "100", "--seed", "0", "-o", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    samples = read_audio(out, 22050)
+    assert len(samples) == 99 * SMALL["hop"] and np.abs(samples).max() <= synth.PEAK + 1e-3
+    del loaded.tensors["repr.codebook"]
+    bundle.write(loaded, tmp_path / "b.safetensors")
+    result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "generate", "--bundle", str(tmp_path / "b.safetensors"),
+                             "-o", str(tmp_path / "b.wav")], capture_output=True, text=True)
+    assert result.returncode == 1 and "repr.codebook" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "b.wav").exists()
+
+
+def test_primer_from_an_audio_file(fitted, tmp_path):
+    clip = wav(tmp_path / "clip.wav", 0.5 * np.sin(2 * np.pi * 440 * np.arange(11025) / 22050))
+    tokens = fitted.read(clip)
+    assert len(tokens) == 1 + 11025 // 256
+    with pytest.raises(InputError, match="give an audio file"):
+        fitted.parse_primer("1 2 3")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "absent.wav", "no such file"),
+        (lambda d: (d / "empty.wav").write_bytes(b"") or d / "empty.wav", "empty file"),
+        (lambda d: (d / "text.wav").write_text("not audio at all") and d / "text.wav", "not a readable WAV file"),
+        (lambda d: wav(d / "silent.wav", np.zeros(22050)), "silent"),
+        (lambda d: wav(d / "odd.wav", np.zeros(100), width=3), "unsupported sample format (24-bit WAV)"),
+    ],
+)
+def test_bad_audio_is_an_input_error(fitted, tmp_path, make, message):
+    target = make(tmp_path)
+    with pytest.raises(InputError) as error:
+        fitted.read(target)
+    assert message in str(error.value) and str(target) in str(error.value)
+
+
+def test_without_a_codebook_it_says_so():
+    with pytest.raises(BundleError, match="no codebook"):
+        Audio(**SMALL).read("corpus:bach/bwv66.6")
+    with pytest.raises(InputError):
+        Audio(hop=4096, n_fft=1024)
