@@ -109,3 +109,14 @@ def test_without_a_codebook_it_says_so():
         Audio(**SMALL).read("corpus:bach/bwv66.6")
     with pytest.raises(InputError):
         Audio(hop=4096, n_fft=1024)
+
+
+def test_flac_and_ogg_read_like_wav(fitted, tmp_path):
+    soundfile = pytest.importorskip("soundfile")
+    samples = 0.5 * np.sin(2 * np.pi * 330 * np.arange(22050) / 22050)
+    wav(tmp_path / "a.wav", samples)
+    soundfile.write(tmp_path / "a.flac", samples, 22050)
+    np.testing.assert_array_equal(fitted.read(tmp_path / "a.flac"), fitted.read(tmp_path / "a.wav"))
+    (tmp_path / "bad.flac").write_bytes(b"fLaC but not really")
+    with pytest.raises(InputError, match="not a readable audio file"):
+        fitted.read(tmp_path / "bad.flac")
