@@ -18,7 +18,7 @@ from mgf import bundle, data, metrics
 from mgf.representation import packaged_model
 
 PIECES = 16
-STEPS = {"notes": 256, "midi": 1500}
+STEPS = {"notes": 256, "midi": 1500, "audio": 860}
 CLASSES = "C C# D D# E F F# G G# A A# B".split()
 
 
@@ -27,6 +27,28 @@ def profile(notes_per_piece):
     density = np.mean([metrics.note_density(n) for n in notes_per_piece if n])
     polyphony = np.mean([metrics.polyphony(n) for n in notes_per_piece if n])
     return metrics.pitch_class_histogram(pooled), density, polyphony
+
+
+def audio_quality(representation, pieces) -> str:
+    """Encode -> decode against the original sound, on held-out pieces: the tokenizer's own loss."""
+    from mgf.plugins.repr_audio import nearest, stft
+
+    convergence, distance, codebook_error = [], [], []
+    for name in pieces:
+        for _, original in representation.sounds(name):
+            frames = representation.log_mel(original)
+            tokens = nearest(frames, representation.codebook.astype(np.float64))
+            codebook_error.append(np.sqrt(np.mean((frames - representation.codebook[tokens]) ** 2)))
+            decoded = representation.to_samples(tokens)
+            n = min(len(original), len(decoded))
+            X = np.abs(stft(original[:n], representation.n_fft, representation.hop))
+            Y = np.abs(stft(decoded[:n], representation.n_fft, representation.hop))
+            Y *= (X * Y).sum() / (Y * Y).sum()
+            convergence.append(np.linalg.norm(X - Y) / np.linalg.norm(X))
+            distance.append(np.mean(np.sqrt(np.mean((20 * np.log10((X + 1e-5) / (Y + 1e-5))) ** 2, axis=1))))
+    return (f"Tokenizer on {len(pieces)} held-out chorales (encode -> decode against the rendered original): "
+            f"spectral convergence {np.mean(convergence):.3f}, log-spectral distance {np.mean(distance):.1f} dB, "
+            f"codebook reconstruction error {np.mean(codebook_error):.3f} (RMS, natural-log mel units).")
 
 
 def report(name: str) -> str:
@@ -39,10 +61,7 @@ def report(name: str) -> str:
     training = data.Dataset()
     for source in meta["data"]:
         training.extend(data.load(representation, source, progress=False))
-    train_set, _ = training.split(0.1)
-    reference = profile([representation.to_notes(s) for s in train_set.sequences])
-    pieces = mgf.generate(model, STEPS[name], seed=0, num_outputs=PIECES)
-    generated = profile([representation.to_notes(p) for p in pieces])
+    train_set, held = training.split(0.1)
     scores = meta.get("validation_cross_entropy", {})
     lines = [
         f"## `{name}`",
@@ -61,6 +80,11 @@ def report(name: str) -> str:
                       f"({100 * (1 - scores['model'] / scores['5-gram']):.1f}% lower cross-entropy)."
                   if scores["model"] < scores["5-gram"] else
                   f"The model does NOT beat the 5-gram ({scores['model']:.3f} vs {scores['5-gram']:.3f})."]
+    if name == "audio":
+        return "\n".join(lines + ["", audio_quality(representation, held.names[:8]), ""])
+    reference = profile([representation.to_notes(s) for s in train_set.sequences])
+    pieces = mgf.generate(model, STEPS[name], seed=0, num_outputs=PIECES)
+    generated = profile([representation.to_notes(p) for p in pieces])
     lines += [
         "",
         f"Listen-test proxies ({PIECES} pieces of {STEPS[name]} tokens, temperature 1, seed 0):",
@@ -77,4 +101,4 @@ def report(name: str) -> str:
 
 
 if __name__ == "__main__":
-    print("\n".join(report(name) for name in ("notes", "midi")))
+    print("\n".join(report(name) for name in ("notes", "midi", "audio")))
