@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from .errors import InputError
+from .files import files_under
 
 PREFIX = "corpus:"
 #: file kinds in the corpus that hold music (``.rntxt`` is Roman-numeral analysis, not notes)
@@ -34,14 +35,9 @@ def resolve(reference: str) -> list[str]:
     base = root()
     folder = os.path.join(base, name)
     if os.path.isdir(folder):
-        paths = [
-            os.path.join(directory, file)
-            for directory, _, files in os.walk(folder)
-            for file in files
-            if file.lower().endswith(MUSIC_SUFFIXES)
-        ]
+        paths = files_under(folder, MUSIC_SUFFIXES)
         if paths:
-            return sorted(paths)
+            return paths
     if os.path.isfile(folder) and folder.lower().endswith(MUSIC_SUFFIXES):
         return [folder]
     from music21 import corpus

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import corpus
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, files_under
 from .representation import Representation
 
 CACHE_FORMAT = "1"
@@ -93,12 +93,7 @@ def files(source: str, suffixes: tuple[str, ...]) -> list[str]:
         return [p for p in corpus.resolve(source) if p.lower().endswith(suffixes)]
     source = os.path.expanduser(source)
     if os.path.isdir(source):
-        found = [
-            os.path.join(directory, name)
-            for directory, _, names in os.walk(source)
-            for name in names
-            if name.lower().endswith(suffixes)
-        ]
+        found = files_under(source, suffixes)
     elif os.path.isfile(source):
         found = [source]
     elif glob.has_magic(source):

@@ -30,3 +30,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def files_under(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    """Every file below ``folder`` (recursively) whose name ends with one of ``suffixes``, case-insensitively, sorted."""
+    return sorted(
+        os.path.join(directory, name)
+        for directory, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(suffixes)
+    )
