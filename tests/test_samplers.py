@@ -76,19 +76,21 @@ def test_beam_finds_the_more_probable_sequence(markov):
     assert logp(beam) > logp(greedy)
 
 
-def test_beam_never_ranks_below_greedy(model):
-    def score(tokens):
-        reference_state = model.initial_state(1)
-        total, previous = 0.0, model.representation.start_token
-        for token in tokens:
-            logits, reference_state = model.step([previous], reference_state)
-            total += log_softmax(logits)[0, token]
-            previous = token
-        return total
+def log_probability(model, tokens):
+    """Total log-probability the model gives ``tokens`` after its start token, computed step by step."""
+    state = model.initial_state(1)
+    total, previous = 0.0, model.representation.start_token
+    for token in tokens:
+        logits, state = model.step([previous], state)
+        total += log_softmax(logits)[0, token]
+        previous = token
+    return total
 
+
+def test_beam_never_ranks_below_greedy(model):
     greedy = mgf.generate(model, 12, sampler="greedy")
     beam = mgf.generate(model, 12, sampler="beam", beam_size=8)
-    assert score(beam) >= score(greedy) - 1e-9
+    assert log_probability(model, beam) >= log_probability(model, greedy) - 1e-9
 
 
 @pytest.mark.parametrize("top_k, top_p", [(3, 1.0), (0, 0.5), (5, 0.3)])
@@ -147,13 +149,7 @@ def test_seeded_sampling_is_deterministic(model, name, options):
 def test_sampled_beam_outranks_its_own_single_branch(model):
     """With more branches the kept sequence is at least as probable on average over seeds."""
     def score(tokens):
-        state = model.initial_state(1)
-        total, previous = 0.0, model.representation.start_token
-        for token in tokens:
-            logits, state = model.step([previous], state)
-            total += log_softmax(logits)[0, token]
-            previous = token
-        return total
+        return log_probability(model, tokens)
 
     wide = np.mean([score(mgf.generate(model, 16, sampler="beam", seed=s, beam_size=4, branch_factor=4)) for s in range(8)])
     plain = np.mean([score(mgf.generate(model, 16, sampler="temperature", seed=s)) for s in range(8)])
