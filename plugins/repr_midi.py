@@ -44,7 +44,7 @@ class Midi(Representation):
     read_suffixes = MIDI_SUFFIXES + tuple(s for s in SCORE_SUFFIXES if s not in MIDI_SUFFIXES)
 
     def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,
-                 drums: bool = False, qpm: float = 120.0) -> None:
+                 drums: bool = False, qpm: float = 120.0, max_note_seconds: float | None = None) -> None:
         for key, value, low, high in (("time_shift_ms", time_shift_ms, 1, 1000), ("max_shift_steps", max_shift_steps, 1, 1000),
                                       ("velocity_bins", velocity_bins, 1, 127)):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -53,14 +53,21 @@ class Midi(Representation):
             raise InputError(f"midi: drums must be true or false, got {drums!r}")
         if not isinstance(qpm, (int, float)) or isinstance(qpm, bool) or not 0 < qpm <= 1000:
             raise InputError(f"midi: qpm must be in (0, 1000], got {qpm!r}")
+        if max_note_seconds is not None and (isinstance(max_note_seconds, bool) or not isinstance(max_note_seconds, (int, float))
+                                             or not max_note_seconds > 0):
+            raise InputError(f"midi: max_note_seconds must be a positive number or null, got {max_note_seconds!r}")
         self.time_shift_ms, self.max_shift_steps, self.velocity_bins = time_shift_ms, max_shift_steps, velocity_bins
         self.drums, self.qpm = drums, float(qpm)
+        self.max_note_steps = None if max_note_seconds is None else max(1, round(max_note_seconds * 1000 / time_shift_ms))
         self.shift0 = 256
         self.velocity0 = self.shift0 + max_shift_steps
 
     def config(self):
-        return {"time_shift_ms": self.time_shift_ms, "max_shift_steps": self.max_shift_steps,
-                "velocity_bins": self.velocity_bins, "drums": self.drums, "qpm": self.qpm}
+        config = {"time_shift_ms": self.time_shift_ms, "max_shift_steps": self.max_shift_steps,
+                  "velocity_bins": self.velocity_bins, "drums": self.drums, "qpm": self.qpm}
+        if self.max_note_steps is not None:  # absent by default, so bundles made before it keep their key
+            config["max_note_seconds"] = self.max_note_steps * self.time_shift_ms / 1000
+        return config
 
     @property
     def vocab_size(self):
@@ -87,6 +94,8 @@ class Midi(Representation):
         merged, last = [], {}  # one pitch sounds once: unisons merge, a re-strike ends the note before it
         for on, pitch, velocity, end in gridded:
             off = max(on + 1, int(round(end / step)))
+            if self.max_note_steps is not None:
+                off = min(off, on + self.max_note_steps)
             previous = last.get(pitch)
             if previous is not None and merged[previous][0] == on:
                 merged[previous][2:] = max(merged[previous][2], velocity), max(merged[previous][3], off)
@@ -117,7 +126,9 @@ class Midi(Representation):
 
         A NOTE_ON before any VELOCITY plays at 100.  A note that ends where it starts is dropped: it is
         inaudible, and a note-off at its own note-on's tick would leave the note hanging in the file.
-        Notes still on at the end stop there (one step after their start at the earliest).
+        Notes still on at the end stop there (one step after their start at the earliest).  With
+        ``max_note_seconds`` a note no NOTE_OFF ends in time stops after that long (as note_seq's
+        ``max_note_duration``): a model that forgets a note-off does not leave it droning.
         """
         tokens = np.asarray(tokens)
         bad = tokens[(tokens < 0) | (tokens >= self.vocab_size)]
@@ -130,7 +141,7 @@ class Midi(Representation):
                 pitch = token % 128
                 vel, start = sounding.pop(pitch)
                 if now > start:
-                    notes.append((pitch, vel, start * step, now * step))
+                    notes.append((pitch, vel, start * step, self._end(start, now) * step))
             if token < 128:
                 sounding[token] = (velocity, now)
             elif 256 <= token < self.velocity0:
@@ -138,8 +149,11 @@ class Midi(Representation):
             elif self.velocity0 <= token < self.start_token:
                 velocity = self.bin_velocity(token - self.velocity0)
         for pitch, (vel, start) in sounding.items():
-            notes.append((pitch, vel, start * step, max(now, start + 1) * step))
+            notes.append((pitch, vel, start * step, self._end(start, max(now, start + 1)) * step))
         return sorted(notes, key=lambda n: (n[2], n[0]))
+
+    def _end(self, start: int, end: int) -> int:
+        return end if self.max_note_steps is None else min(end, start + self.max_note_steps)
 
     # files -------------------------------------------------------------------------------
     def read(self, path):

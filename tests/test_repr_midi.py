@@ -224,3 +224,16 @@ def test_bad_config(config):
 def test_vocabulary_is_performance_rnn():
     assert midi.vocab_size == 389 and midi.start_token == 388
     assert get_representation("midi", velocity_bins=16, max_shift_steps=50).vocab_size == 256 + 50 + 16 + 1
+
+
+def test_max_note_seconds_caps_forgotten_notes():
+    capped = get_representation("midi", max_note_seconds=2.0)
+    tokens = capped.parse_primer("NOTE_ON_60 TIME_SHIFT_100 TIME_SHIFT_100 TIME_SHIFT_100 NOTE_OFF_60 NOTE_ON_62 TIME_SHIFT_50")
+    assert [(p, round(s, 2), round(e, 2)) for p, _, s, e in capped.to_notes(tokens)] == [(60, 0.0, 2.0), (62, 3.0, 3.5)]
+    assert [(p, round(e, 2)) for p, _, _, e in midi.to_notes(tokens)] == [(60, 3.0), (62, 3.5)]
+    assert capped.config()["max_note_seconds"] == 2.0 and "max_note_seconds" not in midi.config()
+    long_note = capped.encode([(60, 80, 0.0, 4.0)])
+    assert [capped.token_name(t) for t in long_note][-1] == "NOTE_OFF_60"
+    assert capped.to_notes(long_note)[0][3] == pytest.approx(2.0)
+    with pytest.raises(InputError):
+        get_representation("midi", max_note_seconds=0)
