@@ -58,6 +58,9 @@ def test_mgf_render_writes_a_playable_wav(tmp_path):
     assert len(data) / rate == pytest.approx(mido.MidiFile(source).length + synth.RELEASE, abs=0.05)
     rms = np.sqrt(np.mean(data ** 2))
     assert rms > 0.01 and np.abs(data).max() <= synth.PEAK + 1e-3
+    soundfile = pytest.importorskip("soundfile")
+    again, again_rate = soundfile.read(tmp_path / "out.wav")
+    assert again_rate == rate and len(again) == len(data)
 
 
 def test_render_errors_are_one_line(tmp_path):
