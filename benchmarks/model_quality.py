@@ -1,6 +1,6 @@
 """Report on the shipped default models: size, training, cross-entropy against baselines, listen-test proxies.
 
-    python benchmarks/model_quality.py            # markdown for docs/models.md
+    python benchmarks/model_quality.py            # the per-model sections of docs/models.md
 
 The proxies compare generated pieces with the training data: the pitch-class histogram (all notes
 pooled) and the note density (notes per second, mean over pieces).  Generation: 16 pieces per
