@@ -10,8 +10,9 @@ import os
 
 import numpy as np
 
-from mgf import InputError, Model, State
+from mgf import InputError, Model
 from mgf.bundle import Arch
+from mgf.lstm import NumpyState
 
 
 def _import_keras():
@@ -109,19 +110,6 @@ def load_keras(path: str) -> keras.Model:
         raise InputError(f"{path}: not a loadable Keras model ({message})") from None
 
 
-class KerasState(State):
-    def __init__(self, h: list[np.ndarray], c: list[np.ndarray]) -> None:
-        self.h, self.c = h, c
-
-    @property
-    def batch_size(self) -> int:
-        return self.h[0].shape[0]
-
-    def take(self, indices) -> KerasState:
-        indices = np.asarray(indices, dtype=np.intp)
-        return KerasState([h[indices] for h in self.h], [c[indices] for c in self.c])
-
-
 class KerasStepModel(Model):
     """One step of a bundle's network through Keras's own layers (Embedding, LSTMCell, Dense)."""
 
@@ -147,11 +135,11 @@ class KerasStepModel(Model):
     def vocab_size(self) -> int:
         return self.arch.vocab_size
 
-    def initial_state(self, batch_size: int) -> KerasState:
+    def initial_state(self, batch_size: int) -> NumpyState:
         zeros = [np.zeros((batch_size, h), np.float32) for h in self.arch.hidden]
-        return KerasState(zeros, [z.copy() for z in zeros])
+        return NumpyState(zeros, [z.copy() for z in zeros])
 
-    def step(self, tokens, state: KerasState) -> tuple[np.ndarray, KerasState]:
+    def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
         from mgf.model import as_tokens
 
         tokens = as_tokens(tokens, state.batch_size, self.vocab_size)
@@ -162,6 +150,6 @@ class KerasStepModel(Model):
             hs.append(keras.ops.convert_to_numpy(h))
             cs.append(keras.ops.convert_to_numpy(c))
         logits = keras.ops.convert_to_numpy(self.dense(x)).astype(np.float32)
-        return logits, KerasState(hs, cs)
+        return logits, NumpyState(hs, cs)
 
 
