@@ -88,3 +88,24 @@ def test_generate_render_writes_wav_beside_the_piece(tmp_path):
     data, rate = read_wav(tmp_path / "piece.wav")
     assert len(data) > rate  # 67 sixteenths at 120 qpm: over 8 s
     assert np.sqrt(np.mean(data ** 2)) > 0.005
+
+
+SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None or not __import__("os").path.exists(SOUNDFONT),
+                    reason="needs Debian's fluidsynth and fluid-soundfont-gm")
+def test_soundfont_rendering_with_fluidsynth(tmp_path):
+    source = make_midi(tmp_path / "in.mid")
+    result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "render", str(source), "--soundfont", SOUNDFONT,
+                             "-o", str(tmp_path / "fs.wav")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    data, rate = read_wav(tmp_path / "fs.wav")
+    assert rate == synth.SAMPLE_RATE and len(data) / rate >= mido.MidiFile(source).length
+    assert np.sqrt(np.mean(data ** 2)) > 0.005
+    assert not np.array_equal(data[: rate], read_wav_builtin(source, tmp_path)[: rate])
+
+
+def read_wav_builtin(source, tmp_path):
+    subprocess.run([sys.executable, "-m", "mgf.cli.main", "render", str(source), "-o", str(tmp_path / "builtin.wav")], check=True)
+    return read_wav(tmp_path / "builtin.wav")[0]
