@@ -23,6 +23,12 @@ class NumpyState(State):
     def __init__(self, h: list[np.ndarray], c: list[np.ndarray]) -> None:
         self.h, self.c = h, c
 
+    @classmethod
+    def zeros(cls, hidden, batch_size: int) -> NumpyState:
+        """The state before any token: zeros for every layer of ``hidden`` units."""
+        h = [np.zeros((batch_size, units), np.float32) for units in hidden]
+        return cls(h, [z.copy() for z in h])
+
     @property
     def batch_size(self) -> int:
         return self.h[0].shape[0]
@@ -49,8 +55,7 @@ class NumpyLSTM(Model):
         return self.arch.vocab_size
 
     def initial_state(self, batch_size: int) -> NumpyState:
-        zeros = [np.zeros((batch_size, h), np.float32) for h in self.arch.hidden]
-        return NumpyState(zeros, [z.copy() for z in zeros])
+        return NumpyState.zeros(self.arch.hidden, batch_size)
 
     def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
         tokens = as_tokens(tokens, state.batch_size, self.vocab_size)

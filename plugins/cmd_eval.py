@@ -12,13 +12,10 @@ def _row(label, values):
 
 
 def _eval(args):
+    from .cmd_render import read_notes
+
     representation = get_representation(args.repr)
-    results = {}
-    for path in args.files:
-        notes = representation.to_notes(representation.read(path))
-        if not notes:
-            raise InputError(f"{path}: no notes to measure")
-        results[path] = metrics.measure(notes)
+    results = {path: metrics.measure(read_notes(args.repr, path)) for path in args.files}
     if args.reference:
         loaded = data.load(representation, args.reference, progress=None if not args.quiet else False)
         pieces = [representation.to_notes(s) for s in loaded.sequences]

@@ -2,7 +2,7 @@
 
 import os
 
-from mgf import InputError, get_representation, hookimpl
+from mgf import InputError, hookimpl
 from mgf.files import atomic_path
 
 
@@ -37,10 +37,10 @@ def plot_notes(notes, path, title=""):
 
 
 def _plot(args):
-    representation = get_representation(args.repr)
-    notes = representation.to_notes(representation.read(args.file))
-    output = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".png"
-    plot_notes(notes, output, title=os.path.basename(args.file))
+    from .cmd_render import output_beside, read_notes
+
+    output = args.output or output_beside(args.file, ".png")
+    plot_notes(read_notes(args.repr, args.file), output, title=os.path.basename(args.file))
     print(output)
 
 

@@ -41,13 +41,23 @@ def render_notes(notes, output, soundfont=None, sample_rate=synth.SAMPLE_RATE):
     synth.write_wav(mono, output, sample_rate)
 
 
-def _render(args):
-    representation = get_representation(args.repr)
-    notes = representation.to_notes(representation.read(args.file))
+def read_notes(representation_name, path):
+    """The notes of a music file (or ``corpus:`` reference) as read by a representation; ``InputError`` if none."""
+    representation = get_representation(representation_name)
+    notes = representation.to_notes(representation.read(path))
     if not notes:
-        raise InputError(f"{args.file}: no notes to render")
-    output = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".wav"
-    render_notes(notes, output, args.soundfont, args.sample_rate)
+        raise InputError(f"{path}: no notes in it")
+    return notes
+
+
+def output_beside(path, suffix):
+    """``path``'s file name with ``suffix``, in the current directory: the default output of render and plot."""
+    return os.path.splitext(os.path.basename(path))[0] + suffix
+
+
+def _render(args):
+    output = args.output or output_beside(args.file, ".wav")
+    render_notes(read_notes(args.repr, args.file), output, args.soundfont, args.sample_rate)
     print(output)
 
 

@@ -136,8 +136,7 @@ class KerasStepModel(Model):
         return self.arch.vocab_size
 
     def initial_state(self, batch_size: int) -> NumpyState:
-        zeros = [np.zeros((batch_size, h), np.float32) for h in self.arch.hidden]
-        return NumpyState(zeros, [z.copy() for z in zeros])
+        return NumpyState.zeros(self.arch.hidden, batch_size)
 
     def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
         from mgf.model import as_tokens
