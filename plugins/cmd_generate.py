@@ -45,9 +45,9 @@ def _generate(args) -> int:
     if args.num_outputs < 1:
         raise UsageError(f"--num-outputs must be at least 1, got {args.num_outputs}")
     path = _bundle_path(args)
-    options = {"threads": args.threads} if args.threads is not None and args.model == "native" else {}
     if args.threads is not None and args.model != "native":
         raise UsageError("--threads applies to the native backend only")
+    options = {} if args.threads is None else {"threads": args.threads}
     model = mgf.load_model(path, backend=args.model, **options)
     representation = model.representation
     primer = None
