@@ -1,17 +1,22 @@
 """``mgf``: every subcommand, built-in or not, comes from a plugin's ``register_commands``.
 
-Every :class:`mgf.MgfError` becomes one line on stderr and a non-zero exit (2 for usage errors,
-as argparse does, 1 otherwise); no traceback reaches the user.
+Exit codes (docs/contract.md): 0 when every requested output was written, 2 for usage errors
+(unknown names, bad or inapplicable options, contradictory flags), 1 for everything else
+(input, bundle, plugin failures).  Every error is one line on stderr; ``--debug`` or
+``MGF_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 import warnings
 
 import mgf
 from mgf import MgfError, registry
+from mgf.boundary import guard
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,18 +31,30 @@ class Commands:
 
     def __init__(self, subparsers) -> None:
         self._subparsers = subparsers
+        self.origin = None  # the plugin whose hook is running, so that its commands run inside its boundary
 
     def command(self, name: str, help: str) -> argparse.ArgumentParser:
         """A new subcommand's parser; give it ``set_defaults(run=function)``."""
-        return self._subparsers.add_parser(name, help=help, description=help)
+        parser = self._subparsers.add_parser(name, help=help, description=help)
+        parser.set_defaults(_origin=self.origin)
+        return parser
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="mgf", description="Plugin-based music generation.")
     parser.add_argument("--version", action="version", version=f"mgf {mgf.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also MGF_DEBUG=1)")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    commands = Commands(subparsers)
     registry.load_plugins()
-    registry.pm.hook.register_commands(cli=Commands(subparsers))
+    for impl in registry.hook_implementations("register_commands"):
+        commands.origin = registry.origin_of_impl(impl, "commands", impl.plugin_name)
+        try:
+            with guard(commands.origin, "register_commands"):
+                impl.function(**{arg: commands for arg in impl.argnames})
+        except (MgfError, argparse.ArgumentError) as error:
+            registry.skip(impl.plugin_name, f"plugin {impl.plugin_name!r} ({commands.origin.distribution}) "
+                                            f"skipped: register_commands: {error}")
     return parser
 
 
@@ -47,20 +64,31 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
+    argv = sys.argv[1:] if argv is None else argv
+    debug = os.environ.get("MGF_DEBUG") == "1" or "--debug" in argv
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not hasattr(args, "run"):
             parser.print_help()
             return 2
-        return args.run(args) or 0
+        with guard(args._origin, "command"):
+            return args.run(args) or 0
     except MgfError as error:
+        if debug:
+            traceback.print_exc()
         print(f"mgf: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("mgf: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except Exception as error:  # a bug in mgf itself: still one line, with the way to see more
+        if debug:
+            traceback.print_exc()
+        print(f"mgf: internal error: {type(error).__name__}: {error} (MGF_DEBUG=1 shows the traceback; "
+              "please report it)", file=sys.stderr)
         return 1
 
 

@@ -1,19 +1,27 @@
 """mgf: plugin-based music generation with a fast native LSTM sampler.
 
 ``import mgf`` loads numpy and pluggy only; TensorFlow and music21 load when a plugin needs them.
+Everything in ``__all__`` (and the module ``mgf.testing``) is the public API that plugins,
+built-in ones included, build on; the rest is private.  See docs/contract.md.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from . import bundle
 from .api import generate, get_representation, load_model
+from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
+from .files import atomic_path
 from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State
-from .representation import Representation
-from .sampler import Option, Sampler
+from .options import Option
+from .representation import Representation, packaged_model
+from .sampler import Context, Sampler, allowed_probabilities, draw, log_softmax
 
 __all__ = [
     "BundleError",
+    "Constraint",
+    "Context",
     "InputError",
     "MgfError",
     "Model",
@@ -24,8 +32,15 @@ __all__ = [
     "Sampler",
     "State",
     "UsageError",
+    "allowed_probabilities",
+    "atomic_path",
+    "bundle",
+    "draw",
     "generate",
     "get_representation",
     "hookimpl",
     "load_model",
+    "log_softmax",
+    "packaged_model",
+    "token_pitches",
 ]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +93,27 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _parse_metadata(path, raw)
 
 
+_shared = threading.local()  # .current: (path, Bundle) while a `reading` block of this thread runs
+
+
+@contextmanager
+def reading(path: str | os.PathLike) -> Iterator[Bundle]:
+    """Read ``path`` once; inside the block, :func:`read` of the same path returns that bundle instead of reading again."""
+    loaded = read(path)
+    _shared.current = (os.fspath(path), loaded)
+    try:
+        yield loaded
+    finally:
+        _shared.current = None
+
+
 def read(path: str | os.PathLike) -> Bundle:
     """Load and validate a bundle; every problem is a :class:`BundleError` naming the file."""
     from safetensors.numpy import load_file
+
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        return current[1]
 
     meta = read_metadata(path)
     try:

@@ -1,8 +1,10 @@
-"""Every hook mgf calls, with its arguments and what it must return.
+"""Every hook mgf calls, with its arguments and what it must return (mgf contract 2).
 
 Plugins implement any subset of these with ``@mgf.hookimpl``; an implementation may take
 fewer arguments than the spec names, so specs can grow without breaking plugins.  mgf calls
-each hook once per process, when plugins are first needed (``mgf.plugins.load_plugins``).
+each hook once per process, when plugins are first needed (``mgf.registry.load_plugins``),
+one plugin at a time: a plugin whose hook raises is skipped with a one-line warning, and
+everything it registered is dropped.
 """
 
 from pluggy import HookimplMarker, HookspecMarker
@@ -15,8 +17,9 @@ hookimpl = HookimplMarker("mgf")
 def register_representations(register):
     """Register representations: call ``register(cls)`` once for each.
 
-    :param register: callable taking a subclass of :class:`mgf.Representation` whose ``name``
-        is unique among all installed plugins.  Returns ``None``.
+    :param register: callable taking a subclass of :class:`mgf.Representation` with a unique
+        ``name``.  A class that is not a concrete subclass, or whose name is taken, is skipped
+        with a warning (the built-in, or the first registered, is kept).  Returns ``None``.
     """
 
 
@@ -24,8 +27,8 @@ def register_representations(register):
 def register_models(register):
     """Register model backends: call ``register(cls)`` once for each.
 
-    :param register: callable taking a subclass of :class:`mgf.ModelBackend` whose ``name``
-        is unique among all installed plugins.  Returns ``None``.
+    :param register: callable taking a subclass of :class:`mgf.ModelBackend` with a unique
+        ``name``; same rules as for representations.  Returns ``None``.
     """
 
 
@@ -33,8 +36,18 @@ def register_models(register):
 def register_samplers(register):
     """Register samplers: call ``register(cls)`` once for each.
 
-    :param register: callable taking a subclass of :class:`mgf.Sampler` whose ``name`` is
-        unique among all installed plugins.  Returns ``None``.
+    :param register: callable taking a subclass of :class:`mgf.Sampler` with a unique ``name``
+        that implements ``choose`` (a policy) or ``search`` (a branching search); same rules as
+        for representations.  Returns ``None``.
+    """
+
+
+@hookspec
+def register_constraints(register):
+    """Register constraints: call ``register(cls)`` once for each.
+
+    :param register: callable taking a subclass of :class:`mgf.Constraint` with a unique
+        ``name`` that implements ``apply``; same rules as for representations.  Returns ``None``.
     """
 
 
@@ -46,5 +59,6 @@ def register_commands(cli):
         ``cli.command(name, help)`` to get an :class:`argparse.ArgumentParser` for the new
         subcommand and ``parser.set_defaults(run=function)``; ``function(args)`` is called with
         the parsed :class:`argparse.Namespace` and returns an exit code or ``None``.
-        Raise :class:`mgf.MgfError` for errors the user should see as one line.
+        Raise :class:`mgf.MgfError` for errors the user should see as one line; anything else
+        is reported as a one-line :class:`mgf.PluginError` naming the plugin.
     """

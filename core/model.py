@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from .options import Option
 
 if TYPE_CHECKING:
     from .representation import Representation
@@ -53,13 +55,24 @@ class Model(ABC):
 
 
 class ModelBackend(ABC):
-    """Something that can turn a model file into a :class:`Model`."""
+    """Something that can turn a model file into a :class:`Model`.
+
+    It is constructed with its resolved ``options`` as keyword arguments (every declared
+    option, defaults filled in); the base class keeps them as ``self.options``.
+    """
 
     #: unique name, used by ``--model`` and ``mgf.load_model(..., backend=name)``
     name: ClassVar[str]
+    #: the options this backend takes (``mgf.load_model(path, backend, **options)``, CLI flags)
+    options: ClassVar[tuple[Option, ...]] = ()
 
-    def __init__(self, **options) -> None:
+    def __init__(self, **options: Any) -> None:
         self.options = options
+
+    @classmethod
+    def contract_problem(cls, subclass: type) -> str | None:
+        """Why ``subclass`` cannot be registered as a backend, or None."""
+        return None
 
     @abstractmethod
     def load(self, path: str | os.PathLike) -> Model:

@@ -1,23 +1,26 @@
 """The plugin manager and the registries: built-in plugins and installed ones, registered the same way.
 
 Third-party plugins are modules named in the ``mgf`` entry-point group of an installed
-distribution; ``MGF_LOAD_PLUGINS=a,b`` limits which load (empty: none).  A plugin that fails
-to import is reported in one line and skipped.  Registries are built once, on first use.
+distribution; ``MGF_LOAD_PLUGINS=a,b`` limits which load (empty: none).  Registries are built
+once, on first use.  A plugin never stops mgf: one that fails to import, whose hook raises,
+that registers something other than a usable subclass, or whose name is taken, is skipped with
+one warning line, and only a command that asks for what it would have provided fails.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import os
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .boundary import Origin, guarded
+from .errors import UsageError
 
 DEFAULT_PLUGINS = (
     "mgf.plugins.repr_tokens",
@@ -30,36 +33,52 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.sampler_greedy",
     "mgf.plugins.sampler_temperature",
     "mgf.plugins.sampler_beam",
-    # commands: pluggy calls the last registered first, and that is the order `mgf --help` lists
-    "mgf.plugins.cmd_data",
-    "mgf.plugins.cmd_render",
-    "mgf.plugins.cmd_plot",
-    "mgf.plugins.cmd_eval",
-    "mgf.plugins.cmd_plugins",
-    "mgf.plugins.cmd_train",
+    "mgf.plugins.constraints",
+    # commands, in the order `mgf --help` lists them
     "mgf.plugins.cmd_generate",
+    "mgf.plugins.cmd_train",
+    "mgf.plugins.cmd_plugins",
+    "mgf.plugins.cmd_eval",
+    "mgf.plugins.cmd_plot",
+    "mgf.plugins.cmd_render",
+    "mgf.plugins.cmd_data",
 )
 
 ENTRY_POINT_GROUP = "mgf"
+KINDS = ("representations", "models", "samplers", "constraints")
 
 pm = pluggy.PluginManager("mgf")
 pm.add_hookspecs(hookspecs)
 
 _loaded = False
+_distributions: dict[str, tuple[str, str]] = {}
+_registries: dict[str, dict[str, Registered]] = {}
+#: plugin name -> why it was skipped (import failure, a raising hook); shown where a name is missing
+broken: dict[str, str] = {}
 
 
 class PluginWarning(UserWarning):
-    """A third-party plugin could not be loaded."""
+    """A third-party plugin, or part of one, was skipped."""
 
 
-@dataclass(frozen=True)
+#: a registered (guarded) class together with its origin: ``Registered.cls``, ``.plugin``, ...
 class Registered:
-    """A registered class and where it comes from."""
+    __slots__ = ("cls", "origin")
 
-    cls: type
-    plugin: str
-    distribution: str
-    version: str
+    def __init__(self, cls: type, origin: Origin) -> None:
+        self.cls, self.origin = cls, origin
+
+    @property
+    def plugin(self) -> str:
+        return self.origin.plugin
+
+    @property
+    def distribution(self) -> str:
+        return self.origin.distribution
+
+    @property
+    def version(self) -> str:
+        return self.origin.version
 
 
 def load_plugins() -> None:
@@ -68,10 +87,10 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    _load_entry_points()
     for module_name in DEFAULT_PLUGINS:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)
+    _load_entry_points()
 
 
 def _load_entry_points() -> None:
@@ -80,29 +99,33 @@ def _load_entry_points() -> None:
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if names is not None and entry_point.name not in names:
             continue
-        if pm.get_plugin(entry_point.name) is not None:
+        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
             continue
+        dist = entry_point.dist.name if entry_point.dist else "?"
         try:
             module = entry_point.load()
+            if pm.is_registered(module):  # already registered in-process (a test fixture) under another name
+                continue
             pm.register(module, name=entry_point.name)
         except Exception as error:  # a broken plugin must not break mgf
-            dist = entry_point.dist.name if entry_point.dist else "?"
-            message = str(error).splitlines()[0] if str(error) else ""
-            warnings.warn(
-                f"plugin {entry_point.name!r} ({dist}) failed to load: {type(error).__name__}: {message}",
-                PluginWarning,
-                stacklevel=2,
-            )
+            _skip(entry_point.name, f"plugin {entry_point.name!r} ({dist}) failed to load: {_one_line(error)}")
             continue
         if entry_point.dist is not None:
             _distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
 
 
-_distributions: dict[str, tuple[str, str]] = {}
-_registries: dict[str, dict[str, Registered]] = {}
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def _origin(plugin_name: str, plugin: Any) -> tuple[str, str]:
+def _skip(plugin_name: str, message: str) -> None:
+    broken.setdefault(plugin_name, message)
+    warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def origin(plugin_name: str, plugin: Any) -> tuple[str, str]:
+    """``(distribution, version)`` of a registered plugin object."""
     if plugin_name in _distributions:
         return _distributions[plugin_name]
     module = getattr(plugin, "__name__", "") or type(plugin).__module__
@@ -113,35 +136,92 @@ def _origin(plugin_name: str, plugin: Any) -> tuple[str, str]:
     return "(not installed)", ""
 
 
+def builtin(plugin_name: str) -> bool:
+    return plugin_name in DEFAULT_PLUGINS
+
+
+def origin_of_impl(impl: Any, kind: str, name: str) -> Origin:
+    """The :class:`Origin` of one hook implementation, for messages about what it did."""
+    distribution, version = origin(impl.plugin_name, impl.plugin)
+    return Origin(kind, name, impl.plugin_name, distribution, version)
+
+
+def skip(plugin_name: str, message: str) -> None:
+    """Record ``plugin_name`` as broken and warn in one line."""
+    _skip(plugin_name, message)
+
+
+def hook_implementations(hook_name: str) -> list:
+    """The implementations of one hook, built-ins first, then third parties in registration order."""
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    return sorted(impls, key=lambda impl: not builtin(impl.plugin_name))
+
+
 def registry(kind: str) -> dict[str, Registered]:
-    """``{name: Registered}`` of one kind: ``"representations"``, ``"models"`` or ``"samplers"``."""
+    """``{name: Registered}`` of one kind: ``"representations"``, ``"models"``, ``"samplers"`` or ``"constraints"``."""
     if kind not in _registries:
         load_plugins()
         _registries[kind] = _collect(kind)
     return _registries[kind]
 
 
+def _base(kind: str) -> type:
+    from .constraint import Constraint
+    from .model import ModelBackend
+    from .representation import Representation
+    from .sampler import Sampler
+
+    return {"representations": Representation, "models": ModelBackend, "samplers": Sampler, "constraints": Constraint}[kind]
+
+
 def _collect(kind: str) -> dict[str, Registered]:
-    hook = getattr(pm.hook, f"register_{kind}")
     found: dict[str, Registered] = {}
-    for impl in hook.get_hookimpls():
+    base = _base(kind)
+    for impl in hook_implementations(f"register_{kind}"):
         plugin_name = impl.plugin_name
-        distribution, version = _origin(plugin_name, impl.plugin)
-
-        def register(cls: type, plugin_name: str = plugin_name, distribution=distribution, version=version) -> None:
-            name = getattr(cls, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {plugin_name!r} registered {cls!r} without a name")
-            if name in found:
-                other = found[name]
-                raise PluginError(
-                    f"two plugins register the {kind[:-1]} {name!r}: {other.plugin} ({other.distribution}) "
-                    f"and {plugin_name} ({distribution})"
+        distribution, version = origin(plugin_name, impl.plugin)
+        label = f"plugin {plugin_name!r} ({distribution})"
+        offered: list[type] = []
+        try:
+            impl.function(**{arg: offered.append for arg in impl.argnames})
+        except Exception as error:
+            _skip(plugin_name, f"{label} skipped: register_{kind} raised {_one_line(error)}")
+            continue
+        for cls in offered:
+            problem = _problem(cls, base)
+            if problem:
+                _skip(plugin_name, f"{label} registered {cls!r} as a {kind[:-1]}, skipped: {problem}")
+                continue
+            if cls.name in found:
+                kept = found[cls.name].origin
+                warnings.warn(
+                    f"{label} also registers the {kind[:-1]} {cls.name!r}; kept the one from {kept.plugin} "
+                    f"({kept.distribution}) - choose with MGF_LOAD_PLUGINS",
+                    PluginWarning,
+                    stacklevel=2,
                 )
-            found[name] = Registered(cls, plugin_name, distribution, version)
-
-        impl.function(**{arg: register for arg in impl.argnames})
+                continue
+            origin_ = Origin(kind, cls.name, plugin_name, distribution, version)
+            found[cls.name] = Registered(guarded(cls, origin_), origin_)
     return found
+
+
+def _problem(cls: Any, base: type) -> str | None:
+    """Why ``cls`` cannot be registered as a ``base``, or None."""
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        return f"not a subclass of mgf.{base.__name__}"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        return "its name must be a non-empty string without spaces"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        return f"it does not implement {missing}"
+    options = getattr(cls, "options", ())
+    from .options import Option
+
+    if not isinstance(options, tuple) or not all(isinstance(o, Option) for o in options):
+        return "options must be a tuple of mgf.Option"
+    return base.contract_problem(cls)
 
 
 def reset() -> None:
@@ -149,10 +229,16 @@ def reset() -> None:
     _registries.clear()
 
 
-def get(kind: str, name: str) -> type:
-    """The class registered as ``name``; ``PluginError`` listing the known ones if there is none."""
+def entry(kind: str, name: str) -> Registered:
+    """The registration of ``name``; ``UsageError`` listing the installed ones if there is none."""
     found = registry(kind)
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
-        raise PluginError(f"no {kind[:-1]} named {name!r} (installed: {known})")
-    return found[name].cls
+        hint = f"; skipped: {'; '.join(broken.values())}" if broken else ""
+        raise UsageError(f"no {kind[:-1]} named {name!r} (installed: {known}){hint}")
+    return found[name]
+
+
+def get(kind: str, name: str) -> type:
+    """The (guarded) class registered as ``name``; ``UsageError`` listing the known ones if there is none."""
+    return entry(kind, name).cls

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .options import Option
+
 
 def packaged_model(file_name: str) -> str:
     """Path of a bundle shipped in mgf's own ``models/`` folder (the built-ins' defaults)."""
@@ -34,6 +36,14 @@ class Representation(ABC):
     read_suffixes: ClassVar[tuple[str, ...]] = (".txt",)
     #: model bundle used by ``mgf generate`` when none is given (a path), or None
     default_bundle: ClassVar[str | None] = None
+    #: the config keys ``__init__`` takes, with types, defaults and bounds; checked before construction,
+    #: from ``--config``, ``mgf.get_representation`` and a bundle's metadata alike
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    @classmethod
+    def contract_problem(cls, subclass: type) -> str | None:
+        """Why ``subclass`` cannot be registered as a representation, or None."""
+        return None
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -70,6 +80,13 @@ class Representation(ABC):
         from .errors import InputError
 
         raise InputError(f"representation {self.name!r} has no notes to render or measure")
+
+    def token_pitches(self) -> np.ndarray | None:
+        """int ``[vocab_size]``: the MIDI pitch each token starts (-1 for tokens that start no note), or None if pitch means nothing here.
+
+        Pitch constraints (``scale``, ``pitch-range``, ``no-repeat``) need it.
+        """
+        return None
 
     def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
         """``tokens`` moved by ``semitones``, or None if a note would leave the vocabulary (or pitch means nothing here)."""

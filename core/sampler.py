@@ -1,88 +1,125 @@
-"""The contract of a sampler: choose the next tokens from a model's scores."""
+"""The contract of a sampler: a policy that chooses each step's tokens, or a search that branches.
+
+The core owns priming, the loop, batching, option checks and the validation of what a sampler
+returns (:mod:`mgf.generation`); a sampler is only the decision that makes it different.
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import UsageError
-from .model import Model
+from .options import Option
+
+if TYPE_CHECKING:
+    from .generation import Run
+    from .model import State
+    from .representation import Representation
 
 
-@dataclass(frozen=True)
-class Option:
-    """One option a sampler takes; the CLI exposes it as ``--name-with-dashes``."""
+class Context:
+    """What a sampler or constraint knows about the generation in progress.
 
-    name: str
-    type: type
-    default: Any
-    help: str
-
-
-class Sampler(ABC):
-    """Generates tokens by stepping a model.
-
-    ``sample`` receives a primer that always begins with the model's start token, starts the
-    model from ``initial_state``, and returns only the ``steps`` new tokens (int32).  It must be
-    deterministic for a given ``rng`` state.
+    ``rng`` (the only source of randomness, so that a seed reproduces a run), ``options`` (this
+    plugin's own options, resolved and validated), ``step`` (index of the token being chosen,
+    0 for the first generated token), ``history`` (int32 ``[B, t]``: the primer without the
+    start token, then the tokens chosen so far, one row per output or beam) and
+    ``representation``.  A search also uses :meth:`prime` and :meth:`constrain`.
     """
 
-    #: unique name, used by ``--sampler``
+    __slots__ = ("rng", "options", "step", "history", "representation", "num_outputs", "_run")
+
+    def __init__(self, run: Run, options: Mapping[str, Any]) -> None:
+        self._run = run
+        self.rng: np.random.Generator = run.rng
+        self.options = dict(options)
+        self.representation: Representation = run.representation
+        self.num_outputs: int = run.num_outputs
+        self.step = 0
+        self.history: np.ndarray = run.primer[None, :]
+
+    def prime(self, rows: int) -> tuple[np.ndarray, State]:
+        """Feed the primer to ``rows`` fresh sequences; the logits of the first token to choose, constrained, and the state."""
+        return self._run.search_prime(rows)
+
+    def constrain(self, logits: np.ndarray, generated: np.ndarray) -> np.ndarray:
+        """``logits`` ``[rows, V]`` with the start token and the constraints applied, for rows that generated ``generated`` so far.
+
+        ``generated`` is int32 ``[rows, t]`` (without the primer).  Raises when a constraint
+        leaves a row no token.
+        """
+        return self._run.constrain(logits, generated)
+
+
+class Sampler:
+    """Chooses tokens.  Implement :meth:`choose` (a policy) or :meth:`search` (a branching search).
+
+    Class attributes: ``name`` (unique, used by ``--sampler``) and ``options`` (a tuple of
+    :class:`mgf.Option`; the core validates given values against it before any work and passes
+    the resolved values as ``ctx.options``).
+    """
+
     name: ClassVar[str]
-    #: the options ``sample`` accepts, with defaults
     options: ClassVar[tuple[Option, ...]] = ()
 
-    @abstractmethod
-    def sample(
-        self, model: Model, primer: np.ndarray, steps: int, rng: np.random.Generator, **options: Any
-    ) -> np.ndarray:
-        """``steps`` new tokens continuing ``primer``."""
+    def choose(self, logits: np.ndarray, ctx: Context) -> np.ndarray:
+        """One token per row (int32 ``[B]``) for step ``ctx.step``.
 
-    def sample_batch(
-        self,
-        model: Model,
-        primer: np.ndarray,
-        steps: int,
-        num_outputs: int,
-        rng: np.random.Generator,
-        **options: Any,
-    ) -> np.ndarray:
-        """``[num_outputs, steps]`` tokens; override to run the outputs as one batch through the model."""
-        return np.stack([self.sample(model, primer, steps, rng, **options) for _ in range(num_outputs)])
+        ``logits`` is float32 ``[B, V]`` with the start token and every constraint already
+        applied (forbidden tokens are ``-inf``); it may be modified.  Never choose a token whose
+        logit is ``-inf``; the core checks.
+        """
+        raise NotImplementedError
 
-    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Declared defaults updated with ``given``; an option this sampler lacks is a ``UsageError``."""
-        declared = {option.name: option for option in self.options}
-        unknown = sorted(set(given) - set(declared))
-        if unknown:
-            names = ", ".join(unknown)
-            known = ", ".join(declared) or "none"
-            raise UsageError(f"sampler {self.name!r} takes no option {names} (its options: {known})")
-        resolved = {name: option.default for name, option in declared.items()}
-        for name, value in given.items():
-            try:
-                resolved[name] = declared[name].type(value)
-            except (TypeError, ValueError):
-                raise UsageError(f"option {name} of sampler {self.name!r} must be {declared[name].type.__name__}, got {value!r}") from None
-        return resolved
+    #: Override with ``def search(self, model, ctx, steps) -> int32 [ctx.num_outputs, steps]`` to branch:
+    #: ``model`` is the checked model (its ``step`` validates logits), ``ctx.prime`` and ``ctx.constrain``
+    #: feed the primer and apply the start token and constraints.  Rows must be distinct sequences
+    #: where the search can make them so.
+    search = None
 
-
-def prime(model: Model, primer: np.ndarray, batch_size: int):
-    """Feed ``primer`` to ``batch_size`` fresh rows; return the last logits ``[B, V]`` and the state."""
-    state = model.initial_state(batch_size)
-    logits = None
-    for token in primer:
-        logits, state = model.step(np.full(batch_size, token, np.int32), state)
-    if logits is None:
-        raise UsageError("the primer must contain at least the start token")
-    return logits, state
+    @classmethod
+    def contract_problem(cls, subclass: type) -> str | None:
+        """Why ``subclass`` cannot be registered as a sampler, or None."""
+        if subclass.choose is Sampler.choose and subclass.search is None:
+            return "it implements neither choose nor search"
+        return None
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-probabilities, in float64 so that long sums stay exact enough to rank beams."""
+    """Row-wise log-probabilities, in float64 so that long sums stay exact enough to rank beams.
+
+    ``-inf`` logits (forbidden tokens) stay ``-inf``.
+    """
     z = logits.astype(np.float64)
     z -= z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    with np.errstate(divide="ignore"):
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def allowed_probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
+    """Row-wise float64 probabilities after temperature, top-k and top-p; tokens cut away (or at ``-inf``) get exactly 0."""
+    z = logits.astype(np.float64) / temperature
+    rows, vocab = z.shape
+    if 0 < top_k < vocab:
+        cut = np.argpartition(-z, top_k, axis=1)[:, top_k:]
+        np.put_along_axis(z, cut, -np.inf, axis=1)
+    z -= z.max(axis=1, keepdims=True)
+    prob = np.exp(z)
+    prob /= prob.sum(axis=1, keepdims=True)
+    if top_p < 1.0:
+        order = np.argsort(-prob, axis=1, kind="stable")
+        ranked = np.take_along_axis(prob, order, axis=1)
+        before = np.cumsum(ranked, axis=1) - ranked
+        np.put_along_axis(prob, order, np.where(before < top_p, ranked, 0.0), axis=1)
+        prob /= prob.sum(axis=1, keepdims=True)
+    return prob
+
+
+def draw(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row, drawn from ``prob`` by inverse CDF (one uniform per row); zero-probability tokens are never drawn."""
+    cdf = np.cumsum(prob, axis=1)
+    threshold = (1.0 - rng.random(prob.shape[0]))[:, None] * cdf[:, -1:]
+    return (cdf < threshold).sum(axis=1).astype(np.int32)
+

@@ -1,19 +1,26 @@
 """``mgf generate``: load a bundle, sample, write the pieces with the bundle's representation."""
 
+import argparse
 import os
+import warnings
 
 import mgf
 from mgf import UsageError, hookimpl, registry
 from mgf.bundle import read_metadata
+from mgf.options import resolve, split
 
 
-def _sampler_options() -> dict[str, mgf.Option]:
-    """Every option any installed sampler declares, by name (first declaration wins the help text)."""
-    options: dict[str, mgf.Option] = {}
-    for entry in registry.registry("samplers").values():
-        for option in entry.cls.options:
-            options.setdefault(option.name, option)
-    return options
+OPTION_KINDS = ("samplers", "constraints", "models")
+
+
+def declared_options() -> dict[str, list[tuple[str, mgf.Option]]]:
+    """Every option a sampler, constraint or backend declares: ``{name: [(owner, Option), ...]}``."""
+    found: dict[str, list[tuple[str, mgf.Option]]] = {}
+    for kind in OPTION_KINDS:
+        for name, entry in registry.registry(kind).items():
+            for option in entry.cls.options:
+                found.setdefault(option.name, []).append((f"{kind[:-1]} {name}", option))
+    return found
 
 
 @hookimpl
@@ -23,19 +30,28 @@ def register_commands(cli):
     p.add_argument("--model", default="native", help="model backend (default: native)")
     p.add_argument("--bundle", help="model bundle (.safetensors; default: the representation's default model)")
     p.add_argument("--sampler", default="temperature", help="sampler (default: temperature)")
-    group = p.add_argument_group("sampler options (each applies to the samplers that declare it; see `mgf plugins`)")
-    for option in _sampler_options().values():
-        group.add_argument(f"--{option.name.replace('_', '-')}", dest=f"opt_{option.name}", type=option.type,
-                           default=None, help=f"{option.help} (default: {option.default})")
+    p.add_argument("--constrain", action="append", default=[], metavar="NAME",
+                   help="apply a constraint at every step (repeatable, in order; see `mgf plugins`)")
     p.add_argument("--steps", type=int, default=256, help="tokens to generate (default: 256)")
     p.add_argument("--primer", help="primer: text in the representation's notation, or a file to read")
     p.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, as one batch (default: 1)")
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
-    p.add_argument("--threads", type=int, help="cores per step for the native backend (default: MGF_NUM_THREADS or 1)")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default: generated.<suffix>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
     p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
+    group = p.add_argument_group("plugin options (each goes to the chosen sampler, constraints and backend that "
+                                 "declare it; see `mgf plugins`)")
+    for name, owners in sorted(declared_options().items()):
+        first = owners[0][1]
+        who = ", ".join(owner for owner, _ in owners)
+        types = sorted({option.type.__name__ for _, option in owners})
+        try:
+            group.add_argument(first.flag, dest=f"opt_{name}", default=None, metavar="/".join(types).upper(),
+                               help=f"{first.help} [{who}]")
+        except argparse.ArgumentError:
+            warnings.warn(f"option {name!r} of {who} clashes with a flag of `mgf generate`; it can be given from "
+                          "Python only", registry.PluginWarning, stacklevel=1)
     p.set_defaults(run=_generate)
 
 
@@ -44,18 +60,27 @@ def _generate(args) -> int:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     if args.num_outputs < 1:
         raise UsageError(f"--num-outputs must be at least 1, got {args.num_outputs}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    backend = registry.entry("models", args.model)
+    owners = {f"model backend {args.model!r}": backend.cls.options,
+              f"sampler {args.sampler!r}": registry.entry("samplers", args.sampler).cls.options}
+    owners.update({f"constraint {name!r}": registry.entry("constraints", name).cls.options for name in args.constrain})
+    shares = split(given, owners)
+    for label, share in shares.items():  # every value checked before any work
+        resolve(owners[label], share, label)
+    backend_options = shares.pop(f"model backend {args.model!r}")
+    sampler_options = {k: v for share in shares.values() for k, v in share.items()}
     path = _bundle_path(args)
-    if args.threads is not None and args.model != "native":
-        raise UsageError("--threads applies to the native backend only")
-    options = {} if args.threads is None else {"threads": args.threads}
-    model = mgf.load_model(path, backend=args.model, **options)
+    model = mgf.load_model(path, backend=args.model, **backend_options)
     representation = model.representation
     primer = None
     if args.primer is not None:
         primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
-    sampler_options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=args.seed,
-                          num_outputs=args.num_outputs, progress=False if args.quiet else None, **sampler_options)
+                          num_outputs=args.num_outputs, progress=False if args.quiet else None,
+                          constraints=args.constrain, **sampler_options)
     output = args.output or f"generated{representation.suffix}"
     notes = [representation.to_notes(tokens) for tokens in pieces] if args.render or args.plot else None  # fail early
     for index, (path_i, tokens) in enumerate(zip(_output_paths(output, len(pieces)), pieces)):

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 
-from mgf import InputError, Model, ModelBackend, PluginError, State, bundle, hookimpl
+from mgf import InputError, Model, ModelBackend, Option, PluginError, State, UsageError, bundle, hookimpl
+
+
+THREADS = Option("threads", int, None, "cores one step of the native backend uses (default: MGF_NUM_THREADS or 1)",
+                 low=1, high=256)
 
 
 def _threads(value) -> int:
     """Cores one step may use: the ``threads`` option, else ``MGF_NUM_THREADS``, else 1."""
-    source = "threads" if value is not None else "MGF_NUM_THREADS"
-    if value is None:
-        value = os.environ.get("MGF_NUM_THREADS", "1")
+    if value is not None:
+        return value
+    text = os.environ.get("MGF_NUM_THREADS", "1")
     try:
-        threads = int(value)
-    except (TypeError, ValueError):
-        threads = 0
-    if threads < 1:
-        raise InputError(f"{source} must be a positive integer, got {value!r}")
-    return threads
+        return THREADS.check(text, "MGF_NUM_THREADS")
+    except UsageError:
+        raise InputError(f"MGF_NUM_THREADS must be an integer in {THREADS.bounds()}, got {text!r}") from None
 
 
 _kernel_module = None
@@ -62,6 +63,7 @@ class NativeModel(Model):
 
 class NativeBackend(ModelBackend):
     name = "native"
+    options = (THREADS,)
 
     def load(self, path):
         threads = _threads(self.options.get("threads"))

@@ -18,7 +18,7 @@ import wave
 
 import numpy as np
 
-from mgf import BundleError, InputError, Representation, hookimpl, synth
+from mgf import BundleError, InputError, Option, Representation, hookimpl, synth
 from mgf.representation import packaged_model
 from mgf.scores import SCORE_SUFFIXES
 
@@ -136,6 +136,14 @@ class Audio(Representation):
     suffix = ".wav"
     read_suffixes = SOUND_SUFFIXES + SCORE_SUFFIXES
     default_bundle = packaged_model("audio.safetensors")
+    options = (
+        Option("sample_rate", int, 22050, "samples per second of audio read and written", low=4000, high=192000),
+        Option("n_fft", int, 2048, "FFT size of the spectrogram frames", low=64, high=65536),
+        Option("hop", int, 512, "samples between frames (at most n_fft)", low=16, high=65536),
+        Option("n_mels", int, 80, "mel bands per frame", low=8, high=512),
+        Option("codebook_size", int, 256, "codewords: tokens besides the start token", low=2, high=65536),
+        Option("griffin_lim_iters", int, 32, "Griffin-Lim iterations when decoding to sound", low=1, high=1000),
+    )
 
     def __init__(self, sample_rate: int = 22050, n_fft: int = 2048, hop: int = 512, n_mels: int = 80,
                  codebook_size: int = 256, griffin_lim_iters: int = 32) -> None:

@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from mgf import InputError, Representation, hookimpl
+from mgf import InputError, Option, Representation, hookimpl
 from mgf.files import atomic_path
 from mgf.representation import packaged_model
 from mgf.scores import SCORE_SUFFIXES, parse
@@ -42,6 +42,15 @@ class Midi(Representation):
     suffix = ".mid"
     default_bundle = packaged_model("midi.safetensors")
     read_suffixes = MIDI_SUFFIXES + tuple(s for s in SCORE_SUFFIXES if s not in MIDI_SUFFIXES)
+    options = (
+        Option("time_shift_ms", int, 10, "length of one time-shift step in milliseconds", low=1, high=1000),
+        Option("max_shift_steps", int, 100, "time-shift tokens: 1 .. this many steps", low=1, high=1000),
+        Option("velocity_bins", int, 32, "velocity tokens (MIDI velocity 1..127 in this many bins)", low=1, high=127),
+        Option("drums", bool, False, "keep drum tracks (MIDI channel 10)"),
+        Option("qpm", float, 120.0, "tempo for scores without one, in quarter notes per minute", low=1, high=1000),
+        Option("max_note_seconds", float, None, "decoding: end a note held longer than this (null: never)",
+               low=0.01, high=3600),
+    )
 
     def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,
                  drums: bool = False, qpm: float = 120.0, max_note_seconds: float | None = None) -> None:

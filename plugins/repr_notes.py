@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from mgf import InputError, Representation, corpus, hookimpl
+from mgf import InputError, Option, Representation, corpus, hookimpl
 from mgf.files import atomic_path
 from mgf.representation import packaged_model
 from mgf.scores import SCORE_SUFFIXES, parse
@@ -50,6 +50,12 @@ class Notes(Representation):
     suffix = ".mid"
     default_bundle = packaged_model("notes.safetensors")
     read_suffixes = SCORE_SUFFIXES
+    options = (
+        Option("steps_per_quarter", int, 4, "grid steps per quarter note (4: sixteenth notes)", low=1, high=96),
+        Option("min_pitch", int, 48, "lowest MIDI pitch with a token", low=0, high=127),
+        Option("max_pitch", int, 84, "highest MIDI pitch with a token", low=0, high=127),
+        Option("qpm", float, 120.0, "tempo of written files, in quarter notes per minute", low=1, high=1000),
+    )
 
     def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120) -> None:
         for key, value in (("steps_per_quarter", steps_per_quarter), ("min_pitch", min_pitch), ("max_pitch", max_pitch)):

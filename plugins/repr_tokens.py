@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from mgf import InputError, Representation, hookimpl
+from mgf import InputError, Option, Representation, hookimpl
 from mgf.representation import packaged_model
 from mgf.files import atomic_path
 
@@ -15,6 +15,7 @@ class Tokens(Representation):
     name = "tokens"
     suffix = ".txt"
     default_bundle = packaged_model("tokens.safetensors")
+    options = (Option("vocab_size", int, 130, "number of token ids", low=2, high=1_000_000),)
 
     def __init__(self, vocab_size: int = 130) -> None:
         if not isinstance(vocab_size, int) or vocab_size < 2:

@@ -1,0 +1,156 @@
+"""Built-in constraints on pitch: ``scale``, ``pitch-range``, ``no-repeat``.
+
+Each works on any representation that says which tokens start which pitch
+(``Representation.token_pitches``); tokens that start no note (rests, holds, time shifts,
+note-offs) are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from mgf import Constraint, Option, UsageError, hookimpl, token_pitches
+
+STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+MODES = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "ionian": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "aeolian": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "major pentatonic": (0, 2, 4, 7, 9),
+    "minor pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "whole tone": (0, 2, 4, 6, 8, 10),
+    "chromatic": tuple(range(12)),
+}
+_NOTE = re.compile(r"^([A-Ga-g])([#♯sb♭]*|-?)(-?\d+)?$")
+
+
+def pitch_class(name: str) -> int:
+    """``C`` 0, ``F#`` 6, ``Eb`` 3, ``B#`` 0; ``ValueError`` for anything else."""
+    match = _NOTE.match(name.strip())
+    if not match or match.group(3) is not None:
+        raise ValueError(name)
+    return (STEPS[match.group(1).upper()] + _accidental(match.group(2))) % 12
+
+
+def _accidental(text: str) -> int:
+    return sum(1 if c in "#♯s" else -1 for c in text if c in "#♯sb♭")
+
+
+def scale_pitch_classes(key: str) -> tuple[int, ...]:
+    """Pitch classes of a key such as ``"D minor"``, ``"F# dorian"``, ``"Eb pentatonic"`` (default mode: major)."""
+    parts = key.strip().split(None, 1)
+    if not parts:
+        raise UsageError("option key of constraint 'scale' is empty; give e.g. 'D minor'")
+    mode = parts[1].strip().lower() if len(parts) > 1 else "major"
+    try:
+        tonic = pitch_class(parts[0])
+    except ValueError:
+        raise UsageError(f"option key of constraint 'scale': {parts[0]!r} is not a note name (C, F#, Eb, ...)") from None
+    if mode not in MODES:
+        raise UsageError(f"option key of constraint 'scale': unknown mode {mode!r} (known: {', '.join(MODES)})")
+    return tuple(sorted((tonic + step) % 12 for step in MODES[mode]))
+
+
+def midi_number(text: str, option: str) -> int:
+    """``C4`` 60 (scientific pitch: C4 is middle C), ``Bb3`` 58, ``C-1`` 0, or a MIDI number ``0..127``."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 3:
+        number = int(text)
+    else:
+        match = _NOTE.match(text)
+        if not match or match.group(3) is None or len(match.group(3)) > 3:
+            raise UsageError(f"option {option} of constraint 'pitch-range': {text!r} is neither a note name (C4, F#5) "
+                             "nor a MIDI number")
+        number = 12 * (int(match.group(3)) + 1) + STEPS[match.group(1).upper()] + _accidental(match.group(2))
+    if not 0 <= number <= 127:
+        raise UsageError(f"option {option} of constraint 'pitch-range': {text!r} is outside MIDI's 0..127")
+    return number
+
+
+class PitchMask(Constraint):
+    """A constraint that forbids a fixed set of pitches, computed once in ``prepare``."""
+
+    def prepare(self, ctx):
+        pitches = token_pitches(ctx.representation, self.name)
+        self.forbidden = (pitches >= 0) & ~self.allowed_pitches(ctx.options)[np.clip(pitches, 0, 127)]
+
+    def allowed_pitches(self, options) -> np.ndarray:
+        """bool ``[128]``: which MIDI pitches may start."""
+        raise NotImplementedError
+
+    def apply(self, logits, ctx):
+        logits[:, self.forbidden] = -np.inf
+        return logits
+
+
+class Scale(PitchMask):
+    """Only notes of one key, e.g. ``--key "D minor"``."""
+
+    name = "scale"
+    options = (Option("key", str, "C major", "tonic and mode: 'D minor', 'F# dorian', 'Eb pentatonic', ..."),)
+
+    def allowed_pitches(self, options):
+        return np.isin(np.arange(128) % 12, scale_pitch_classes(options["key"]))
+
+
+class PitchRange(PitchMask):
+    """Only notes between ``--low`` and ``--high`` (inclusive)."""
+
+    name = "pitch-range"
+    options = (
+        Option("low", str, None, "lowest allowed note: a name (C3; C4 is middle C) or a MIDI number"),
+        Option("high", str, None, "highest allowed note: a name (C6) or a MIDI number"),
+    )
+
+    def allowed_pitches(self, options):
+        if options["low"] is None and options["high"] is None:
+            raise UsageError("constraint 'pitch-range' needs --low, --high or both")
+        low = 0 if options["low"] is None else midi_number(options["low"], "low")
+        high = 127 if options["high"] is None else midi_number(options["high"], "high")
+        if low > high:
+            raise UsageError(f"constraint 'pitch-range': low ({low}) is above high ({high})")
+        return (np.arange(128) >= low) & (np.arange(128) <= high)
+
+
+class NoRepeat(Constraint):
+    """The same pitch at most ``--max-repeats`` times in a row (counting note starts, whatever lies between)."""
+
+    name = "no-repeat"
+    options = (Option("max_repeats", int, 3, "how many times in a row one pitch may start", low=1, high=10_000),)
+    WINDOW = 512  # recent tokens searched first; the whole history only when they hold too few notes
+
+    def prepare(self, ctx):
+        self.pitches = token_pitches(ctx.representation, self.name)
+        self.by_pitch = {p: np.flatnonzero(self.pitches == p) for p in np.unique(self.pitches[self.pitches >= 0])}
+
+    def apply(self, logits, ctx):
+        n = ctx.options["max_repeats"]
+        for row, history in enumerate(ctx.history):
+            starts = self._last_starts(history[-self.WINDOW:], n)
+            if len(starts) < n and len(history) > self.WINDOW:
+                starts = self._last_starts(history, n)
+            if len(starts) == n and (starts == starts[0]).all():
+                logits[row, self.by_pitch[int(starts[0])]] = -np.inf
+        return logits
+
+    def _last_starts(self, history, n):
+        pitches = self.pitches[history]
+        return pitches[pitches >= 0][-n:]
+
+
+@hookimpl
+def register_constraints(register):
+    for cls in (Scale, PitchRange, NoRepeat):
+        register(cls)
