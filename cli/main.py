@@ -53,7 +53,7 @@ def build_parser() -> Parser:
             with guard(commands.origin, "register_commands"):
                 impl.function(**{arg: commands for arg in impl.argnames})
         except (MgfError, argparse.ArgumentError) as error:
-            registry.skip(impl.plugin_name, f"plugin {impl.plugin_name!r} ({commands.origin.distribution}) "
+            registry.skip(f"plugin {impl.plugin_name!r} ({commands.origin.distribution}) "
                                             f"skipped: register_commands: {error}")
     return parser
 

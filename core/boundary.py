@@ -75,33 +75,49 @@ def origin_of(obj: object) -> Origin | None:
 
 
 def guarded(cls: type, origin: Origin) -> type:
-    """A subclass of ``cls`` whose contract methods run inside :func:`guard` for ``origin``."""
+    """A subclass of ``cls`` whose contract methods run inside :func:`guard` for ``origin``.
+
+    Each wrapper looks the method up on ``cls`` at call time, so a method replaced later
+    (a test's monkeypatch, a plugin's own patching) is still the one that runs.
+    """
     namespace: dict = {"__mgf_origin__": origin, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
                        "__doc__": cls.__doc__}
+    wrapped = {}
     for attribute in GUARDED[origin.kind]:
         value = inspect.getattr_static(cls, attribute, None)
         if isinstance(value, property) and value.fget is not None:
-            namespace[attribute] = property(_wrap(value.fget, origin, attribute), doc=value.__doc__)
+            wrapped[attribute] = "property"
         elif inspect.isgeneratorfunction(value):
-            namespace[attribute] = _wrap_generator(value, origin, attribute)
+            wrapped[attribute] = "generator"
         elif inspect.isfunction(value):
-            namespace[attribute] = _wrap(value, origin, attribute)
-    return type(cls.__name__, (cls,), namespace)
+            wrapped[attribute] = "method"
+    guarded_cls = type(cls.__name__, (cls,), namespace)
+    for attribute, kind in wrapped.items():
+        setattr(guarded_cls, attribute, _wrap(guarded_cls, attribute, kind, origin))
+    return guarded_cls
 
 
-def _wrap(function, origin: Origin, call: str):
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with guard(origin, call):
-            return function(*args, **kwargs)
+def _wrap(owner: type, attribute: str, kind: str, origin: Origin):
+    original = inspect.getattr_static(owner.__mro__[1], attribute)
 
-    return wrapper
+    if kind == "property":
+        def getter(self):
+            with guard(origin, attribute):
+                return getattr(super(owner, self), attribute)
 
+        return property(getter, doc=original.__doc__)
 
-def _wrap_generator(function, origin: Origin, call: str):
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with guard(origin, call):
-            yield from function(*args, **kwargs)
+    if kind == "generator":
+        @functools.wraps(original)
+        def generator(self, *args, **kwargs):
+            with guard(origin, attribute):
+                yield from getattr(super(owner, self), attribute)(*args, **kwargs)
 
-    return wrapper
+        return generator
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        with guard(origin, attribute):
+            return getattr(super(owner, self), attribute)(*args, **kwargs)
+
+    return method

@@ -53,7 +53,7 @@ pm.add_hookspecs(hookspecs)
 _loaded = False
 _distributions: dict[str, tuple[str, str]] = {}
 _registries: dict[str, dict[str, Registered]] = {}
-#: plugin name -> why it was skipped (import failure, a raising hook); shown where a name is missing
+#: entry-point name -> why it failed to import; told to whoever asks for something of that name
 broken: dict[str, str] = {}
 
 
@@ -108,7 +108,8 @@ def _load_entry_points() -> None:
                 continue
             pm.register(module, name=entry_point.name)
         except Exception as error:  # a broken plugin must not break mgf
-            _skip(entry_point.name, f"plugin {entry_point.name!r} ({dist}) failed to load: {_one_line(error)}")
+            broken[entry_point.name] = f"plugin {entry_point.name!r} ({dist}) failed to load: {_one_line(error)}"
+            _skip(broken[entry_point.name])
             continue
         if entry_point.dist is not None:
             _distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
@@ -119,8 +120,7 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def _skip(plugin_name: str, message: str) -> None:
-    broken.setdefault(plugin_name, message)
+def _skip(message: str) -> None:
     warnings.warn(message, PluginWarning, stacklevel=3)
 
 
@@ -146,9 +146,9 @@ def origin_of_impl(impl: Any, kind: str, name: str) -> Origin:
     return Origin(kind, name, impl.plugin_name, distribution, version)
 
 
-def skip(plugin_name: str, message: str) -> None:
-    """Record ``plugin_name`` as broken and warn in one line."""
-    _skip(plugin_name, message)
+def skip(message: str) -> None:
+    """Warn in one line that (part of) a plugin was skipped."""
+    _skip(message)
 
 
 def hook_implementations(hook_name: str) -> list:
@@ -185,12 +185,12 @@ def _collect(kind: str) -> dict[str, Registered]:
         try:
             impl.function(**{arg: offered.append for arg in impl.argnames})
         except Exception as error:
-            _skip(plugin_name, f"{label} skipped: register_{kind} raised {_one_line(error)}")
+            _skip(f"{label} skipped: register_{kind} raised {_one_line(error)}")
             continue
         for cls in offered:
             problem = _problem(cls, base)
             if problem:
-                _skip(plugin_name, f"{label} registered {cls!r} as a {kind[:-1]}, skipped: {problem}")
+                _skip(f"{label} registered {cls!r} as a {kind[:-1]}, skipped: {problem}")
                 continue
             if cls.name in found:
                 kept = found[cls.name].origin
@@ -234,7 +234,7 @@ def entry(kind: str, name: str) -> Registered:
     found = registry(kind)
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
-        hint = f"; skipped: {'; '.join(broken.values())}" if broken else ""
+        hint = f"; {broken[name]}" if name in broken else ""
         raise UsageError(f"no {kind[:-1]} named {name!r} (installed: {known}){hint}")
     return found[name]
 

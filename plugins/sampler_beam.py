@@ -22,7 +22,7 @@ class Beam(Sampler):
         Option("branch_factor", int, 0, "0: exhaustive beam; > 0: sampled branches per beam (Magenta)", low=0, high=256),
         Option("steps_per_iteration", int, 1, "tokens each sampled branch grows before the beams are ranked", low=1,
                high=1_000_000),
-        Option("temperature", float, 1.0, "temperature of the sampled branches", low=1e-3, high=100.0),
+        Option("temperature", float, 1.0, "temperature of the sampled branches", low=1e-6, high=100.0),
     )
 
     def search(self, model, ctx, steps):

@@ -66,4 +66,13 @@ class MarkovModel(Model):
 
 @pytest.fixture
 def markov():
-    return MarkovModel
+    """Build a MarkovModel from a transition matrix; it reads and writes ``tokens`` (start token: the last id)."""
+
+    def make(transitions):
+        import mgf
+
+        model = MarkovModel(transitions)
+        model.representation = mgf.get_representation("tokens", vocab_size=model.vocab_size)
+        return model
+
+    return make

@@ -5,11 +5,9 @@ import pytest
 from scipy import stats
 
 import mgf
-from mgf import InputError, UsageError, bundle, registry
+from mgf import InputError, UsageError, allowed_probabilities, bundle
 from mgf.lstm import NumpyLSTM
-from mgf.sampler import log_softmax
-
-sampler = lambda name: registry.get("samplers", name)()  # noqa: E731
+from mgf import log_softmax
 
 
 @pytest.fixture
@@ -55,25 +53,50 @@ def test_beam_of_one_equals_greedy(model):
 
 
 def test_beam_finds_the_more_probable_sequence(markov):
-    """From the start (token 0) greedy takes 1 (p=0.6) and then at best 0.2; 2 (p=0.4) leads to 3 with p=0.9."""
+    """From the start (token 7) greedy takes 1 (p=0.6) and then at best 0.2; 2 (p=0.4) leads to 3 with p=0.9."""
     p = np.full((8, 8), 1e-6)
-    p[0, 1], p[0, 2] = 0.6, 0.4
-    p[1, 3:8] = 0.2
+    p[7, 1], p[7, 2] = 0.6, 0.4
+    p[1, 3:7] = 0.25
     p[2, 3] = 0.9
-    p[3:, 3] = 1.0
+    p[3:7, 3] = 1.0
+    p[0, 3] = 1.0
     model = markov(p / p.sum(axis=1, keepdims=True))
-    primer = np.array([0], np.int32)
-    rng = np.random.default_rng(0)
-    greedy = sampler("greedy").sample(model, primer, 2, rng)
-    beam = sampler("beam").sample(model, primer, 2, rng, beam_size=2)
-    assert greedy.tolist()[0] == 1 and greedy.tolist()[1] in range(3, 8)
+    greedy = mgf.generate(model, 2, sampler="greedy")
+    beam = mgf.generate(model, 2, sampler="beam", beam_size=2)
+    assert greedy.tolist()[0] == 1 and greedy.tolist()[1] in range(3, 7)
     assert beam.tolist() == [2, 3]
 
     def logp(seq):
-        full = [0, *seq]
+        full = [7, *seq]
         return sum(float(model.log_p[a, b]) for a, b in zip(full, full[1:]))
 
     assert logp(beam) > logp(greedy)
+
+
+def test_exhaustive_beam_returns_the_n_best_distinct_beams(markov):
+    """Three outputs of an exhaustive beam are the three most probable distinct sequences, best first."""
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.full(6, 0.5), size=6)
+    p[:, 5] = 0.0  # the start token (5) is never generated, so the rows are distributions over 0..4
+    model = markov(p / p.sum(axis=1, keepdims=True) + 1e-12)
+    out = mgf.generate(model, 3, sampler="beam", beam_size=25, num_outputs=3)  # keeps every 2-token prefix
+    assert len({tuple(row) for row in out}) == 3
+
+    def logp(seq):
+        full = [5, *seq]
+        return sum(float(model.log_p[a, b]) for a, b in zip(full, full[1:]))
+
+    import itertools
+
+    ranked = sorted(itertools.product(range(5), repeat=3), key=lambda seq: -logp(seq))  # exhaustive, start excluded
+    assert [tuple(row) for row in out] == ranked[:3]
+
+
+def test_sampled_beam_outputs_are_independent_searches(model):
+    out = mgf.generate(model, 16, sampler="beam", seed=2, beam_size=3, branch_factor=3, num_outputs=4)
+    assert out.shape == (4, 16) and len({tuple(row) for row in out}) > 1
+    with pytest.raises(UsageError, match="cannot return 5 outputs; give --beam-size 5"):
+        mgf.generate(model, 4, sampler="beam", beam_size=4, num_outputs=5)
 
 
 def log_probability(model, tokens):
@@ -95,9 +118,6 @@ def test_beam_never_ranks_below_greedy(model):
 
 @pytest.mark.parametrize("top_k, top_p", [(3, 1.0), (0, 0.5), (5, 0.3)])
 def test_top_k_and_top_p_never_leave_the_allowed_set(model, top_k, top_p):
-    from mgf.plugins.sampler_temperature import allowed_probabilities
-
-    rng = np.random.default_rng(11)
     logits, state = model.step([model.representation.start_token] * 2000, model.initial_state(2000))
     allowed = allowed_probabilities(logits[:1], 1.0, top_k, top_p)[0] > 0
     prob = np.exp(log_softmax(logits[:1])[0])
@@ -113,9 +133,7 @@ def test_top_k_and_top_p_never_leave_the_allowed_set(model, top_k, top_p):
         kept = prob[allowed].sum()
         assert kept >= top_p - 1e-12
         assert kept - prob[allowed].min() < top_p
-    out = sampler("temperature").sample_batch(
-        model, np.array([model.representation.start_token], np.int32), 30, 200, rng, top_k=top_k, top_p=top_p
-    )
+    out = mgf.generate(model, 30, seed=11, num_outputs=200, top_k=top_k, top_p=top_p)
     assert set(np.unique(out[:, 0])) <= set(np.flatnonzero(allowed))
     assert len(np.unique(out[:, 0])) > 1
 
@@ -125,13 +143,15 @@ def test_sampled_frequencies_match_the_softmax(make_bundle):
     model = mgf.load_model(make_bundle(10, (8,), 4, seed=2, scale=3.0))
     start = np.array([model.representation.start_token], np.int32)
     logits, _ = model.step(start, model.initial_state(1))
+    logits = logits[:, :9]  # the start token (9) is never drawn
     expected = np.exp(log_softmax(logits / 1.5)[0]) * 20000
-    draws = sampler("temperature").sample_batch(model, start, 1, 20000, np.random.default_rng(0), temperature=1.5)
+    draws = mgf.generate(model, 1, seed=0, num_outputs=20000, temperature=1.5)
     observed = np.bincount(draws[:, 0], minlength=10)
-    chi2 = ((observed - expected) ** 2 / expected).sum()
-    assert chi2 < stats.chi2.ppf(0.999, df=9)
+    assert observed[9] == 0
+    chi2 = ((observed[:9] - expected) ** 2 / expected).sum()
+    assert chi2 < stats.chi2.ppf(0.999, df=8)
     wrong = np.exp(log_softmax(logits)[0]) * 20000  # the same draws are far from the untempered softmax
-    assert ((observed - wrong) ** 2 / wrong).sum() > stats.chi2.ppf(0.999, df=9)
+    assert ((observed[:9] - wrong) ** 2 / wrong).sum() > stats.chi2.ppf(0.999, df=8)
 
 
 @pytest.mark.parametrize(
@@ -165,12 +185,15 @@ def test_batch_outputs_differ_and_have_the_primer(model):
 @pytest.mark.parametrize(
     "name, options, error, message",
     [
-        ("temperature", {"temperature": 0}, InputError, "temperature must be a positive"),
-        ("temperature", {"top_p": 1.5}, InputError, "top_p must be in (0, 1]"),
-        ("temperature", {"top_k": -1}, InputError, "top_k must be >= 0"),
-        ("beam", {"beam_size": 0}, InputError, "beam_size must be >= 1"),
-        ("greedy", {"temperature": 0.5}, UsageError, "takes no option temperature"),
+        ("temperature", {"temperature": 0}, UsageError, "option temperature of sampler 'temperature' must be in [1e-06, 100]"),
+        ("temperature", {"temperature": float("nan")}, UsageError, "must be a finite number"),
+        ("temperature", {"top_p": 1.5}, UsageError, "option top_p of sampler 'temperature' must be in"),
+        ("temperature", {"top_k": -1}, UsageError, "option top_k of sampler 'temperature' must be in [0, inf]"),
+        ("temperature", {"top_k": 2.5}, UsageError, "must be int, got 2.5"),
+        ("beam", {"beam_size": 0}, UsageError, "option beam_size of sampler 'beam' must be in [1, 1024]"),
+        ("greedy", {"temperature": 0.5}, UsageError, "option temperature is not taken by sampler 'greedy'"),
         ("temperature", {"top_k": "many"}, UsageError, "must be int"),
+        ("temperature", {"top_k": "²"}, UsageError, "must be int"),
     ],
 )
 def test_bad_options(model, name, options, error, message):
@@ -180,9 +203,13 @@ def test_bad_options(model, name, options, error, message):
 
 
 def test_generate_checks_its_arguments(model):
-    with pytest.raises(InputError, match="steps must be a positive integer"):
+    with pytest.raises(UsageError, match="steps must be a positive integer"):
         mgf.generate(model, 0)
+    with pytest.raises(UsageError, match="seed must be a non-negative integer"):
+        mgf.generate(model, 5, seed=-1)
+    with pytest.raises(InputError, match="must not contain the start token"):
+        mgf.generate(model, 5, primer=[model.representation.start_token])
     with pytest.raises(InputError, match="primer token ids must lie in"):
         mgf.generate(model, 5, primer=[99])
-    with pytest.raises(mgf.PluginError, match="no sampler named 'nope'"):
+    with pytest.raises(UsageError, match="no sampler named 'nope'"):
         mgf.generate(model, 5, sampler="nope")
