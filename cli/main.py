@@ -37,6 +37,8 @@ class Commands:
         """A new subcommand's parser; give it ``set_defaults(run=function)``."""
         parser = self._subparsers.add_parser(name, help=help, description=help)
         parser.set_defaults(_origin=self.origin)
+        if self.origin is not None:
+            registry.commands.setdefault(self.origin.plugin, []).append(name)
         return parser
 
 

@@ -8,7 +8,7 @@ built-in ones included, build on; the rest is private.  See docs/contract.md.
 __version__ = "0.2.0"
 
 from . import bundle
-from .api import generate, get_representation, load_model
+from .api import generate, get_representation, load_model, plugin_class, registered, registered_commands
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
 from .files import atomic_path
@@ -42,5 +42,8 @@ __all__ = [
     "load_model",
     "log_softmax",
     "packaged_model",
+    "plugin_class",
+    "registered",
+    "registered_commands",
     "token_pitches",
 ]

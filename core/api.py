@@ -17,6 +17,27 @@ from .options import resolve
 from .representation import Representation
 
 
+def registered(kind: str) -> dict[str, registry.Registered]:
+    """Every plugin class of one kind by name: ``"representations"``, ``"models"``, ``"samplers"`` or ``"constraints"``.
+
+    Each value has ``cls`` (the class, guarded by the error boundary) and ``origin`` (kind, name,
+    plugin, distribution, version), also as ``.plugin``, ``.distribution``, ``.version``.
+    """
+    if kind not in registry.KINDS:
+        raise UsageError(f"no plugin kind {kind!r} (kinds: {', '.join(registry.KINDS)})")
+    return dict(registry.registry(kind))
+
+
+def registered_commands() -> dict[str, list[str]]:
+    """The subcommands each plugin added to the ``mgf`` command line (filled once the CLI is built)."""
+    return {plugin: list(names) for plugin, names in registry.commands.items()}
+
+
+def plugin_class(kind: str, name: str) -> type:
+    """The class registered as ``name`` of ``kind``; a ``UsageError`` listing the installed ones if there is none."""
+    return registry.get(kind, name)
+
+
 def get_representation(name: str, **config: Any) -> Representation:
     """An instance of the representation registered as ``name``, its ``config`` checked against its declared options."""
     entry = registry.entry("representations", name)

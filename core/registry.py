@@ -55,6 +55,8 @@ _distributions: dict[str, tuple[str, str]] = {}
 _registries: dict[str, dict[str, Registered]] = {}
 #: entry-point name -> why it failed to import; told to whoever asks for something of that name
 broken: dict[str, str] = {}
+#: plugin name -> the subcommands its ``register_commands`` added (filled while the CLI is built)
+commands: dict[str, list[str]] = {}
 
 
 class PluginWarning(UserWarning):

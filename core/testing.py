@@ -118,8 +118,11 @@ class _Contract:
 
     @pytest.fixture(autouse=True)
     def _registered(self):
-        with registered(*([] if self.plugin is None else [self.plugin])):
+        with registered(*self._plugins()):
             yield
+
+    def _plugins(self) -> list:
+        return [] if self.plugin is None else [self.plugin]
 
     def entry(self) -> registry.Registered:
         return registry.entry(self.kind, self.name)
@@ -485,19 +488,22 @@ class _Generating(_Contract):
     representation_config: ClassVar[Mapping[str, Any]] = {}
     steps: ClassVar[int] = 24
 
-    @pytest.fixture(autouse=True)
-    def _forbid(self, _registered):
-        with registered(_FORBID):
-            yield
+    def _plugins(self) -> list:
+        return [*super()._plugins(), _FORBID]
 
-    def model(self, folder, favourite: int | None = None) -> mgf.Model:
-        """A random model (numpy backend) that, given ``favourite``, strongly prefers that token."""
-        representation = mgf.get_representation(self.representation, **self.representation_config)
-        loaded = mgf.bundle.random_bundle(representation.vocab_size, (16,), 8, seed=5, scale=2.0,
-                                          representation={"name": self.representation, "config": representation.config()})
+    def start_token(self) -> int:
+        return mgf.get_representation(self.representation, **self.representation_config).start_token
+
+    def model(self, folder, favourite: int | None = None, representation: str | None = None) -> mgf.Model:
+        """A random model (numpy backend) of ``representation`` (default: the suite's) that, given ``favourite``, prefers that token."""
+        name = representation or self.representation
+        config = self.representation_config if representation is None else {}
+        instance = mgf.get_representation(name, **config)
+        loaded = mgf.bundle.random_bundle(instance.vocab_size, (16,), 8, seed=5, scale=2.0,
+                                          representation={"name": name, "config": instance.config()})
         if favourite is not None:
             loaded.tensors["dense.bias"][favourite] += 20.0
-        path = folder / f"model-{favourite}.safetensors"
+        path = folder / f"model-{name}-{favourite}.safetensors"
         mgf.bundle.write(loaded, path)
         return mgf.load_model(path, "numpy")
 
@@ -508,11 +514,10 @@ class SamplerContract(_OptionChecks, _Generating):
     kind = "samplers"
     deterministic: ClassVar[bool] = False
 
-    def run(self, folder, model=None, **kwargs):
-        options = dict(self.options)
-        options.update({k: v for k, v in kwargs.items() if k not in ("seed", "num_outputs", "constraints")})
-        given = {k: kwargs[k] for k in ("seed", "num_outputs", "constraints") if k in kwargs}
-        return mgf.generate(model or self.model(folder), self.steps, sampler=self.name, **given, **options)
+    def run(self, folder, model=None, seed=None, num_outputs=None, constraints=(), **options):
+        """``mgf.generate`` with this sampler and ``options`` over the suite's ``options``."""
+        return mgf.generate(model or self.model(folder), self.steps, sampler=self.name, seed=seed, num_outputs=num_outputs,
+                            constraints=constraints, **{**self.options, **options})
 
     def test_same_seed_same_output(self, tmp_path):
         model = self.model(tmp_path)
@@ -532,7 +537,7 @@ class SamplerContract(_OptionChecks, _Generating):
                 np.testing.assert_array_equal(row, single)
 
     def test_never_the_start_token(self, tmp_path):
-        model = self.model(tmp_path, favourite=model_start(self))
+        model = self.model(tmp_path, favourite=self.start_token())
         pieces = self.run(tmp_path, model, seed=2, num_outputs=3)
         assert not (pieces == model.representation.start_token).any()
 
@@ -541,11 +546,6 @@ class SamplerContract(_OptionChecks, _Generating):
         pieces = self.run(tmp_path, model, seed=3, num_outputs=3, constraints=[_Forbid.name])
         assert (pieces % 3 == 0).all()
         assert not (pieces == model.representation.start_token).any()
-
-
-def model_start(contract) -> int:
-    """The start token of the representation that drives ``contract``."""
-    return mgf.get_representation(contract.representation, **contract.representation_config).start_token
 
 
 class ConstraintContract(_OptionChecks, _Generating):
@@ -560,12 +560,10 @@ class ConstraintContract(_OptionChecks, _Generating):
         """Assert that every row of ``pieces`` (int32 ``[rows, steps]``) obeys the constraint with ``self.options``."""
         raise NotImplementedError(f"{type(self).__name__} must override assert_obeyed(pieces, representation)")
 
-    def run(self, folder, model=None, sampler="temperature", **kwargs):
-        options = {**self.options, **kwargs.pop("options", {})}
-        options.update({k: v for k, v in kwargs.items() if k not in ("seed", "num_outputs")})
-        given = {k: kwargs[k] for k in ("seed", "num_outputs") if k in kwargs}
-        return mgf.generate(model or self.model(folder), self.steps, sampler=sampler, constraints=[self.name],
-                            **given, **options)
+    def run(self, folder, model=None, sampler="temperature", seed=None, num_outputs=None, **options):
+        """``mgf.generate`` with this constraint and ``options`` over the suite's ``options``."""
+        return mgf.generate(model or self.model(folder), self.steps, sampler=sampler, seed=seed, num_outputs=num_outputs,
+                            constraints=[self.name], **{**self.options, **options})
 
     def test_every_sampler_obeys_in_every_row(self, tmp_path):
         model = self.model(tmp_path)
@@ -575,7 +573,7 @@ class ConstraintContract(_OptionChecks, _Generating):
             self.assert_obeyed(pieces, model.representation)
 
     def test_obeyed_although_the_model_prefers_the_start_token(self, tmp_path):
-        model = self.model(tmp_path, favourite=model_start(self))
+        model = self.model(tmp_path, favourite=self.start_token())
         pieces = self.run(tmp_path, model, seed=5, num_outputs=3)
         assert not (pieces == model.representation.start_token).any()
         self.assert_obeyed(pieces, model.representation)
@@ -595,7 +593,5 @@ class ConstraintContract(_OptionChecks, _Generating):
         if not self.refuses:
             pytest.skip("refuses is empty")
         for name in self.refuses:
-            other = type("Other", (), {"representation": name, "representation_config": {}})
-            model = _Generating.model(other, tmp_path)
             with pytest.raises(UsageError):
-                self.run(tmp_path, model)
+                self.run(tmp_path, self.model(tmp_path, representation=name))

@@ -1,30 +1,33 @@
-"""``mgf plugins``: what is installed, from which distribution, with which options."""
+"""``mgf plugins``: every plugin with its distribution and version, and what each offers: options, config keys, commands."""
 
 import json
 
-from mgf import hookimpl, registry
+from mgf import hookimpl, registered, registered_commands
+
+TITLES = {"representations": "Representations (config keys: --config KEY=VALUE)", "models": "Model backends",
+          "samplers": "Samplers", "constraints": "Constraints (--constrain NAME)"}
 
 
 @hookimpl
 def register_commands(cli):
-    p = cli.command("plugins", "List representations, model backends and samplers, with where they come from.")
+    p = cli.command("plugins", "List representations, model backends, samplers, constraints and commands, "
+                               "with where they come from and their options.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_plugins)
 
 
 def plugin_listing() -> dict[str, list[dict]]:
-    """What ``mgf plugins --json`` prints."""
+    """What ``mgf plugins --json`` prints: for each kind, one row per plugin class; then the commands by plugin."""
     listing: dict[str, list[dict]] = {}
-    for kind in ("representations", "models", "samplers"):
-        rows = []
-        for name, entry in sorted(registry.registry(kind).items()):
-            row = {"name": name, "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version}
-            if kind == "samplers":
-                row["options"] = [
-                    {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help} for o in entry.cls.options
-                ]
-            rows.append(row)
-        listing[kind] = rows
+    for kind in TITLES:
+        listing[kind] = [
+            {"name": name, "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version,
+             "options": [option.describe() for option in entry.cls.options]}
+            for name, entry in sorted(registered(kind).items())
+        ]
+    listing["commands"] = [
+        {"plugin": plugin, "commands": names} for plugin, names in registered_commands().items()
+    ]
     return listing
 
 
@@ -33,11 +36,16 @@ def _plugins(args) -> int:
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
-    titles = {"representations": "Representations", "models": "Model backends", "samplers": "Samplers"}
-    for kind, rows in listing.items():
-        print(f"{titles[kind]}:")
-        for row in rows:
+    for kind, title in TITLES.items():
+        print(f"{title}:")
+        for row in listing[kind]:
             print(f"  {row['name']:<14} {row['distribution']} {row['version']}".rstrip())
-            for o in row.get("options", []):
-                print(f"      --{o['name'].replace('_', '-'):<20} {o['type']}, default {o['default']}: {o['help']}")
+            for o in row["options"]:
+                flag = o["name"] if kind == "representations" else "--" + o["name"].replace("_", "-")
+                limits = f" in [{o.get('low', '-inf')}, {o.get('high', 'inf')}]" if "low" in o or "high" in o else ""
+                choices = f" one of {', '.join(map(str, o['choices']))}" if "choices" in o else ""
+                print(f"      {flag:<22} {o['type']}{limits}{choices}, default {o['default']}: {o['help']}")
+    print("Commands:")
+    for row in listing["commands"]:
+        print(f"  {', '.join(row['commands'])}  ({row['plugin']})")
     return 0

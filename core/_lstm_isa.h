@@ -1,0 +1,348 @@
+/* The step's arithmetic for one instruction set, in plain C loops that GCC vectorises.
+ *
+ * _lstm_math.h includes this file once per instruction set, with MGF_ISA_NAME(name) giving
+ * each function its suffixed name and #pragma GCC target the instructions; the tile sizes
+ * below are chosen so that a tile's accumulators fit the registers of that set (AVX-512: 32
+ * vectors of 16 floats; AVX2: 16 of 8; SSE2: 16 of 4), since a spilled accumulator costs a
+ * store and a load per multiply-add.
+ *
+ * Matrix products: the batches a sampler runs (1 to 64 rows) are too short for BLAS, whose
+ * sgemm/sgemv reached 30-80 GFLOP/s here against 110 for these register-tiled loops (measured
+ * on the 2-core AMD EPYC development machine).  Each tile keeps its accumulators in
+ * registers while one pass over k streams the weights once.
+ *
+ * The cell: expf from libm is scalar and dominated a step at small H, so exp is evaluated with
+ * the Cephes polynomial (about 2 ulp in float32), branch-free.
+ */
+
+/* fp32 tiles R x WIDTH (three shapes, from many rows to few) and the one-row strip width. */
+#if MGF_ISA_LEVEL == 2
+#define MGF_TA 8, 32
+#define MGF_TB 4, 64
+#define MGF_TC 2, 128
+#define MGF_ROW_WIDTH 64
+#define MGF_Q_ROWS 4
+#elif MGF_ISA_LEVEL == 1
+#define MGF_TA 4, 24
+#define MGF_TB 2, 48
+#define MGF_TC 1, 96
+#define MGF_ROW_WIDTH 64
+#define MGF_Q_ROWS 4
+#else
+#define MGF_TA 4, 12
+#define MGF_TB 2, 24
+#define MGF_TC 1, 48
+#define MGF_ROW_WIDTH 32
+#define MGF_Q_ROWS 2
+#endif
+
+/* C[r, j0:j0+WIDTH] += X[r, :k] @ W[:k, j0:j0+WIDTH] for r < R, accumulating in registers. */
+#define MGF_TILE_FN(R, WIDTH) MGF_ISA_NAME(mgf_tile_##R##x##WIDTH)
+#define MGF_TILE(R, WIDTH)                                                                                     \
+    MGF_INLINE void MGF_TILE_FN(R, WIDTH)(int j0, int k, const float *restrict x, long ldx,                    \
+                                           const float *restrict w, long ldw, float *restrict c, long ldc)     \
+    {                                                                                                          \
+        float acc[R][WIDTH];                                                                                   \
+        for (int r = 0; r < R; r++)                                                                            \
+            for (int t = 0; t < WIDTH; t++)                                                                    \
+                acc[r][t] = c[r * ldc + j0 + t];                                                               \
+        for (int p = 0; p < k; p++) {                                                                          \
+            const float *wp = w + (long)p * ldw + j0;                                                          \
+            for (int r = 0; r < R; r++) {                                                                      \
+                float xv = x[r * ldx + p];                                                                     \
+                for (int t = 0; t < WIDTH; t++)                                                                \
+                    acc[r][t] += xv * wp[t];                                                                   \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int r = 0; r < R; r++)                                                                            \
+            for (int t = 0; t < WIDTH; t++)                                                                    \
+                c[r * ldc + j0 + t] = acc[r][t];                                                               \
+    }
+#define MGF_TILE_(shape) MGF_TILE(shape)
+MGF_TILE_(MGF_TA)
+MGF_TILE_(MGF_TB)
+MGF_TILE_(MGF_TC)
+
+/* c[j0:j0+WIDTH] += x[p:p+4] @ W[p:p+4, j0:j0+WIDTH]: four rows of W per pass over c. */
+#define MGF_ROW_TILE(WIDTH)                                                                                    \
+    MGF_INLINE void MGF_ISA_NAME(mgf_row_tile_##WIDTH)(int j0, int p, const float *restrict x,                 \
+                                                       const float *restrict w, long ldw, float *restrict c)   \
+    {                                                                                                          \
+        float acc[WIDTH];                                                                                      \
+        for (int t = 0; t < WIDTH; t++)                                                                        \
+            acc[t] = c[j0 + t];                                                                                \
+        for (int q = 0; q < 4; q++) {                                                                          \
+            float xv = x[p + q];                                                                               \
+            const float *wp = w + (long)(p + q) * ldw + j0;                                                    \
+            for (int t = 0; t < WIDTH; t++)                                                                    \
+                acc[t] += xv * wp[t];                                                                          \
+        }                                                                                                      \
+        for (int t = 0; t < WIDTH; t++)                                                                        \
+            c[j0 + t] = acc[t];                                                                                \
+    }
+#define MGF_ROW_TILE_(width) MGF_ROW_TILE(width)
+#define MGF_ROW_TILE_FN_(width) MGF_ISA_NAME(mgf_row_tile_##width)
+#define MGF_ROW_TILE_FN(width) MGF_ROW_TILE_FN_(width)
+MGF_ROW_TILE_(MGF_ROW_WIDTH)
+MGF_ROW_TILE(16)
+
+/* One row, c[:n] += x[:k] @ W[:k, :n]: the weights stream once, four rows at a time, in order;
+ * memory-bound, which is why it beats re-reading W in column tiles.  Not inlined: inside the
+ * matmul GCC allocated its registers worse (16.3 instead of 13.0 us at 1024 x 256). */
+__attribute__((noinline)) static void MGF_ISA_NAME(mgf_vector_acc)(int n, int k, const float *restrict x,
+                                                                  const float *restrict w, long ldw,
+                                                                  float *restrict c)
+{
+    int p = 0;
+    for (; p + 4 <= k; p += 4) {
+        int j = 0;
+        for (; j + MGF_ROW_WIDTH <= n; j += MGF_ROW_WIDTH)
+            MGF_ROW_TILE_FN(MGF_ROW_WIDTH)(j, p, x, w, ldw, c);
+        for (; j + 16 <= n; j += 16)
+            MGF_ISA_NAME(mgf_row_tile_16)(j, p, x, w, ldw, c);
+        for (; j < n; j++)
+            for (int q = p; q < p + 4; q++)
+                c[j] += x[q] * w[(long)q * ldw + j];
+    }
+    for (; p < k; p++)
+        for (int j = 0; j < n; j++)
+            c[j] += x[p] * w[(long)p * ldw + j];
+}
+
+/* Rows [0, rows) in blocks of R, whole tiles of WIDTH columns; the columns past the last whole
+ * tile go row by row.  Blocks go column tile by column tile, so a tile's slice of W
+ * (k x WIDTH floats) is reused from cache by every block. */
+#define MGF_BLOCKS(R, WIDTH)                                                                                   \
+    {                                                                                                          \
+        int blocks = rows / R, whole = n / WIDTH * WIDTH;                                                      \
+        for (int j = 0; j < whole; j += WIDTH)                                                                 \
+            for (int b = 0; b < blocks; b++)                                                                   \
+                MGF_TILE_FN(R, WIDTH)(j, k, x + (long)R * b * ldx, ldx, w, ldw, c + (long)R * b * ldc, ldc);   \
+        for (int r = 0; r < R * blocks; r++)                                                                   \
+            MGF_ISA_NAME(mgf_vector_acc)(n - whole, k, x + r * ldx, w + whole, ldw, c + r * ldc + whole);      \
+        x += (long)R * blocks * ldx;                                                                           \
+        c += (long)R * blocks * ldc;                                                                           \
+        rows -= R * blocks;                                                                                    \
+    }
+#define MGF_BLOCKS_(shape) MGF_BLOCKS(shape)
+
+/* Row-major C[rows, n] += X[rows, k] @ W[k, n] (row strides ldx, ldw, ldc). */
+static void MGF_ISA_NAME(mgf_matmul_f32)(int rows, int n, int k, const float *restrict x, long ldx,
+                                         const float *restrict w, long ldw, float *restrict c, long ldc)
+{
+    MGF_BLOCKS_(MGF_TA)
+    MGF_BLOCKS_(MGF_TB)
+    MGF_BLOCKS_(MGF_TC)
+    for (int r = 0; r < rows; r++)
+        MGF_ISA_NAME(mgf_vector_acc)(n, k, x + r * ldx, w, ldw, c + r * ldc);
+}
+
+/* Reduced precision, portable loops (the AVX-512 BF16/VNNI versions are in _lstm_avx512.h).
+ * Weights are packed in panels of MGF_PANEL columns, each [k/2][64] (bf16 pairs) or [k/4][64]
+ * (int8 quads) 32-bit words; a tile covers R rows and 16 columns of one panel. */
+MGF_INLINE float MGF_ISA_NAME(mgf_bf16_lo)(uint32_t word)
+{
+    uint32_t bits = word << 16;
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+MGF_INLINE float MGF_ISA_NAME(mgf_bf16_hi)(uint32_t word)
+{
+    uint32_t bits = word & 0xFFFF0000u;
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+#define MGF_BF16_TILE(R)                                                                                       \
+    MGF_INLINE void MGF_ISA_NAME(mgf_bf16_tile_##R)(int cols, int pairs, const uint32_t *restrict x, long ldq, \
+                                                    const uint32_t *restrict w, float *restrict c, long ldc)   \
+    {                                                                                                          \
+        float acc[R][16] = {{0}};                                                                              \
+        for (int q = 0; q < pairs; q++) {                                                                      \
+            const uint32_t *wq = w + (long)q * MGF_PANEL;                                                      \
+            for (int r = 0; r < R; r++) {                                                                      \
+                float x0 = MGF_ISA_NAME(mgf_bf16_lo)(x[r * ldq + q]);                                          \
+                float x1 = MGF_ISA_NAME(mgf_bf16_hi)(x[r * ldq + q]);                                          \
+                for (int t = 0; t < 16; t++) {                                                                 \
+                    acc[r][t] += x0 * MGF_ISA_NAME(mgf_bf16_lo)(wq[t]);                                        \
+                    acc[r][t] += x1 * MGF_ISA_NAME(mgf_bf16_hi)(wq[t]);                                        \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int r = 0; r < R; r++)                                                                            \
+            for (int t = 0; t < cols; t++)                                                                     \
+                c[r * ldc + t] += acc[r][t];                                                                   \
+    }
+#define MGF_BF16_TILE_(r) MGF_BF16_TILE(r)
+#define MGF_BF16_TILE_FN_(r) MGF_ISA_NAME(mgf_bf16_tile_##r)
+#define MGF_BF16_TILE_FN(r) MGF_BF16_TILE_FN_(r)
+MGF_BF16_TILE_(MGF_Q_ROWS)
+MGF_BF16_TILE(1)
+
+/* C[rows, n] += X @ W for bf16 pairs X [rows][pairs] (row stride ldq) and W in panels. */
+static void MGF_ISA_NAME(mgf_matmul_bf16)(int rows, int n, int pairs, const uint32_t *restrict x, long ldq,
+                                          const uint32_t *restrict w, float *restrict c, long ldc)
+{
+    for (int j = 0; j < n; j += 16) {
+        const uint32_t *panel = w + (long)(j / MGF_PANEL) * pairs * MGF_PANEL + j % MGF_PANEL;
+        int cols = n - j < 16 ? n - j : 16, r = 0;
+        for (; r + MGF_Q_ROWS <= rows; r += MGF_Q_ROWS)
+            MGF_BF16_TILE_FN(MGF_Q_ROWS)(cols, pairs, x + r * ldq, ldq, panel, c + r * ldc + j, ldc);
+        for (; r < rows; r++)
+            MGF_ISA_NAME(mgf_bf16_tile_1)(cols, pairs, x + r * ldq, ldq, panel, c + r * ldc + j, ldc);
+    }
+}
+
+/* The int32 sum of (x - 128) * w over the four bytes of two words (x unsigned, w signed). */
+MGF_INLINE int32_t MGF_ISA_NAME(mgf_dot4)(uint32_t x, uint32_t w)
+{
+    int32_t sum = 0;
+    for (int b = 0; b < 4; b++)
+        sum += ((int32_t)((x >> (8 * b)) & 0xFF) - 128) * ((int32_t)(w << (24 - 8 * b)) >> 24);
+    return sum;
+}
+
+#define MGF_INT8_TILE(R)                                                                                       \
+    MGF_INLINE void MGF_ISA_NAME(mgf_int8_tile_##R)(int cols, int quads, const uint32_t *restrict x, long ldq, \
+                                                    const float *restrict x_scale, const uint32_t *restrict w, \
+                                                    const float *restrict w_scale, float *restrict c, long ldc) \
+    {                                                                                                          \
+        int32_t acc[R][16] = {{0}};                                                                            \
+        for (int q = 0; q < quads; q++) {                                                                      \
+            const uint32_t *wq = w + (long)q * MGF_PANEL;                                                      \
+            for (int r = 0; r < R; r++) {                                                                      \
+                uint32_t xq = x[r * ldq + q];                                                                  \
+                for (int t = 0; t < 16; t++)                                                                   \
+                    acc[r][t] += MGF_ISA_NAME(mgf_dot4)(xq, wq[t]);                                            \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int r = 0; r < R; r++)                                                                            \
+            for (int t = 0; t < cols; t++)                                                                     \
+                c[r * ldc + t] += (float)acc[r][t] * (x_scale[r] * w_scale[t]);                                \
+    }
+#define MGF_INT8_TILE_(r) MGF_INT8_TILE(r)
+#define MGF_INT8_TILE_FN_(r) MGF_ISA_NAME(mgf_int8_tile_##r)
+#define MGF_INT8_TILE_FN(r) MGF_INT8_TILE_FN_(r)
+MGF_INT8_TILE_(MGF_Q_ROWS)
+MGF_INT8_TILE(1)
+
+/* C[rows, n] += dequantised X @ W for u8 quads X [rows][quads] (value - 128, times x_scale[row])
+ * and s8 quads W in panels (times w_scale[column]).  col_sums is used by the VNNI version only. */
+static void MGF_ISA_NAME(mgf_matmul_int8)(int rows, int n, int quads, const uint32_t *restrict x, long ldq,
+                                          const float *restrict x_scale, const uint32_t *restrict w,
+                                          const float *restrict w_scale, const int32_t *restrict col_sums,
+                                          float *restrict c, long ldc)
+{
+    (void)col_sums;
+    for (int j = 0; j < n; j += 16) {
+        const uint32_t *panel = w + (long)(j / MGF_PANEL) * quads * MGF_PANEL + j % MGF_PANEL;
+        int cols = n - j < 16 ? n - j : 16, r = 0;
+        for (; r + MGF_Q_ROWS <= rows; r += MGF_Q_ROWS)
+            MGF_INT8_TILE_FN(MGF_Q_ROWS)(cols, quads, x + r * ldq, ldq, x_scale + r, panel, w_scale + j,
+                                         c + r * ldc + j, ldc);
+        for (; r < rows; r++)
+            MGF_ISA_NAME(mgf_int8_tile_1)(cols, quads, x + r * ldq, ldq, x_scale + r, panel, w_scale + j,
+                                          c + r * ldc + j, ldc);
+    }
+}
+
+MGF_INLINE float MGF_ISA_NAME(mgf_exp)(float x)
+{
+    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504088896341f + round_magic) - round_magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+MGF_INLINE float MGF_ISA_NAME(mgf_sigmoid)(float x) { return 1.0f / (1.0f + MGF_ISA_NAME(mgf_exp)(-x)); }
+
+MGF_INLINE float MGF_ISA_NAME(mgf_tanh)(float x) { return 2.0f / (1.0f + MGF_ISA_NAME(mgf_exp)(-2.0f * x)) - 1.0f; }
+
+/* One LSTM cell update for `rows` sequences and `units` hidden units.
+ * Row b of `gates` holds the pre-activations [i | f | g | o], `units` each; c and h are updated
+ * in place (c_new = sig(f) c + sig(i) tanh(g), h = sig(o) tanh(c_new)) and h is also copied to
+ * `h_out` (the next layer's input slot) when that is not NULL. */
+static void MGF_ISA_NAME(mgf_lstm_cell)(int rows, int units, const float *restrict gates, long gate_stride,
+                                        float *restrict c, long c_stride, float *restrict h, long h_stride,
+                                        float *restrict h_out, long out_stride)
+{
+    for (int b = 0; b < rows; b++) {
+        const float *gi = gates + b * gate_stride;
+        const float *gf = gi + units, *gg = gi + 2 * units, *go = gi + 3 * units;
+        float *cb = c + b * c_stride, *hb = h + b * h_stride;
+        for (int j = 0; j < units; j++) {
+            float cn = MGF_ISA_NAME(mgf_sigmoid)(gf[j]) * cb[j]
+                       + MGF_ISA_NAME(mgf_sigmoid)(gi[j]) * MGF_ISA_NAME(mgf_tanh)(gg[j]);
+            cb[j] = cn;
+            hb[j] = MGF_ISA_NAME(mgf_sigmoid)(go[j]) * MGF_ISA_NAME(mgf_tanh)(cn);
+        }
+        if (h_out)
+            memcpy(h_out + b * out_stride, hb, sizeof(float) * units);
+    }
+}
+
+/* Activations of one product, per row: bf16 pairs (round to nearest even) ... */
+static void MGF_ISA_NAME(mgf_pack_bf16)(int rows, int k, const float *restrict x, long ldx, uint32_t *restrict out,
+                                        long ldq)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint32_t *o = out + r * ldq;
+        for (int q = 0; q < k / 2; q++)
+            o[q] = mgf_bf16_bits(xr[2 * q]) | (uint32_t)mgf_bf16_bits(xr[2 * q + 1]) << 16;
+        if (k % 2)
+            o[k / 2] = mgf_bf16_bits(xr[k - 1]);
+    }
+}
+
+/* ... or u8 quads: symmetric scale max|x| / 127 per row, stored with an offset of 128. */
+static void MGF_ISA_NAME(mgf_pack_int8)(int rows, int k, const float *restrict x, long ldx, uint32_t *restrict out,
+                                        long ldq, float *restrict scale)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint32_t *o = out + r * ldq;
+        float top = 0.0f;
+        for (int p = 0; p < k; p++) {
+            float a = xr[p] < 0 ? -xr[p] : xr[p];
+            top = a > top ? a : top;
+        }
+        float inverse = top > 0 ? 127.0f / top : 0.0f;
+        scale[r] = top / 127.0f;
+        for (int q = 0; q < (k + 3) / 4; q++) {
+            uint32_t word = 0;
+            for (int b = 0; b < 4; b++) {
+                int p = 4 * q + b;
+                word |= (uint32_t)(p < k ? mgf_quantize(xr[p] * inverse) + 128 : 128) << (8 * b);
+            }
+            o[q] = word;
+        }
+    }
+}
+
+static const mgf_isa MGF_ISA_NAME(mgf_isa_table) = {
+    MGF_ISA_NAME(mgf_matmul_f32), MGF_ISA_NAME(mgf_matmul_bf16), MGF_ISA_NAME(mgf_matmul_int8),
+    MGF_ISA_NAME(mgf_lstm_cell), MGF_ISA_NAME(mgf_pack_bf16), MGF_ISA_NAME(mgf_pack_int8),
+};
+
+#undef MGF_TA
+#undef MGF_TB
+#undef MGF_TC
+#undef MGF_ROW_WIDTH
+#undef MGF_Q_ROWS
