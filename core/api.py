@@ -93,7 +93,7 @@ def generate(
     steps: int,
     sampler: str = "temperature",
     primer=None,
-    seed: int | None = None,
+    seed: int | np.random.SeedSequence | None = None,
     num_outputs: int | None = None,
     progress: bool | None = False,
     constraints: Sequence[str] = (),
@@ -113,7 +113,9 @@ def generate(
         raise UsageError(f"steps must be a positive integer, got {steps!r}")
     if num_outputs is not None and (not _is_int(num_outputs) or num_outputs < 1):
         raise UsageError(f"num_outputs must be a positive integer, got {num_outputs!r}")
-    if seed is not None and (not _is_int(seed) or seed < 0):
+    check_limit("steps", steps)
+    check_limit("num_outputs", 1 if num_outputs is None else num_outputs)
+    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (not _is_int(seed) or seed < 0):
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     if model.representation is None:
         raise InputError("the model has no representation; load it with mgf.load_model")
@@ -134,6 +136,31 @@ def generate(
             bar.close()
     pieces = np.concatenate([np.broadcast_to(user, (rows, len(user))), new], axis=1).astype(np.int32)
     return pieces[0] if num_outputs is None else pieces
+
+
+#: upper bounds, each raisable with its environment variable: a typo (``--steps 10000000``) must not run for hours
+#: or fill memory.  ``num_outputs`` bounds one batched call; ``outputs`` the files one ``mgf generate`` writes,
+#: batch after batch, with memory flat in their number.
+LIMITS = {"steps": ("MGF_MAX_STEPS", 100_000), "num_outputs": ("MGF_MAX_BATCH", 4096),
+          "outputs": ("MGF_MAX_OUTPUTS", 100_000)}
+
+
+def limit(name: str) -> int:
+    """The upper bound of ``name`` in :data:`LIMITS`, from its environment variable if set."""
+    variable, default = LIMITS[name]
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12):
+        raise UsageError(f"{variable} must be a positive integer, got {text[:40]!r}")
+    return int(text)
+
+
+def check_limit(name: str, value: int) -> None:
+    """``UsageError`` when ``value`` exceeds the limit of ``name``, saying how to raise it."""
+    bound = limit(name)
+    if value > bound:
+        raise UsageError(f"{name} {value} exceeds the limit {bound} (raise it with {LIMITS[name][0]})")
 
 
 def _is_int(value: Any) -> bool:

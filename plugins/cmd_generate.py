@@ -4,9 +4,11 @@ import argparse
 import os
 import warnings
 
+import numpy as np
+
 import mgf
 from mgf import UsageError, hookimpl, registry
-from mgf.bundle import read_metadata
+from mgf.api import check_limit
 from mgf.options import resolve, split
 
 
@@ -55,6 +57,10 @@ def register_commands(cli):
     p.set_defaults(run=_generate)
 
 
+#: outputs generated as one batch; more are generated batch after batch and written as they come
+BATCH = 64
+
+
 def _generate(args) -> int:
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
@@ -62,6 +68,8 @@ def _generate(args) -> int:
         raise UsageError(f"--num-outputs must be at least 1, got {args.num_outputs}")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    check_limit("steps", args.steps)
+    check_limit("outputs", args.num_outputs)
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     backend = registry.entry("models", args.model)
     owners = {f"model backend {args.model!r}": backend.cls.options,
@@ -72,47 +80,52 @@ def _generate(args) -> int:
         resolve(owners[label], share, label)
     backend_options = shares.pop(f"model backend {args.model!r}")
     sampler_options = {k: v for share in shares.values() for k, v in share.items()}
-    path = _bundle_path(args)
-    model = mgf.load_model(path, backend=args.model, **backend_options)
+    model = mgf.load_model(_bundle_path(args), backend=args.model, **backend_options)
     representation = model.representation
+    if args.repr is not None and args.repr != representation.name:
+        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {representation.name!r}")
     primer = None
     if args.primer is not None:
         primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
-    pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=args.seed,
-                          num_outputs=args.num_outputs, progress=False if args.quiet else None,
-                          constraints=args.constrain, **sampler_options)
-    output = args.output or f"generated{representation.suffix}"
-    notes = [representation.to_notes(tokens) for tokens in pieces] if args.render or args.plot else None  # fail early
-    for index, (path_i, tokens) in enumerate(zip(_output_paths(output, len(pieces)), pieces)):
-        representation.write(tokens, path_i)
-        print(path_i)
-        if args.render:
-            from .cmd_render import render_notes
-
-            wav = os.path.splitext(path_i)[0] + ".wav"
-            render_notes(notes[index], wav)
-            print(wav)
-        if args.plot:
-            from .cmd_plot import plot_notes
-
-            png = os.path.splitext(path_i)[0] + ".png"
-            plot_notes(notes[index], png, title=os.path.basename(path_i))
-            print(png)
+    paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
+    for first in range(0, args.num_outputs, BATCH):
+        count = min(BATCH, args.num_outputs - first)
+        seed = args.seed if args.seed is None or first == 0 else np.random.SeedSequence([args.seed, first // BATCH])
+        pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=seed, num_outputs=count,
+                              progress=False if args.quiet else None, constraints=args.constrain, **sampler_options)
+        for path, tokens in zip(paths[first:first + count], pieces):
+            _write(representation, tokens, path, args)
     return 0
 
 
+def _write(representation, tokens, path, args) -> None:
+    """One piece, and its WAV and piano roll if asked; each path printed once written."""
+    notes = representation.to_notes(tokens) if args.render or args.plot else None  # fail before writing anything
+    representation.write(tokens, path)
+    print(path, flush=True)
+    if args.render:
+        from .cmd_render import render_notes
+
+        wav = os.path.splitext(path)[0] + ".wav"
+        render_notes(notes, wav)
+        print(wav, flush=True)
+    if args.plot:
+        from .cmd_plot import plot_notes
+
+        png = os.path.splitext(path)[0] + ".png"
+        plot_notes(notes, png, title=os.path.basename(path))
+        print(png, flush=True)
+
+
 def _bundle_path(args) -> str:
-    if args.bundle is None:
-        if args.repr is None:
-            raise UsageError("give --repr (to use its default model) or --bundle")
-        cls = registry.get("representations", args.repr)
-        if not cls.default_bundle or not os.path.isfile(cls.default_bundle):
-            raise UsageError(f"representation {args.repr!r} ships no default model; give --bundle")
-        return cls.default_bundle
-    spec = read_metadata(args.bundle)["representation"]
-    if args.repr is not None and args.repr != spec["name"]:
-        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {spec['name']!r}")
-    return args.bundle
+    if args.bundle is not None:
+        return args.bundle
+    if args.repr is None:
+        raise UsageError("give --repr (to use its default model) or --bundle")
+    cls = registry.get("representations", args.repr)
+    if not cls.default_bundle or not os.path.isfile(cls.default_bundle):
+        raise UsageError(f"representation {args.repr!r} ships no default model; give --bundle")
+    return cls.default_bundle
 
 
 def _output_paths(output: str, count: int) -> list[str]:

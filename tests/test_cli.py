@@ -152,3 +152,24 @@ def test_register_commands_adds_subcommands(register_plugin, capsys):
     register_plugin(Plugin(), "count-plugin")
     assert main(["count", "3"]) == 0
     assert capsys.readouterr().out == "1 2 3\n"
+
+
+def test_many_outputs_are_written_batch_after_batch(make_bundle, tmp_path):
+    """More outputs than one batch: every file is written, the first batch equals a run of that size alone."""
+    bundle = make_bundle()
+    result = mgf_cli("generate", "--bundle", bundle, "--num-outputs", "70", "--steps", "6", "--seed", "2",
+                     "-o", tmp_path / "many.txt")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 70 and (tmp_path / "many-70.txt").exists()
+    result = mgf_cli("generate", "--bundle", bundle, "--num-outputs", "64", "--steps", "6", "--seed", "2",
+                     "-o", tmp_path / "alone.txt")
+    assert (tmp_path / "alone-64.txt").read_text() == (tmp_path / "many-64.txt").read_text()
+    assert (tmp_path / "many-65.txt").read_text() != (tmp_path / "many-1.txt").read_text()
+
+
+@pytest.mark.parametrize("args, message", [(["--steps", "10000000"], "steps 10000000 exceeds the limit 100000 "
+                                            "(raise it with MGF_MAX_STEPS)"),
+                                           (["--num-outputs", "1000000"], "outputs 1000000 exceeds the limit 100000")])
+def test_runaway_requests_are_refused_before_any_work(make_bundle, tmp_path, args, message):
+    result = mgf_cli("generate", "--bundle", make_bundle(), *args, "-o", tmp_path / "x.txt")
+    assert result.returncode == 2 and message in result.stderr
