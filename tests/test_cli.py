@@ -26,13 +26,20 @@ def test_version():
 def test_plugins_lists_every_kind_with_its_origin():
     result = mgf_cli("plugins")
     assert result.returncode == 0
-    for word in ("Representations:", "tokens", "Model backends:", "native", "numpy", "Samplers:", "beam", "--top-p"):
+    for word in ("Representations", "tokens", "vocab_size", "Model backends:", "native", "--threads", "numpy",
+                 "Samplers:", "beam", "--top-p", "int in [0, inf], default 0", "Constraints", "scale", "--key",
+                 "Commands:", "generate  (mgf.plugins.cmd_generate)"):
         assert word in result.stdout
     listing = json.loads(mgf_cli("plugins", "--json").stdout)
     native = [row for row in listing["models"] if row["name"] == "native"][0]
     assert (native["distribution"], native["version"]) == ("mgf", mgf.__version__)
     temperature = [row for row in listing["samplers"] if row["name"] == "temperature"][0]
     assert [o["name"] for o in temperature["options"]] == ["temperature", "top_k", "top_p"]
+    assert temperature["options"][1] == {"name": "top_k", "type": "int", "default": 0, "low": 0,
+                                         "help": "sample only among the k most likely tokens (0: all)"}
+    midi = [row for row in listing["representations"] if row["name"] == "midi"][0]
+    assert "time_shift_ms" in [o["name"] for o in midi["options"]]
+    assert {"plugin": "mgf.plugins.cmd_data", "commands": ["encode", "decode", "dataset"]} in listing["commands"]
 
 
 def test_generate_with_the_default_model(tmp_path):
