@@ -16,7 +16,7 @@ from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State
 from .options import Option
 from .representation import Representation, packaged_model
-from .sampler import Context, Sampler, allowed_probabilities, draw, log_softmax
+from .sampler import Context, Sampler, allowed_probabilities, draw, draw_from_logits, log_softmax
 
 __all__ = [
     "BundleError",
@@ -36,6 +36,7 @@ __all__ = [
     "atomic_path",
     "bundle",
     "draw",
+    "draw_from_logits",
     "generate",
     "get_representation",
     "hookimpl",

@@ -8,6 +8,7 @@ violation is a :class:`PluginError` naming the plugin and the step.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,6 +71,9 @@ class Run:
             constraint.prepare(ctx)
         if self.sampler.search is not None:
             return self._search(steps)
+        native = self._native_plan()
+        if native is not None:
+            return self._native(steps, *native)
         rows, P = self.num_outputs, len(self.primer)
         history = np.empty((rows, P + steps), np.int32)
         history[:, :P] = self.primer
@@ -84,6 +88,37 @@ class Run:
                 logits = self._constrain_rows(logits, history[:, : P + i + 1], i + 1)
         return history[:, P:]
 
+    # -- the loop in C, for built-in policies and constraints on a model that offers it ----------
+
+    def _native_plan(self):
+        """``(policy, constraints)`` when every plugin of this run can run inside the model's C loop, else None.
+
+        Only built-in plugins take part (``_native`` hooks are private to mgf): third-party
+        policies and constraints keep the Python loop, which gives the same tokens.
+        """
+        if os.environ.get("MGF_PYTHON_LOOP") == "1" or not hasattr(self.model, "_generate_native"):
+            return None
+        plugins = [(self.sampler, self.ctx, self.sampler_origin)] + self.constraints
+        if not all(origin.distribution == "mgf" and hasattr(plugin, "_native") for plugin, _, origin in plugins):
+            return None
+        policy = self.sampler._native(self.ctx)
+        constraints = [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
+        if policy is None or any(c is None for c in constraints):
+            return None
+        return policy, constraints
+
+    def _native(self, steps: int, policy: dict, constraints: list[dict]) -> np.ndarray:
+        logits, state = self._prime_raw(self.num_outputs)
+        out, failure = self.model._generate_native(state, logits, steps, policy, constraints, self.primer, self.rng, self.bar)
+        if failure is not None:
+            step, row, index = failure
+            if index is None:
+                raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
+            which = f" for output {row + 1}" if self.num_outputs > 1 else ""
+            name = self.constraints[index][2].name
+            raise InputError(f"constraint {name!r} leaves no allowed token{which} at step {step + 1}")
+        return out
+
     def _search(self, steps: int) -> np.ndarray:
         self.ctx.step = 0
         out = self.sampler.search(_CheckedModel(self), self.ctx, steps)
@@ -97,14 +132,19 @@ class Run:
     # -- what searches call through their Context ------------------------------------------
 
     def prime(self, rows: int) -> tuple[np.ndarray, State]:
+        logits, state = self._prime_raw(rows)
+        history = np.broadcast_to(self.primer, (rows, len(self.primer)))
+        return self._constrain_rows(logits, history, 0), state
+
+    def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
+        """The model's own logits after the start token and the primer, and the state."""
         with guard(self.backend, "initial_state"):
             state = self.model.initial_state(rows)
         self._check_state(state, rows, "initial_state")
         logits = None
         for token in np.concatenate([[self.start], self.primer]).astype(np.int32):
             logits, state = self.step(np.full(rows, token, np.int32), state)
-        history = np.broadcast_to(self.primer, (rows, len(self.primer)))
-        return self._constrain_rows(logits, history, 0), state
+        return logits, state
 
     def search_prime(self, rows: int) -> tuple[np.ndarray, State]:
         logits, state = self.prime(rows)

@@ -123,3 +123,21 @@ def draw(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     threshold = (1.0 - rng.random(prob.shape[0]))[:, None] * cdf[:, -1:]
     return (cdf < threshold).sum(axis=1).astype(np.int32)
 
+
+
+def draw_from_logits(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0,
+                     top_p: float = 1.0) -> np.ndarray:
+    """One token per row drawn from softmax(logits / temperature) cut to top-k and top-p (int32 ``[B]``).
+
+    One uniform per row from ``rng``.  Runs the native kernel's C routine when it is built, the
+    same one its C generation loop uses, so the Python loop and the C loop draw the same tokens
+    for a seed; else :func:`allowed_probabilities` and :func:`draw` in numpy.
+    """
+    uniforms = rng.random(len(logits))
+    try:
+        from ._lstm import draw_rows
+    except ImportError:
+        probabilities = allowed_probabilities(logits, temperature, top_k, top_p)
+        return (np.cumsum(probabilities, axis=1) < ((1.0 - uniforms)[:, None] * probabilities.sum(axis=1, keepdims=True))
+                ).sum(axis=1).astype(np.int32)
+    return draw_rows(np.ascontiguousarray(logits, dtype=np.float32), uniforms, temperature, top_k, top_p)

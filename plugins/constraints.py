@@ -94,6 +94,9 @@ class PitchMask(Constraint):
         logits[:, self.forbidden] = -np.inf
         return logits
 
+    def _native(self, ctx):
+        return {"kind": "mask", "mask": self.forbidden}
+
 
 class Scale(PitchMask):
     """Only notes of one key, e.g. ``--key "D minor"``."""
@@ -144,6 +147,9 @@ class NoRepeat(Constraint):
             if len(starts) == n and (starts == starts[0]).all():
                 logits[row, self.by_pitch[int(starts[0])]] = -np.inf
         return logits
+
+    def _native(self, ctx):
+        return {"kind": "no_repeat", "pitches": self.pitches, "max_repeats": ctx.options["max_repeats"]}
 
     def _last_starts(self, history, n):
         pitches = self.pitches[history]

@@ -11,6 +11,9 @@ class Greedy(Sampler):
     def choose(self, logits, ctx):
         return np.argmax(logits, axis=1).astype(np.int32)
 
+    def _native(self, ctx):
+        return {"policy": "greedy"}
+
 
 @hookimpl
 def register_samplers(register):

@@ -1,6 +1,6 @@
 """``temperature``: draw from the softmax of logits / T, optionally cut to the top k or top p."""
 
-from mgf import Option, Sampler, allowed_probabilities, draw, hookimpl
+from mgf import Option, Sampler, draw_from_logits, hookimpl
 
 
 class Temperature(Sampler):
@@ -14,7 +14,10 @@ class Temperature(Sampler):
 
     def choose(self, logits, ctx):
         o = ctx.options
-        return draw(allowed_probabilities(logits, o["temperature"], o["top_k"], o["top_p"]), ctx.rng)
+        return draw_from_logits(logits, ctx.rng, o["temperature"], o["top_k"], o["top_p"])
+
+    def _native(self, ctx):
+        return {"policy": "temperature", **ctx.options}
 
 
 @hookimpl

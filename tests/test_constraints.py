@@ -170,11 +170,11 @@ def test_bad_ranges_are_usage_errors(model, low, high, message):
 
 
 def _written_pitches(path):
-    """MIDI pitches of the notes in a written file, in onset order, as music21 reads them (chords unrolled)."""
+    """MIDI pitches of the notes in a written file, in onset order, as music21 reads them (ties joined, chords unrolled)."""
     import music21
 
     pitches = []
-    for element in music21.converter.parse(str(path)).flatten().notes:
+    for element in music21.converter.parse(str(path)).stripTies().flatten().notes:
         pitches.extend(p.midi for p in element.pitches)
     return pitches
 
