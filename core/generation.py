@@ -91,32 +91,58 @@ class Run:
     # -- the loop in C, for built-in policies and constraints on a model that offers it ----------
 
     def _native_plan(self):
-        """``(policy, constraints)`` when every plugin of this run can run inside the model's C loop, else None.
+        """``(policy, constraints)`` when every plugin of this run can run inside the kernel's C loop, else None.
 
-        Only built-in plugins take part (``_native`` hooks are private to mgf): third-party
-        policies and constraints keep the Python loop, which gives the same tokens.
+        Only built-in plugins take part (``_native`` and ``_native_kernel`` are private to mgf):
+        third-party policies, constraints and backends keep the Python loop, which gives the
+        same tokens (``MGF_PYTHON_LOOP=1`` forces it, for tests and comparisons).
         """
-        if os.environ.get("MGF_PYTHON_LOOP") == "1" or not hasattr(self.model, "_generate_native"):
+        if os.environ.get("MGF_PYTHON_LOOP") == "1" or getattr(self.model, "_native_kernel", None) is None:
             return None
         plugins = [(self.sampler, self.ctx, self.sampler_origin)] + self.constraints
         if not all(origin.distribution == "mgf" and hasattr(plugin, "_native") for plugin, _, origin in plugins):
             return None
-        policy = self.sampler._native(self.ctx)
-        constraints = [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
-        if policy is None or any(c is None for c in constraints):
-            return None
-        return policy, constraints
+        return self.sampler._native(self.ctx), [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
+
+    #: steps per call of the C loop: between calls the progress bar moves
+    NATIVE_CHUNK = 256
 
     def _native(self, steps: int, policy: dict, constraints: list[dict]) -> np.ndarray:
-        logits, state = self._prime_raw(self.num_outputs)
-        out, failure = self.model._generate_native(state, logits, steps, policy, constraints, self.primer, self.rng, self.bar)
-        if failure is not None:
-            step, row, index = failure
-            if index is None:
-                raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
-            which = f" for output {row + 1}" if self.num_outputs > 1 else ""
-            name = self.constraints[index][2].name
-            raise InputError(f"constraint {name!r} leaves no allowed token{which} at step {step + 1}")
+        from . import _lstm
+
+        rows, vocab = self.num_outputs, self.vocab_size
+        kinds = np.array([0 if c["kind"] == "mask" else 1 for c in constraints], np.int32)
+        masks = np.zeros((len(constraints), vocab), np.uint8)
+        pitches = np.full(vocab, -1, np.int32)
+        max_repeats = 1
+        for index, c in enumerate(constraints):
+            if c["kind"] == "mask":
+                masks[index] = c["mask"]
+            else:
+                pitches[:], max_repeats = c["pitches"], c["max_repeats"]
+        last_pitch, run = _primer_runs(self.primer, pitches, rows)
+        temperature = policy["policy"] == "temperature"
+        options = (policy.get("temperature", 1.0), policy.get("top_k", 0), policy.get("top_p", 1.0))
+        logits, state = self._prime_raw(rows)
+        logits = np.ascontiguousarray(logits)
+        out = np.empty((rows, steps), np.int32)
+        for first in range(0, steps, self.NATIVE_CHUNK):
+            count = min(self.NATIVE_CHUNK, steps - first)
+            uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
+            chunk = np.empty((rows, count), np.int32)
+            failure = _lstm.generate(self.model._native_kernel, state, logits, self.start, int(temperature), *options,
+                                     kinds, masks, pitches, max_repeats, last_pitch, run, uniforms, chunk,
+                                     first + count < steps)
+            if failure is not None:
+                step, row, index = failure
+                if index == -2:
+                    raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
+                which = f" for output {row + 1}" if rows > 1 else ""
+                name = self.constraints[index][2].name
+                raise InputError(f"constraint {name!r} leaves no allowed token{which} at step {first + step + 1}")
+            out[:, first:first + count] = chunk
+            if self.bar is not None:
+                self.bar.update(count)
         return out
 
     def _search(self, steps: int) -> np.ndarray:
@@ -214,6 +240,15 @@ class Run:
 
     def _backend_name(self, call: str) -> str:
         return self.backend.describe(call) if self.backend is not None else f"model {type(self.model).__name__} ({call})"
+
+
+def _primer_runs(primer: np.ndarray, pitches: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``no-repeat``'s per-row state after the primer: the pitch started last, and how many times in a row."""
+    last, run = -1, 0
+    for pitch in pitches[primer]:
+        if pitch >= 0:
+            last, run = int(pitch), (run + 1 if pitch == last else 1)
+    return np.full(rows, last, np.int32), np.full(rows, run, np.int32)
 
 
 class _CheckedModel(Model):
