@@ -1,41 +1,52 @@
-"""Markdown table of the step benchmarks.
+"""Markdown tables of the benchmarks: the step against the roofline, against its peers, and end to end.
 
-    python benchmarks/report.py [RESULTS.json] [--write]
+    python benchmarks/report.py [--only step,peers,generate] [--from DIR] [--save DIR] [--write] [--quick]
 
-Runs ``benchmarks/bench_step.py`` (about a minute; keep the machine idle), or reads a
-``--benchmark-json`` file it wrote, and prints median microseconds per step by shape.
-``--write`` also rewrites ``benchmarks/RESULTS.md``.  The machine line always describes the
-machine running this script.
+Runs each chosen benchmark file with pytest-benchmark (``bench_step.py``, ``bench_peers.py``,
+``bench_generate.py``; about 10 minutes for all three: keep the machine idle), or reads the JSON
+files a ``--save DIR`` run left in ``DIR`` (``--from DIR``), and prints the tables.  ``--write``
+also replaces this script's sections of ``benchmarks/RESULTS.md``, keeping every other section.
+``--quick`` shortens every benchmark (for checking the harness, not for RESULTS.md).  The machine
+line always describes the machine running this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from bench_step import METHODS, roofline  # benchmarks/ is sys.path[0] when run as a script
+from bench_step import roofline  # benchmarks/ is sys.path[0] when run as a script
 
 HERE = Path(__file__).resolve().parent
 BENCH_OPTIONS = ["--benchmark-min-rounds=50", "--benchmark-max-time=2"]
+QUICK_OPTIONS = ["--benchmark-min-rounds=5", "--benchmark-max-time=0.2"]
+FILES = {"step": "bench_step.py", "peers": "bench_peers.py", "generate": "bench_generate.py"}
+TITLES = {"step": "Step benchmarks", "peers": "Peers: ONNX Runtime and numpy", "generate": "End to end: generation and the CLI"}
 BARS = [  # (hidden, batch, minimum numpy / native-1t)
     (256, 1, 2.5),
     (256, 64, 2.0),
     (512, 1, 1.0),
 ]
+PEER_TARGET = 2.0  # mgf's step should take at most half of ONNX Runtime's, at equal threads
+SIMD_FLAGS = re.compile(r"^(sse4_\d|avx\w*|fma|f16c|amx\w*)$")
 
 
-def run_benchmarks() -> dict:
+def run_benchmarks(section: str, quick: bool, save: Path | None) -> dict:
+    """Run one benchmark file under pytest-benchmark and return its JSON."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.json"
-        command = [sys.executable, "-m", "pytest", str(HERE / "bench_step.py"), "-q", f"--benchmark-json={path}"]
-        subprocess.run([*command, *BENCH_OPTIONS], check=True, cwd=HERE.parent, stdout=sys.stderr)
+        path = (save or Path(tmp)) / f"{section}.json"
+        command = [sys.executable, "-m", "pytest", str(HERE / FILES[section]), "-q", f"--benchmark-json={path}"]
+        options = QUICK_OPTIONS if quick else BENCH_OPTIONS
+        subprocess.run([*command, *options], check=True, cwd=HERE.parent, stdout=sys.stderr)
         return json.loads(path.read_text())
 
 
@@ -44,6 +55,17 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def cpu_flags() -> str:
+    """The SIMD flags of the first CPU in /proc/cpuinfo (what a kernel may use), or 'unknown'."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    found = [flag for flag in line.partition(":")[2].split() if SIMD_FLAGS.match(flag)]
+    return " ".join(found) or "unknown"
 
 
 def machine() -> str:
@@ -61,21 +83,26 @@ def machine() -> str:
         f"{i['internal_api']} {i['version']} ({i.get('architecture')})" for i in threadpool_info() if i["user_api"] == "blas"
     )
     return (
-        f"{model}, {os.cpu_count()} cores (1-min load average {os.getloadavg()[0]:.2f}); "
-        f"Python {platform.python_version()}, numpy {_version('numpy')} ({blas}), scipy {_version('scipy')}"
+        f"{model}, {os.cpu_count()} cores (1-min load average {os.getloadavg()[0]:.2f}); CPU flags: {cpu_flags()}; "
+        f"Python {platform.python_version()}, numpy {_version('numpy')} ({blas}), scipy {_version('scipy')}, "
+        f"onnxruntime {_version('onnxruntime')}, onnx {_version('onnx')}; {datetime.date.today().isoformat()}"
     )
 
 
+# -- the step against the roofline (bench_step.py) ---------------------------------------------
+
 def collect(results: dict) -> tuple[dict, dict, list[str]]:
-    """Medians in us by (hidden, batch) then method, the probe's figures, the methods present."""
+    """Medians in us by (hidden, batch) then method, the probe's figures, the methods in run order."""
     table: dict[tuple[int, int], dict[str, float]] = {}
     probe: dict = {}
+    methods: list[str] = []
     for bench in results["benchmarks"]:
         info = bench["extra_info"]
         row = table.setdefault((info["hidden"], info["batch"]), {"limit": info["roofline_us"]})
         row[info["method"]] = bench["stats"]["median"] * 1e6
         probe = {k: info[k] for k in ("bandwidth_gbs", "peak_gflops", "gemm_step_gflops")}
-    methods = [m for m in METHODS if any(m in row for row in table.values())]
+        if info["method"] not in methods:
+            methods.append(info["method"])
     return dict(sorted(table.items())), probe, methods
 
 
@@ -83,7 +110,7 @@ def markdown_table(table: dict, methods: list[str]) -> str:
     head = ["shape", *methods, "roofline limit", "numpy / native-1t", "native-1t / limit"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (hidden, batch), row in table.items():
-        cells = [f"H={hidden} B={batch}", *(f"{row[m]:.1f}" for m in methods), f"{row['limit']:.1f}"]
+        cells = [f"H={hidden} B={batch}", *(f"{row[m]:.1f}" if m in row else "" for m in methods), f"{row['limit']:.1f}"]
         cells += [f"{row['numpy'] / row['native-1t']:.2f}x", f"{row['native-1t'] / row['limit']:.2f}x"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -127,22 +154,165 @@ def notes(table: dict, probe: dict) -> str:
     )
 
 
+def step_section(results: dict) -> str:
+    table, probe, methods = collect(results)
+    return (
+        "Median microseconds per `model.step` (V=130, E=64, 1 LSTM layer, BLAS at 1 thread).\n\n"
+        f"{markdown_table(table, methods)}\n\n## The bar (numpy / native-1t)\n\n{bars(table)}\n\n"
+        f"## Notes\n\n{notes(table, probe)}"
+    )
+
+
+# -- the step against its peers (bench_peers.py) -----------------------------------------------
+
+def medians(results: dict, key) -> tuple[dict, list]:
+    """``{key(extra_info): {method: median us}}`` and the methods in run order."""
+    found: dict = {}
+    methods: list[str] = []
+    for bench in results["benchmarks"]:
+        info = bench["extra_info"]
+        found.setdefault(key(info), {})[info["method"]] = bench["stats"]["median"] * 1e6
+        if info["method"] not in methods:
+            methods.append(info["method"])
+    return dict(sorted(found.items())), methods
+
+
+def fastest(row: dict[str, float], prefix: str, threads: int, only: str = "") -> tuple[float, str] | None:
+    """The lowest median among methods named ``prefix...-{threads}t`` (containing ``only``), with its name."""
+    found = [(us, m) for m, us in row.items() if m.startswith(prefix) and m.endswith(f"-{threads}t") and only in m]
+    return min(found) if found else None
+
+
+def peers_section(results: dict) -> str:
+    table, methods = medians(results, lambda info: (info["hidden"], info["batch"]))
+    shapes = list(table)
+    head = "| method | " + " | ".join(f"{h}/{b}" for h, b in shapes) + " |\n|---|" + "--:|" * len(shapes)
+    rows = [f"| {m} | " + " | ".join(f"{table[s][m]:,.1f}" if m in table[s] else "" for s in shapes) + " |"
+            for m in methods]
+    for threads in (1, 2):
+        targets = [fastest(table[s], "ort", threads) for s in shapes]
+        if any(targets):
+            cells = " | ".join(f"**{t[0] / PEER_TARGET:,.1f}**" if t else "" for t in targets)
+            rows.append(f"| **target: ONNX Runtime {threads}t (faster graph) / {PEER_TARGET:g}** | {cells} |")
+
+    ratio_head = ("| H/B | ONNX Runtime 1t | mgf 1t (best) | ORT / mgf, 1t | ORT / mgf fp32, 1t "
+                  "| ONNX Runtime 2t | mgf 2t (best) | ORT / mgf, 2t | ORT / mgf fp32, 2t |\n|---|" + "--:|" * 8)
+    ratio_rows, verdicts = [], []
+    for shape in shapes:
+        row, cells = table[shape], [f"{shape[0]}/{shape[1]}"]
+        for threads in (1, 2):
+            ort, best, fp32 = fastest(row, "ort", threads), fastest(row, "native", threads), \
+                fastest(row, "native", threads, "-fp32-")
+            if not (ort and best):
+                cells += ["", "", "", ""]
+                continue
+            ratio = ort[0] / best[0]
+            verdicts.append(ratio >= PEER_TARGET)
+            cells += [f"{ort[0]:,.1f} ({ort[1].removesuffix(f'-{threads}t')})",
+                      f"{best[0]:,.1f} ({best[1].split('-')[1]})",
+                      f"**{ratio:.2f}x**" if ratio >= PEER_TARGET else f"{ratio:.2f}x",
+                      f"{ort[0] / fp32[0]:.2f}x" if fp32 else ""]
+        ratio_rows.append("| " + " | ".join(cells) + " |")
+    return (
+        "Median microseconds per greedy step (one `step`, then the argmax of its logits is the next input; "
+        "V=130, E=64, one LSTM layer, the same random weights for every method; columns are H/B).  "
+        "`ort` runs the step as an ONNX graph written with `onnx.helper` (`benchmarks/onnx_step.py`: "
+        "embedding Gather, MatMul + Add per gate block, Split, Sigmoid/Tanh, dense MatMul), `ort-folded` "
+        "the same with the embedding, input kernel and bias folded into one [V, 4H] table (as mgf's kernel "
+        "does); ONNX Runtime with sequential execution, all graph optimisations, inputs and outputs bound to "
+        "preallocated arrays.  numpy is `mgf.lstm.NumpyLSTM` with BLAS at one thread.  Every fp32 method was "
+        "checked against it (teacher-forced logits, rtol = atol = 1e-4) before timing.\n\n"
+        f"{head}\n" + "\n".join(rows) + "\n\n"
+        f"## Ratio: ONNX Runtime / mgf (target {PEER_TARGET:g}x at equal threads)\n\n"
+        "ONNX Runtime is the faster of its two graphs at that thread count; mgf is the `native` backend at "
+        "its fastest precision (named), and at fp32 alone in the last column of each half.  Bold: the target met.\n\n"
+        f"{ratio_head}\n" + "\n".join(ratio_rows) + "\n\n"
+        f"Target met in {sum(verdicts)} of {len(verdicts)} cells."
+    )
+
+
+# -- end to end (bench_generate.py) ------------------------------------------------------------
+
+def generate_section(results: dict) -> str:
+    runs: dict = {}
+    cli = None
+    for bench in results["benchmarks"]:
+        info = bench["extra_info"]
+        if info["kind"] == "cli":
+            cli = (bench["stats"]["median"], info["peak_rss_mb"], info["command"], bench["stats"]["rounds"])
+        else:
+            runs.setdefault((info["model"], info["precision"]), {})[info["kind"]] = (bench["stats"]["median"], info)
+    head = ("| model | precision | bare step (us) | bare steps/s | `mgf.generate` 2,000 tokens (ms) | tokens/s "
+            "| generate / bare rate | loop cost per token (us) |")
+    lines = [head, "|---|---|" + "--:|" * 6]
+    for (model, precision), kinds in runs.items():
+        if {"step", "generate"} - set(kinds):
+            continue
+        step_s, (generate_s, info) = kinds["step"][0], kinds["generate"]
+        per_token = generate_s / info["tokens"]
+        lines.append(
+            f"| {model} | {precision} | {step_s * 1e6:.1f} | {1 / step_s:,.0f} | {generate_s * 1e3:,.1f} "
+            f"| {1 / per_token:,.0f} | {step_s / per_token:.0%} | {(per_token - step_s) * 1e6:.1f} |"
+        )
+    text = (
+        "The shipped models (`core/models/*.safetensors`), native backend at one thread.  `mgf.generate` with the "
+        "temperature sampler (T=1, seed 0, one output; median of 5 runs) against the bare greedy step at "
+        "batch 1; the loop cost per token is what sampling, the checks and the loop add to a step.\n\n"
+        + "\n".join(lines)
+    )
+    if cli:
+        wall, rss, command, rounds = cli
+        text += (f"\n\n`{command}` as a fresh process (imports, model loading, writing the .mid; page cache warm): "
+                 f"**{wall:.2f} s** wall (median of {rounds}), peak RSS **{rss:.0f} MB**.")
+    return text
+
+
+SECTIONS = {"step": step_section, "peers": peers_section, "generate": generate_section}
+
+
+def replace_sections(text: str, sections: dict[str, str]) -> str:
+    """``text`` with each top-level (``# title``) section in ``sections`` replaced or appended; the others kept."""
+    parts = re.split(r"(?m)^(?=# )", text)
+    kept = {part.splitlines()[0][2:].strip(): part for part in parts if part.startswith("# ")}
+    preamble = "".join(part for part in parts if not part.startswith("# "))
+    for title, body in sections.items():
+        kept[title] = f"# {title}\n\n{body.rstrip()}\n\n"
+    order = [t for t in TITLES.values() if t in kept] + [t for t in kept if t not in TITLES.values()]
+    return (preamble + "".join(kept[t] for t in order)).rstrip() + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", nargs="?", help="a pytest-benchmark JSON file (default: run the benchmarks now)")
-    parser.add_argument("--write", action="store_true", help="also rewrite benchmarks/RESULTS.md")
+    parser.add_argument("--only", default="step,peers,generate", help="comma-separated sections (default: all)")
+    parser.add_argument("--from", dest="source", type=Path, help="read <section>.json from this folder instead of running")
+    parser.add_argument("--save", type=Path, help="keep each run's pytest-benchmark JSON here as <section>.json")
+    parser.add_argument("--write", action="store_true", help="also replace these sections of benchmarks/RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the harness")
     args = parser.parse_args(argv)
-    header = f"Median microseconds per `model.step` (V=130, E=64, 1 LSTM layer, BLAS at 1 thread).\n\nMachine: {machine()}."
-    results = json.loads(Path(args.json).read_text()) if args.json else run_benchmarks()
-    table, probe, methods = collect(results)
-    body = f"{header}\n\n{markdown_table(table, methods)}"
-    print(body)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for section in chosen:
+        if args.source:
+            source = args.source / f"{section}.json"
+            if not source.is_file():
+                parser.error(f"{source} does not exist (write it with --save)")
+            results = json.loads(source.read_text())
+        else:
+            results = run_benchmarks(section, args.quick, args.save)
+        quick = (" Quick run (`--quick`, machine busy): it checks the harness; its figures are not results.  The full "
+                 "run is `python benchmarks/report.py --write` on an idle machine.") if args.quick else ""
+        body = (f"Written by `python benchmarks/report.py --write` (this section alone: `--only {section}`).{quick}\n\n"
+                f"Machine: {machine()}.\n\n{SECTIONS[section](results)}")
+        written[TITLES[section]] = body
+        print(f"# {TITLES[section]}\n\n{body}\n")
     if args.write:
-        text = (
-            f"# Step benchmarks\n\nWritten by `python benchmarks/report.py --write`.\n\n{body}\n\n"
-            f"## The bar (numpy / native-1t)\n\n{bars(table)}\n\n## Notes\n\n{notes(table, probe)}\n"
-        )
-        (HERE / "RESULTS.md").write_text(text)
+        path = HERE / "RESULTS.md"
+        path.write_text(replace_sections(path.read_text() if path.exists() else "", written))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ built-in ones included, build on; the rest is private.  See docs/contract.md.
 __version__ = "0.2.0"
 
 from . import bundle
-from .api import generate, get_representation, load_model, plugin_class, registered, registered_commands
+from .api import generate, get_representation, load_model, installed, installed_commands, plugin_class
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
 from .files import atomic_path
@@ -40,11 +40,11 @@ __all__ = [
     "generate",
     "get_representation",
     "hookimpl",
+    "installed",
+    "installed_commands",
     "load_model",
     "log_softmax",
     "packaged_model",
     "plugin_class",
-    "registered",
-    "registered_commands",
     "token_pitches",
 ]

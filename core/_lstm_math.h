@@ -1,13 +1,14 @@
-/* The step's arithmetic, written in plain C loops that GCC vectorises.
+/* The step's arithmetic: matrix products in fp32, bf16 or int8 weights, and the LSTM cell.
  *
- * Matrix products: the batches a sampler runs (1 to 64 rows) are too short for BLAS, whose
- * sgemm/sgemv reached 30-80 GFLOP/s here against 110 for these register-tiled loops (measured
- * on the 2-core AMD EPYC development machine, see benchmarks/RESULTS.md).  Each tile keeps 16
- * vector accumulators in registers while one pass over k streams the weights once.
+ * Every function comes in three builds, one per instruction set (AVX-512, AVX2, baseline
+ * x86-64), from the one template _lstm_isa.h; the AVX-512 build of the reduced-precision
+ * products uses BF16/VNNI instructions (_lstm_avx512.h) where the CPU has them.  A kernel
+ * picks its table once, at load (mgf_isa_for), so that a test can run every build on one
+ * machine (MGF_ISA) and a step pays no dispatch.
  *
- * The cell: expf from libm is scalar and dominated a step at small H, so exp is evaluated with
- * the Cephes polynomial (about 2 ulp in float32), branch-free.  Every looping function is
- * compiled for AVX-512, AVX2 and baseline x86-64, picked at load time (target_clones).
+ * Reduced precision changes only the weights of the products and the activations fed to them;
+ * the products accumulate in fp32 (bf16) or exactly in int32 (int8), and gates, cells and
+ * hidden states stay fp32.
  */
 #ifndef MGF_LSTM_MATH_H
 #define MGF_LSTM_MATH_H
@@ -15,12 +16,41 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define MGF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MGF_CLONES
-#endif
 #define MGF_INLINE static inline __attribute__((always_inline))
+#define MGF_PANEL 64 /* columns per panel of packed reduced-precision weights */
+#define MGF_COMMA ,
+
+enum { MGF_FP32 = 0, MGF_BF16 = 1, MGF_INT8 = 2 };
+enum { MGF_BASELINE = 0, MGF_AVX2 = 1, MGF_AVX512 = 2 };
+
+typedef struct {
+    void (*matmul_f32)(int rows, int n, int k, const float *x, long ldx, const float *w, long ldw, float *c, long ldc);
+    void (*matmul_bf16)(int rows, int n, int pairs, const uint32_t *x, long ldq, const uint32_t *w, float *c,
+                        long ldc);
+    void (*matmul_int8)(int rows, int n, int quads, const uint32_t *x, long ldq, const float *x_scale,
+                        const uint32_t *w, const float *w_scale, const int32_t *col_sums, float *c, long ldc);
+    void (*lstm_cell)(int rows, int units, const float *gates, long gate_stride, float *c, long c_stride, float *h,
+                      long h_stride, float *h_out, long out_stride);
+    void (*pack_bf16)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq);
+    void (*pack_int8)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq, float *scale);
+} mgf_isa;
+
+/* The bf16 nearest to x (ties to even), as its 16 bits; the inputs are finite. */
+MGF_INLINE uint16_t mgf_bf16_bits(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+/* v rounded to the nearest integer (ties to even) and clamped to [-127, 127]. */
+MGF_INLINE int mgf_quantize(float v)
+{
+    const float round_magic = 12582912.0f; /* 1.5 * 2^23 */
+    v = v < -127.0f ? -127.0f : v;
+    v = v > 127.0f ? 127.0f : v;
+    return (int)((v + round_magic) - round_magic);
+}
 
 /* Python builds extensions with -fwrapv, which stops GCC from vectorising these loops (the
  * one-row product ran 4.5x slower); nothing here relies on signed overflow wrapping. */
@@ -29,151 +59,109 @@
 #pragma GCC optimize("no-wrapv")
 #endif
 
-/* C[r, j0:j0+WIDTH] += X[r, :k] @ W[:k, j0:j0+WIDTH] for r < R, accumulating in registers. */
-#define MGF_TILE(R, WIDTH)                                                                                     \
-    MGF_INLINE void mgf_tile_##R(int j0, int k, const float *restrict x, long ldx, const float *restrict w,    \
-                                 long ldw, float *restrict c, long ldc)                                        \
-    {                                                                                                          \
-        float acc[R][WIDTH];                                                                                   \
-        for (int r = 0; r < R; r++)                                                                            \
-            for (int t = 0; t < WIDTH; t++)                                                                    \
-                acc[r][t] = c[r * ldc + j0 + t];                                                               \
-        for (int p = 0; p < k; p++) {                                                                          \
-            const float *wp = w + (long)p * ldw + j0;                                                          \
-            for (int r = 0; r < R; r++) {                                                                      \
-                float xv = x[r * ldx + p];                                                                     \
-                for (int t = 0; t < WIDTH; t++)                                                                \
-                    acc[r][t] += xv * wp[t];                                                                   \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (int r = 0; r < R; r++)                                                                            \
-            for (int t = 0; t < WIDTH; t++)                                                                    \
-                c[r * ldc + j0 + t] = acc[r][t];                                                               \
-    }
-MGF_TILE(8, 32)
-MGF_TILE(4, 64)
-MGF_TILE(2, 128)
+#if defined(__GNUC__) && defined(__x86_64__)
+#define MGF_X86 1
+#include <immintrin.h>
+#define MGF_ISA_NAME(name) name##_avx512
+#define MGF_ISA_LEVEL 2
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+#include "_lstm_isa.h"
+#pragma GCC pop_options
+#undef MGF_ISA_NAME
+#undef MGF_ISA_LEVEL
 
-/* c[j0:j0+WIDTH] += x[p:p+4] @ W[p:p+4, j0:j0+WIDTH]: four rows of W per pass over c. */
-#define MGF_ROW_TILE(WIDTH)                                                                                    \
-    MGF_INLINE void mgf_row_tile_##WIDTH(int j0, int p, const float *restrict x, const float *restrict w,      \
-                                         long ldw, float *restrict c)                                          \
-    {                                                                                                          \
-        float acc[WIDTH];                                                                                      \
-        for (int t = 0; t < WIDTH; t++)                                                                        \
-            acc[t] = c[j0 + t];                                                                                \
-        for (int q = 0; q < 4; q++) {                                                                          \
-            float xv = x[p + q];                                                                               \
-            const float *wp = w + (long)(p + q) * ldw + j0;                                                    \
-            for (int t = 0; t < WIDTH; t++)                                                                    \
-                acc[t] += xv * wp[t];                                                                          \
-        }                                                                                                      \
-        for (int t = 0; t < WIDTH; t++)                                                                        \
-            c[j0 + t] = acc[t];                                                                                \
-    }
-MGF_ROW_TILE(64)
-MGF_ROW_TILE(16)
+#define MGF_ISA_NAME(name) name##_avx2
+#define MGF_ISA_LEVEL 1
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#include "_lstm_isa.h"
+#pragma GCC pop_options
+#undef MGF_ISA_NAME
+#undef MGF_ISA_LEVEL
 
-/* One row, c[:n] += x[:k] @ W[:k, :n]: the weights stream once, four rows at a time, in order;
- * memory-bound, which is why it beats re-reading W in 256-column tiles.  Not inlined: inside
- * mgf_matmul_acc GCC allocated its registers worse (16.3 instead of 13.0 us at 1024 x 256). */
-MGF_CLONES __attribute__((noinline))
-static void mgf_vector_acc(int n, int k, const float *restrict x, const float *restrict w, long ldw, float *restrict c)
-{
-    int p = 0;
-    for (; p + 4 <= k; p += 4) {
-        int j = 0;
-        for (; j + 64 <= n; j += 64)
-            mgf_row_tile_64(j, p, x, w, ldw, c);
-        for (; j + 16 <= n; j += 16)
-            mgf_row_tile_16(j, p, x, w, ldw, c);
-        for (; j < n; j++)
-            for (int q = p; q < p + 4; q++)
-                c[j] += x[q] * w[(long)q * ldw + j];
-    }
-    for (; p < k; p++)
-        for (int j = 0; j < n; j++)
-            c[j] += x[p] * w[(long)p * ldw + j];
-}
+#include "_lstm_avx512.h"
+#endif
 
-/* Rows [0, rows) in blocks of R, whole tiles of WIDTH columns; the columns past the last whole
- * tile go row by row.  Blocks go column tile by column tile, so a tile's slice of W
- * (k x WIDTH floats) is reused from cache by every block. */
-#define MGF_BLOCKS(R, WIDTH)                                                                                   \
-    {                                                                                                          \
-        int blocks = rows / R, whole = n / WIDTH * WIDTH;                                                      \
-        for (int j = 0; j < whole; j += WIDTH)                                                                 \
-            for (int b = 0; b < blocks; b++)                                                                   \
-                mgf_tile_##R(j, k, x + (long)R * b * ldx, ldx, w, ldw, c + (long)R * b * ldc, ldc);            \
-        for (int r = 0; r < R * blocks; r++)                                                                   \
-            mgf_vector_acc(n - whole, k, x + r * ldx, w + whole, ldw, c + r * ldc + whole);                    \
-        x += (long)R * blocks * ldx;                                                                           \
-        c += (long)R * blocks * ldc;                                                                           \
-        rows -= R * blocks;                                                                                    \
-    }
-
-/* Row-major C[rows, n] += X[rows, k] @ W[k, n] (row strides ldx, ldw, ldc).  Tiles hold 16
- * vector accumulators (8 x 32, 4 x 64 or 2 x 128 floats); a last single row streams W. */
-MGF_CLONES
-static void mgf_matmul_acc(int rows, int n, int k, const float *restrict x, long ldx, const float *restrict w,
-                           long ldw, float *restrict c, long ldc)
-{
-    MGF_BLOCKS(8, 32)
-    MGF_BLOCKS(4, 64)
-    MGF_BLOCKS(2, 128)
-    if (rows == 1)
-        mgf_vector_acc(n, k, x, w, ldw, c);
-}
-
-MGF_INLINE float mgf_exp(float x)
-{
-    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + round_magic) - round_magic;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-MGF_INLINE float mgf_sigmoid(float x) { return 1.0f / (1.0f + mgf_exp(-x)); }
-
-MGF_INLINE float mgf_tanh(float x) { return 2.0f / (1.0f + mgf_exp(-2.0f * x)) - 1.0f; }
-
-/* One LSTM cell update for `rows` sequences and `units` hidden units.
- * Row b of `gates` holds the pre-activations [i | f | g | o], `units` each; c and h are updated
- * in place (c_new = sig(f) c + sig(i) tanh(g), h = sig(o) tanh(c_new)) and h is also copied to
- * `h_out` (the next layer's input slot) when that is not NULL. */
-MGF_CLONES
-static void mgf_lstm_cell(int rows, int units, const float *restrict gates, long gate_stride, float *restrict c,
-                          long c_stride, float *restrict h, long h_stride, float *restrict h_out, long out_stride)
-{
-    for (int b = 0; b < rows; b++) {
-        const float *gi = gates + b * gate_stride;
-        const float *gf = gi + units, *gg = gi + 2 * units, *go = gi + 3 * units;
-        float *cb = c + b * c_stride, *hb = h + b * h_stride;
-        for (int j = 0; j < units; j++) {
-            float cn = mgf_sigmoid(gf[j]) * cb[j] + mgf_sigmoid(gi[j]) * mgf_tanh(gg[j]);
-            cb[j] = cn;
-            hb[j] = mgf_sigmoid(go[j]) * mgf_tanh(cn);
-        }
-        if (h_out)
-            memcpy(h_out + b * out_stride, hb, sizeof(float) * units);
-    }
-}
+#define MGF_ISA_NAME(name) name##_baseline
+#define MGF_ISA_LEVEL 0
+#include "_lstm_isa.h"
+#undef MGF_ISA_NAME
+#undef MGF_ISA_LEVEL
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/* The best level this CPU runs (MGF_AVX512, MGF_AVX2 or MGF_BASELINE). */
+static int mgf_cpu_level(void)
+{
+#ifdef MGF_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return MGF_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return MGF_AVX2;
+#endif
+    return MGF_BASELINE;
+}
+
+/* The functions of `level` (at most mgf_cpu_level()), copied into *table; returns a short
+ * description of the reduced-precision instructions used. */
+static const char *mgf_isa_for(int level, mgf_isa *table)
+{
+#ifdef MGF_X86
+    if (level == MGF_AVX512) {
+        *table = mgf_isa_table_avx512;
+        __builtin_cpu_init();
+        int bf16 = __builtin_cpu_supports("avx512bf16"), vnni = __builtin_cpu_supports("avx512vnni");
+        if (bf16)
+            table->matmul_bf16 = mgf_matmul_bf16_avx512bf16;
+        if (vnni)
+            table->matmul_int8 = mgf_matmul_int8_avx512vnni;
+        return bf16 && vnni ? "avx512 (bf16, vnni)" : bf16 ? "avx512 (bf16)" : vnni ? "avx512 (vnni)" : "avx512";
+    }
+    if (level == MGF_AVX2) {
+        *table = mgf_isa_table_avx2;
+        return "avx2";
+    }
+#endif
+    (void)level;
+    *table = mgf_isa_table_baseline;
+    return "baseline";
+}
+
+/* One weight matrix [k, n] as a product reads it: fp32 rows (w, ldw), or packed panels
+ * (bf16 pairs or int8 quads, with per-column scales and column sums for int8). */
+typedef struct {
+    int precision, k, n;
+    const float *w;
+    long ldw;
+    const uint32_t *packed;
+    const float *scale;
+    const int32_t *col_sums;
+} mgf_matrix;
+
+/* Floats of scratch a product of `rows` rows by a matrix of `k` rows needs. */
+static inline long mgf_scratch_floats(int rows, int k) { return (long)rows * (k + 2); }
+
+/* C[rows, n] += X[rows, k] @ M; reduced precisions first quantise X into `scratch`. */
+static inline void mgf_product(const mgf_isa *isa, const mgf_matrix *m, int rows, const float *x, long ldx, float *c,
+                               long ldc, float *scratch)
+{
+    if (m->precision == MGF_BF16) {
+        long pairs = (m->k + 1) / 2;
+        uint32_t *packed = (uint32_t *)scratch;
+        isa->pack_bf16(rows, m->k, x, ldx, packed, pairs);
+        isa->matmul_bf16(rows, m->n, (int)pairs, packed, pairs, m->packed, c, ldc);
+    } else if (m->precision == MGF_INT8) {
+        long quads = (m->k + 3) / 4;
+        uint32_t *packed = (uint32_t *)(scratch + rows);
+        isa->pack_int8(rows, m->k, x, ldx, packed, quads, scratch);
+        isa->matmul_int8(rows, m->n, (int)quads, packed, quads, scratch, m->packed, m->scale, m->col_sums, c, ldc);
+    } else {
+        isa->matmul_f32(rows, m->n, m->k, x, ldx, m->w, m->ldw, c, ldc);
+    }
+}
 
 #endif

@@ -17,7 +17,7 @@ from .options import resolve
 from .representation import Representation
 
 
-def registered(kind: str) -> dict[str, registry.Registered]:
+def installed(kind: str) -> dict[str, registry.Registered]:
     """Every plugin class of one kind by name: ``"representations"``, ``"models"``, ``"samplers"`` or ``"constraints"``.
 
     Each value has ``cls`` (the class, guarded by the error boundary) and ``origin`` (kind, name,
@@ -28,7 +28,7 @@ def registered(kind: str) -> dict[str, registry.Registered]:
     return dict(registry.registry(kind))
 
 
-def registered_commands() -> dict[str, list[str]]:
+def installed_commands() -> dict[str, list[str]]:
     """The subcommands each plugin added to the ``mgf`` command line (filled once the CLI is built)."""
     return {plugin: list(names) for plugin, names in registry.commands.items()}
 

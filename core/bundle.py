@@ -80,17 +80,110 @@ class Bundle:
         }
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed metadata of a bundle (``arch`` as :class:`Arch`), without loading its tensors."""
-    from safetensors import safe_open
+# Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
+MAX_HEADER_BYTES = 4 * 2**20  # mgf's headers are a few KB; safetensors itself allows 100 MB
+MAX_FIELD_BYTES = 2**20  # one metadata value (a JSON text)
+MAX_DEPTH = 32  # nesting of the header and of each metadata JSON value
+MAX_WEIGHT = 1e4  # |w| of every model tensor: see docs/bundle-format.md for why
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
+
+@dataclass(frozen=True)
+class _Header:
+    """A parsed safetensors header: metadata strings, ``{name: (shape, begin, end)}`` in bytes of the data section."""
+
+    metadata: dict[str, str]
+    entries: dict[str, tuple[tuple[int, ...], int, int]]
+    data_start: int
+
+
+def _parse_header(path, handle) -> _Header:
+    """Check and parse the header of the open bundle ``handle``: size and nesting before ``json.loads``, then every entry."""
+    size = os.fstat(handle.fileno()).st_size
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        raise BundleError(f"{path}: not a safetensors file (shorter than its 8-byte header size)")
+    length = int.from_bytes(prefix, "little")
+    if length > MAX_HEADER_BYTES or length > size - 8:
+        limit = "larger than the file" if length <= MAX_HEADER_BYTES else f"over the limit of {MAX_HEADER_BYTES} bytes"
+        raise BundleError(f"{path}: not a safetensors file (header of {length} bytes, {limit})")
+    try:
+        text = handle.read(length).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: not a safetensors file (header is not UTF-8)") from None
+    raw = _loads(path, "header", text, depth=3)
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path}: not a safetensors file (header is not a JSON object)")
+    metadata = raw.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise BundleError(f"{path}: not a safetensors file (__metadata__ must map strings to strings)")
+    entries, end = {}, 0
+    for name, entry in sorted(raw.items(), key=lambda item: _offsets(path, *item)[0]):
+        begin, stop = _offsets(path, name, entry)
+        dtype, shape = entry.get("dtype"), entry.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise BundleError(f"{path}: tensor {name!r} has a malformed shape {shape!r:.40}")
+        if dtype != "F32":
+            raise BundleError(f"{path}: tensor {name!r} is {_DTYPES.get(dtype, f'{dtype!r:.20}') if isinstance(dtype, str) else f'{dtype!r:.20}'}, expected float32")
+        if begin != end or stop - begin != 4 * int(np.prod(shape, dtype=object)):
+            raise BundleError(f"{path}: tensor {name!r} does not match its place in the file (shape {shape!r:.40}, "
+                              f"bytes {begin}..{stop})")
+        entries[name], end = (tuple(shape), begin, stop), stop
+    if 8 + length + end != size:
+        raise BundleError(f"{path}: the tensors take {end} bytes but the file holds {size - 8 - length} after the header")
+    return _Header(metadata, entries, 8 + length)
+
+
+def _offsets(path, name, entry) -> tuple[int, int]:
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets) or not 0 <= offsets[0] <= offsets[1]):
+        raise BundleError(f"{path}: tensor {name!r} has malformed data_offsets {offsets!r:.40}")
+    return offsets[0], offsets[1]
+
+
+def _loads(path, what: str, text: str, depth: int) -> Any:
+    """``json.loads(text)`` after checking that it nests at most ``depth`` deep, so that no input can exhaust the stack."""
+    deepest = _nesting(text)
+    if deepest > depth:
+        raise BundleError(f"{path}: {what} nests deeper than {depth} levels")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BundleError(f"{path}: {what} is not JSON") from None
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[``/``{`` nest in the JSON ``text``, brackets inside strings not counted; linear time (no regex)."""
+    codes = np.frombuffer(text.encode("utf-8"), np.uint8)
+    index = np.arange(len(codes), dtype=np.int32)
+    last_other = np.maximum.accumulate(np.where(codes == ord("\\"), -1, index))  # last non-backslash up to i
+    backslashes = index - 1 - np.concatenate(([-1], last_other[:-1]))  # how many backslashes stand right before i
+    quotes = (codes == ord('"')) & (backslashes % 2 == 0)  # the quotes that open or close a string
+    outside = np.cumsum(quotes, dtype=np.int32) % 2 == 0
+    opens = ((codes == ord("[")) | (codes == ord("{"))) & outside
+    closes = ((codes == ord("]")) | (codes == ord("}"))) & outside
+    steps = opens.astype(np.int32) - closes
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+
+
+def _open(path):
     _check_file(path)
     try:
-        with safe_open(os.fspath(path), framework="np") as handle:
-            raw = handle.metadata() or {}
-    except Exception as error:
-        raise BundleError(f"{path}: not a safetensors file ({_first_line(error)})") from None
-    return _parse_metadata(path, raw)
+        return open(path, "rb")
+    except OSError as error:
+        raise BundleError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed metadata of a bundle (``arch`` as :class:`Arch`), without loading its tensors."""
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        loaded = current[1]
+        return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training}
+    with _open(path) as handle:
+        return _parse_metadata(path, _parse_header(path, handle).metadata)
 
 
 _shared = threading.local()  # .current: (path, Bundle) while a `reading` block of this thread runs
@@ -109,20 +202,30 @@ def reading(path: str | os.PathLike) -> Iterator[Bundle]:
 
 def read(path: str | os.PathLike) -> Bundle:
     """Load and validate a bundle; every problem is a :class:`BundleError` naming the file."""
-    from safetensors.numpy import load_file
-
     current = getattr(_shared, "current", None)
     if current is not None and current[0] == os.fspath(path):
         return current[1]
+    with _open(path) as handle:
+        header = _parse_header(path, handle)
+        meta = _parse_metadata(path, header.metadata)
+        tensors = _read_tensors(path, handle, header, header.entries)
+    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"])
+    validate(loaded, where=str(path))
+    return loaded
 
-    meta = read_metadata(path)
-    try:
-        tensors = load_file(os.fspath(path))
-    except Exception as error:
-        raise BundleError(f"{path}: unreadable tensors ({_first_line(error)})") from None
-    bundle = Bundle(meta["arch"], tensors, meta["representation"], meta["training"])
-    validate(bundle, where=str(path))
-    return bundle
+
+def _read_tensors(path, handle, header: _Header, names) -> dict[str, np.ndarray]:
+    """The tensors ``names`` of the open bundle: one read of the bytes they span, arrays viewing it (little-endian)."""
+    if not names:
+        return {}
+    first = min(header.entries[name][1] for name in names)
+    last = max(header.entries[name][2] for name in names)
+    data = np.empty((last - first) // 4, "<f4")
+    handle.seek(header.data_start + first)
+    if handle.readinto(memoryview(data).cast("B")) != last - first:
+        raise BundleError(f"{path}: the file is shorter than its header says (truncated?)")
+    return {name: data[(begin - first) // 4:(stop - first) // 4].reshape(shape).astype(np.float32, copy=False)
+            for name in names for shape, begin, stop in [header.entries[name]]}
 
 
 def write(bundle: Bundle, path: str | os.PathLike) -> None:
@@ -130,13 +233,16 @@ def write(bundle: Bundle, path: str | os.PathLike) -> None:
     from safetensors.numpy import save_file
 
     validate(bundle, where=str(path))
+    metadata = bundle.metadata()
+    for key, text in metadata.items():
+        _field(path, key, text)  # never write what a reader refuses
     tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=bundle.metadata())
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def validate(bundle: Bundle, where: str = "bundle") -> None:
-    """Check tensors against the architecture: names, shapes, float32, finite values."""
+    """Check tensors against the architecture: names, shapes, float32, finite values within ``MAX_WEIGHT``."""
     expected = bundle.arch.tensor_shapes()
     missing = sorted(set(expected) - set(bundle.tensors))
     if missing:
@@ -151,6 +257,9 @@ def validate(bundle: Bundle, where: str = "bundle") -> None:
             raise BundleError(f"{where}: tensor {name!r} has shape {list(array.shape)}, expected {list(expected[name])}")
         if not np.isfinite(array).all():
             raise BundleError(f"{where}: tensor {name!r} has non-finite values")
+        if name in expected and array.size and max(-array.min(), array.max()) > MAX_WEIGHT:
+            raise BundleError(f"{where}: tensor {name!r} has values up to {np.abs(array).max():.0e}, "
+                              f"beyond the bound of {MAX_WEIGHT:g} on weights (a diverged or damaged model)")
 
 
 def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
@@ -168,13 +277,18 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
 def _json_field(path, raw: dict[str, str], key: str, kind: type) -> Any:
     if key not in raw:
         raise BundleError(f"{path}: metadata {key} is missing")
-    try:
-        value = json.loads(raw[key])
-    except ValueError:
-        raise BundleError(f"{path}: metadata {key} is not JSON") from None
+    value = _field(path, key, raw[key])
     if not isinstance(value, kind):
         raise BundleError(f"{path}: metadata {key} must be a JSON {kind.__name__}")
     return value
+
+
+def _field(path, key: str, text: str) -> Any:
+    """One metadata value parsed, after the checks that keep a crafted one from taking the stack or the memory."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_FIELD_BYTES:
+        raise BundleError(f"{path}: metadata {key} is {size} bytes, over the limit of {MAX_FIELD_BYTES}")
+    return _loads(path, f"metadata {key}", text, MAX_DEPTH)
 
 
 def _positive_int(value: Any) -> bool:
@@ -211,11 +325,6 @@ def _check_file(path) -> None:
         raise BundleError(f"{path}: is a directory, not a bundle file")
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def random_bundle(
     vocab_size: int,
     hidden: tuple[int, ...] | list[int],
@@ -237,18 +346,15 @@ def random_bundle(
 
 
 def read_repr_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Only the representation's ``repr.*`` tensors of a bundle (prefix removed), checked as float32 and finite."""
-    from safetensors import safe_open
-
-    found = {}
-    try:
-        with safe_open(os.fspath(path), framework="np") as handle:
-            for key in handle.keys():
-                if key.startswith("repr."):
-                    found[key[len("repr."):]] = handle.get_tensor(key)
-    except Exception as error:
-        raise BundleError(f"{path}: unreadable tensors ({_first_line(error)})") from None
-    for key, array in found.items():
-        if array.dtype != np.float32 or not np.isfinite(array).all():
-            raise BundleError(f"{path}: tensor 'repr.{key}' must be finite float32")
-    return found
+    """Only the representation's ``repr.*`` tensors of a bundle (prefix removed), checked as finite; the rest is not read."""
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        return current[1].repr_tensors
+    with _open(path) as handle:
+        header = _parse_header(path, handle)
+        names = [name for name in header.entries if name.startswith("repr.")]
+        found = _read_tensors(path, handle, header, names)
+    for name, array in found.items():
+        if not np.isfinite(array).all():
+            raise BundleError(f"{path}: tensor {name!r} has non-finite values")
+    return {name[len("repr."):]: array for name, array in found.items()}

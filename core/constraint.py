@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import PluginError, UsageError
 from .options import Option
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Constraint(ABC):
         """
 
     @classmethod
-    def contract_problem(cls, subclass: type) -> str | None:
+    def _contract_problem(cls, subclass: type) -> str | None:
         """Why ``subclass`` cannot be registered as a constraint, or None."""
         return None
 
@@ -56,5 +56,12 @@ def token_pitches(representation: Representation, constraint: str) -> np.ndarray
             f"constraint {constraint!r} needs to know which tokens start which pitch, and representation "
             f"{representation.name!r} does not say (Representation.token_pitches)"
         )
-    return pitches
+    array = np.asarray(pitches)
+    vocab = representation.vocab_size
+    if array.shape != (vocab,) or array.dtype.kind not in "iu" or (vocab and (array.min() < -1 or array.max() > 127)):
+        raise PluginError(
+            f"representation {representation.name!r}: token_pitches() must be int [{vocab}] with values -1..127, "
+            f"got {getattr(array, 'dtype', '?')} {list(array.shape)}"
+        )
+    return array.astype(np.int32)
 

@@ -29,7 +29,11 @@ def root() -> str:
 
 def resolve(reference: str) -> list[str]:
     """Paths of the music files a ``corpus:`` reference names, sorted; ``InputError`` if it names none."""
-    name = reference[len(PREFIX):].strip("/") if is_reference(reference) else reference
+    name = reference[len(PREFIX):] if is_reference(reference) else reference
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in name:
+        raise InputError(f"{reference!r}: name a folder or work inside music21's corpus, without '..' or absolute paths")
+    name = name.strip("/")
     if not name:
         raise InputError(f"{reference!r}: name a corpus folder or work, e.g. corpus:bach or corpus:bach/bwv66.6")
     base = root()

@@ -11,6 +11,8 @@ import glob
 import hashlib
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,12 +37,17 @@ def cache_root() -> str:
 
 @dataclass
 class Dataset:
-    """Token sequences (without start tokens), one per piece, with where each came from."""
+    """Token sequences (without start tokens), one per piece, with where each came from.
+
+    ``keys`` identify pieces by content (the file's bytes and the piece's place in it), so the
+    split does not depend on how a path was typed or on a file's name.
+    """
 
     sequences: list[np.ndarray] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cached: int = 0
+    keys: list[str] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:
@@ -52,23 +59,56 @@ class Dataset:
         self.names += other.names
         self.skipped += other.skipped
         self.cached += other.cached
+        self.keys += other.keys
 
     def split(self, validation: float) -> tuple[Dataset, Dataset]:
-        """(train, validation) by piece; a piece's side depends only on its name, so it never moves."""
-        if not 0.0 <= validation < 1.0:
-            raise InputError(f"validation fraction must be in [0, 1), got {validation}")
+        """(train, validation) by piece and content: a piece's side never depends on its path.
+
+        Pieces built by hand (no ``keys``) are keyed by their tokens.
+        """
+        keys = self.keys or [hashlib.sha256(np.asarray(s, np.int32).tobytes()).hexdigest() for s in self.sequences]
         train, held = Dataset(), Dataset()
-        for name, sequence in zip(self.names, self.sequences):
-            side = held if held_out(name, validation) else train
+        for name, sequence, key, out in zip(self.names, self.sequences, keys, held_out(keys, validation)):
+            side = held if out else train
             side.names.append(name)
             side.sequences.append(sequence)
+            side.keys.append(key)
         return train, held
 
 
-def held_out(name: str, validation: float) -> bool:
-    """Whether the piece (or file) called ``name`` is on the validation side of a split at ``validation``."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < validation
+def held_out(keys: list[str], validation: float) -> list[bool]:
+    """Which of the pieces keyed ``keys`` are on the validation side of a split at ``validation``.
+
+    A piece is held out when its hash falls below ``validation``, so adding pieces moves none;
+    but with two pieces or more and ``validation > 0`` at least one is held out and one kept,
+    so that small data sets still get a validation split.
+    """
+    if not 0.0 <= validation < 1.0:
+        raise InputError(f"validation fraction must be in [0, 1), got {validation}")
+    position = [int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64 for key in keys]
+    out = [p < validation for p in position]
+    if validation > 0 and len(keys) >= 2:
+        if not any(out):
+            out[position.index(min(position))] = True
+        if all(out):
+            out[position.index(max(position))] = False
+    return out
+
+
+def held_out_files(paths: list[str], validation: float) -> dict[str, bool]:
+    """Whether each file's first piece is held out: a split of files, for fitting a representation before encoding."""
+    keys = [piece_key(_digest(path), 0) for path in paths]
+    return dict(zip(paths, held_out(keys, validation)))
+
+
+def piece_key(digest: str, index: int) -> str:
+    """The content key of the ``index``-th piece of the file whose bytes hash to ``digest``."""
+    return f"{digest}:{index}"
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def augment(dataset: Dataset, representation: Representation, semitones: range) -> Dataset:
@@ -78,12 +118,15 @@ def augment(dataset: Dataset, representation: Representation, semitones: range) 
     validation piece leaks into training.
     """
     out = Dataset(skipped=list(dataset.skipped), cached=dataset.cached)
-    for name, sequence in zip(dataset.names, dataset.sequences):
+    keys = dataset.keys or [None] * len(dataset.sequences)
+    for name, sequence, key in zip(dataset.names, dataset.sequences, keys):
         for shift in semitones:
             moved = sequence if shift == 0 else representation.transpose(sequence, shift)
             if moved is not None:
                 out.names.append(name if shift == 0 else f"{name} ({shift:+d})")
                 out.sequences.append(moved)
+                if key is not None:
+                    out.keys.append(key)  # a transposed copy stays on its piece's side
     return out
 
 
@@ -105,8 +148,13 @@ def files(source: str, suffixes: tuple[str, ...]) -> list[str]:
     return sorted(found)
 
 
-def load(representation: Representation, source: str, cache: bool = True, progress: bool | None = None) -> Dataset:
-    """Encode every piece of ``source``; ``progress=None`` shows a bar only on a terminal."""
+def load(representation: Representation, source: str, cache: bool = True, progress: bool | None = None,
+         every: float | None = None) -> Dataset:
+    """Encode every piece of ``source``; ``progress=None`` shows a bar only on a terminal.
+
+    Where there is no bar (stderr is a file or a pipe), ``every`` seconds asks for a line of
+    progress that often instead, so that a long first encoding is not silent in a log.
+    """
     from tqdm import tqdm
 
     paths = files(source, representation.read_suffixes)
@@ -114,15 +162,21 @@ def load(representation: Representation, source: str, cache: bool = True, progre
     key = _config_key(representation)
     bar = tqdm(paths, desc=f"encoding {source}", unit="file", disable=None if progress is None else not progress,
                leave=False)
-    for path in bar:
-        pieces, error, hit = _encode_cached(representation, path, key, cache)
+    lines = every is not None and bar.disable and progress is not False
+    last = time.monotonic()
+    for done, path in enumerate(bar, 1):
+        if lines and time.monotonic() - last >= every:
+            print(f"encoding {source}: {done - 1}/{len(paths)} files", file=sys.stderr, flush=True)
+            last = time.monotonic()
+        pieces, error, hit, digest = _encode_cached(representation, path, key, cache)
         dataset.cached += hit
         if error is not None:
             dataset.skipped.append((path, error))
             continue
-        for name, tokens in pieces:
+        for index, (name, tokens) in enumerate(pieces):
             dataset.names.append(name)
             dataset.sequences.append(tokens)
+            dataset.keys.append(piece_key(digest, index))
     return dataset
 
 
@@ -138,19 +192,18 @@ def _config_key(representation: Representation) -> str:
 
 
 def _encode_cached(representation, path, key, cache):
-    """``(pieces, error, cache_hit)`` for one file, from the cache when its content was seen before."""
+    """``(pieces, error, cache_hit, content_digest)`` for one file, from the cache when its content was seen before."""
     try:
-        with open(path, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
+        digest = _digest(path)
     except OSError as error:
-        return [], f"cannot read ({error.strerror})", False
+        return [], f"cannot read ({error.strerror})", False, ""
     entry = os.path.join(cache_root(), "sequences", representation.name, key, digest[:2], digest + ".npz")
     if cache and os.path.exists(entry):
         try:
             with np.load(entry, allow_pickle=False) as stored:
                 meta = json.loads(str(stored["meta"]))
                 pieces = [(name, stored[f"piece_{i}"]) for i, name in enumerate(meta["names"])]
-            return pieces, meta["error"], True
+            return pieces, meta["error"], True, digest
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is re-encoded below
     pieces, error = [], None
@@ -163,7 +216,7 @@ def _encode_cached(representation, path, key, cache):
         pieces, error = [], f"{type(exc).__name__}: {exc}"
     if cache:
         _store(entry, pieces, error)
-    return pieces, error, False
+    return pieces, error, False, digest
 
 
 def _store(entry, pieces, error):

@@ -81,8 +81,9 @@ class Run:
         ctx = self.ctx
         for i in range(steps):
             ctx.step, ctx.history = i, history[:, : P + i]
+            forbidden = np.isneginf(logits)  # before choose, which may edit logits
             chosen = self.sampler.choose(logits, ctx)
-            history[:, P + i] = self._check_choice(chosen, logits, i)
+            history[:, P + i] = self._check_choice(chosen, forbidden, i)
             if i + 1 < steps:
                 logits, state = self.step(history[:, P + i].copy(), state)
                 logits = self._constrain_rows(logits, history[:, : P + i + 1], i + 1)
@@ -216,14 +217,14 @@ class Run:
                 raise InputError(f"constraint {origin.name!r} leaves no allowed token{which} at step {step + 1}")
         return logits
 
-    def _check_choice(self, chosen: Any, logits: np.ndarray, step: int) -> np.ndarray:
+    def _check_choice(self, chosen: Any, forbidden: np.ndarray, step: int) -> np.ndarray:
         where = f"{self.sampler_origin.describe('choose')} at step {step + 1}"
-        rows = len(logits)
+        rows = len(forbidden)
         if not isinstance(chosen, np.ndarray) or chosen.dtype.kind not in "iu" or chosen.shape != (rows,):
             shape = list(getattr(chosen, "shape", [])) or type(chosen).__name__
             raise PluginError(f"{where}: returned {shape}, expected int [{rows}]")
         self._check_tokens(chosen, where)
-        if np.isneginf(logits[np.arange(rows), chosen]).any():
+        if forbidden[np.arange(rows), chosen].any():
             raise PluginError(f"{where}: chose a token that the start token rule or a constraint forbids")
         return chosen
 

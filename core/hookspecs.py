@@ -2,9 +2,10 @@
 
 Plugins implement any subset of these with ``@mgf.hookimpl``; an implementation may take
 fewer arguments than the spec names, so specs can grow without breaking plugins.  mgf calls
-each hook once per process, when plugins are first needed (``mgf.registry.load_plugins``),
-one plugin at a time: a plugin whose hook raises is skipped with a one-line warning, and
-everything it registered is dropped.
+each ``register_<kind>`` hook once per process, the first time something of that kind is
+looked up, and ``register_commands`` when the command line is built; it calls one plugin at a
+time: a plugin whose hook raises is skipped with a one-line warning, and what that hook
+registered is dropped.
 """
 
 from pluggy import HookimplMarker, HookspecMarker

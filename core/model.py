@@ -70,7 +70,7 @@ class ModelBackend(ABC):
         self.options = options
 
     @classmethod
-    def contract_problem(cls, subclass: type) -> str | None:
+    def _contract_problem(cls, subclass: type) -> str | None:
         """Why ``subclass`` cannot be registered as a backend, or None."""
         return None
 

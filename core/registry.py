@@ -223,7 +223,7 @@ def _problem(cls: Any, base: type) -> str | None:
 
     if not isinstance(options, tuple) or not all(isinstance(o, Option) for o in options):
         return "options must be a tuple of mgf.Option"
-    return base.contract_problem(cls)
+    return base._contract_problem(cls)
 
 
 def reset() -> None:

@@ -41,7 +41,7 @@ class Representation(ABC):
     options: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
-    def contract_problem(cls, subclass: type) -> str | None:
+    def _contract_problem(cls, subclass: type) -> str | None:
         """Why ``subclass`` cannot be registered as a representation, or None."""
         return None
 

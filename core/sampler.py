@@ -80,7 +80,7 @@ class Sampler:
     search = None
 
     @classmethod
-    def contract_problem(cls, subclass: type) -> str | None:
+    def _contract_problem(cls, subclass: type) -> str | None:
         """Why ``subclass`` cannot be registered as a sampler, or None."""
         if subclass.choose is Sampler.choose and subclass.search is None:
             return "it implements neither choose nor search"

@@ -1,22 +1,145 @@
-"""Scores through music21: files of every format it reads, and ``corpus:`` references.
+"""Scores through music21: files of every format it reads, and ``corpus:`` references, read within limits.
 
-music21 is imported here only when a score is read, so that generating never loads it.
+music21 is imported here only when a score is read, so that generating never loads it.  Reading
+is bounded: a file's size, a MIDI file's track count, delta times and length are checked
+(with mido, cheaply) before music21 sees it, since music21 spends minutes and gigabytes on a
+44-byte file whose one note lasts 2^28 beats; and :func:`time_budget` stops what the checks
+cannot foresee.  The limits are representation options (:data:`LIMIT_OPTIONS`), so a user can
+raise them.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from . import corpus
 from .errors import InputError
+from .options import Option, resolve
 
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
+MIDI_SUFFIXES = (".mid", ".midi")
+#: the largest delta time a MIDI file can state: a variable-length quantity has at most 4 bytes
+MAX_DELTA = 0x0FFFFFFF
+#: the largest text file read as a primer
+MAX_PRIMER_BYTES = 1_000_000
+
+FILE_MB, TRACKS = 16.0, 256  # the defaults of max_file_mb and max_tracks
+LIMIT_OPTIONS = (
+    Option("max_file_mb", float, FILE_MB, "reading: refuse files larger than this many megabytes", low=0.001, high=4096),
+    Option("max_tracks", int, TRACKS, "reading: refuse MIDI files with more tracks", low=1, high=65535),
+    Option("max_tokens", int, 1_000_000, "reading: refuse pieces that would need more tokens", low=1, high=2**31 - 1),
+    Option("max_read_seconds", float, 60.0, "reading: give up on a score music21 parses for longer", low=0.01, high=86400),
+)
 
 
-def parse(path):
-    """A music21 stream for a file or ``corpus:`` reference; every failure is an InputError naming it."""
-    from music21 import converter
+def set_limits(representation, given: dict) -> None:
+    """Set the :data:`LIMIT_OPTIONS` in ``given`` (checked, defaults for the rest) as attributes of ``representation``."""
+    for name, value in resolve(LIMIT_OPTIONS, given, f"representation {representation.name!r}").items():
+        setattr(representation, name, value)
 
+
+def limits_config(representation) -> dict:
+    """The limits of ``representation`` that differ from their defaults, for its ``config()``.
+
+    Left out at their defaults, so that the bundles and cache keys made before the limits existed stay valid.
+    """
+    values = {option.name: getattr(representation, option.name) for option in LIMIT_OPTIONS}
+    return {name: value for (name, value), option in zip(values.items(), LIMIT_OPTIONS) if value != option.default}
+
+
+def quote(part: str) -> str:
+    """``part`` quoted for a one-line message, cut short if long (a primer item of 5,000 digits)."""
+    return repr(part) if len(part) <= 40 else repr(part[:37]) + "..."
+
+
+def check_size(path: str, max_file_mb: float) -> None:
+    """``InputError`` unless ``path`` is a non-empty file of at most ``max_file_mb`` megabytes."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise InputError(f"{path}: empty file")
+    if size > max_file_mb * 1e6:
+        raise InputError(f"{path}: {size / 1e6:.3g} MB, more than max_file_mb={max_file_mb:g}")
+
+
+def read_midi(path: str, max_file_mb: float, max_tracks: int):
+    """The ``mido.MidiFile`` of ``path``, refused (``InputError``) before parsing when too big or with too many
+    tracks, and after when a delta time exceeds 4 bytes or the time division is not in ticks per beat."""
+    import mido
+
+    check_size(path, max_file_mb)
+    with open(path, "rb") as handle:
+        header = handle.read(14)
+    if header[:4] == b"MThd" and len(header) == 14:
+        tracks = struct.unpack(">H", header[10:12])[0]
+        if tracks > max_tracks:
+            raise InputError(f"{path}: {tracks} tracks, more than max_tracks={max_tracks}")
+    try:
+        midi = mido.MidiFile(path)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a readable MIDI file ({message})") from None
+    if not 0 < midi.ticks_per_beat < 0x8000:
+        raise InputError(f"{path}: not a readable MIDI file (time division {midi.ticks_per_beat}: "
+                         "only ticks per beat are supported)")
+    for track in midi.tracks:
+        for message in track:
+            if message.time > MAX_DELTA:
+                raise InputError(f"{path}: not a readable MIDI file (a delta time of {message.time.bit_length()} bits; "
+                                 "MIDI allows 28)")
+    return midi
+
+
+def midi_quarters(midi) -> float:
+    """Length of a ``mido.MidiFile`` in quarter notes (its longest track)."""
+    return max((sum(message.time for message in track) for track in midi.tracks), default=0) / midi.ticks_per_beat
+
+
+class _Expired(BaseException):
+    """Raised by the alarm; a BaseException, so that music21's ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def time_budget(seconds: float, where: str) -> Iterator[None]:
+    """Stop the body with an ``InputError`` after ``seconds`` (POSIX, main thread; elsewhere it runs unbounded).
+
+    music21 is pure Python, so an alarm interrupts it anywhere; a worker process would cost
+    a music21 import per file, and the common file parses in a fraction of a second.
+    """
+    if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):  # someone else's alarm is set: leave it be
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:
+        raise InputError(f"{where}: reading took longer than max_read_seconds={seconds:g}") from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def parse(path, max_file_mb: float, max_tracks: int, max_quarters: float | None = None):
+    """A music21 stream for a file or ``corpus:`` reference, and its name; every failure is an InputError naming it.
+
+    A MIDI file is checked with :func:`read_midi` first, and refused when it lasts more than ``max_quarters``.
+    """
     where = str(path)
     if corpus.is_reference(where):
         paths = corpus.resolve(where)
@@ -25,21 +148,49 @@ def parse(path):
         target = paths[0]
     else:
         target = os.fspath(path)
-        if not os.path.exists(target):
-            raise InputError(f"{where}: no such file")
-        if os.path.isdir(target):
-            raise InputError(f"{where}: is a directory")
-        if os.path.getsize(target) == 0:
-            raise InputError(f"{where}: empty file")
-    try:
-        if target.lower().endswith((".mid", ".midi")):
-            import mido
+    is_midi = target.lower().endswith(MIDI_SUFFIXES)
+    if is_midi:  # strict too: music21 would read a truncated file up to the cut
+        quarters = midi_quarters(read_midi(target, max_file_mb, max_tracks))
+        if max_quarters is not None and quarters > max_quarters:
+            raise InputError(f"{where}: lasts {quarters:.0f} quarter notes, more than max_tokens allows ({max_quarters:.0f})")
+    else:
+        check_size(target, max_file_mb)
+    from music21 import converter  # after the checks: refusing a file takes no music21
 
-            mido.MidiFile(target)  # strict: music21 would read a truncated file up to the cut
+    try:
         # forceSource: music21's own pickle cache matches files by path and mtime, and mgf.data
         # caches by content already; quantizePost=False: MIDI onsets reach our grid unsnapped.
-        options = {"quantizePost": False} if target.lower().endswith((".mid", ".midi")) else {}
-        return converter.parse(target, forceSource=True, **options), where
+        return converter.parse(target, forceSource=True, **({"quantizePost": False} if is_midi else {})), where
     except Exception as error:
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise InputError(f"{where}: not a readable score ({type(error).__name__}{': ' + message if message else ''})") from None
+
+
+def primer_source(text: str, suffixes: tuple[str, ...]) -> tuple[str | None, str]:
+    """``(path, "")`` when primer ``text`` names a file to read (one with a suffix in ``suffixes``, or a
+    ``corpus:`` reference); ``(None, content)`` for a ``.txt`` file of primer text; ``(None, text)`` otherwise.
+
+    Text that looks like a file (a path separator, or a suffix of ``suffixes`` or ``.txt``) but names
+    none is an ``InputError`` saying so, rather than a complaint that it is no pitch.
+    """
+    if corpus.is_reference(text):
+        return text, ""
+    name = text.strip()
+    lower = name.lower()
+    if "/" not in name and os.sep not in name and not lower.endswith(tuple(suffixes) + (".txt",)):
+        return None, text
+    if not os.path.isfile(name):
+        if any(character.isspace() for character in name):
+            return None, text  # items of primer text, one of which has a slash
+        raise InputError(f"primer: {name}: {'is a directory' if os.path.isdir(name) else 'no such file'}")
+    if lower.endswith(tuple(suffixes)):
+        return name, ""
+    if not lower.endswith(".txt"):
+        raise InputError(f"primer: {name}: reads {', '.join(suffixes)} files, and .txt files of primer text")
+    if os.path.getsize(name) > MAX_PRIMER_BYTES:
+        raise InputError(f"primer: {name}: a primer text file must be at most {MAX_PRIMER_BYTES // 1000} kB")
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return None, handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"primer: {name}: cannot read ({getattr(error, 'strerror', None) or error})") from None

@@ -24,7 +24,7 @@ and per kind:
   format overrides ``model_files(tmp_path)`` and ``reference(path)`` (an independent
   :class:`mgf.Model`, or None to skip the comparison).
 * :class:`SamplerContract`: ``options``, ``deterministic`` (True: the seed changes nothing and
-  every row of a batch equals a single run), ``representation`` and ``representation_config``
+  the first row of a batch is what a single run gives), ``representation`` and ``representation_config``
   of the random model that drives it, ``bad_options`` (dicts that must be a ``UsageError``
   besides the generic wrong types and out-of-bounds values).
 * :class:`ConstraintContract`: ``options``, ``samplers`` (run under each), ``representation``,
@@ -65,10 +65,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-import mgf
-from mgf import registry
-from mgf.errors import BundleError, InputError, MgfError, UsageError
-from mgf.options import Option
+from . import bundle, registry
+from .api import generate, get_representation, load_model
+from .constraint import Constraint
+from .errors import BundleError, InputError, MgfError, UsageError
+from .hookspecs import hookimpl
+from .model import Model
+from .options import Option, resolve
+from .representation import Representation
 
 __all__ = [
     "BackendContract",
@@ -183,9 +187,9 @@ class RepresentationContract(_Contract):
     lossless: ClassVar[bool] = True
     bad_primer: ClassVar[str | None] = "%%% not music %%%"
 
-    def make_representation(self) -> mgf.Representation:
+    def make_representation(self) -> Representation:
         """The instance under test; override when it needs more than its config (e.g. ``load_tensors``)."""
-        return mgf.get_representation(self.name, **self.config)
+        return get_representation(self.name, **self.config)
 
     @pytest.fixture
     def representation(self):
@@ -258,20 +262,20 @@ class RepresentationContract(_Contract):
         assert json.loads(json.dumps(config)) == config, "config() must be JSON-able"
         undeclared = set(config) - set(_declared(type(representation)))
         assert not undeclared, f"config keys {undeclared} are not declared in options"
-        again = mgf.get_representation(self.name, **config)
+        again = get_representation(self.name, **config)
         assert again.config() == config
         assert (again.vocab_size, again.start_token) == (representation.vocab_size, representation.start_token)
 
     def test_options_are_validated(self):
         cls = self.entry().cls
         with pytest.raises(UsageError, match="no_such_option"):
-            mgf.get_representation(self.name, **self.config, no_such_option=1)
+            get_representation(self.name, **self.config, no_such_option=1)
         for option in cls.options:
             if option.default is not None:
                 assert option.check(option.default, self.name) == option.default, option
             for value in bad_values(option):
                 with pytest.raises(UsageError):
-                    mgf.get_representation(self.name, **{**self.config, option.name: value})
+                    get_representation(self.name, **{**self.config, option.name: value})
 
     def test_primer_text(self, representation):
         if self.bad_primer is None:
@@ -341,17 +345,17 @@ class BackendContract(_Contract):
         paths = []
         for i, (vocab, hidden, embedding) in enumerate(self.architectures):
             path = folder / f"random-{i}.safetensors"
-            mgf.bundle.write(mgf.bundle.random_bundle(vocab, hidden, embedding, seed=i), path)
+            bundle.write(bundle.random_bundle(vocab, hidden, embedding, seed=i), path)
             paths.append(path)
         return paths
 
-    def reference(self, path) -> mgf.Model | None:
+    def reference(self, path) -> Model | None:
         """An independent model of the same file whose logits the backend must match; None: no comparison."""
         return registry.get("models", "numpy")().load(path)
 
-    def load(self, path) -> mgf.Model:
+    def load(self, path) -> Model:
         entry = self.entry()
-        return entry.cls(**mgf.options.resolve(entry.cls.options, self.options, f"model backend {self.name!r}")).load(path)
+        return entry.cls(**resolve(entry.cls.options, self.options, f"model backend {self.name!r}")).load(path)
 
     @pytest.fixture
     def models(self, tmp_path):
@@ -374,7 +378,7 @@ class BackendContract(_Contract):
 
     def test_step_returns_float32_logits_and_a_state_per_row(self, models):
         for path, model in models:
-            assert isinstance(model, mgf.Model)
+            assert isinstance(model, Model)
             state = model.initial_state(3)
             assert state.batch_size == 3
             logits, state = model.step(np.zeros(3, np.int32), state)
@@ -417,10 +421,10 @@ class BackendContract(_Contract):
             expected = [self._run(model, tokens)[0] for tokens in inputs]
             results: list[Any] = [None] * len(inputs)
 
-            def work(i):
+            def work(i, model=model, inputs=inputs, results=results):
                 try:
                     results[i] = self._run(model, inputs[i])[0]
-                except BaseException as error:  # reported below, in the test's thread
+                except Exception as error:  # noqa: BLE001 - reported below, in the test's thread
                     results[i] = error
 
             threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
@@ -429,7 +433,7 @@ class BackendContract(_Contract):
             for thread in threads:
                 thread.join()
             for i, (got, want) in enumerate(zip(results, expected)):
-                assert not isinstance(got, BaseException), f"thread {i} raised {got!r}"
+                assert not isinstance(got, Exception), f"thread {i} raised {got!r}"
                 self._close(got, want, f"{path}: thread {i}")
 
     def test_out_of_vocabulary_tokens_are_input_errors(self, models):
@@ -450,17 +454,17 @@ class BackendContract(_Contract):
     def test_options_are_validated(self, models):
         path = models[0][0]
         with pytest.raises(UsageError, match="no_such_option"):
-            mgf.load_model(path, self.name, **self.options, no_such_option=1)
+            load_model(path, self.name, **self.options, no_such_option=1)
         for option in self.entry().cls.options:
             for value in bad_values(option):
                 with pytest.raises(UsageError):
-                    mgf.load_model(path, self.name, **{**self.options, option.name: value})
+                    load_model(path, self.name, **{**self.options, option.name: value})
 
 
 # -- samplers and constraints ------------------------------------------------------------
 
 
-class _Forbid(mgf.Constraint):
+class _Forbid(Constraint):
     """Test-only constraint: only token ids that are multiples of ``every`` are allowed."""
 
     name = "mgf-testing-forbid"
@@ -473,7 +477,7 @@ class _Forbid(mgf.Constraint):
 
 class _ForbidPlugin:
     @staticmethod
-    @mgf.hookimpl
+    @hookimpl
     def register_constraints(register):
         register(_Forbid)
 
@@ -492,20 +496,20 @@ class _Generating(_Contract):
         return [*super()._plugins(), _FORBID]
 
     def start_token(self) -> int:
-        return mgf.get_representation(self.representation, **self.representation_config).start_token
+        return get_representation(self.representation, **self.representation_config).start_token
 
-    def model(self, folder, favourite: int | None = None, representation: str | None = None) -> mgf.Model:
+    def model(self, folder, favourite: int | None = None, representation: str | None = None) -> Model:
         """A random model (numpy backend) of ``representation`` (default: the suite's) that, given ``favourite``, prefers that token."""
         name = representation or self.representation
         config = self.representation_config if representation is None else {}
-        instance = mgf.get_representation(name, **config)
-        loaded = mgf.bundle.random_bundle(instance.vocab_size, (16,), 8, seed=5, scale=2.0,
+        instance = get_representation(name, **config)
+        loaded = bundle.random_bundle(instance.vocab_size, (16,), 8, seed=5, scale=2.0,
                                           representation={"name": name, "config": instance.config()})
         if favourite is not None:
             loaded.tensors["dense.bias"][favourite] += 20.0
         path = folder / f"model-{name}-{favourite}.safetensors"
-        mgf.bundle.write(loaded, path)
-        return mgf.load_model(path, "numpy")
+        bundle.write(loaded, path)
+        return load_model(path, "numpy")
 
 
 class SamplerContract(_OptionChecks, _Generating):
@@ -515,8 +519,8 @@ class SamplerContract(_OptionChecks, _Generating):
     deterministic: ClassVar[bool] = False
 
     def run(self, folder, model=None, seed=None, num_outputs=None, constraints=(), **options):
-        """``mgf.generate`` with this sampler and ``options`` over the suite's ``options``."""
-        return mgf.generate(model or self.model(folder), self.steps, sampler=self.name, seed=seed, num_outputs=num_outputs,
+        """``generate`` with this sampler and ``options`` over the suite's ``options``."""
+        return generate(model or self.model(folder), self.steps, sampler=self.name, seed=seed, num_outputs=num_outputs,
                             constraints=constraints, **{**self.options, **options})
 
     def test_same_seed_same_output(self, tmp_path):
@@ -532,9 +536,7 @@ class SamplerContract(_OptionChecks, _Generating):
         assert pieces.dtype == np.int32 and pieces.shape == (3, self.steps)
         assert ((pieces >= 0) & (pieces < model.vocab_size)).all()
         if self.deterministic:
-            single = self.run(tmp_path, model, seed=1)
-            for row in pieces:
-                np.testing.assert_array_equal(row, single)
+            np.testing.assert_array_equal(pieces[0], self.run(tmp_path, model, seed=1), err_msg="row 0 is not the single run")
 
     def test_never_the_start_token(self, tmp_path):
         model = self.model(tmp_path, favourite=self.start_token())
@@ -556,13 +558,13 @@ class ConstraintContract(_OptionChecks, _Generating):
     samplers: ClassVar[tuple[str, ...]] = ("greedy", "temperature", "beam")
     refuses: ClassVar[tuple[str, ...]] = ()
 
-    def assert_obeyed(self, pieces: np.ndarray, representation: mgf.Representation) -> None:
+    def assert_obeyed(self, pieces: np.ndarray, representation: Representation) -> None:
         """Assert that every row of ``pieces`` (int32 ``[rows, steps]``) obeys the constraint with ``self.options``."""
         raise NotImplementedError(f"{type(self).__name__} must override assert_obeyed(pieces, representation)")
 
     def run(self, folder, model=None, sampler="temperature", seed=None, num_outputs=None, **options):
-        """``mgf.generate`` with this constraint and ``options`` over the suite's ``options``."""
-        return mgf.generate(model or self.model(folder), self.steps, sampler=sampler, seed=seed, num_outputs=num_outputs,
+        """``generate`` with this constraint and ``options`` over the suite's ``options``."""
+        return generate(model or self.model(folder), self.steps, sampler=sampler, seed=seed, num_outputs=num_outputs,
                             constraints=[self.name], **{**self.options, **options})
 
     def test_every_sampler_obeys_in_every_row(self, tmp_path):

@@ -2,7 +2,7 @@
 
 import json
 
-from mgf import hookimpl, registered, registered_commands
+from mgf import hookimpl, installed, installed_commands
 
 TITLES = {"representations": "Representations (config keys: --config KEY=VALUE)", "models": "Model backends",
           "samplers": "Samplers", "constraints": "Constraints (--constrain NAME)"}
@@ -23,10 +23,10 @@ def plugin_listing() -> dict[str, list[dict]]:
         listing[kind] = [
             {"name": name, "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version,
              "options": [option.describe() for option in entry.cls.options]}
-            for name, entry in sorted(registered(kind).items())
+            for name, entry in sorted(installed(kind).items())
         ]
     listing["commands"] = [
-        {"plugin": plugin, "commands": names} for plugin, names in registered_commands().items()
+        {"plugin": plugin, "commands": names} for plugin, names in installed_commands().items()
     ]
     return listing
 

@@ -1,0 +1,85 @@
+"""End to end: what ``mgf.generate`` and the CLI deliver next to the bare step, on the shipped models.
+
+Run ``pytest benchmarks/bench_generate.py``, or ``python benchmarks/report.py --only generate``.
+``test_generate`` times ``mgf.generate`` of 2,000 tokens with temperature sampling (T=1, seed 0,
+one output); ``test_step`` times the bare greedy step of the same model (batch 1), so the gap is
+what the loop's sampling and checks cost per token.  Both use the native backend at one thread,
+at each precision it declares.  ``test_cold_cli`` runs ``mgf generate --repr midi --steps 1000``
+as a fresh process: wall time (imports and model loading included; the page cache is warm after
+one untimed run) and the child's peak resident memory, from ``os.wait4``'s resource usage of that
+child alone (``RUSAGE_CHILDREN`` would pool every child this process ever waited for).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mgf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports with --import-mode=importlib
+from bench_peers import MgfStep, greedy, native_precisions
+
+MODELS = ("notes", "midi", "audio")
+TOKENS = 2000
+CLI_ARGS = ["generate", "--repr", "midi", "--steps", "1000"]
+
+_loaded: dict[tuple[str, str | None], mgf.Model] = {}
+
+
+def shipped(name: str, precision: str | None) -> mgf.Model:
+    """The shipped ``name`` model on the native backend, one thread, loaded once per module run."""
+    if (name, precision) not in _loaded:
+        path = mgf.packaged_model(f"{name}.safetensors")
+        if not os.path.exists(path):
+            pytest.skip(f"no shipped model at {path}")
+        options = {} if precision is None else {"precision": precision}
+        _loaded[name, precision] = mgf.load_model(path, backend="native", threads=1, **options)
+    return _loaded[name, precision]
+
+
+def label(precision: str | None) -> str:
+    return precision or "fp32"
+
+
+@pytest.mark.parametrize("precision", native_precisions(), ids=label)
+@pytest.mark.parametrize("name", MODELS)
+def test_generate(benchmark, name, precision):
+    model = shipped(name, precision)
+    benchmark.group = f"end-to-end-{name}"
+    benchmark.extra_info.update(kind="generate", model=name, precision=label(precision), tokens=TOKENS)
+    piece = benchmark.pedantic(mgf.generate, args=(model, TOKENS), kwargs={"temperature": 1.0, "seed": 0},
+                               rounds=5, iterations=1, warmup_rounds=1)
+    assert piece.shape == (TOKENS,)
+
+
+@pytest.mark.parametrize("precision", native_precisions(), ids=label)
+@pytest.mark.parametrize("name", MODELS)
+def test_step(benchmark, name, precision):
+    model = shipped(name, precision)
+    benchmark.group = f"end-to-end-{name}"
+    benchmark.extra_info.update(kind="step", model=name, precision=label(precision))
+    benchmark(greedy(MgfStep(model, 1), 1))
+
+
+def test_cold_cli(benchmark, tmp_path):
+    executable = Path(sys.executable).with_name("mgf")
+    command = [str(executable), *CLI_ARGS, "--seed", "0", "--quiet", "-o", str(tmp_path / "out.mid")]
+    peak_kib = []
+
+    def run():
+        with open(tmp_path / "stderr.txt", "w+") as errors:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            errors.seek(0)
+            assert process.returncode == 0, f"{' '.join(command)} exited {process.returncode}: {errors.read()}"
+        peak_kib.append(usage.ru_maxrss)  # KiB on Linux
+
+    benchmark.group = "end-to-end-cli"
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(kind="cli", command="mgf " + " ".join(CLI_ARGS), peak_rss_mb=max(peak_kib) / 1024)
