@@ -71,9 +71,16 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
     """
     entry = registry.entry("models", backend)
     values = resolve(entry.cls.options, backend_options, f"model backend {backend!r}")
-    with bundle.reading(path) as loaded:
-        representation = representation_of(path, loaded)
+    if entry.cls.reads_bundles:
+        with bundle.reading(path) as loaded:
+            representation = representation_of(path, loaded)
+            model = entry.cls(**values).load(path)
+    else:
         model = entry.cls(**values).load(path)
+        representation = getattr(model, "representation", None)
+        if not isinstance(representation, Representation):
+            raise PluginError(f"{entry.origin.describe('load')}: a backend with its own file format must set "
+                              "model.representation")
     if not isinstance(model, Model):
         raise PluginError(f"{entry.origin.describe('load')}: returned {type(model).__name__}, not an mgf.Model")
     with guard(entry.origin, "vocab_size"):

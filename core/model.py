@@ -65,6 +65,10 @@ class ModelBackend(ABC):
     name: ClassVar[str]
     #: the options this backend takes (``mgf.load_model(path, backend, **options)``, CLI flags)
     options: ClassVar[tuple[Option, ...]] = ()
+    #: True: ``load`` reads mgf bundles, and ``mgf.load_model`` reads and checks the bundle (once) and sets
+    #: the model's representation from it.  False: the backend has its own file format, and the model
+    #: ``load`` returns must carry its ``representation`` itself.
+    reads_bundles: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -2,11 +2,24 @@ import json
 import subprocess
 import sys
 
+import mgf
+import mgf.testing
+import mgf_abc
 import numpy as np
 import pytest
-
-import mgf
 from mgf_abc import abc_pitch
+
+
+class TestContract(mgf.testing.RepresentationContract):
+    name = "abc"
+    plugin = mgf_abc
+    sequences = ([2, 0, 0, 1, 9, 0, 14, 0, 0, 0, 1, 0, 2], [30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 31, 1, 0, 4])
+
+
+@pytest.fixture(autouse=True)
+def abc():
+    with mgf.testing.registered(mgf_abc):
+        yield
 
 
 def test_pitch_spelling():

@@ -1,9 +1,6 @@
 """``abc``: the ``notes`` melody tokens, written as ABC notation text."""
 
-import os
-
-from mgf import InputError, hookimpl
-from mgf.files import atomic_path
+from mgf import InputError, atomic_path, hookimpl
 from mgf.plugins.repr_notes import Notes
 
 # every note carries its accidental (= natural): in ABC an accidental lasts to the end of the bar
@@ -27,14 +24,29 @@ class Abc(Notes):
     default_bundle = None
     read_suffixes = (".abc",)
 
+    def segments(self, tokens):
+        """``[(midi_pitch or None, steps)]``: the notes and rests of ``tokens``, from the public ``to_notes``."""
+        step = 60.0 / (self.qpm * self.steps_per_quarter)
+        total = sum(1 for t in tokens if t != self.start_token)
+        out, now = [], 0
+        for pitch, _, start, end in self.to_notes(tokens):
+            first, last = round(start / step), round(end / step)
+            if first > now:
+                out.append((None, first - now))
+            out.append((pitch, last - first))
+            now = last
+        if total > now:
+            out.append((None, total - now))
+        return out
+
     def write(self, tokens, path, title="mgf", **options):
         if not str(path).lower().endswith(".abc"):
             raise InputError(f"{path}: abc writes .abc files")
-        bar = 4 * self.steps_per_quarter  # grid steps in a 4/4 bar; the unit note length L is one step
-        body, position = [], 0
-        segments = self._segments(tokens)
+        segments = self.segments(tokens)
         if not segments:
             raise InputError(f"{path}: no tokens to write")
+        bar = 4 * self.steps_per_quarter  # grid steps in a 4/4 bar; the unit note length L is one step
+        body, position = [], 0
         for pitch, steps in segments:
             left = steps
             while left:
@@ -45,7 +57,7 @@ class Abc(Notes):
                 position += take
                 if position % bar == 0:
                     body.append("|")
-        text = "\n".join([f"X:1", f"T:{title}", "M:4/4", f"L:1/{bar}", f"Q:1/4={self.qpm:g}", "K:C",
+        text = "\n".join(["X:1", f"T:{title}", "M:4/4", f"L:1/{bar}", f"Q:1/4={self.qpm:g}", "K:C",
                           " ".join(body).rstrip("|").rstrip() + " |]", ""])
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
