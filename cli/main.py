@@ -3,14 +3,17 @@
 Exit codes (docs/contract.md): 0 when every requested output was written, 2 for usage errors
 (unknown names, bad or inapplicable options, contradictory flags), 1 for everything else
 (input, bundle, plugin failures).  Every error is one line on stderr; ``--debug`` or
-``MGF_DEBUG=1`` adds the traceback.
+``MGF_DEBUG=1`` adds the traceback.  SIGINT exits with 130 and SIGTERM/SIGHUP with 128 + the
+signal, after removing any half-written output.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
@@ -60,11 +63,40 @@ def build_parser() -> Parser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP as an exception, so that ``finally`` blocks remove temporaries before the process ends."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(signum)
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def _one_line_warning(message, category, filename, lineno, line=None):
     return f"mgf: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return _main(argv)
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
+    try:
+        return _main(argv)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = _one_line_warning
     argv = sys.argv[1:] if argv is None else argv
     debug = os.environ.get("MGF_DEBUG") == "1" or "--debug" in argv
@@ -84,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mgf: interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print("mgf: terminated", file=sys.stderr)
+        return 128 + stop.signum
     except BrokenPipeError:
         return 1
     except Exception as error:  # a bug in mgf itself: still one line, with the way to see more

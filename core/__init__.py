@@ -11,7 +11,7 @@ from . import bundle
 from .api import generate, get_representation, load_model, installed, installed_commands, plugin_class
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
-from .files import atomic_path
+from .files import OutputError, atomic_path, check_output
 from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State
 from .options import Option
@@ -27,6 +27,7 @@ __all__ = [
     "Model",
     "ModelBackend",
     "Option",
+    "OutputError",
     "PluginError",
     "Representation",
     "Sampler",
@@ -35,6 +36,7 @@ __all__ = [
     "allowed_probabilities",
     "atomic_path",
     "bundle",
+    "check_output",
     "draw",
     "draw_from_logits",
     "generate",

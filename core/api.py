@@ -183,7 +183,8 @@ def _primer_tokens(primer, model: Model) -> np.ndarray:
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise InputError("primer must be a 1-D sequence of integer token ids")
     if array.min() < 0 or array.max() >= model.vocab_size:
-        raise InputError(f"primer token ids must lie in [0, {model.vocab_size})")
+        bad = array[(array < 0) | (array >= model.vocab_size)][0]
+        raise InputError(f"primer: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
     if (array == model.representation.start_token).any():
         raise InputError(f"the primer must not contain the start token {model.representation.start_token} (it is added)")
     return array.astype(np.int32)

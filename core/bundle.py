@@ -83,7 +83,7 @@ class Bundle:
 # Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
 MAX_HEADER_BYTES = 4 * 2**20  # mgf's headers are a few KB; safetensors itself allows 100 MB
 MAX_FIELD_BYTES = 2**20  # one metadata value (a JSON text)
-MAX_DEPTH = 32  # nesting of the header and of each metadata JSON value
+MAX_DEPTH = 32  # nesting of each metadata JSON value (the header itself nests 3 deep)
 MAX_WEIGHT = 1e4  # |w| of every model tensor: see docs/bundle-format.md for why
 _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
            "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
@@ -119,13 +119,12 @@ def _parse_header(path, handle) -> _Header:
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise BundleError(f"{path}: not a safetensors file (__metadata__ must map strings to strings)")
     entries, end = {}, 0
-    for name, entry in sorted(raw.items(), key=lambda item: _offsets(path, *item)[0]):
-        begin, stop = _offsets(path, name, entry)
+    for (begin, stop), name, entry in sorted((_offsets(path, name, entry), name, entry) for name, entry in raw.items()):
         dtype, shape = entry.get("dtype"), entry.get("shape")
         if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
             raise BundleError(f"{path}: tensor {name!r} has a malformed shape {shape!r:.40}")
         if dtype != "F32":
-            raise BundleError(f"{path}: tensor {name!r} is {_DTYPES.get(dtype, f'{dtype!r:.20}') if isinstance(dtype, str) else f'{dtype!r:.20}'}, expected float32")
+            raise BundleError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}, expected float32")
         if begin != end or stop - begin != 4 * int(np.prod(shape, dtype=object)):
             raise BundleError(f"{path}: tensor {name!r} does not match its place in the file (shape {shape!r:.40}, "
                               f"bytes {begin}..{stop})")
@@ -133,6 +132,11 @@ def _parse_header(path, handle) -> _Header:
     if 8 + length + end != size:
         raise BundleError(f"{path}: the tensors take {end} bytes but the file holds {size - 8 - length} after the header")
     return _Header(metadata, entries, 8 + length)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """numpy's name for a safetensors dtype code (``F64`` -> ``float64``), else the value as given, shortened."""
+    return _DTYPES.get(dtype, f"{dtype!r:.20}") if isinstance(dtype, str) else f"{dtype!r:.20}"
 
 
 def _offsets(path, name, entry) -> tuple[int, int]:
@@ -222,7 +226,7 @@ def _read_tensors(path, handle, header: _Header, names) -> dict[str, np.ndarray]
     last = max(header.entries[name][2] for name in names)
     data = np.empty((last - first) // 4, "<f4")
     handle.seek(header.data_start + first)
-    if handle.readinto(memoryview(data).cast("B")) != last - first:
+    if handle.readinto(data.data.cast("B")) != last - first:
         raise BundleError(f"{path}: the file is shorter than its header says (truncated?)")
     return {name: data[(begin - first) // 4:(stop - first) // 4].reshape(shape).astype(np.float32, copy=False)
             for name in names for shape, begin, stop in [header.entries[name]]}

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from .errors import InputError
 
 TMP_MARK = ".mgf-tmp-"
-_STALE = re.compile(r"\..*" + re.escape(TMP_MARK) + r"(\d+)(?:-\d+)?(?:\..*)?", re.S)
+_STALE = re.compile(r"\..*" + re.escape(TMP_MARK) + r"(\d+)(?:-\d+)?(?:\..*)?", re.DOTALL)
 
 
 class OutputError(InputError, OSError):
@@ -105,6 +105,8 @@ def _remove_stale(directory: str) -> None:
     except OSError:
         return
     for entry in entries:
+        if TMP_MARK not in entry.name:  # the cheap test first: directories of outputs can be large
+            continue
         match = _STALE.fullmatch(entry.name)
         if match is None or not _gone(int(match.group(1))):
             continue

@@ -2,33 +2,55 @@
 
 import json
 import os
+import re
 
 import numpy as np
 
-from mgf import InputError, data, get_representation, hookimpl
+from mgf import InputError, UsageError, bundle, data, get_representation, hookimpl, registry
+from mgf.files import check_output
 
 
 def _config(pairs):
-    """``["key=value", ...]`` -> dict; values are JSON where they parse (numbers, booleans), else strings."""
+    """``["key=value", ...]`` -> dict of strings; each representation option parses its own value."""
     config = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InputError(f"--config takes KEY=VALUE, got {pair!r}")
-        try:
-            config[key] = json.loads(value)
-        except ValueError:
-            config[key] = value
+            raise UsageError(f"--config takes KEY=VALUE, got {pair[:40]!r}")
+        config[key] = value
     return config
 
 
 def _representation(args):
-    return get_representation(args.repr, **_config(args.config))
+    """``--repr`` with ``--config``, or a bundle's representation (its config, ``--config`` on top, and its tensors).
+
+    Without ``--bundle``, a representation whose default model holds learned tensors (audio's
+    codebook) comes from that model, as in ``mgf generate``: without them it cannot encode or decode.
+    """
+    config = _config(args.config)
+    path = args.bundle
+    if path is None:
+        if args.repr is None:
+            raise UsageError("give --repr or --bundle")
+        default = registry.get("representations", args.repr).default_bundle
+        if not default or not os.path.isfile(default) or not bundle.read_repr_tensors(default):
+            return get_representation(args.repr, **config)
+        path = default
+    spec = bundle.read_metadata(path)["representation"]
+    if args.repr is not None and args.repr != spec["name"]:
+        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {spec['name']!r}")
+    get_representation(spec["name"], **config)  # --config alone is checked first: its errors are the user's
+    representation = get_representation(spec["name"], **{**spec["config"], **config})
+    representation.load_tensors(bundle.read_repr_tensors(path))
+    return representation
 
 
 def _add_repr_options(parser):
-    parser.add_argument("--repr", required=True, help="representation")
-    parser.add_argument("--config", action="append", metavar="KEY=VALUE", help="representation config (repeatable)")
+    parser.add_argument("--repr", help="representation (default: the bundle's)")
+    parser.add_argument("--bundle", help="take the representation, its config and learned tensors (a codebook) "
+                                         "from this model bundle")
+    parser.add_argument("--config", action="append", metavar="KEY=VALUE",
+                        help="representation option (repeatable; see `mgf plugins`)")
 
 
 def _encode(args):
@@ -45,18 +67,27 @@ def _decode(args):
     if os.path.isfile(text):
         with open(text, encoding="utf-8") as handle:
             text = handle.read()
-    try:
-        tokens = np.array([int(part) for part in text.replace(",", " ").split()], dtype=np.int64)
-    except ValueError:
-        raise InputError("decode takes token ids separated by spaces (or a file of them)") from None
-    if tokens.size == 0:
-        raise InputError("no tokens to decode")
-    bad = tokens[(tokens < 0) | (tokens >= representation.vocab_size)]
-    if bad.size:
-        raise InputError(f"token id {bad[0]} is outside [0, {representation.vocab_size})")
+    tokens = _token_ids(text, representation.vocab_size)
     output = args.output or f"decoded{representation.suffix}"
-    representation.write(tokens.astype(np.int32), output)
+    check_output(output)  # before writing, which can take a while (audio's Griffin-Lim)
+    representation.write(tokens, output)
     print(output)
+
+
+def _token_ids(text, vocab_size):
+    """int32 ids of ``text`` (ASCII integers separated by spaces or commas), each checked against the vocabulary."""
+    ids = []
+    for part in text.replace(",", " ").split():
+        if not re.fullmatch(r"-?[0-9]+", part):
+            raise InputError(f"decode: {part[:30]!r} is not a token id (ids are integers separated by spaces)")
+        value = int(part) if len(part) <= 30 else None  # a longer id is out of range: not worth converting
+        if value is None or not 0 <= value < vocab_size:
+            shown = part if value is not None else part[:30] + "..."
+            raise InputError(f"token id {shown} is outside the vocabulary [0, {vocab_size})")
+        ids.append(value)
+    if not ids:
+        raise InputError("no tokens to decode")
+    return np.array(ids, dtype=np.int32)
 
 
 def _dataset(args):
@@ -70,7 +101,7 @@ def _dataset(args):
         "tokens": int(sum(lengths)),
         "mean_length": float(np.mean(lengths)) if lengths else 0.0,
         "from_cache": loaded.cached,
-        "skipped": [{"file": path, "reason": reason} for path, reason in loaded.skipped],
+        "skipped": [{"file": path, "reason": _reason(path, reason)} for path, reason in loaded.skipped],
         "cache": None if args.no_cache else data.cache_root(),
     }
     if args.json:
@@ -81,9 +112,14 @@ def _dataset(args):
         if loaded.skipped:
             print(f"skipped {len(loaded.skipped)} file(s):")
             for path, reason in loaded.skipped:
-                print(f"  {path}: {reason}")
+                print(f"  {path}: {_reason(path, reason)}")
     if not loaded.sequences:
         raise InputError(f"{args.source}: no piece could be read")
+
+
+def _reason(path, reason):
+    """Why ``path`` was skipped, without the path that representations put first in their messages."""
+    return reason.removeprefix(f"{path}: ")
 
 
 @hookimpl

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import UsageError, hookimpl, registry
+from mgf import UsageError, check_output, hookimpl, registry
 from mgf.api import check_limit
 from mgf.options import resolve, split
 
@@ -80,14 +80,19 @@ def _generate(args) -> int:
         resolve(owners[label], share, label)
     backend_options = shares.pop(f"model backend {args.model!r}")
     sampler_options = {k: v for share in shares.values() for k, v in share.items()}
-    model = mgf.load_model(_bundle_path(args), backend=args.model, **backend_options)
+    bundle_path = _bundle_path(args)
+    if args.output is not None:
+        _check_outputs(_output_paths(args.output, args.num_outputs), args)
+    model = mgf.load_model(bundle_path, backend=args.model, **backend_options)
     representation = model.representation
     if args.repr is not None and args.repr != representation.name:
         raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {representation.name!r}")
+    paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
+    if args.output is None:
+        _check_outputs(paths, args)
     primer = None
     if args.primer is not None:
         primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
-    paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
     for first in range(0, args.num_outputs, BATCH):
         count = min(BATCH, args.num_outputs - first)
         seed = args.seed if args.seed is None or first == 0 else np.random.SeedSequence([args.seed, first // BATCH])
@@ -96,6 +101,17 @@ def _generate(args) -> int:
         for path, tokens in zip(paths[first:first + count], pieces):
             _write(representation, tokens, path, args)
     return 0
+
+
+def _check_outputs(paths: list[str], args) -> None:
+    """Every file this run would write can be written: checked before any work, so a bad -o costs nothing."""
+    for path in paths:
+        check_output(path)
+        stem = os.path.splitext(path)[0]
+        if args.render:
+            check_output(stem + ".wav")
+        if args.plot:
+            check_output(stem + ".png")
 
 
 def _write(representation, tokens, path, args) -> None:

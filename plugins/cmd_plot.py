@@ -3,7 +3,7 @@
 import os
 
 from mgf import InputError, hookimpl
-from mgf.files import atomic_path
+from mgf.files import atomic_path, check_output
 
 
 def plot_notes(notes, path, title=""):
@@ -40,6 +40,7 @@ def _plot(args):
     from .cmd_render import output_beside, read_notes
 
     output = args.output or output_beside(args.file, ".png")
+    check_output(output)  # before reading the music and importing matplotlib
     plot_notes(read_notes(args.repr, args.file), output, title=os.path.basename(args.file))
     print(output)
 

@@ -9,6 +9,7 @@ import wave
 import numpy as np
 
 from mgf import InputError, get_representation, hookimpl, synth
+from mgf.files import check_output
 
 FLUIDSYNTH_HINT = "install FluidSynth and a General MIDI SoundFont: apt-get install fluidsynth fluid-soundfont-gm"
 
@@ -28,7 +29,7 @@ def render_notes(notes, output, soundfont=None, sample_rate=synth.SAMPLE_RATE):
         midi = get_representation("midi")
         midi.write(midi.encode(notes), midi_path)
         result = subprocess.run([program, "-ni", "-g", "0.6", "-r", str(sample_rate), "-F", wav_path, soundfont, midi_path],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0 or not os.path.exists(wav_path):
             raise InputError(f"fluidsynth failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
         with wave.open(wav_path) as handle:
@@ -57,6 +58,7 @@ def output_beside(path, suffix):
 
 def _render(args):
     output = args.output or output_beside(args.file, ".wav")
+    check_output(output)  # before the reading and rendering, which take a while
     render_notes(read_notes(args.repr, args.file), output, args.soundfont, args.sample_rate)
     print(output)
 

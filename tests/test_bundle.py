@@ -61,6 +61,10 @@ def _valid(tmp_path):
         (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "lstm", "vocab_size": 6, "hidden": []})), "hidden must be"),
         (lambda t, m: m.__setitem__("mgf.representation", json.dumps({"config": {}})), "has no name"),
         (lambda t, m: m.pop("mgf.training"), "mgf.training is missing"),
+        (lambda t, m: m.__setitem__("mgf.arch", "[" * 100_000), "metadata mgf.arch nests deeper than 32"),
+        (lambda t, m: m.__setitem__("mgf.training", json.dumps({"a": "x" * 2_000_000})), "mgf.training is 2000009 bytes"),
+        (lambda t, m: t["dense.kernel"].__setitem__((0, 0), 3e38), "'dense.kernel' has values up to 3e+38"),
+        (lambda t, m: t["lstm.0.bias"].__setitem__(1, -2e4), "'lstm.0.bias' has values up to 2e+04"),
     ],
 )
 def test_every_inconsistency_is_a_bundle_error(tmp_path, mutate, message):
@@ -123,3 +127,50 @@ def test_write_is_atomic_and_validates(tmp_path):
     with pytest.raises(BundleError):
         bundle.write(broken, path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_at_the_bound_load_and_beyond_it_are_not_written(tmp_path):
+    path = tmp_path / "m.safetensors"
+    made = bundle.random_bundle(6, (4,))
+    made.tensors["dense.bias"][:] = bundle.MAX_WEIGHT
+    bundle.write(made, path)
+    assert bundle.read(path).tensors["dense.bias"].max() == bundle.MAX_WEIGHT
+    made.tensors["dense.bias"][0] = np.nextafter(np.float32(bundle.MAX_WEIGHT), np.float32(np.inf))
+    with pytest.raises(BundleError, match="values up to"):
+        bundle.write(made, tmp_path / "other.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_repr_tensors_are_read_alone_and_checked(tmp_path):
+    tensors, metadata = _valid(tmp_path)
+    tensors["repr.codebook"] = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = _write_raw(tmp_path / "m.safetensors", tensors, metadata)
+    np.testing.assert_array_equal(bundle.read_repr_tensors(path)["codebook"], tensors["repr.codebook"])
+    tensors["repr.codebook"][0, 0] = np.inf
+    _write_raw(path, tensors, metadata)
+    with pytest.raises(BundleError, match="repr.codebook"):
+        bundle.read_repr_tensors(path)
+
+
+def test_files_written_by_safetensors_read_back_equal(tmp_path):
+    """The reader is our own; safetensors' writer (with its padding and order) is the reference."""
+    original = bundle.random_bundle(9, (5, 3), embedding_dim=2, seed=4)
+    path = _write_raw(tmp_path / "m.safetensors", dict(original.tensors), original.metadata())
+    from safetensors.numpy import load_file
+
+    reference = load_file(str(path))
+    loaded = bundle.read(path)
+    assert sorted(loaded.tensors) == sorted(reference)
+    for name, array in reference.items():
+        np.testing.assert_array_equal(loaded.tensors[name], array)
+
+
+def test_one_generate_parses_the_bundle_header_once(make_bundle, tmp_path, monkeypatch):
+    from mgf.cli.main import main
+
+    path = make_bundle()
+    parses = []
+    real = bundle._parse_header
+    monkeypatch.setattr(bundle, "_parse_header", lambda *a: parses.append(a) or real(*a))
+    assert main(["generate", "--bundle", str(path), "--steps", "3", "--quiet", "-o", str(tmp_path / "x.txt")]) == 0
+    assert len(parses) == 1

@@ -180,3 +180,16 @@ def test_many_outputs_are_written_batch_after_batch(make_bundle, tmp_path):
 def test_runaway_requests_are_refused_before_any_work(make_bundle, tmp_path, args, message):
     result = mgf_cli("generate", "--bundle", make_bundle(), *args, "-o", tmp_path / "x.txt")
     assert result.returncode == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("target", ["dir", "dir/take-2.txt"])
+def test_an_unwritable_output_fails_before_any_work(make_bundle, tmp_path, target):
+    """-o naming a directory, or one numbered output being a directory: one line, nothing written, no model loaded."""
+    (tmp_path / "dir").mkdir()
+    if target != "dir":
+        (tmp_path / target).mkdir()
+    output, outputs = (tmp_path / "dir", "1") if target == "dir" else (tmp_path / "dir" / "take.txt", "3")
+    result = mgf_cli("generate", "--bundle", make_bundle(), "--num-outputs", outputs, "--steps", "4", "-o", output)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "is a directory" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ([] if target == "dir" else ["take-2.txt"])

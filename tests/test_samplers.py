@@ -138,13 +138,16 @@ def test_top_k_and_top_p_never_leave_the_allowed_set(model, top_k, top_p):
     assert len(np.unique(out[:, 0])) > 1
 
 
-def test_sampled_frequencies_match_the_softmax(make_bundle):
+def test_sampled_frequencies_match_the_softmax(make_bundle, monkeypatch):
     """Chi-square on 20,000 first tokens drawn at temperature 1.5 against softmax(logits / 1.5)."""
     model = mgf.load_model(make_bundle(10, (8,), 4, seed=2, scale=3.0))
     start = np.array([model.representation.start_token], np.int32)
     logits, _ = model.step(start, model.initial_state(1))
     logits = logits[:, :9]  # the start token (9) is never drawn
     expected = np.exp(log_softmax(logits / 1.5)[0]) * 20000
+    with pytest.raises(UsageError, match="num_outputs 20000 exceeds the limit 4096 \\(raise it with MGF_MAX_BATCH\\)"):
+        mgf.generate(model, 1, num_outputs=20000)
+    monkeypatch.setenv("MGF_MAX_BATCH", "20000")
     draws = mgf.generate(model, 1, seed=0, num_outputs=20000, temperature=1.5)
     observed = np.bincount(draws[:, 0], minlength=10)
     assert observed[9] == 0
@@ -209,7 +212,7 @@ def test_generate_checks_its_arguments(model):
         mgf.generate(model, 5, seed=-1)
     with pytest.raises(InputError, match="must not contain the start token"):
         mgf.generate(model, 5, primer=[model.representation.start_token])
-    with pytest.raises(InputError, match="primer token ids must lie in"):
+    with pytest.raises(InputError, match=r"primer: token id 99 is outside the vocabulary \[0, 24\)"):
         mgf.generate(model, 5, primer=[99])
     with pytest.raises(UsageError, match="no sampler named 'nope'"):
         mgf.generate(model, 5, sampler="nope")
