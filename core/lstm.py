@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bundle import Bundle
+from .errors import InputError
 from .model import Model, State, as_tokens
 
 
@@ -57,7 +58,9 @@ class NumpyLSTM(Model):
     def initial_state(self, batch_size: int) -> NumpyState:
         return NumpyState.zeros(self.arch.hidden, batch_size)
 
-    def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
+    def step(self, tokens, state: State) -> tuple[np.ndarray, NumpyState]:
+        if not isinstance(state, NumpyState):
+            raise InputError(f"the numpy model steps a NumpyState, not {type(state).__name__}")
         tokens = as_tokens(tokens, state.batch_size, self.vocab_size)
         if self.embedding is not None:
             x = self.embedding[tokens]

@@ -71,7 +71,8 @@ class ModelBackend(ABC):
     reads_bundles: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        # on an instance, `options` holds the resolved values of the declarations on the class
+        self.options = options  # type: ignore[misc, assignment]
 
     @classmethod
     def _contract_problem(cls, subclass: type) -> str | None:

@@ -21,6 +21,7 @@ import pluggy
 from . import hookspecs
 from .boundary import Origin, guarded
 from .errors import UsageError
+from .options import Option
 
 DEFAULT_PLUGINS = (
     "mgf.plugins.repr_tokens",
@@ -67,7 +68,7 @@ class PluginWarning(UserWarning):
 class Registered:
     __slots__ = ("cls", "origin")
 
-    def __init__(self, cls: type, origin: Origin) -> None:
+    def __init__(self, cls: Any, origin: Origin) -> None:
         self.cls, self.origin = cls, origin
 
     @property
@@ -167,7 +168,7 @@ def registry(kind: str) -> dict[str, Registered]:
     return _registries[kind]
 
 
-def _base(kind: str) -> type:
+def _base(kind: str) -> Any:
     from .constraint import Constraint
     from .model import ModelBackend
     from .representation import Representation
@@ -183,7 +184,7 @@ def _collect(kind: str) -> dict[str, Registered]:
         plugin_name = impl.plugin_name
         distribution, version = origin(plugin_name, impl.plugin)
         label = f"plugin {plugin_name!r} ({distribution})"
-        offered: list[type] = []
+        offered: list[Any] = []
         try:
             impl.function(**{arg: offered.append for arg in impl.argnames})
         except Exception as error:
@@ -208,7 +209,7 @@ def _collect(kind: str) -> dict[str, Registered]:
     return found
 
 
-def _problem(cls: Any, base: type) -> str | None:
+def _problem(cls: Any, base: Any) -> str | None:
     """Why ``cls`` cannot be registered as a ``base``, or None."""
     if not isinstance(cls, type) or not issubclass(cls, base):
         return f"not a subclass of mgf.{base.__name__}"
@@ -216,11 +217,9 @@ def _problem(cls: Any, base: type) -> str | None:
     if not isinstance(name, str) or not name or any(c.isspace() for c in name):
         return "its name must be a non-empty string without spaces"
     if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         return f"it does not implement {missing}"
     options = getattr(cls, "options", ())
-    from .options import Option
-
     if not isinstance(options, tuple) or not all(isinstance(o, Option) for o in options):
         return "options must be a tuple of mgf.Option"
     return base._contract_problem(cls)

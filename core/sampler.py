@@ -77,10 +77,10 @@ class Sampler:
     #: ``model`` is the checked model (its ``step`` validates logits), ``ctx.prime`` and ``ctx.constrain``
     #: feed the primer and apply the start token and constraints.  Rows must be distinct sequences
     #: where the search can make them so.
-    search = None
+    search: Any = None
 
     @classmethod
-    def _contract_problem(cls, subclass: type) -> str | None:
+    def _contract_problem(cls, subclass: Any) -> str | None:
         """Why ``subclass`` cannot be registered as a sampler, or None."""
         if subclass.choose is Sampler.choose and subclass.search is None:
             return "it implements neither choose nor search"
@@ -120,7 +120,7 @@ def allowed_probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: i
 def draw(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One index per row, drawn from ``prob`` by inverse CDF (one uniform per row); zero-probability tokens are never drawn."""
     cdf = np.cumsum(prob, axis=1)
-    threshold = (1.0 - rng.random(prob.shape[0]))[:, None] * cdf[:, -1:]
+    threshold = (1.0 - rng.random(prob.shape[0]))[:, None] * cdf[:, -1:]  # type: ignore[index]
     return (cdf < threshold).sum(axis=1).astype(np.int32)
 
 

@@ -134,7 +134,8 @@ class _Contract:
 
 def bad_values(option: Option) -> list[Any]:
     """Values ``option.check`` must refuse: a wrong type, and numbers just outside its bounds or choices."""
-    values: list[Any] = {int: ["many"], float: ["many", float("nan")], str: [5], bool: ["maybe"]}[option.type]
+    wrong: dict[type, list[Any]] = {int: ["many"], float: ["many", float("nan")], str: [5], bool: ["maybe"]}
+    values = list(wrong[option.type])
     if option.type in (int, float):
         if option.low is not None:
             values.append(option.type(option.low - 1))
@@ -145,7 +146,7 @@ def bad_values(option: Option) -> list[Any]:
     return values
 
 
-def _declared(cls: type) -> dict[str, Option]:
+def _declared(cls: Any) -> dict[str, Option]:
     return {option.name: option for option in cls.options}
 
 
