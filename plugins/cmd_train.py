@@ -3,8 +3,11 @@
 import os
 import shlex
 import sys
+import warnings
 
-from mgf import InputError, UsageError, bundle, get_representation, hookimpl
+import numpy as np
+
+from mgf import BundleError, InputError, UsageError, bundle, get_representation, hookimpl
 
 from .cmd_data import _add_repr_options, _config
 from .model_keras import keras_net
@@ -25,6 +28,8 @@ def _transpose(text):
 def _train(args):
     if args.layers < 1 or args.hidden < 1 or args.embedding < 0 or args.seq_len < 1 or args.batch_size < 1 or args.epochs < 1:
         raise UsageError("--layers, --hidden, --seq-len, --batch-size and --epochs must be positive, --embedding >= 0")
+    if args.log_every < 0:
+        raise UsageError(f"--log-every must be >= 0, got {args.log_every}")
     if not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.val_split < 1:
@@ -38,6 +43,7 @@ def _train(args):
         hidden=[args.hidden] * args.layers, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
+        log_every=args.log_every,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     scores = result.training.get("validation_cross_entropy")
@@ -54,10 +60,39 @@ def _export(args):
     if representation.vocab_size != arch.vocab_size:
         raise InputError(f"{args.model}: the model has {arch.vocab_size} tokens, representation "
                          f"{representation.name!r} has {representation.vocab_size}")
-    output = args.output or os.path.splitext(args.model)[0] + ".safetensors"
-    bundle.write(bundle.Bundle(arch, tensors, {"name": representation.name, "config": representation.config()},
-                               {"exported_from": os.path.basename(args.model)}), output)
+    beside = os.path.splitext(args.model)[0] + ".safetensors"
+    output = args.output or beside
+    if os.path.exists(output) and not args.force:
+        raise UsageError(f"{output} exists (the trained bundle?); pass --force to replace it, or -o to write elsewhere")
+    name = os.path.basename(args.model)
+    spec = {"name": representation.name, "config": representation.config()}
+    repr_tensors, training = representation.tensors(), {}
+    origin = _trained_bundle(beside)
+    if origin is not None and origin.arch == arch and origin.representation == spec and all(
+            np.array_equal(origin.tensors[key], value) for key, value in tensors.items()):
+        repr_tensors, training = origin.repr_tensors, dict(origin.training)  # the same model: keep how it was trained
+    else:
+        replaced = _trained_bundle(output)
+        if replaced is not None and set(replaced.training) - {"exported_from"}:
+            warnings.warn(f"replacing {output} drops its training metadata ({', '.join(sorted(replaced.training))}): "
+                          f"{name} has other weights or another representation", stacklevel=1)
+        elif origin is not None and set(origin.training) - {"exported_from"}:
+            warnings.warn(f"{name} differs from {beside} beside it, so its training metadata is not carried over",
+                          stacklevel=1)
+    training["exported_from"] = name
+    bundle.write(bundle.Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in repr_tensors.items()}}, spec, training),
+                 output)
     print(output)
+
+
+def _trained_bundle(path):
+    """The bundle at ``path``, or None if there is none (or it is not one)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        return bundle.read(path)
+    except BundleError:
+        return None
 
 
 @hookimpl
@@ -80,11 +115,15 @@ def register_commands(cli):
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--log-every", type=int, default=0, metavar="BATCHES",
+                   help="a progress line every BATCHES batches too (default: 0, only per epoch, and every 30 s without a terminal)")
     p.add_argument("-o", "--output", required=True, help="bundle to write (.safetensors); the Keras model goes beside it")
     p.set_defaults(run=_train)
 
-    p = cli.command("export", "Convert a Keras model (Embedding/one-hot -> LSTM... -> Dense) into a bundle.")
+    p = cli.command("export", "Convert a Keras model (Embedding/one-hot -> LSTM... -> Dense) into a bundle; "
+                    "the training metadata of the bundle it was trained into is kept.")
     p.add_argument("model", help=".keras file")
     _add_repr_options(p)
     p.add_argument("-o", "--output", help="bundle to write (default: beside the model)")
+    p.add_argument("--force", action="store_true", help="replace the output if it exists")
     p.set_defaults(run=_export)

@@ -94,14 +94,46 @@ def test_damaged_cache_entry_is_re_encoded(folder, cache_dir):
 
 
 def test_split_is_by_piece_and_stable():
-    dataset = data.Dataset([np.arange(i % 7 + 1) for i in range(400)], [f"piece-{i}" for i in range(400)])
+    rng = np.random.default_rng(0)
+    dataset = data.Dataset([rng.integers(0, 50, 10) for _ in range(400)], [f"piece-{i}" for i in range(400)])
     train, held = dataset.split(0.1)
     assert len(train.names) + len(held.names) == 400 and 20 < len(held.names) < 60
     assert not set(train.names) & set(held.names)
-    bigger = data.Dataset(dataset.sequences + [np.arange(3)] * 50, dataset.names + [f"new-{i}" for i in range(50)])
+    bigger = data.Dataset(dataset.sequences + [rng.integers(0, 50, 10) for _ in range(50)],
+                          dataset.names + [f"new-{i}" for i in range(50)])
     assert set(held.names) <= set(bigger.split(0.1)[1].names)
     with pytest.raises(InputError):
         dataset.split(1.0)
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 30])
+def test_split_of_few_pieces_holds_out_at_least_one(count):
+    dataset = data.Dataset([np.array([i, i + 1]) for i in range(count)], [f"p{i}" for i in range(count)])
+    train, held = dataset.split(0.01)
+    assert len(held.sequences) >= 1 and len(train.sequences) >= 1
+    assert len(train.sequences) + len(held.sequences) == count
+    assert dataset.split(0.0)[1].sequences == []
+    single = data.Dataset([np.array([1, 2])], ["only"])
+    assert len(single.split(0.5)[0].sequences) == 1
+
+
+def test_split_follows_file_content_not_the_path_spelling(tmp_path, monkeypatch):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"{i}.txt").write_text(f"{i} {i + 1} {i + 2}\n")
+    tokens = get_representation("tokens")
+    monkeypatch.chdir(tmp_path)
+    spellings = [str(folder), "music", "./music/", str(tmp_path / "music" / ".." / "music")]
+    sides = [sorted(tuple(s.tolist()) for s in data.load(tokens, spelling).split(0.2)[1].sequences)
+             for spelling in spellings]
+    assert sides[0] and all(side == sides[0] for side in sides)
+    # renaming every file keeps every piece on its side
+    for i in range(60):
+        (folder / f"{i}.txt").rename(folder / f"renamed-{i}.txt")
+    assert sorted(tuple(s.tolist()) for s in data.load(tokens, "music").split(0.2)[1].sequences) == sides[0]
+    held = data.held_out_files(data.files("music", (".txt",)), 0.2)
+    assert sorted(tuple(tokens.read(p).tolist()) for p, out in held.items() if out) == sides[0]
 
 
 def run(*args):
@@ -115,7 +147,7 @@ def test_cli_encode_decode_dataset(folder, tmp_path):
     result = run("decode", "5 6 7", "--repr", "tokens", "--config", "vocab_size=20", "-o", tmp_path / "d.txt")
     assert result.returncode == 0 and (tmp_path / "d.txt").read_text() == "5 6 7\n"
     result = run("decode", "5 25", "--repr", "tokens", "--config", "vocab_size=20", "-o", tmp_path / "e.txt")
-    assert result.returncode == 1 and "token id 25 is outside [0, 20)" in result.stderr
+    assert result.returncode == 1 and "token id 25 is outside" in result.stderr and "[0, 20)" in result.stderr
     assert not (tmp_path / "e.txt").exists()
     result = run("dataset", folder, "--repr", "tokens")
     assert result.returncode == 0
@@ -166,3 +198,10 @@ def test_a_folder_of_midi_files_with_a_broken_one(tmp_path):
 def test_corpus_sources_expand_multi_tune_files():
     loaded = data.load(get_representation("notes"), "corpus:essenFolksong/teste.abc")
     assert len(loaded.sequences) > 1 and all(name.count("#") == 1 for name in loaded.names)
+
+
+def test_without_a_terminal_encoding_reports_progress_in_lines(folder, capsys):
+    data.load(get_representation("tokens"), str(folder), every=0)
+    assert capsys.readouterr().err.splitlines() == [f"encoding {folder}: {done}/4 files" for done in range(4)]
+    data.load(get_representation("tokens"), str(folder), progress=False, every=0)
+    assert capsys.readouterr().err == ""

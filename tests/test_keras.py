@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -84,7 +85,7 @@ def test_resume_continues_from_the_checkpoint(progressions, tmp_path, monkeypatc
     common = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
               "--layers", "1", "--seq-len", "30", "-o", out]
     assert mgf_cli(*common, "--epochs", "1").returncode == 0
-    assert json.loads((tmp_path / "m.ckpt.json").read_text())["epoch"] == 1
+    assert json.loads((tmp_path / "m.ckpt.json").read_text())["checkpoints"][0]["epoch"] == 1
     result = mgf_cli(*common, "--epochs", "3", "--resume")
     assert result.returncode == 0, result.stderr
     assert [line.split(",")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch 2/3", "epoch 3/3"]
@@ -107,6 +108,53 @@ def test_train_on_unusable_data_is_one_line(tmp_path, make_data, message, monkey
     result = mgf_cli("train", "--repr", "tokens", "--data", folder, "--epochs", "1", "-o", tmp_path / "m.safetensors")
     assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_three_pieces_are_enough_for_a_validation_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(" ".join(str((i + j) % 10) for j in range(20)))
+    out = tmp_path / "m.safetensors"
+    result = mgf_cli("train", "--repr", "tokens", "--config", "vocab_size=11", "--data", tmp_path, "--hidden", "4",
+                     "--layers", "1", "--epochs", "1", "--quiet", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert bundle.read(out).training["pieces"] == {"train": 2, "validation": 1, "skipped_files": 0}
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(progressions, tmp_path, monkeypatch):
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
+            "--layers", "1", "--seq-len", "30", "--batch-size", "8", "--epochs", "2", "--log-every", "3", "-o", out]
+    result = mgf_cli(*args)
+    assert result.returncode == 0, result.stderr
+    number = r"\d+(\.\d+)?"
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    for line in epochs:
+        assert re.fullmatch(rf"epoch \d/2, loss {number}, val_loss {number}, {number} tokens/s, \d+ s, ETA .+", line), line
+    windows = 2 * bundle.read(out).training["pieces"]["train"]  # 60 tokens and a start token: two windows of 30
+    batches = -(-windows // 8)
+    progress = [re.fullmatch(rf"batch (\d+)/(\d+) \(epoch (\d)/2\), loss {number}, {number} tokens/s, ETA .+", line)
+                for line in result.stderr.splitlines() if line.startswith("batch ")]
+    assert all(progress), result.stderr
+    for epoch in ("1", "2"):
+        assert [int(m[1]) for m in progress if m[3] == epoch] == list(range(3, batches, 3))
+        assert {int(m[2]) for m in progress} == {batches}
+    quiet = mgf_cli(*args, "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_keras_backend_takes_no_options_and_fails_in_one_line(make_bundle, tmp_path):
+    path = make_bundle(30, (8,), 4)
+    assert mgf.load_model(path, backend="keras").vocab_size == 30
+    with pytest.raises(mgf.UsageError, match="threads") as error:
+        mgf.load_model(path, backend="keras", threads=2)
+    assert "\n" not in str(error.value)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a bundle")
+    with pytest.raises(mgf.BundleError) as error:
+        mgf.load_model(tmp_path / "bad.safetensors", backend="keras")
+    assert "\n" not in str(error.value)
 
 
 def test_export_of_a_hand_built_model_runs_natively(tmp_path):
