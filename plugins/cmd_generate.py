@@ -42,6 +42,11 @@ def register_commands(cli):
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
     p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes generating batches of outputs in parallel, each loading the model once (default: 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --num-outputs, regenerate outputs that exist (default: keep them, so a killed run "
+                        "can be re-run to write only the missing ones)")
     group = p.add_argument_group("plugin options (each goes to the chosen sampler, constraints and backend that "
                                  "declare it; see `mgf plugins`)")
     for name, owners in sorted(declared_options().items()):
@@ -68,6 +73,8 @@ def _generate(args) -> int:
         raise UsageError(f"--num-outputs must be at least 1, got {args.num_outputs}")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     check_limit("steps", args.steps)
     check_limit("outputs", args.num_outputs)
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
@@ -78,29 +85,94 @@ def _generate(args) -> int:
     shares = split(given, owners)
     for label, share in shares.items():  # every value checked before any work
         resolve(owners[label], share, label)
-    backend_options = shares.pop(f"model backend {args.model!r}")
-    sampler_options = {k: v for share in shares.values() for k, v in share.items()}
     bundle_path = _bundle_path(args)
     if args.output is not None:
         _check_outputs(_output_paths(args.output, args.num_outputs), args)
-    model = mgf.load_model(bundle_path, backend=args.model, **backend_options)
+    job = Job(bundle_path, args.model, shares.pop(f"model backend {args.model!r}"), args.sampler, args.constrain,
+              {k: v for share in shares.values() for k, v in share.items()}, args.steps, args.seed, args.quiet,
+              args.render, args.plot)
+    model = job.model()
     representation = model.representation
     if args.repr is not None and args.repr != representation.name:
         raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {representation.name!r}")
     paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
     if args.output is None:
         _check_outputs(paths, args)
-    primer = None
     if args.primer is not None:
-        primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
-    for first in range(0, args.num_outputs, BATCH):
-        count = min(BATCH, args.num_outputs - first)
-        seed = args.seed if args.seed is None or first == 0 else np.random.SeedSequence([args.seed, first // BATCH])
-        pieces = mgf.generate(model, args.steps, sampler=args.sampler, primer=primer, seed=seed, num_outputs=count,
-                              progress=False if args.quiet else None, constraints=args.constrain, **sampler_options)
-        for path, tokens in zip(paths[first:first + count], pieces):
-            _write(representation, tokens, path, args)
+        job.primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
+    batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
+    if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
+        batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]
+    if args.workers == 1 or len(batches) < 2:
+        for first, chunk in batches:
+            for path in job.write(model, first, chunk, args.overwrite or len(paths) == 1):
+                print(path, flush=True)
+        return 0
+    _in_processes(job, batches, args.workers, args.overwrite)
     return 0
+
+
+class Job:
+    """Everything a process needs to generate and write batches of one run: plain data, so that it travels to workers."""
+
+    def __init__(self, bundle, backend, backend_options, sampler, constraints, options, steps, seed, quiet, render, plot):
+        self.bundle, self.backend, self.backend_options = bundle, backend, backend_options
+        self.sampler, self.constraints, self.options = sampler, constraints, options
+        self.steps, self.seed, self.quiet, self.render, self.plot = steps, seed, quiet, render, plot
+        self.primer = None
+
+    def model(self):
+        return mgf.load_model(self.bundle, backend=self.backend, **self.backend_options)
+
+    def write(self, model, first: int, paths: list[str], overwrite: bool) -> list[str]:
+        """Generate the batch of outputs ``first, first + 1, ...`` and write those of ``paths`` not there yet.
+
+        A batch's randomness depends only on the seed and the batch's place, so a run that is
+        interrupted and restarted writes the missing files exactly as the first run would have.
+        """
+        seed = self.seed if self.seed is None or first == 0 else np.random.SeedSequence([self.seed, first // BATCH])
+        pieces = mgf.generate(model, self.steps, sampler=self.sampler, primer=self.primer, seed=seed,
+                              num_outputs=len(paths), progress=False if self.quiet else None,
+                              constraints=self.constraints, **self.options)
+        written = []
+        for path, tokens in zip(paths, pieces):
+            if overwrite or not os.path.exists(path):
+                written.extend(_write(model.representation, tokens, path, self))
+        return written
+
+
+_worker_state: dict = {}
+
+
+def _worker_start(job: Job) -> None:
+    _worker_state["job"], _worker_state["model"] = job, job.model()
+
+
+def _worker_batch(first: int, paths: list[str], overwrite: bool) -> list[str]:
+    return _worker_state["job"].write(_worker_state["model"], first, paths, overwrite)
+
+
+def _in_processes(job: Job, batches, workers: int, overwrite: bool) -> None:
+    """Batches over ``workers`` processes, each loading the bundle once; files are printed as batches complete."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    job.quiet = True  # one bar per process would interleave
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads (BLAS, OpenMP)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(job,))
+    try:
+        pending = {pool.submit(_worker_batch, first, chunk, overwrite) for first, chunk in batches}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error if isinstance(error, mgf.MgfError) else mgf.PluginError(
+                        f"a generation worker failed: {type(error).__name__}: {error}")
+                for path in future.result():
+                    print(path, flush=True)
+    finally:  # on an error or a signal, batches not started are dropped; started ones finish their atomic writes
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _check_outputs(paths: list[str], args) -> None:
@@ -114,23 +186,22 @@ def _check_outputs(paths: list[str], args) -> None:
             check_output(stem + ".png")
 
 
-def _write(representation, tokens, path, args) -> None:
-    """One piece, and its WAV and piano roll if asked; each path printed once written."""
-    notes = representation.to_notes(tokens) if args.render or args.plot else None  # fail before writing anything
+def _write(representation, tokens, path, job) -> list[str]:
+    """One piece, and its WAV and piano roll if asked; each path printed once written (and returned)."""
+    notes = representation.to_notes(tokens) if job.render or job.plot else None  # fail before writing anything
+    written = [path]
     representation.write(tokens, path)
-    print(path, flush=True)
-    if args.render:
+    if job.render:
         from .cmd_render import render_notes
 
-        wav = os.path.splitext(path)[0] + ".wav"
-        render_notes(notes, wav)
-        print(wav, flush=True)
-    if args.plot:
+        written.append(os.path.splitext(path)[0] + ".wav")
+        render_notes(notes, written[-1])
+    if job.plot:
         from .cmd_plot import plot_notes
 
-        png = os.path.splitext(path)[0] + ".png"
-        plot_notes(notes, png, title=os.path.basename(path))
-        print(png, flush=True)
+        written.append(os.path.splitext(path)[0] + ".png")
+        plot_notes(notes, written[-1], title=os.path.basename(path))
+    return written
 
 
 def _bundle_path(args) -> str:

@@ -193,3 +193,34 @@ def test_an_unwritable_output_fails_before_any_work(make_bundle, tmp_path, targe
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "is a directory" in result.stderr
     assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ([] if target == "dir" else ["take-2.txt"])
+
+
+def test_a_killed_parallel_run_rerun_writes_only_the_missing_outputs(tmp_path):
+    """Issue 13: 200 outputs on 2 workers, killed halfway; the re-run completes them, identical to an uninterrupted run."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    out.mkdir()
+    command = [MGF, "generate", "--repr", "notes", "--num-outputs", "200", "--steps", "32", "--seed", "5",
+               "--workers", "2", "--quiet", "-o", str(out / "take.mid")]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("take-*.mid"))) < 70 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    time.sleep(2)  # workers orphaned by the kill finish their batch (atomically) and exit
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("take-*.mid")}
+    assert 0 < len(before) < 200
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    written = {os.path.basename(p) for p in result.stdout.split()}
+    assert written == {f"take-{i}.mid" for i in range(1, 201)} - set(before)
+    assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in before.items())
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"take-{i}.mid" for i in range(1, 201))  # no temporaries
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    subprocess.run(command[:-1] + [str(whole / "take.mid")], capture_output=True, check=True)
+    for name in ("take-1.mid", "take-130.mid", "take-200.mid"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes()
