@@ -11,9 +11,11 @@ raise them.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,8 +50,8 @@ def limits_config(representation) -> dict:
 
     Left out at their defaults, so that the bundles and cache keys made before the limits existed stay valid.
     """
-    values = {option.name: getattr(representation, option.name) for option in LIMIT_OPTIONS}
-    return {name: value for (name, value), option in zip(values.items(), LIMIT_OPTIONS) if value != option.default}
+    return {option.name: getattr(representation, option.name) for option in LIMIT_OPTIONS
+            if getattr(representation, option.name) != option.default}
 
 
 def quote(part: str) -> str:
@@ -58,7 +60,8 @@ def quote(part: str) -> str:
 
 
 def check_size(path: str, max_file_mb: float) -> None:
-    """``InputError`` unless ``path`` is a non-empty file of at most ``max_file_mb`` megabytes."""
+    """``InputError`` unless ``path`` is a non-empty file of at most ``max_file_mb`` megabytes (``.mxl``: unpacked,
+    as zipfile reads no more than the sizes a member declares)."""
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -66,8 +69,15 @@ def check_size(path: str, max_file_mb: float) -> None:
     size = os.path.getsize(path)
     if size == 0:
         raise InputError(f"{path}: empty file")
+    unpacked = ""
+    if path.lower().endswith(".mxl"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                size, unpacked = sum(member.file_size for member in archive.infolist()), " unpacked"
+        except (zipfile.BadZipFile, OSError):
+            pass  # music21 says what is wrong with it
     if size > max_file_mb * 1e6:
-        raise InputError(f"{path}: {size / 1e6:.3g} MB, more than max_file_mb={max_file_mb:g}")
+        raise InputError(f"{path}: {size / 1e6:.3g} MB{unpacked}, more than max_file_mb={max_file_mb:g}")
 
 
 def read_midi(path: str, max_file_mb: float, max_tracks: int):
@@ -77,11 +87,17 @@ def read_midi(path: str, max_file_mb: float, max_tracks: int):
 
     check_size(path, max_file_mb)
     with open(path, "rb") as handle:
-        header = handle.read(14)
-    if header[:4] == b"MThd" and len(header) == 14:
-        tracks = struct.unpack(">H", header[10:12])[0]
+        data = handle.read()
+    if data[:4] == b"MThd" and len(data) >= 14:
+        tracks = struct.unpack(">H", data[10:12])[0]
         if tracks > max_tracks:
             raise InputError(f"{path}: {tracks} tracks, more than max_tracks={max_tracks}")
+    # mido reads a variable-length quantity of any length, in time quadratic in it (100 kB: seconds,
+    # 1 MB: minutes).  Only text and sysex hold long runs of bytes >= 0x80, so the walk is rare.
+    if re.search(rb"[\x80-\xff]{64}", data):
+        longest = _longest_quantity(data)
+        if longest > 4:
+            raise InputError(f"{path}: not a readable MIDI file (a variable-length quantity of {longest} bytes; MIDI allows 4)")
     try:
         midi = mido.MidiFile(path)
     except Exception as error:
@@ -98,9 +114,67 @@ def read_midi(path: str, max_file_mb: float, max_tracks: int):
     return midi
 
 
+_DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+_SYSTEM_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
+
+
+def _longest_quantity(data: bytes) -> int:
+    """Bytes of the longest variable-length quantity (delta time or length) in the tracks of a MIDI file,
+    walked as mido walks them; the walk stops where mido would fail (which it then reports)."""
+    longest, position, last_status = 0, 14, None
+
+    def quantity(at):
+        nonlocal longest
+        end = at
+        while end < len(data) and data[end] & 0x80:
+            end += 1
+        longest = max(longest, end + 1 - at)
+        value = 0
+        for byte in data[at:min(end + 1, at + 4)]:
+            value = (value << 7) | (byte & 0x7F)
+        return value, end + 1
+
+    for _ in range(struct.unpack(">h", data[10:12])[0]):  # signed, as mido reads it
+        if data[position:position + 4] != b"MTrk" or position + 8 > len(data):
+            break
+        size, start = struct.unpack(">I", data[position + 4:position + 8])[0], position + 8
+        position = start
+        while position - start != size and position < len(data):
+            _, position = quantity(position)
+            if longest > 4 or position >= len(data):
+                return longest
+            status = data[position]
+            position += 1
+            if status < 0x80:
+                if last_status is None:
+                    return longest
+                status, position = last_status, position - 1
+            elif status != 0xFF:
+                last_status = status
+            if status == 0xFF:
+                length, position = quantity(position + 1)
+                position += length
+            elif status in (0xF0, 0xF7):
+                length, position = quantity(position)
+                position += length
+            elif status >> 4 in _DATA_BYTES:
+                position += _DATA_BYTES[status >> 4]
+            elif status in _SYSTEM_BYTES:
+                position += _SYSTEM_BYTES[status]
+            else:
+                return longest
+            if longest > 4:
+                return longest
+    return longest
+
+
 def midi_quarters(midi) -> float:
     """Length of a ``mido.MidiFile`` in quarter notes (its longest track)."""
     return max((sum(message.time for message in track) for track in midi.tracks), default=0) / midi.ticks_per_beat
+
+
+class ReadTimeout(InputError):
+    """A score refused for taking longer than ``max_read_seconds``: it depends on the machine's load, so a cache should not keep it."""
 
 
 class _Expired(BaseException):
@@ -130,7 +204,7 @@ def time_budget(seconds: float, where: str) -> Iterator[None]:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Expired:
-        raise InputError(f"{where}: reading took longer than max_read_seconds={seconds:g}") from None
+        raise ReadTimeout(f"{where}: reading took longer than max_read_seconds={seconds:g}") from None
     finally:
         signal.signal(signal.SIGALRM, previous)
 

@@ -9,6 +9,9 @@ from mgf import InputError, Model, ModelBackend, Option, PluginError, State, Usa
 
 THREADS = Option("threads", int, None, "cores one step of the native backend uses (default: MGF_NUM_THREADS or 1)",
                  low=1, high=256)
+PRECISION = Option("precision", str, "fp32",
+                   "weights of the native backend's products: fp32, or bf16/int8 converted at load (smaller, faster)",
+                   choices=("fp32", "bf16", "int8"))
 
 
 def _threads(value) -> int:
@@ -41,9 +44,10 @@ def _kernel():
 class NativeModel(Model):
     """A bundle's weights laid out for the Cython step kernel."""
 
-    def __init__(self, loaded: bundle.Bundle, threads: int) -> None:
+    def __init__(self, loaded: bundle.Bundle, threads: int, precision: str = "fp32") -> None:
         self.arch = loaded.arch
-        self.kernel = _kernel().LSTMKernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads)
+        self.kernel = _kernel().LSTMKernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
+                                           precision)
 
     @property
     def vocab_size(self) -> int:
@@ -63,11 +67,11 @@ class NativeModel(Model):
 
 class NativeBackend(ModelBackend):
     name = "native"
-    options = (THREADS,)
+    options = (THREADS, PRECISION)
 
     def load(self, path):
         threads = _threads(self.options.get("threads"))
-        return NativeModel(bundle.read(path), threads)
+        return NativeModel(bundle.read(path), threads, self.options["precision"])
 
 
 @hookimpl

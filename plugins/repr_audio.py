@@ -18,9 +18,9 @@ import wave
 
 import numpy as np
 
-from mgf import BundleError, InputError, Option, Representation, hookimpl, synth
+from mgf import BundleError, InputError, Option, Representation, UsageError, hookimpl, synth
 from mgf.representation import packaged_model
-from mgf.scores import SCORE_SUFFIXES
+from mgf.scores import SCORE_SUFFIXES, primer_source
 
 SOUND_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -138,21 +138,19 @@ class Audio(Representation):
     default_bundle = packaged_model("audio.safetensors")
     options = (
         Option("sample_rate", int, 22050, "samples per second of audio read and written", low=4000, high=192000),
-        Option("n_fft", int, 2048, "FFT size of the spectrogram frames", low=64, high=65536),
-        Option("hop", int, 512, "samples between frames (at most n_fft)", low=16, high=65536),
-        Option("n_mels", int, 80, "mel bands per frame", low=8, high=512),
+        Option("n_fft", int, 2048, "FFT size of the spectrogram frames", low=64, high=16384),
+        Option("hop", int, 512, "samples between frames (at most n_fft)", low=16, high=16384),
+        Option("n_mels", int, 80, "mel bands per frame (at most n_fft / 2 + 1)", low=8, high=256),
         Option("codebook_size", int, 256, "codewords: tokens besides the start token", low=2, high=65536),
         Option("griffin_lim_iters", int, 32, "Griffin-Lim iterations when decoding to sound", low=1, high=1000),
     )
 
     def __init__(self, sample_rate: int = 22050, n_fft: int = 2048, hop: int = 512, n_mels: int = 80,
                  codebook_size: int = 256, griffin_lim_iters: int = 32) -> None:
-        for key, value, low in (("sample_rate", sample_rate, 4000), ("n_fft", n_fft, 64), ("hop", hop, 16),
-                                ("n_mels", n_mels, 8), ("codebook_size", codebook_size, 2), ("griffin_lim_iters", griffin_lim_iters, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InputError(f"audio: {key} must be an integer >= {low}, got {value!r}")
         if hop > n_fft:
-            raise InputError("audio: hop must not exceed n_fft")
+            raise UsageError(f"representation 'audio': hop {hop} must not exceed n_fft {n_fft}")
+        if n_mels > n_fft // 2 + 1:  # a band narrower than a frequency bin would be empty
+            raise UsageError(f"representation 'audio': n_mels {n_mels} must not exceed n_fft / 2 + 1 = {n_fft // 2 + 1}")
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
         self.codebook_size, self.griffin_lim_iters = codebook_size, griffin_lim_iters
         self.filters = mel_filterbank(sample_rate, n_fft, n_mels)
@@ -247,7 +245,11 @@ class Audio(Representation):
         return signal * (synth.PEAK / peak) if peak > 0 else signal
 
     def parse_primer(self, text):
-        raise InputError("audio: give an audio file (WAV, FLAC, OGG) as the primer")
+        """Audio has no text notation: the primer is a file to read."""
+        path, _ = primer_source(text, self.read_suffixes)
+        if path is None:
+            raise InputError("audio: give an audio file (WAV, FLAC, OGG) as the primer")
+        return self.read(path)
 
 
 @hookimpl

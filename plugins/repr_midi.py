@@ -16,6 +16,11 @@ so a pitch sounds once: unisons merge (the later end, the higher velocity) and a
 note.  Times round to the grid; a note keeps at least one step.  Scores (MusicXML, ABC, Humdrum,
 ``corpus:``) are rendered through music21 at their first metronome mark, else at ``qpm``, all parts
 merged, at velocity 80 unless marked; chord symbols are not played.
+Silence (no note sounding) longer than ``max_silence_seconds`` is cut to that length, as a
+rest of minutes carries nothing a model can learn and would cost thousands of time shifts.
+Reading is bounded by the options of :data:`mgf.scores.LIMIT_OPTIONS` (file size, tracks, tokens
+per piece, seconds of music21 parsing): beyond one, the file is refused with an ``InputError``
+naming it and the option to raise, before the tokens are built.
 Writing gives a format-1 file at 120 quarter notes per minute: a tempo track and one piano track.
 """
 
@@ -29,12 +34,13 @@ import numpy as np
 from mgf import InputError, Option, Representation, hookimpl
 from mgf.files import atomic_path
 from mgf.representation import packaged_model
-from mgf.scores import SCORE_SUFFIXES, parse
+from mgf.scores import (FILE_MB, LIMIT_OPTIONS, MIDI_SUFFIXES, SCORE_SUFFIXES, TRACKS, limits_config, parse,
+                        primer_source, quote, read_midi, set_limits, time_budget)
 
-MIDI_SUFFIXES = (".mid", ".midi")
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # microseconds per quarter note: 120 qpm
 DRUM_CHANNEL = 9
+SILENCE_SECONDS = 10.0  # the default of max_silence_seconds
 
 
 class Midi(Representation):
@@ -50,24 +56,21 @@ class Midi(Representation):
         Option("qpm", float, 120.0, "tempo for scores without one, in quarter notes per minute", low=1, high=1000),
         Option("max_note_seconds", float, None, "decoding: end a note held longer than this (null: never)",
                low=0.01, high=3600),
+        Option("max_silence_seconds", float, SILENCE_SECONDS, "reading: cut silences longer than this to this length",
+               low=0.001, high=86400),
+        *LIMIT_OPTIONS,
     )
 
     def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,
-                 drums: bool = False, qpm: float = 120.0, max_note_seconds: float | None = None) -> None:
-        for key, value, low, high in (("time_shift_ms", time_shift_ms, 1, 1000), ("max_shift_steps", max_shift_steps, 1, 1000),
-                                      ("velocity_bins", velocity_bins, 1, 127)):
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise InputError(f"midi: {key} must be an integer in [{low}, {high}], got {value!r}")
-        if not isinstance(drums, bool):
-            raise InputError(f"midi: drums must be true or false, got {drums!r}")
-        if not isinstance(qpm, (int, float)) or isinstance(qpm, bool) or not 0 < qpm <= 1000:
-            raise InputError(f"midi: qpm must be in (0, 1000], got {qpm!r}")
-        if max_note_seconds is not None and (isinstance(max_note_seconds, bool) or not isinstance(max_note_seconds, (int, float))
-                                             or not max_note_seconds > 0):
-            raise InputError(f"midi: max_note_seconds must be a positive number or null, got {max_note_seconds!r}")
+                 drums: bool = False, qpm: float = 120.0, max_note_seconds: float | None = None,
+                 max_silence_seconds: float = SILENCE_SECONDS, **limits) -> None:
+        """``limits``: the reading limits of :data:`mgf.scores.LIMIT_OPTIONS`, by name."""
         self.time_shift_ms, self.max_shift_steps, self.velocity_bins = time_shift_ms, max_shift_steps, velocity_bins
         self.drums, self.qpm = drums, float(qpm)
         self.max_note_steps = None if max_note_seconds is None else max(1, round(max_note_seconds * 1000 / time_shift_ms))
+        self.max_silence_seconds = max_silence_seconds
+        self.max_silence_steps = max(1, round(max_silence_seconds * 1000 / time_shift_ms))
+        set_limits(self, limits)
         self.shift0 = 256
         self.velocity0 = self.shift0 + max_shift_steps
 
@@ -76,7 +79,9 @@ class Midi(Representation):
                   "velocity_bins": self.velocity_bins, "drums": self.drums, "qpm": self.qpm}
         if self.max_note_steps is not None:  # absent by default, so bundles made before it keep their key
             config["max_note_seconds"] = self.max_note_steps * self.time_shift_ms / 1000
-        return config
+        if self.max_silence_seconds != SILENCE_SECONDS:  # the same: absent at the default
+            config["max_silence_seconds"] = self.max_silence_seconds
+        return config | limits_config(self)
 
     @property
     def vocab_size(self):
@@ -96,8 +101,12 @@ class Midi(Representation):
         high = -(-(index + 1) * 127 // self.velocity_bins)
         return (low + high) // 2
 
-    def encode(self, notes) -> np.ndarray:
-        """Tokens of ``[(pitch, velocity, start_seconds, end_seconds)]``; pitches outside MIDI's 0..127 are left out."""
+    def encode(self, notes, where: str = "midi") -> np.ndarray:
+        """Tokens of ``[(pitch, velocity, start_seconds, end_seconds)]``; pitches outside MIDI's 0..127 are left out.
+
+        Silences are cut to ``max_silence_seconds``; more than ``max_tokens`` tokens is an ``InputError``
+        naming ``where``, raised before a long gap's time shifts are built.
+        """
         step = self.time_shift_ms / 1000.0
         gridded = sorted((int(round(start / step)), pitch, velocity, end) for pitch, velocity, start, end in notes if 0 <= pitch < 128)
         merged, last = [], {}  # one pitch sounds once: unisons merge, a re-strike ends the note before it
@@ -117,17 +126,27 @@ class Midi(Representation):
         for on, pitch, velocity, off in merged:
             events.append((off, 0, 128 + pitch, 0))
             events.append((on, 1, pitch, self.velocity_bin(velocity)))
-        events.sort()
-        tokens, now, current_bin = [], 0, None
-        for when, order, token, velocity_bin in events:
-            while when > now:
-                shift = min(when - now, self.max_shift_steps)
-                tokens.append(self.shift0 + shift - 1)
-                now += shift
+        tokens, now, cut, sounding, current_bin = [], 0, 0, 0, None  # now: steps emitted; cut: silence taken out
+        for when, order, token, velocity_bin in sorted(events):
+            gap = when - cut - now
+            if gap:
+                if sounding == 0 and gap > self.max_silence_steps:
+                    cut += gap - self.max_silence_steps
+                    gap = self.max_silence_steps
+                full, rest = divmod(gap, self.max_shift_steps)
+                if len(tokens) + full > self.max_tokens:  # checked before the shifts are made: a gap may be 2^40 steps
+                    raise InputError(f"{where}: more than max_tokens={self.max_tokens} tokens")
+                tokens += [self.shift0 + self.max_shift_steps - 1] * full
+                if rest:
+                    tokens.append(self.shift0 + rest - 1)
+                now += gap
             if order == 1 and velocity_bin != current_bin:
                 tokens.append(self.velocity0 + velocity_bin)
                 current_bin = velocity_bin
             tokens.append(token)
+            sounding += 1 if order == 1 else -1
+        if len(tokens) > self.max_tokens:
+            raise InputError(f"{where}: more than max_tokens={self.max_tokens} tokens")
         return np.asarray(tokens, dtype=np.int32)
 
     def to_notes(self, tokens):
@@ -171,26 +190,32 @@ class Midi(Representation):
     def read_pieces(self, path):
         where = str(path)
         if where.lower().endswith(MIDI_SUFFIXES):
-            notes = read_midi_notes(where, drums=self.drums)
+            notes = read_midi_notes(where, drums=self.drums, max_file_mb=self.max_file_mb, max_tracks=self.max_tracks)
             if not notes:
                 raise InputError(f"{where}: no notes in the MIDI file")
-            yield where, self.encode(notes)
+            yield where, self.encode(notes, where)
             return
+        with time_budget(self.max_read_seconds, where):
+            pieces = self._score_pieces(path)
+        yield from pieces
+
+    def _score_pieces(self, path):
         from music21 import stream
 
-        parsed, where = parse(path)
+        parsed, where = parse(path, self.max_file_mb, self.max_tracks)
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
-        found = 0
+        pieces = []
         for number, score in enumerate(scores):
             try:
                 notes = self._render(score)
             except Exception as error:  # music21 fails in its own ways on odd scores
-                raise InputError(f"{where}: cannot render the score ({type(error).__name__}: {error})") from None
+                raise InputError(f"{where}: cannot render the score ({type(error).__name__}: {str(error)[:200]})") from None
             if notes:
-                found += 1
-                yield (f"{where}#{number + 1}" if len(scores) > 1 else where), self.encode(notes)
-        if not found:
+                name = f"{where}#{number + 1}" if len(scores) > 1 else where
+                pieces.append((name, self.encode(notes, name)))
+        if not pieces:
             raise InputError(f"{where}: no notes in the score")
+        return pieces
 
     def _render(self, score):
         """Notes of every part of a music21 score, in seconds at its first metronome mark (else ``qpm``)."""
@@ -251,22 +276,32 @@ class Midi(Representation):
         return "START"
 
     def parse_primer(self, text):
+        """Events by name (``NOTE_ON_60 TIME_SHIFT_50``) or token ids, or a file to read (see ``mgf.scores.primer_source``)."""
+        path, text = primer_source(text, self.read_suffixes)
+        if path is not None:
+            return self.read(path)
         limits = {"NOTE_ON": (0, 127, 0), "NOTE_OFF": (0, 127, 128), "TIME_SHIFT": (1, self.max_shift_steps, self.shift0 - 1),
                   "VELOCITY": (0, self.velocity_bins - 1, self.velocity0)}
         tokens = []
         for part in text.replace(",", " ").split():
-            match = re.fullmatch(r"(NOTE_ON|NOTE_OFF|TIME_SHIFT|VELOCITY)_(\d+)", part.upper())
-            if match:
+            match = re.fullmatch(r"(NOTE_ON|NOTE_OFF|TIME_SHIFT|VELOCITY)_([0-9]+)", part.upper())
+            if match:  # [0-9], not \d or str.isdigit(), which take digits that int() refuses ('²')
                 low, high, offset = limits[match.group(1)]
-                value = int(match.group(2))
+                value = int(match.group(2)) if len(match.group(2)) <= 9 else high + 1
                 if not low <= value <= high:
-                    raise InputError(f"primer: {part!r} is out of range ({low}..{high})")
+                    raise InputError(f"primer: {quote(part)} is out of range ({low}..{high})")
                 tokens.append(offset + value)
-            elif part.isdigit() and int(part) < self.start_token:
+            elif re.fullmatch(r"[0-9]{1,9}", part) and int(part) < self.start_token:
                 tokens.append(int(part))
             else:
-                raise InputError(f"primer: {part!r} is not an event (NOTE_ON_60, NOTE_OFF_60, TIME_SHIFT_50, VELOCITY_20) or token id")
+                raise InputError(f"primer: {quote(part)} is not an event (NOTE_ON_60, NOTE_OFF_60, TIME_SHIFT_50, VELOCITY_20) or token id")
         return np.asarray(tokens, dtype=np.int32)
+
+    def token_pitches(self):
+        """NOTE_ON tokens start their pitch; NOTE_OFF, TIME_SHIFT, VELOCITY and START start none (-1)."""
+        pitches = np.full(self.vocab_size, -1, dtype=np.int64)
+        pitches[:128] = np.arange(128)
+        return pitches
 
     def transpose(self, tokens, semitones):
         tokens = np.asarray(tokens, dtype=np.int32)
@@ -279,21 +314,11 @@ class Midi(Representation):
         return moved
 
 
-def read_midi_notes(path, drums=False):
+def read_midi_notes(path, drums=False, max_file_mb=FILE_MB, max_tracks=TRACKS):
     """``[(pitch, velocity, start_seconds, end_seconds)]`` of a MIDI file, by the rules in the module docstring."""
     import mido
 
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    if os.path.isdir(path) or os.path.getsize(path) == 0:
-        raise InputError(f"{path}: {'is a directory' if os.path.isdir(path) else 'empty file'}")
-    try:
-        midi = mido.MidiFile(path)
-    except Exception as error:
-        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable MIDI file ({message})") from None
-    if not 0 < midi.ticks_per_beat < 0x8000:
-        raise InputError(f"{path}: not a readable MIDI file (time division {midi.ticks_per_beat}: only ticks per beat are supported)")
+    midi = read_midi(path, max_file_mb, max_tracks)
     timeline = []  # (tick, track order, message)
     for number, track in enumerate(midi.tracks):
         tick = 0

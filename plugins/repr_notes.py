@@ -21,6 +21,10 @@ Reading a score (through ``mgf.scores``) keeps one line of it, by these rules:
 * the sequence starts with the first note (silence before it is dropped) and ends where the
   last note ends.
 
+Reading is bounded by the options of :data:`mgf.scores.LIMIT_OPTIONS` (file size, MIDI tracks,
+tokens per piece, seconds of music21 parsing): beyond one, the file is refused with an
+``InputError`` naming it and the option to raise.
+
 music21 is imported inside the methods that parse or write, so sampling never loads it.
 """
 
@@ -31,16 +35,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from mgf import InputError, Option, Representation, corpus, hookimpl
+from mgf import InputError, MgfError, Option, Representation, UsageError, hookimpl
 from mgf.files import atomic_path
 from mgf.representation import packaged_model
-from mgf.scores import SCORE_SUFFIXES, parse
+from mgf.scores import LIMIT_OPTIONS, SCORE_SUFFIXES, limits_config, parse, primer_source, quote, set_limits, time_budget
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
 _MIDI_SUFFIXES = (".mid", ".midi")
 _XML_SUFFIXES = (".musicxml", ".xml")
 _PITCH_CLASSES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_PITCH_NAME = re.compile(r"([a-g])([#b-]*)(\d+)", re.IGNORECASE)
+_PITCH_NAME = re.compile(r"([a-g])([#b-]{0,4})([0-9]{1,2})", re.IGNORECASE)
 
 
 class Notes(Representation):
@@ -55,26 +59,22 @@ class Notes(Representation):
         Option("min_pitch", int, 48, "lowest MIDI pitch with a token", low=0, high=127),
         Option("max_pitch", int, 84, "highest MIDI pitch with a token", low=0, high=127),
         Option("qpm", float, 120.0, "tempo of written files, in quarter notes per minute", low=1, high=1000),
+        *LIMIT_OPTIONS,
     )
 
-    def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120) -> None:
-        for key, value in (("steps_per_quarter", steps_per_quarter), ("min_pitch", min_pitch), ("max_pitch", max_pitch)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InputError(f"notes: {key} must be an integer, got {value!r}")
-        if steps_per_quarter < 1:
-            raise InputError(f"notes: steps_per_quarter must be >= 1, got {steps_per_quarter}")
-        if not 0 <= min_pitch <= max_pitch <= 127:
-            raise InputError(f"notes: need 0 <= min_pitch <= max_pitch <= 127, got {min_pitch} and {max_pitch}")
+    def __init__(self, steps_per_quarter: int = 4, min_pitch: int = 48, max_pitch: int = 84, qpm: float = 120,
+                 **limits) -> None:
+        """``limits``: the reading limits of :data:`mgf.scores.LIMIT_OPTIONS`, by name."""
         # an octave or more, so that every note can be moved into the range by octaves
         if max_pitch - min_pitch < 11:
-            raise InputError(f"notes: the range {min_pitch}..{max_pitch} must span at least 12 pitches")
-        if isinstance(qpm, bool) or not isinstance(qpm, (int, float)) or not 0 < qpm < math.inf:
-            raise InputError(f"notes: qpm must be a positive number, got {qpm!r}")
+            raise UsageError(f"representation 'notes': min_pitch {min_pitch} and max_pitch {max_pitch} "
+                             "must span at least 12 pitches")
         self.steps_per_quarter, self.min_pitch, self.max_pitch, self.qpm = steps_per_quarter, min_pitch, max_pitch, qpm
+        set_limits(self, limits)
 
     def config(self):
         return {"steps_per_quarter": self.steps_per_quarter, "min_pitch": self.min_pitch,
-                "max_pitch": self.max_pitch, "qpm": self.qpm}
+                "max_pitch": self.max_pitch, "qpm": self.qpm, **limits_config(self)}
 
     @property
     def vocab_size(self):
@@ -92,14 +92,21 @@ class Notes(Representation):
 
     def read_pieces(self, path):
         """``(name, tokens)`` per piece; the k-th tune of a multi-tune file is ``file#k title`` (tunes without notes are left out)."""
+        with time_budget(self.max_read_seconds, str(path)):
+            pieces = self._pieces(path)
+        yield from pieces
+
+    def _pieces(self, path):
         from music21 import stream
 
-        parsed, where = parse(path)
+        parsed, where = parse(path, self.max_file_mb, self.max_tracks, self.max_tokens / self.steps_per_quarter)
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         pieces = []
         for number, score in enumerate(scores, 1):
             try:
-                tokens = self._melody(score)
+                tokens = self._melody(score, where)
+            except MgfError:
+                raise
             except Exception as error:  # music21 may still fail on a score it parsed
                 raise InputError(f"{where}: cannot take the melody ({type(error).__name__}: {str(error)[:200]})") from None
             if tokens is not None:
@@ -107,9 +114,9 @@ class Notes(Representation):
                 pieces.append((where if len(scores) == 1 else f"{where}#{number} {title}".rstrip(), tokens))
         if not pieces:
             raise InputError(f"{where}: no notes in the score")
-        yield from pieces
+        return pieces
 
-    def _melody(self, score):
+    def _melody(self, score, where):
         """Tokens of the melody of one score (the rules are in the module docstring), or None without notes."""
         from music21 import chord, harmony, note
 
@@ -127,13 +134,13 @@ class Notes(Representation):
                 start = self._step(element.offset)
                 notes.append((start, max(start + 1, self._step(element.offset + element.quarterLength)), pitch))
             if notes:
-                return self._tokens(notes)
+                return self._tokens(notes, where)
         return None
 
     def _step(self, quarters):
         return math.floor(float(quarters) * self.steps_per_quarter + 0.5)
 
-    def _tokens(self, notes):
+    def _tokens(self, notes, where):
         melody = []  # [start, end, pitch]
         for start, end, pitch in sorted(notes, key=lambda n: (n[0], -n[2])):
             if melody and melody[-1][0] == start:
@@ -143,6 +150,8 @@ class Notes(Representation):
             melody.append([start, end, pitch])
         pitches = self._fit([pitch for _, _, pitch in melody])
         first = melody[0][0]
+        if melody[-1][1] - first > self.max_tokens:
+            raise InputError(f"{where}: a melody of {melody[-1][1] - first} steps, more than max_tokens={self.max_tokens}")
         tokens = np.full(melody[-1][1] - first, NO_EVENT, dtype=np.int32)
         for (start, end, _), pitch in zip(melody, pitches):
             tokens[start - first] = FIRST_PITCH + pitch - self.min_pitch
@@ -222,9 +231,11 @@ class Notes(Representation):
 
     def parse_primer(self, text):
         """One step per item: a pitch (``C4``, ``F#4``, ``Bb3``, ``60``) is a NOTE_ON, ``-``/``_`` a NO_EVENT
-        (hold), ``r``/``rest`` a NOTE_OFF; a ``corpus:`` reference is read like a file."""
-        if corpus.is_reference(text):
-            return self.read(text)
+        (hold), ``r``/``rest`` a NOTE_OFF; a score file or ``corpus:`` reference is read, a ``.txt`` file's text
+        parsed (``mgf.scores.primer_source``)."""
+        path, text = primer_source(text, self.read_suffixes)
+        if path is not None:
+            return self.read(path)
         tokens = []
         for part in re.split(r"[\s,]+", text.strip()):
             if not part:
@@ -236,7 +247,7 @@ class Notes(Representation):
             else:
                 pitch = self._pitch(part)
                 if not self.min_pitch <= pitch <= self.max_pitch:
-                    raise InputError(f"primer: {part!r} is MIDI pitch {pitch}, outside [{self.min_pitch}, {self.max_pitch}]")
+                    raise InputError(f"primer: {quote(part)} is MIDI pitch {pitch}, outside [{self.min_pitch}, {self.max_pitch}]")
                 tokens.append(FIRST_PITCH + pitch - self.min_pitch)
         if not tokens:
             raise InputError("primer: no notes given")
@@ -245,14 +256,20 @@ class Notes(Representation):
     @staticmethod
     def _pitch(text):
         """MIDI number of ``60`` or ``C4`` (middle C; ``#`` sharp, ``b`` or ``-`` flat as in music21, repeatable)."""
-        if text.isdigit():
+        if re.fullmatch(r"[0-9]{1,3}", text):  # str.isdigit() takes '²', which int() refuses
             return int(text)
         match = _PITCH_NAME.fullmatch(text)
         if not match:
-            raise InputError(f"primer: {text!r} is not a pitch (e.g. C4, F#4, Bb3, E-4, 60), '-' (hold) or 'r' (rest)")
+            raise InputError(f"primer: {quote(text)} is not a pitch (e.g. C4, F#4, Bb3, E-4, 60), '-' (hold) or 'r' (rest)")
         letter, accidentals, octave = match.groups()
         sharps = accidentals.count("#")
         return 12 * (int(octave) + 1) + _PITCH_CLASSES[letter.lower()] + sharps - (len(accidentals) - sharps)
+
+    def token_pitches(self):
+        """NOTE_ON tokens start their pitch; NO_EVENT, NOTE_OFF and START start none (-1)."""
+        pitches = np.full(self.vocab_size, -1, dtype=np.int64)
+        pitches[FIRST_PITCH:self.start_token] = np.arange(self.min_pitch, self.max_pitch + 1)
+        return pitches
 
     def transpose(self, tokens, semitones):
         tokens = np.asarray(tokens, dtype=np.int32)

@@ -7,6 +7,7 @@ import numpy as np
 from mgf import InputError, Option, Representation, hookimpl
 from mgf.representation import packaged_model
 from mgf.files import atomic_path
+from mgf.scores import primer_source, quote
 
 
 class Tokens(Representation):
@@ -18,8 +19,6 @@ class Tokens(Representation):
     options = (Option("vocab_size", int, 130, "number of token ids", low=2, high=1_000_000),)
 
     def __init__(self, vocab_size: int = 130) -> None:
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise InputError(f"tokens: vocab_size must be an integer >= 2, got {vocab_size!r}")
         self._vocab_size = vocab_size
 
     def config(self):
@@ -51,15 +50,19 @@ class Tokens(Representation):
             handle.write(text + "\n")
 
     def parse_primer(self, text):
-        return self._parse(text, where="primer")
+        """Token ids, or a file of them (see ``mgf.scores.primer_source``)."""
+        path, text = primer_source(text, self.read_suffixes)
+        return self.read(path) if path is not None else self._parse(text, where="primer")
 
     def _parse(self, text, where):
         values = []
         for part in re.split(r"[\s,]+", text.strip()):
             if not part:
                 continue
-            if not re.fullmatch(r"\d+", part):
-                raise InputError(f"{where}: {part!r} is not a token id")
+            if not re.fullmatch(r"[0-9]+", part):  # not \d, which takes digits of every script
+                raise InputError(f"{where}: {quote(part)} is not a token id")
+            if len(part) > 10:  # 5,000 digits is no id, and int() would refuse it
+                raise InputError(f"{where}: {quote(part)} is outside [0, {self.start_token})")
             value = int(part)
             if value >= self.start_token:
                 raise InputError(f"{where}: token id {value} is outside [0, {self.start_token})")

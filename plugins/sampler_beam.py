@@ -8,11 +8,30 @@ Magenta's sampled beam: each beam is copied ``branch_factor`` times, each copy e
 survive; ``--num-outputs N`` runs N independent searches as one batch.  All rows of a search
 run as one batch through the model and reorder with ``State.take``.  Every beam has the same
 length (no end token), so no length normalisation is needed to compare them.
+
+The most probable continuation of a music model is rarely music: at each step holding the
+sounding note is likelier than any new note, so a wide exhaustive beam converges on a few held
+notes (``--beam-size 8 --steps 64`` on the shipped ``notes`` model: four whole notes).  When an
+output repeats one token in at least :data:`COLLAPSED` of its steps, ``search`` warns and names
+the settings that keep the music moving.
 """
 
-import numpy as np
+import warnings
 
-from mgf import InputError, Option, Sampler, UsageError, allowed_probabilities, draw, hookimpl, log_softmax
+import numpy as np
+from mgf import (
+    InputError,
+    Option,
+    Sampler,
+    UsageError,
+    allowed_probabilities,
+    draw,
+    hookimpl,
+    log_softmax,
+)
+
+#: share of an output's steps taken by its most frequent token above which the search counts as collapsed
+COLLAPSED = 0.85
 
 
 class Beam(Sampler):
@@ -27,8 +46,13 @@ class Beam(Sampler):
 
     def search(self, model, ctx, steps):
         if ctx.options["branch_factor"] == 0:
-            return self._exhaustive(model, ctx, steps)
-        return self._sampled(model, ctx, steps)
+            tokens = self._exhaustive(model, ctx, steps)
+        else:
+            tokens = self._sampled(model, ctx, steps)
+        _warn_if_collapsed(tokens, "try --branch-factor 2 (a sampled beam) or the temperature sampler"
+                           if ctx.options["branch_factor"] == 0 else
+                           "try fewer beams, more --steps-per-iteration or the temperature sampler")
+        return tokens
 
     def _exhaustive(self, model, ctx, steps):
         beam_size, wanted = ctx.options["beam_size"], ctx.num_outputs
@@ -81,6 +105,20 @@ class Beam(Sampler):
                 state = state.take(keep)
         best = np.lexsort((-scores, group))
         return tokens[best[np.searchsorted(group[best], np.arange(ctx.num_outputs))]]
+
+
+def _warn_if_collapsed(tokens: np.ndarray, advice: str) -> None:
+    """One warning when an output is one token repeated in at least ``COLLAPSED`` of its steps (searches of 8 steps or more)."""
+    if tokens.shape[1] < 8:
+        return
+    shares = [np.bincount(row).max() / len(row) for row in tokens]
+    worst = int(np.argmax(shares))
+    if shares[worst] >= COLLAPSED:
+        token = int(np.bincount(tokens[worst]).argmax())
+        collapsed = sum(share >= COLLAPSED for share in shares)
+        warnings.warn(f"beam search collapsed: {collapsed} of {len(tokens)} output(s) repeat one token (id {token} in "
+                      f"{shares[worst]:.0%} of the steps of the worst): the most probable continuation of a music model is mostly "
+                      f"held notes; {advice}", stacklevel=3)
 
 
 @hookimpl

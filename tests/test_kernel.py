@@ -113,9 +113,9 @@ def test_threads_option_and_environment(make_bundle, monkeypatch):
     monkeypatch.setenv("MGF_NUM_THREADS", "3")
     assert mgf.load_model(path).threads == 3
     monkeypatch.setenv("MGF_NUM_THREADS", "lots")
-    with pytest.raises(InputError, match="MGF_NUM_THREADS must be a positive integer"):
+    with pytest.raises(InputError, match=r"MGF_NUM_THREADS must be an integer in \[1, 256\], got 'lots'"):
         mgf.load_model(path)
-    with pytest.raises(InputError, match="threads must be a positive integer"):
+    with pytest.raises(InputError, match=r"option threads of model backend 'native' must be in \[1, 256\], got 0"):
         mgf.load_model(path, threads=0)
 
 

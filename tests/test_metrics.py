@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from mgf import metrics
 
 # C major arpeggio, one note per half second, then a held C major triad for a second
@@ -18,6 +17,14 @@ def test_pitch_classes():
     assert metrics.pitch_class_entropy(PIECE) == pytest.approx(-(3 / 7 * math.log2(3 / 7) + 2 * 2 / 7 * math.log2(2 / 7)))
     assert metrics.pitch_class_entropy([(60, 80, 0, 1)] * 3) == 0.0
     assert metrics.pitches_used(PIECE) == 4 and metrics.pitch_range(PIECE) == 12
+    assert metrics.pitch_classes_used(PIECE) == 3  # C, E, G (the octave C5 is the same class)
+    assert metrics.pitch_classes_used([(60 + i, 80, i, i + 1) for i in range(24)]) == 12
+
+
+def test_velocity_spread():
+    assert metrics.velocity_spread(PIECE) == 0.0
+    loud_soft = [(60, 100, 0, 1), (62, 60, 1, 2), (64, 100, 2, 3), (65, 60, 3, 4)]
+    assert metrics.velocity_spread(loud_soft) == pytest.approx(20.0)  # population std of 100, 60, 100, 60
 
 
 def test_scale_consistency():

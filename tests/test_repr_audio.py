@@ -120,3 +120,15 @@ def test_flac_and_ogg_read_like_wav(fitted, tmp_path):
     (tmp_path / "bad.flac").write_bytes(b"fLaC but not really")
     with pytest.raises(InputError, match="not a readable audio file"):
         fitted.read(tmp_path / "bad.flac")
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"sample_rate": 10**12}, ["option sample_rate of representation 'audio'", "[4000, 192000]"]),
+    ({"n_fft": 2**20}, ["option n_fft of representation 'audio'"]),
+    ({"hop": 4096, "n_fft": 1024}, ["representation 'audio'", "hop 4096", "n_fft 1024"]),
+    ({"n_fft": 64, "hop": 16, "n_mels": 80}, ["representation 'audio'", "n_mels 80", "n_fft / 2 + 1 = 33"]),
+])
+def test_config_errors_are_one_line_usage_errors_naming_the_keys(config, words):
+    with pytest.raises(mgf.UsageError) as error:
+        mgf.get_representation("audio", **config)
+    assert "\n" not in str(error.value) and all(word in str(error.value) for word in words)

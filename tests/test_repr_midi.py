@@ -1,13 +1,14 @@
 """The `midi` representation on MIDI files the tests build with mido, and on corpus chorales."""
 
 import subprocess
+from collections import Counter
 import sys
 
 import mido
 import numpy as np
 import pytest
 
-from mgf import InputError, get_representation
+from mgf import BundleError, InputError, UsageError, bundle, get_representation, load_model
 from mgf.plugins.repr_midi import read_midi_notes
 
 midi = get_representation("midi")
@@ -215,7 +216,7 @@ def test_write_rejects_other_suffixes(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("config", [{"velocity_bins": 0}, {"max_shift_steps": 0}, {"time_shift_ms": 2.5}, {"drums": "yes"}])
+@pytest.mark.parametrize("config", [{"velocity_bins": 0}, {"max_shift_steps": 0}, {"time_shift_ms": 2.5}, {"drums": "maybe"}])
 def test_bad_config(config):
     with pytest.raises(InputError):
         get_representation("midi", **config)
@@ -237,3 +238,34 @@ def test_max_note_seconds_caps_forgotten_notes():
     assert capped.to_notes(long_note)[0][3] == pytest.approx(2.0)
     with pytest.raises(InputError):
         get_representation("midi", max_note_seconds=0)
+
+
+@pytest.mark.parametrize("piece", ["corpus:bach/bwv66.6", "corpus:bach/bwv7.7", "corpus:bach/bwv846"])
+def test_token_pitches_name_the_token_that_starts_each_note(piece):
+    """Every note of ``to_notes`` was started, at its onset, by a token whose ``token_pitches`` entry is its pitch."""
+    pitches = midi.token_pitches()
+    assert pitches.shape == (midi.vocab_size,)
+    for token in range(midi.vocab_size):  # by the token names: NOTE_ON_p starts p, every other token nothing
+        name = midi.token_name(token)
+        assert pitches[token] == (int(name[len("NOTE_ON_"):]) if name.startswith("NOTE_ON_") else -1)
+    tokens = midi.read(piece)
+    now, started = 0, []
+    for token in tokens.tolist():
+        if midi.token_name(token).startswith("TIME_SHIFT_"):
+            now += int(midi.token_name(token)[len("TIME_SHIFT_"):])
+        elif pitches[token] >= 0:
+            started.append((now, int(pitches[token])))
+    onsets = sorted((round(start / 0.01), pitch) for pitch, _, start, _ in midi.to_notes(tokens))
+    assert len(onsets) > 20 and not Counter(onsets) - Counter(started)
+
+
+@pytest.mark.parametrize("config, key", [({"max_note_seconds": 1e308}, "max_note_seconds"), ({"qpm": float("nan")}, "qpm"),
+                                         ({"time_shift_ms": 10**12}, "time_shift_ms"), ({"max_silence_seconds": 0}, "max_silence_seconds")])
+def test_config_out_of_bounds_is_a_usage_error_here_and_a_bundle_error_from_a_bundle(tmp_path, config, key):
+    with pytest.raises(UsageError) as error:
+        get_representation("midi", **config)
+    assert f"option {key} of representation 'midi'" in str(error.value) and "\n" not in str(error.value)
+    spec = {"name": "midi", "config": {**midi.config(), **config}}
+    bundle.write(bundle.random_bundle(midi.vocab_size, (8,), 8, representation=spec), tmp_path / "bad.safetensors")
+    with pytest.raises(BundleError, match=f"bad.safetensors: bad representation config: option {key} "):
+        load_model(tmp_path / "bad.safetensors")

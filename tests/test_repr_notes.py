@@ -7,7 +7,7 @@ import mido
 import numpy as np
 import pytest
 
-from mgf import InputError, get_representation
+from mgf import InputError, UsageError, get_representation
 
 notes = get_representation("notes")
 ON = lambda pitch: pitch - 48 + 2  # noqa: E731  token of a NOTE_ON with the default range
@@ -112,7 +112,7 @@ def _file(path, content):
     [
         (lambda d: d / "absent.mid", "no such file"),
         (lambda d: _file(d / "empty.mid", b""), "empty file"),
-        (lambda d: _file(d / "noise.mid", bytes(range(256)) * 4), "not a readable score"),
+        (lambda d: _file(d / "noise.mid", bytes(range(256)) * 4), "not a readable MIDI file"),
         (lambda d: _file(d / "text.xml", b"hello, not a score"), "not a readable score"),
         (lambda d: _score([(None, 4)], d / "rests.musicxml"), "no notes in the score"),
         (lambda d: "corpus:bach/no-such-chorale", "no such work or collection"),
@@ -145,6 +145,11 @@ def test_write_rejects_unknown_suffixes_and_leaves_nothing(tmp_path):
 def test_bad_config(config):
     with pytest.raises(InputError):
         get_representation("notes", **config)
+
+
+def test_a_range_under_an_octave_is_a_usage_error_naming_both_keys():
+    with pytest.raises(UsageError, match="^representation 'notes': min_pitch 80 and max_pitch 70 must span at least 12 pitches$"):
+        get_representation("notes", min_pitch=80, max_pitch=70)
 
 
 # A hand-written two-part score: the top part has a 64th note (too short for the grid), a chord,
@@ -291,3 +296,20 @@ def test_to_notes_times_the_steps_at_the_tempo():
     fast = get_representation("notes", qpm=60, steps_per_quarter=2)  # a step is half a second
     assert fast.to_notes(np.array([fast.start_token, 0, ON(60), 0, 1, ON(62), ON(62)])) == [
         (60, 90, 0.5, 1.5), (62, 90, 2.0, 2.5), (62, 90, 2.5, 3.0)]
+
+
+@pytest.mark.parametrize("piece", ["corpus:bach/bwv66.6", "corpus:bach/bwv7.7", "corpus:bach/bwv846"])
+def test_token_pitches_name_the_token_that_starts_each_note(piece):
+    """Every note of ``to_notes`` starts at a step whose token's ``token_pitches`` entry is its pitch, and back."""
+    pitches = notes.token_pitches()
+    assert pitches.shape == (notes.vocab_size,) and pitches[[0, 1, notes.start_token]].tolist() == [-1, -1, -1]
+    tokens = notes.read(piece)
+    step = 60.0 / (notes.qpm * notes.steps_per_quarter)
+    started = sorted((index, int(pitches[token])) for index, token in enumerate(tokens.tolist()) if pitches[token] >= 0)
+    assert sorted((round(start / step), pitch) for pitch, _, start, _ in notes.to_notes(tokens)) == started
+    assert len(started) > 20
+
+
+def test_token_pitches_follow_the_range():
+    narrow = get_representation("notes", min_pitch=60, max_pitch=71)
+    assert narrow.token_pitches().tolist() == [-1, -1, *range(60, 72), -1]
