@@ -1,0 +1,143 @@
+"""The fuzz targets: one function per parser, bytes in, and the contract every input must meet.
+
+The contract (docs/contract.md): whatever the bytes, the call returns or raises an
+:class:`mgf.MgfError` whose message is one line, and a failed write leaves no file behind.
+Anything else raises here and is a crash.  The built-in plugins run behind mgf's error boundary,
+which turns their bugs into one-line ``PluginError``s; for the fuzzer those are bugs of mgf
+itself, so the exception the boundary caught is raised again.
+
+``fuzz.py`` drives these with atheris; ``tests/test_fuzz.py`` replays the crash files through them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import io
+import os
+import shutil
+import tempfile
+
+import mgf
+import numpy as np
+from mgf.cli.main import build_parser
+
+
+class ContractViolation(AssertionError):
+    """An input that ended in something other than a return or a clean one-line MgfError."""
+
+
+@contextlib.contextmanager
+def clean():
+    """Let a one-line MgfError through silently; re-raise what the error boundary caught from built-in code."""
+    try:
+        yield
+    except mgf.PluginError as error:
+        if error.__cause__ is not None:
+            raise error.__cause__
+        _one_line(error)
+    except mgf.MgfError as error:
+        _one_line(error)
+
+
+def _one_line(error: mgf.MgfError) -> None:
+    if "\n" in str(error) or "\r" in str(error):
+        raise ContractViolation(f"{type(error).__name__} message is not one line: {str(error)!r}") from error
+
+
+def _check_tokens(tokens, representation, what: str) -> None:
+    """A representation's tokens: 1-D int32 ids in ``[0, vocab_size)`` without the start token."""
+    if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or tokens.dtype != np.int32:
+        raise ContractViolation(f"{what} returned {type(tokens).__name__} {getattr(tokens, 'dtype', '')}, not int32[n]")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= representation.vocab_size):
+        raise ContractViolation(f"{what} returned ids outside [0, {representation.vocab_size})")
+    if (tokens == representation.start_token).any():
+        raise ContractViolation(f"{what} returned the start token")
+
+
+@functools.cache
+def _scratch() -> str:
+    """A private folder for this process's input and output files, removed when it exits."""
+    folder = tempfile.mkdtemp(prefix="mgf-fuzz-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _as_file(data: bytes, name: str) -> str:
+    path = os.path.join(_scratch(), name)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def _on_text(function, name: str):
+    """``function(name, text)`` as a harness of bytes, decoded as the CLI sees ``sys.argv`` (bad bytes as lone surrogates)."""
+    return lambda data: function(name, data.decode("utf-8", "surrogateescape"))
+
+
+@functools.cache
+def representation(name: str) -> mgf.Representation:
+    """A built-in representation as ``mgf generate`` uses it: audio with its default bundle's codebook."""
+    if name == "audio":
+        return mgf.load_model(mgf.get_representation("audio").default_bundle).representation
+    return mgf.get_representation(name)
+
+
+def read(name: str, data: bytes) -> None:
+    """``representation.read`` of a MIDI file holding ``data``."""
+    chosen = representation(name)
+    with clean():
+        _check_tokens(chosen.read(_as_file(data, "input.mid")), chosen, f"{name} read")
+
+
+def load_bundle(data: bytes) -> None:
+    """A bundle file holding ``data``: ``mgf.bundle.read``, ``mgf.load_model`` and one step of the model."""
+    path = _as_file(data, "input.safetensors")
+    with clean():
+        mgf.bundle.read(path)
+    with clean():
+        model = mgf.load_model(path)
+        logits, _ = model.step(np.array([model.representation.start_token], np.int32), model.initial_state(1))
+        if logits.shape != (1, model.vocab_size):
+            raise ContractViolation(f"a step gave logits of shape {logits.shape}, expected (1, {model.vocab_size})")
+
+
+def parse_primer(name: str, text: str) -> None:
+    """``parse_primer`` of ``text``."""
+    chosen = representation(name)
+    with clean():
+        _check_tokens(chosen.parse_primer(text), chosen, f"{name} parse_primer")
+
+
+@functools.cache
+def _parser():
+    return build_parser()
+
+
+def decode(name: str, text: str) -> None:
+    """``mgf decode TEXT --repr NAME -o OUT`` in-process: the whole output file, or an error and no file."""
+    output = os.path.join(_scratch(), "decoded", f"out{mgf.get_representation(name).suffix}")
+    folder = os.path.dirname(output)
+    os.makedirs(folder, exist_ok=True)
+    for leftover in os.listdir(folder):
+        os.unlink(os.path.join(folder, leftover))
+    args = _parser().parse_args(["decode", "--repr", name, "-o", output, "--", text])
+    failed = True
+    with clean(), contextlib.redirect_stdout(io.StringIO()):
+        args.run(args)
+        failed = False
+    left = os.listdir(folder)
+    if failed and left:
+        raise ContractViolation(f"decode failed but left {left}")
+    if not failed and left != [os.path.basename(output)]:
+        raise ContractViolation(f"decode succeeded but the folder holds {left}")
+
+
+HARNESSES = {
+    "midi_read": functools.partial(read, "midi"),
+    "notes_read": functools.partial(read, "notes"),
+    "bundle_load": load_bundle,
+    **{f"primer_{name}": _on_text(parse_primer, name) for name in ("notes", "midi", "audio", "tokens")},
+    **{f"decode_{name}": _on_text(decode, name) for name in ("notes", "midi", "audio", "tokens")},
+}

@@ -1,0 +1,110 @@
+"""Write the seed corpus in ``tests/fuzz/seeds/<harness>/``: small real inputs the fuzzers mutate.
+
+``python tests/fuzz/make_seeds.py`` rewrites them all.  MIDI seeds cover what ``read`` handles
+(several tracks, tempo changes, running status, velocity-0 note-offs, the sustain pedal, drums,
+format 0 and 1) plus a Bach chorale written by music21; bundles are tiny random ones.
+"""
+
+import io
+import os
+import sys
+import tempfile
+
+import mido
+
+SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+
+
+def _save(harnesses, name, data: bytes) -> None:
+    for harness in harnesses:
+        folder = os.path.join(SEEDS, harness)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(data)
+
+
+def _midi_bytes(midi: mido.MidiFile) -> bytes:
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def _written(write, suffix: str) -> bytes:
+    """The bytes ``write(path)`` puts in a file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, f"seed{suffix}")
+        write(path)
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def midi_files() -> dict[str, bytes]:
+    Message, Meta = mido.Message, mido.MetaMessage
+    files = {}
+
+    scale = mido.MidiFile(type=0, ticks_per_beat=96)
+    scale.tracks.append(mido.MidiTrack([Meta("set_tempo", tempo=600_000)]))
+    for i, pitch in enumerate((60, 62, 64, 65, 67)):
+        scale.tracks[0].append(Message("note_on", note=pitch, velocity=40 + 10 * i, time=0 if i == 0 else 24))
+        scale.tracks[0].append(Message("note_on", note=pitch, velocity=0, time=48))  # velocity 0 ends it
+    files["scale-format0.mid"] = _midi_bytes(scale)
+
+    piece = mido.MidiFile(type=1, ticks_per_beat=480)
+    piece.tracks.append(mido.MidiTrack([Meta("set_tempo", tempo=500_000), Meta("time_signature", numerator=3, denominator=4),
+                                        Meta("set_tempo", tempo=400_000, time=960)]))
+    piano = mido.MidiTrack([Meta("track_name", name="piano"), Message("program_change", program=0)])
+    piano += [Message("note_on", note=60, velocity=90), Message("note_on", note=64, velocity=70, time=0),
+              Message("control_change", control=64, value=127, time=120),
+              Message("note_off", note=60, time=240), Message("note_off", note=64, time=0),
+              Message("note_on", note=67, velocity=100, time=240), Message("control_change", control=64, value=0, time=480),
+              Message("note_on", note=67, velocity=100, time=10), Message("note_off", note=67, time=300)]
+    drums = mido.MidiTrack([Message("note_on", note=36, velocity=120, channel=9), Message("note_off", note=36, channel=9, time=120),
+                            Message("pitchwheel", pitch=2000, channel=1), Message("sysex", data=[1, 2, 3], time=10)])
+    piece.tracks += [piano, drums]
+    files["pedal-drums-format1.mid"] = _midi_bytes(piece)
+
+    from music21 import corpus
+
+    files["bach-bwv66.6.mid"] = _written(lambda path: corpus.parse("bach/bwv66.6").write("midi", fp=path), ".mid")
+    return files
+
+
+def bundles() -> dict[str, bytes]:
+    from mgf import bundle
+
+    made = {  # no .safetensors suffix: .gitignore keeps such files out of the repository
+        "tokens-v8": bundle.random_bundle(8, (4,), seed=1),
+        "tokens-v6-embedding-2layers": bundle.random_bundle(6, (3, 2), embedding_dim=2, seed=2),
+        "notes": bundle.random_bundle(40, (2,), representation={"name": "notes", "config": {"min_pitch": 48, "max_pitch": 84}}),
+    }
+    return {name: _written(lambda path, made_bundle=made_bundle: bundle.write(made_bundle, path), ".safetensors")
+            for name, made_bundle in made.items()}
+
+
+PRIMERS = {
+    "primer_notes": ["C4 - - E4 r G4", "60, 62, 64", "F#4 Bb3 E-4 _ rest", "corpus:bach/bwv66.6"],
+    "primer_midi": ["VELOCITY_20 NOTE_ON_60 TIME_SHIFT_50 NOTE_OFF_60", "note_on_64,time_shift_100,388", "0 128 256"],
+    "primer_audio": ["C4 E4", "song.wav"],
+    "primer_tokens": ["1 2 3", "0,128, 5\n7"],
+}
+DECODES = {
+    "decode_notes": ["2 0 0 1 14 0 0 0 5", "38 38 1 1 0"],
+    "decode_midi": ["356 60 300 188 64 355 192", "60 64 67 255 188 192 195"],
+    "decode_tokens": ["1 2 3 128", "0,5,\n9"],
+    "decode_audio": ["0 1 2 3 255 254", "17,17,17"],
+}
+
+
+def main() -> None:
+    for name, data in midi_files().items():
+        _save(("midi_read", "notes_read"), name, data)
+    for name, data in bundles().items():
+        _save(("bundle_load",), name, data)
+    for harness, texts in {**PRIMERS, **DECODES}.items():
+        for number, text in enumerate(texts):
+            _save((harness,), f"seed-{number}.txt", text.encode())
+    print(f"seeds written under {SEEDS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

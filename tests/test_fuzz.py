@@ -1,0 +1,80 @@
+"""Fuzzing as a standing test: a short fuzzing run, every seed, and every input the fuzzers ever broke mgf with.
+
+Each finding in ``tests/fuzz/crashes/<harness>/`` is replayed in a process of its own under the
+fuzzers' limits (5 s per input, 1 GB), and must meet the contract of ``tests/fuzz/harnesses.py``.
+Findings not fixed yet are listed in ``OPEN`` with where they fail: their replays are expected
+to fail just there, and the fuzzing run does not count them; remove an entry once its fix lands.
+``-m "not fuzz"`` leaves out the timed fuzzing run.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FUZZ = Path(__file__).parent / "fuzz"
+sys.path.insert(0, str(FUZZ))  # the fuzz scripts import each other as top-level modules, as fuzz.py does
+
+import harnesses
+import run
+
+#: findings not fixed yet: ``harness/file`` -> (how its replay still fails: the start of its signature, why);
+#: a hang is anywhere music21 happens to be when the time is up, so hangs are matched as hangs
+OPEN = {
+    "notes_read/timeout-34652137b062542652da956b11d3b7572fda22da": (
+        "hang: timeout",
+        "a mutated chorale MIDI keeps music21's parse (makeRests) busy until the 60 s max_read_seconds budget"),
+    "notes_read/timeout-466471273065b9953045894a01a3d7f8b734c5a3": (
+        "hang: timeout", "a mutated chorale MIDI takes music21 18 s to parse"),
+    "primer_notes/timeout-d14fc2380393e6557e51c3a3535d1cd4af318ec4": (
+        "hang: timeout",
+        "primer 'corpus:ucc' matches essenFolksong/zuccal0.abc, a whole collection parsed for one melody (56 s)"),
+    "primer_notes/timeout-98691e5d82e7bda3e988d64329e9213bdba16e99": (
+        "hang: timeout",
+        "primer 'corpus:0351' matches oneills1850/0351-0400.abc, 50 tunes parsed for one melody (4.6-9 s by load)"),
+    "primer_notes/timeout-5da97f8610f877af869199123ea5b79e9d3796d3": (
+        "hang: timeout", "primer 'corpus:oh' matches a ryansMammoth tune: 1.5 s idle, over 5 s on a busy machine"),
+    "decode_audio/crash-cf6d2d2cff7337825528e9ebaa01a4184abf0fa3": (
+        "crash: ValueError at plugins/repr_audio.py",
+        "decoding one audio token: to_samples makes an empty signal and takes its max (a PluginError to the user)"),
+}
+
+
+class StillOpen(AssertionError):
+    """A finding listed in OPEN that fails as listed there."""
+
+
+def _findings():
+    for path in sorted((FUZZ / "crashes").glob("*/*")):
+        key = f"{path.parent.name}/{path.name}"
+        marks = ()
+        if key in OPEN:
+            marks = pytest.mark.xfail(raises=StillOpen, strict=False, reason=f"open: {OPEN[key][1]}")
+        yield pytest.param(path, id=key, marks=marks)
+
+
+@pytest.mark.parametrize("path", list(_findings()))
+def test_finding_stays_fixed(path):
+    pytest.importorskip("atheris")
+    key = f"{path.parent.name}/{path.name}"
+    done = subprocess.run(run.command(path.parent.name, *run.limits(5, 1024), str(path)),
+                          capture_output=True, text=True, errors="replace", timeout=120, check=False)
+    if done.returncode:
+        output = done.stdout + done.stderr
+        signature = run.signature(output)
+        listed = key in OPEN and signature.startswith(OPEN[key][0])
+        raise (StillOpen if listed else AssertionError)("\n".join([signature, *run.trace(output)]))
+
+
+@pytest.mark.parametrize("path", sorted((FUZZ / "seeds").glob("*/*")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_seeds_meet_the_contract(path):
+    harnesses.HARNESSES[path.parent.name](path.read_bytes())
+
+
+@pytest.mark.fuzz
+def test_fuzzing_finds_nothing_new(capsys):
+    pytest.importorskip("atheris")
+    known = [arg for key, (how, _) in OPEN.items() for arg in ("--known", f"{key.split('/')[0]}={how}")]
+    code = run.main(["--seconds", "60", "--seed", "1", *known])
+    assert code == 0, capsys.readouterr().out
