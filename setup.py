@@ -16,7 +16,7 @@ debug = os.environ.get("MGF_DEBUG_CYTHON") == "1"
 extension = Extension(
     "mgf._lstm",
     ["core/_lstm.pyx"],
-    depends=["core/_lstm_math.h", "core/_lstm_isa.h", "core/_lstm_avx512.h"],
+    depends=["core/_lstm_math.h", "core/_lstm_isa.h", "core/_lstm_avx512.h", "core/_sample.h", "core/_generate.pxi"],
     include_dirs=[numpy.get_include(), "core"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),

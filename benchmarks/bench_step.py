@@ -1,4 +1,4 @@
-"""Latency of one ``model.step`` call: native kernel against the numpy reference (and Keras, if installed).
+"""Latency of one ``model.step`` call: native kernel (fp32, and bf16/int8 weights) against the numpy reference (and Keras).
 
 Run ``pytest benchmarks/bench_step.py``, or ``python benchmarks/report.py`` for the table.
 Each benchmark records in ``extra_info`` its shape and a roofline limit computed from a probe
@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
-
 from mgf.bundle import random_bundle
+from threadpoolctl import threadpool_limits
 
 V, E = 130, 64
 HIDDEN = (256, 512)
 BATCHES = (1, 8, 64)
-METHODS = ("numpy", "native-1t", "native-2t", "keras")
+METHODS = ("numpy", "native-1t", "native-1t-bf16", "native-1t-int8", "native-2t", "keras")
 WARMUP_STEPS = 10
 
 
@@ -111,7 +110,8 @@ def make_model(method: str, loaded):
         return keras_model(loaded)
     from mgf.plugins.model_native import NativeModel
 
-    return NativeModel(loaded, {"native-1t": 1, "native-2t": 2}[method])
+    _, threads, *precision = method.split("-")  # native-<threads>t[-<precision>]
+    return NativeModel(loaded, int(threads[:-1]), precision[0] if precision else "fp32")
 
 
 @pytest.fixture(scope="session")

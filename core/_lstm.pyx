@@ -21,7 +21,7 @@ another still reading the old one.
 """
 
 from libc.stdint cimport int32_t, uint32_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 from cython.parallel cimport prange
 
@@ -67,6 +67,11 @@ def _count(value, what):
     if number < 1:
         raise InputError(f"{what} must be at least 1, got {number}")
     return number
+
+
+def best_isa():
+    """The widest instruction set of ISAS this CPU runs."""
+    return ISAS[mgf_cpu_level()]
 
 
 def _isa_level(name):
@@ -299,8 +304,8 @@ cdef class LSTMKernel:
     cdef list arrays         # keeps the buffers above alive
 
     def __cinit__(self, tensors, vocab_size, hidden, threads=1, precision="fp32", isa=None):
+        """`precision` of the products' weights (PRECISIONS); `isa` one of ISAS (default: MGF_ISA, else the best)."""
         cdef int l, t, n, T
-        cdef mgf_matrix *matrix
         vocab = _count(vocab_size, "vocabulary size")
         if not isinstance(hidden, (tuple, list)) or not hidden:
             raise InputError("the native kernel needs at least one layer")
@@ -404,7 +409,7 @@ cdef class LSTMKernel:
         if not isinstance(state, KernelState):
             raise InputError(f"step needs a state of this kernel, got {type(state).__name__}")
         cdef KernelState checked_state = <KernelState> state
-        cdef int b, l, t, B = checked_state.batch_size
+        cdef int b, B = checked_state.batch_size
         if checked_state.owner is not self:
             raise InputError("this state belongs to another model")
         if not (type(tokens) is np.ndarray and tokens.dtype == np.int32 and tokens.ndim == 1
@@ -418,22 +423,25 @@ cdef class LSTMKernel:
                 raise InputError(f"token id {ids[b]} is outside the vocabulary [0, {self.vocab_size})")
         logits = np.empty((B, self.vocab_size), np.float32)
         cdef float *out = _data(logits)
-        cdef const int *ids_ptr = &ids[0]
-        cdef int T = self.threads
         with nogil:
-            for l in range(self.n_layers):
-                if T == 1:
-                    self._layer(l, 0, B, ids_ptr, checked_state)
-                else:
-                    for t in prange(T, num_threads=T, schedule="static"):
-                        self._layer(l, t, B, ids_ptr, checked_state)
+            self._step(B, &ids[0], checked_state, out)
+        return logits, state
+
+    cdef void _step(self, int B, const int *ids, KernelState state, float *out) noexcept nogil:
+        """One step for checked arguments: B token ids in, B x V logits into `out`, the state advanced."""
+        cdef int l, t, T = self.threads
+        for l in range(self.n_layers):
             if T == 1:
-                self._dense(0, B, out, checked_state)
+                self._layer(l, 0, B, ids, state)
             else:
                 for t in prange(T, num_threads=T, schedule="static"):
-                    self._dense(t, B, out, checked_state)
-        checked_state.parity ^= 1
-        return logits, state
+                    self._layer(l, t, B, ids, state)
+        if T == 1:
+            self._dense(0, B, out, state)
+        else:
+            for t in prange(T, num_threads=T, schedule="static"):
+                self._dense(t, B, out, state)
+        state.parity ^= 1
 
     cdef void _layer(self, int l, int t, int B, const int *ids, KernelState state) noexcept nogil:
         cdef int n = self.n_layers, bounds_per_layer = self.threads + 1
@@ -471,3 +479,6 @@ cdef class LSTMKernel:
             memcpy(out + b * V + v0, self.dense_bias + v0, width * sizeof(float))
         mgf_product(&self.functions, &self.matrices[self.n_layers * self.threads + t], B, h, self.row_widths[last],
                     out + v0, V, state.scratch_ptr + t * state.scratch_stride)
+
+
+include "_generate.pxi"

@@ -48,6 +48,7 @@ class NativeModel(Model):
         self.arch = loaded.arch
         self.kernel = _kernel().LSTMKernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
                                            precision)
+        self._native_kernel = self.kernel  # lets mgf's generation loop run in C (core/_generate.pxi)
 
     @property
     def vocab_size(self) -> int:
