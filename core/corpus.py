@@ -51,7 +51,10 @@ def resolve(reference: str) -> list[str]:
     except Exception:
         found = None
     found = found if isinstance(found, list) else [found] if found else []
-    paths = sorted(str(p) for p in found if str(p).lower().endswith(MUSIC_SUFFIXES))
+    # getWork matches fragments ('ucc' finds essenFolksong/zuccal0.abc, a file of 50 tunes): keep the works
+    # whose path ends with the name, as in corpus:bwv66.6 or corpus:bach/bwv66.6
+    paths = sorted(str(p) for p in found if str(p).lower().endswith(MUSIC_SUFFIXES)
+                   and ("/" + os.path.splitext(os.path.relpath(str(p), base))[0].replace(os.sep, "/")).endswith("/" + name))
     if not paths:
         raise InputError(f"{reference!r}: no such work or collection in music21's corpus")
     return paths

@@ -18,8 +18,7 @@ import wave
 
 import numpy as np
 
-from mgf import BundleError, InputError, Option, Representation, UsageError, hookimpl, synth
-from mgf.representation import packaged_model
+from mgf import BundleError, InputError, Option, Representation, UsageError, hookimpl, packaged_model, synth
 from mgf.scores import SCORE_SUFFIXES, primer_source
 
 SOUND_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -233,7 +232,7 @@ class Audio(Representation):
             raise InputError(f"audio: token ids must lie in [0, {self.codebook_size})")
         mel = np.maximum(np.exp(codebook[tokens].astype(np.float64)) - FLOOR, 0.0)
         magnitude = np.maximum(mel @ np.linalg.pinv(self.filters).T, 0.0)
-        length = (len(tokens) - 1) * self.hop
+        length = max(len(tokens) - 1, 1) * self.hop  # one frame still sounds for a hop
         rng = np.random.default_rng(0)
         spectrum = magnitude * np.exp(2j * np.pi * rng.random(magnitude.shape))
         for _ in range(self.griffin_lim_iters):

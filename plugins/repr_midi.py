@@ -31,9 +31,7 @@ import re
 
 import numpy as np
 
-from mgf import InputError, Option, Representation, hookimpl
-from mgf.files import atomic_path
-from mgf.representation import packaged_model
+from mgf import InputError, Option, Representation, atomic_path, hookimpl, packaged_model
 from mgf.scores import (FILE_MB, LIMIT_OPTIONS, MIDI_SUFFIXES, SCORE_SUFFIXES, TRACKS, limits_config, parse,
                         primer_source, quote, read_midi, set_limits, time_budget)
 

@@ -35,9 +35,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from mgf import InputError, MgfError, Option, Representation, UsageError, hookimpl
-from mgf.files import atomic_path
-from mgf.representation import packaged_model
+from mgf import InputError, MgfError, Option, Representation, UsageError, atomic_path, hookimpl, packaged_model
 from mgf.scores import LIMIT_OPTIONS, SCORE_SUFFIXES, limits_config, parse, primer_source, quote, set_limits, time_budget
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2

@@ -4,9 +4,7 @@ import re
 
 import numpy as np
 
-from mgf import InputError, Option, Representation, hookimpl
-from mgf.representation import packaged_model
-from mgf.files import atomic_path
+from mgf import InputError, Option, Representation, atomic_path, hookimpl, packaged_model
 from mgf.scores import primer_source, quote
 
 

@@ -132,3 +132,11 @@ def test_config_errors_are_one_line_usage_errors_naming_the_keys(config, words):
     with pytest.raises(mgf.UsageError) as error:
         mgf.get_representation("audio", **config)
     assert "\n" not in str(error.value) and all(word in str(error.value) for word in words)
+
+
+def test_one_token_decodes_to_one_hop_of_sound(fitted, tmp_path):
+    samples = fitted.to_samples([fitted.start_token, 3])
+    assert len(samples) == fitted.hop and np.abs(samples).max() == pytest.approx(synth.PEAK)
+    fitted.write([3], tmp_path / "one.wav")
+    with wave.open(str(tmp_path / "one.wav")) as handle:
+        assert handle.getnframes() == fitted.hop

@@ -1,8 +1,8 @@
 """The `midi` representation on MIDI files the tests build with mido, and on corpus chorales."""
 
 import subprocess
-from collections import Counter
 import sys
+from collections import Counter
 
 import mido
 import numpy as np
