@@ -24,8 +24,9 @@ import os
 import warnings
 from contextlib import ExitStack
 
-import mgf
 import numpy as np
+
+import mgf
 from mgf import bundle, data, metrics
 from mgf.representation import packaged_model
 
@@ -42,6 +43,8 @@ SETTINGS = {
         "temperature 1.2, top-p 0.95": ("temperature", (), {"temperature": 1.2, "top_p": 0.95}),
         "beam (default: 4, exhaustive)": ("beam", (), {}),
         "beam 4, 2 branches, 16 steps": ("beam", (), {"beam_size": 4, "branch_factor": 2, "steps_per_iteration": 16}),
+        "the same, temperature 1.2": ("beam", (), {"beam_size": 4, "branch_factor": 2, "steps_per_iteration": 16,
+                                                   "temperature": 1.2}),
     },
     "midi": {
         "temperature 1 (default)": ("temperature", (), {}),
@@ -80,7 +83,8 @@ def measured(representation, pieces) -> list[dict[str, float]]:
 def generate(model, steps: int, pieces: int, sampler: str, constraints, options) -> np.ndarray:
     """``pieces`` pieces; an exhaustive beam search is deterministic, so it gives its ``beam_size`` best beams once."""
     if sampler == "beam" and options.get("branch_factor", 0) == 0:
-        pieces = min(pieces, options.get("beam_size", 4))
+        defaults = {option.name: option.default for option in mgf.plugin_class("samplers", "beam").options}
+        pieces = min(pieces, options.get("beam_size", defaults["beam_size"]))
     return mgf.generate(model, steps, sampler=sampler, seed=SEED, num_outputs=pieces, constraints=constraints,
                         **options)
 
@@ -133,8 +137,8 @@ def quality_table(card: dict) -> str:
             cell = f"{row['generated']:.3g} ({relative}) {row['overlap']:.2f}"
             cells.append(f"**{cell}**" if passes(row) else cell)
         lines.append(f"| {metric} | {first[metric]['reference']:.3g} | " + " | ".join(cells) + " |")
-    held = [f"{label}: {sum(passes(r) for r in s['metrics'].values())}/{len(s['metrics'])}" for label, s in settings.items()]
-    lines += ["", "Metrics that meet both marks: " + "; ".join(held) + "."]
+    met = [f"{label}: {sum(map(passes, s['metrics'].values()))}/{len(s['metrics'])}" for label, s in settings.items()]
+    lines += ["", "Metrics that meet both marks: " + "; ".join(met) + "."]
     for label, setting in settings.items():
         for message in dict.fromkeys(setting["warnings"]):
             lines.append(f"`{label}` warned: {message}")
@@ -173,7 +177,8 @@ def training_section(name: str) -> list[str]:
         (f"- data: {', '.join(meta['data'])} ({meta['pieces']['train']} training pieces, "
          f"{meta['pieces']['validation']} validation pieces, {meta['tokens']['train']:,} training tokens)"),
         f"- command: `{meta['command']}`",
-        f"- size: {os.path.getsize(path) / 1e6:.2f} MB; {meta['epochs']} epochs in {meta['train_seconds'] / 60:.1f} min on this 2-core machine",
+        (f"- size: {os.path.getsize(path) / 1e6:.2f} MB; {meta['epochs']} epochs in "
+         f"{meta['train_seconds'] / 60:.1f} min on this 2-core machine"),
         "",
         "| validation cross-entropy (nats/token) | value |",
         "|---|--:|",

@@ -2,19 +2,21 @@
 
 ``import mgf`` loads numpy and pluggy only; TensorFlow and music21 load when a plugin needs them.
 Everything in ``__all__`` (and the module ``mgf.testing``) is the public API that plugins,
-built-in ones included, build on; the rest is private.  See docs/contract.md.
+built-in ones included, build on; the rest is private.  The public modules (``bundle``, ``data``,
+``scores``, ...) are public in what they do not prefix with ``_``.  See docs/contract.md.
 """
 
 __version__ = "0.2.0"
 
-from . import bundle
-from .api import generate, get_representation, load_model, installed, installed_commands, plugin_class
+from . import baselines, bundle, data, lstm, metrics, options, scores, synth
+from .api import check_limit, generate, get_representation, installed, installed_commands, load_model, plugin_class
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
 from .files import OutputError, atomic_path, check_output
 from .hookspecs import hookimpl
-from .model import Model, ModelBackend, State
+from .model import Model, ModelBackend, State, as_tokens
 from .options import Option
+from .registry import PluginWarning
 from .representation import Representation, packaged_model
 from .sampler import Context, Sampler, allowed_probabilities, draw, draw_from_logits, log_softmax
 
@@ -29,14 +31,19 @@ __all__ = [
     "Option",
     "OutputError",
     "PluginError",
+    "PluginWarning",
     "Representation",
     "Sampler",
     "State",
     "UsageError",
     "allowed_probabilities",
+    "as_tokens",
     "atomic_path",
+    "baselines",
     "bundle",
+    "check_limit",
     "check_output",
+    "data",
     "draw",
     "draw_from_logits",
     "generate",
@@ -46,7 +53,12 @@ __all__ = [
     "installed_commands",
     "load_model",
     "log_softmax",
+    "lstm",
+    "metrics",
+    "options",
     "packaged_model",
     "plugin_class",
+    "scores",
+    "synth",
     "token_pitches",
 ]

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.sampler_temperature",
     "mgf.plugins.sampler_beam",
     "mgf.plugins.constraints",
+    "mgf.plugins.constraints_midi",
     # commands, in the order `mgf --help` lists them
     "mgf.plugins.cmd_generate",
     "mgf.plugins.cmd_train",

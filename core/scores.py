@@ -183,30 +183,32 @@ class _Expired(BaseException):
 
 @contextmanager
 def time_budget(seconds: float, where: str) -> Iterator[None]:
-    """Stop the body with an ``InputError`` after ``seconds`` (POSIX, main thread; elsewhere it runs unbounded).
+    """Stop the body with an ``InputError`` after ``seconds`` of CPU time (POSIX, main thread; elsewhere unbounded).
 
-    music21 is pure Python, so an alarm interrupts it anywhere; a worker process would cost
-    a music21 import per file, and the common file parses in a fraction of a second.
+    music21 is pure Python, so a timer signal interrupts it anywhere; a worker process would cost
+    a music21 import per file, and the common file parses in a fraction of a second.  The timer
+    counts this process's CPU time (ITIMER_PROF), not the wall clock, so that a busy machine
+    does not turn a slow but valid file into a skipped one.
     """
     if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
-            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):  # someone else's alarm is set: leave it be
+            or signal.getitimer(signal.ITIMER_PROF)[0] > 0):  # someone else's timer is set: leave it be
         yield
         return
 
     def expire(signum, frame):
         raise _Expired
 
-    previous = signal.signal(signal.SIGALRM, expire)
+    previous = signal.signal(signal.SIGPROF, expire)
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+            signal.setitimer(signal.ITIMER_PROF, seconds)
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _Expired:
-        raise ReadTimeout(f"{where}: reading took longer than max_read_seconds={seconds:g}") from None
+        raise ReadTimeout(f"{where}: reading took more than max_read_seconds={seconds:g} s of CPU time") from None
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def parse(path, max_file_mb: float, max_tracks: int, max_quarters: float | None = None):

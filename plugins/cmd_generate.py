@@ -7,8 +7,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import UsageError, check_output, hookimpl, registry
-from mgf.api import check_limit
+from mgf import PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plugin_class
 from mgf.options import resolve, split
 
 
@@ -19,7 +18,7 @@ def declared_options() -> dict[str, list[tuple[str, mgf.Option]]]:
     """Every option a sampler, constraint or backend declares: ``{name: [(owner, Option), ...]}``."""
     found: dict[str, list[tuple[str, mgf.Option]]] = {}
     for kind in OPTION_KINDS:
-        for name, entry in registry.registry(kind).items():
+        for name, entry in installed(kind).items():
             for option in entry.cls.options:
                 found.setdefault(option.name, []).append((f"{kind[:-1]} {name}", option))
     return found
@@ -58,7 +57,7 @@ def register_commands(cli):
                                help=f"{first.help} [{who}]")
         except argparse.ArgumentError:
             warnings.warn(f"option {name!r} of {who} clashes with a flag of `mgf generate`; it can be given from "
-                          "Python only", registry.PluginWarning, stacklevel=1)
+                          "Python only", PluginWarning, stacklevel=1)
     p.set_defaults(run=_generate)
 
 
@@ -78,10 +77,9 @@ def _generate(args) -> int:
     check_limit("steps", args.steps)
     check_limit("outputs", args.num_outputs)
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
-    backend = registry.entry("models", args.model)
-    owners = {f"model backend {args.model!r}": backend.cls.options,
-              f"sampler {args.sampler!r}": registry.entry("samplers", args.sampler).cls.options}
-    owners.update({f"constraint {name!r}": registry.entry("constraints", name).cls.options for name in args.constrain})
+    owners = {f"model backend {args.model!r}": plugin_class("models", args.model).options,
+              f"sampler {args.sampler!r}": plugin_class("samplers", args.sampler).options}
+    owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in args.constrain})
     shares = split(given, owners)
     for label, share in shares.items():  # every value checked before any work
         resolve(owners[label], share, label)
@@ -99,7 +97,7 @@ def _generate(args) -> int:
     if args.output is None:
         _check_outputs(paths, args)
     if args.primer is not None:
-        job.primer = representation.read(args.primer) if os.path.isfile(args.primer) else representation.parse_primer(args.primer)
+        job.primer = representation.parse_primer(args.primer)  # text, or a file the representation reads
     batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
     if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
         batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]
@@ -209,7 +207,7 @@ def _bundle_path(args) -> str:
         return args.bundle
     if args.repr is None:
         raise UsageError("give --repr (to use its default model) or --bundle")
-    cls = registry.get("representations", args.repr)
+    cls = plugin_class("representations", args.repr)
     if not cls.default_bundle or not os.path.isfile(cls.default_bundle):
         raise UsageError(f"representation {args.repr!r} ships no default model; give --bundle")
     return cls.default_bundle

@@ -2,8 +2,7 @@
 
 import os
 
-from mgf import InputError, hookimpl
-from mgf.files import atomic_path, check_output
+from mgf import InputError, atomic_path, check_output, hookimpl
 
 
 def plot_notes(notes, path, title=""):

@@ -8,8 +8,7 @@ import wave
 
 import numpy as np
 
-from mgf import InputError, get_representation, hookimpl, synth
-from mgf.files import check_output
+from mgf import InputError, check_output, get_representation, hookimpl, synth
 
 FLUIDSYNTH_HINT = "install FluidSynth and a General MIDI SoundFont: apt-get install fluidsynth fluid-soundfont-gm"
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from mgf import InputError, Model
+from mgf import InputError, Model, as_tokens
 from mgf.bundle import Arch
 from mgf.lstm import NumpyState
 
@@ -139,7 +139,6 @@ class KerasStepModel(Model):
         return NumpyState.zeros(self.arch.hidden, batch_size)
 
     def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
-        from mgf.model import as_tokens
 
         tokens = as_tokens(tokens, state.batch_size, self.vocab_size)
         x = self.embed(tokens)

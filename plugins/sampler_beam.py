@@ -19,16 +19,8 @@ the settings that keep the music moving.
 import warnings
 
 import numpy as np
-from mgf import (
-    InputError,
-    Option,
-    Sampler,
-    UsageError,
-    allowed_probabilities,
-    draw,
-    hookimpl,
-    log_softmax,
-)
+
+from mgf import InputError, Option, Sampler, UsageError, allowed_probabilities, draw, hookimpl, log_softmax
 
 #: share of an output's steps taken by its most frequent token above which the search counts as collapsed
 COLLAPSED = 0.85
@@ -108,7 +100,7 @@ class Beam(Sampler):
 
 
 def _warn_if_collapsed(tokens: np.ndarray, advice: str) -> None:
-    """One warning when an output is one token repeated in at least ``COLLAPSED`` of its steps (searches of 8 steps or more)."""
+    """One warning when an output repeats one token in at least ``COLLAPSED`` of its steps (8 steps or more)."""
     if tokens.shape[1] < 8:
         return
     shares = [np.bincount(row).max() / len(row) for row in tokens]
@@ -116,9 +108,9 @@ def _warn_if_collapsed(tokens: np.ndarray, advice: str) -> None:
     if shares[worst] >= COLLAPSED:
         token = int(np.bincount(tokens[worst]).argmax())
         collapsed = sum(share >= COLLAPSED for share in shares)
-        warnings.warn(f"beam search collapsed: {collapsed} of {len(tokens)} output(s) repeat one token (id {token} in "
-                      f"{shares[worst]:.0%} of the steps of the worst): the most probable continuation of a music model is mostly "
-                      f"held notes; {advice}", stacklevel=3)
+        warnings.warn(f"beam search collapsed: {collapsed} of {len(tokens)} output(s) repeat one token (id {token} "
+                      f"in {shares[worst]:.0%} of the steps of the worst): the most probable continuation of a music "
+                      f"model is mostly held notes; {advice}", stacklevel=3)
 
 
 @hookimpl

@@ -132,9 +132,11 @@ def test_every_public_name_is_in_the_contract():
         value = getattr(mgf, name)
         if inspect.isfunction(value):
             assert signature(value) in CONTRACT, f"docs/contract.md lacks the signature of mgf.{name}"
-    for name, value in vars(mgf.bundle).items():
-        if not name.startswith("_") and getattr(value, "__module__", None) == "mgf.bundle":
-            assert f"mgf.bundle.{name}" in CONTRACT, f"docs/contract.md does not document mgf.bundle.{name}"
+    modules = [getattr(mgf, name) for name in mgf.__all__ if inspect.ismodule(getattr(mgf, name))]
+    for module in modules:
+        for name, value in vars(module).items():
+            if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__ and callable(value):
+                assert f"{module.__name__}.{name}" in CONTRACT, f"docs/contract.md does not document {module.__name__}.{name}"
 
 
 def test_mgf_testing_is_in_the_contract_and_the_guide():

@@ -27,17 +27,6 @@ OPEN = {
         "a mutated chorale MIDI keeps music21's parse (makeRests) busy until the 60 s max_read_seconds budget"),
     "notes_read/timeout-466471273065b9953045894a01a3d7f8b734c5a3": (
         "hang: timeout", "a mutated chorale MIDI takes music21 18 s to parse"),
-    "primer_notes/timeout-d14fc2380393e6557e51c3a3535d1cd4af318ec4": (
-        "hang: timeout",
-        "primer 'corpus:ucc' matches essenFolksong/zuccal0.abc, a whole collection parsed for one melody (56 s)"),
-    "primer_notes/timeout-98691e5d82e7bda3e988d64329e9213bdba16e99": (
-        "hang: timeout",
-        "primer 'corpus:0351' matches oneills1850/0351-0400.abc, 50 tunes parsed for one melody (4.6-9 s by load)"),
-    "primer_notes/timeout-5da97f8610f877af869199123ea5b79e9d3796d3": (
-        "hang: timeout", "primer 'corpus:oh' matches a ryansMammoth tune: 1.5 s idle, over 5 s on a busy machine"),
-    "decode_audio/crash-cf6d2d2cff7337825528e9ebaa01a4184abf0fa3": (
-        "crash: ValueError at plugins/repr_audio.py",
-        "decoding one audio token: to_samples makes an empty signal and takes its max (a PluginError to the user)"),
 }
 
 

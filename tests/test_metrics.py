@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from mgf import metrics
 
 # C major arpeggio, one note per half second, then a held C major triad for a second
