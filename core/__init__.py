@@ -8,11 +8,12 @@ built-in ones included, build on; the rest is private.  The public modules (``bu
 
 __version__ = "0.2.0"
 
-from . import baselines, bundle, data, lstm, metrics, options, scores, synth
-from .api import check_limit, generate, get_representation, installed, installed_commands, load_model, plugin_class
+from . import baselines, bundle, data, lstm, metrics, options, plot, scores, synth
+from .api import (check_limit, generate, get_representation, installed, installed_commands, load_model, plugin_class,
+                  read_notes)
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
-from .files import OutputError, atomic_path, check_output
+from .files import OutputError, atomic_path, check_output, output_beside
 from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State, as_tokens
 from .options import Option
@@ -56,8 +57,11 @@ __all__ = [
     "lstm",
     "metrics",
     "options",
+    "output_beside",
+    "plot",
     "packaged_model",
     "plugin_class",
+    "read_notes",
     "scores",
     "synth",
     "token_pitches",

@@ -45,6 +45,15 @@ def get_representation(name: str, **config: Any) -> Representation:
     return entry.cls(**values)
 
 
+def read_notes(representation_name, path):
+    """The notes of a music file (or ``corpus:`` reference) as read by a representation; ``InputError`` if none."""
+    representation = get_representation(representation_name)
+    notes = representation.to_notes(representation.read(path))
+    if not notes:
+        raise InputError(f"{path}: no notes in it")
+    return notes
+
+
 def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = None) -> Representation:
     """The representation a bundle was trained with, rebuilt from its metadata and ``repr.*`` tensors."""
     if loaded is None:

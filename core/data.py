@@ -1,28 +1,42 @@
 """Training data: a source (``corpus:`` reference, folder, glob or file) -> token sequences.
 
+Files are encoded by all local cores (``workers``), or on a Dask cluster (``scheduler``);
+workers get the representation's name, config and learned tensors, rebuild it with
+``mgf.get_representation`` and send back token arrays, so no plugin object is ever pickled.
 Encoded pieces are cached on disk per file, keyed by the file's content hash and the
 representation's name and config, so a second run reads arrays instead of re-parsing scores.
 Unreadable files are skipped, counted and listed, never fatal.
+
+A source encoded for training becomes a *dataset directory* (see :func:`build`): token shards
+that training streams one at a time, so its memory does not grow with the corpus.
 """
 
 from __future__ import annotations
 
+import collections
 import glob
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import corpus
-from .errors import InputError
-from .files import atomic_path, files_under
+from .errors import InputError, UsageError
+from .files import _gone, check_output, files_under
 from .representation import Representation
 
 CACHE_FORMAT = "1"
+DATASET_FORMAT = "mgf-dataset/1"
+MANIFEST = "manifest.json"
+SHARD_TOKENS = 1 << 22  # tokens per shard: 16 MB of int32, what training holds at once
+LINE_SECONDS = 30  # without a terminal, the longest silence of a long run (encoding, an epoch)
 
 
 def cache_root() -> str:
@@ -33,6 +47,24 @@ def cache_root() -> str:
     import platformdirs
 
     return platformdirs.user_cache_dir("mgf")
+
+
+def local_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def duration(seconds: float) -> str:
+    """``"42 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``: for progress lines."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 @dataclass
@@ -76,22 +108,34 @@ class Dataset:
         return train, held
 
 
-def held_out(keys: list[str], validation: float) -> list[bool]:
-    """Which of the pieces keyed ``keys`` are on the validation side of a split at ``validation``.
+def position(key: str) -> float:
+    """Where the piece keyed ``key`` falls in [0, 1): it is held out when below the validation fraction."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
-    A piece is held out when its hash falls below ``validation``, so adding pieces moves none;
+
+def held_out(keys: list[str], validation: float) -> list[bool]:
+    """Which of the pieces keyed ``keys`` are on the validation side of a split at ``validation``."""
+    return sides([np.array([position(key) for key in keys], np.float64)], validation)[0].tolist()
+
+
+def sides(positions: list[np.ndarray], validation: float) -> list[np.ndarray]:
+    """Held-out masks for groups of pieces (shards) at these :func:`position`\\ s, the split taken over all groups.
+
+    A piece is held out when its position falls below ``validation``, so adding pieces moves none;
     but with two pieces or more and ``validation > 0`` at least one is held out and one kept,
     so that small data sets still get a validation split.
     """
     if not 0.0 <= validation < 1.0:
         raise InputError(f"validation fraction must be in [0, 1), got {validation}")
-    position = [int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64 for key in keys]
-    out = [p < validation for p in position]
-    if validation > 0 and len(keys) >= 2:
-        if not any(out):
-            out[position.index(min(position))] = True
-        if all(out):
-            out[position.index(max(position))] = False
+    out = [p < validation for p in positions]
+    filled = [i for i, p in enumerate(positions) if len(p)]
+    if validation > 0 and sum(len(p) for p in positions) >= 2:
+        if not any(o.any() for o in out):
+            group = min(filled, key=lambda i: positions[i].min())
+            out[group][np.argmin(positions[group])] = True
+        if all(o.all() for o in out):
+            group = max(filled, key=lambda i: positions[i].max())
+            out[group][np.argmax(positions[group])] = False
     return out
 
 
@@ -148,35 +192,169 @@ def files(source: str, suffixes: tuple[str, ...]) -> list[str]:
     return sorted(found)
 
 
+# -- encoding, in this process, in local worker processes or on a Dask cluster ---------------------------------
+
+
+@dataclass
+class Encoded:
+    """One file's pieces ``[(name, tokens)]``, or why it was skipped; ``digest`` is the SHA-256 of its bytes."""
+
+    path: str
+    pieces: list[tuple[str, np.ndarray]]
+    error: str | None
+    cached: bool
+    digest: str
+
+
+class _Progress:
+    """Files done, files/s and ETA: a bar on a terminal, else a line every ``every`` seconds (none if ``every`` is None)."""
+
+    def __init__(self, label: str, total: int, progress: bool | None, every: float | None) -> None:
+        from tqdm import tqdm
+
+        self.label, self.total, self.every = label, total, every
+        self.bar = tqdm(total=total, desc=f"encoding {label}", unit="file", leave=False,
+                        disable=None if progress is None else not progress)
+        self.lines = every is not None and self.bar.disable and progress is not False
+        self.started = self.last = time.monotonic()
+        self.done = 0
+
+    def update(self, count: int) -> None:
+        self.done += count
+        self.bar.update(count)
+        now = time.monotonic()
+        if self.every is not None and self.lines and now - self.last >= self.every and self.done < self.total:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            print(f"encoding {self.label}: {self.done}/{self.total} files, {rate:.1f} files/s, "
+                  f"ETA {duration((self.total - self.done) / rate)}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def encode(representation: Representation, paths: list[str], *, workers: int = 1, scheduler: str | None = None,
+           cache: bool = True, progress: bool | None = None, every: float | None = None,
+           label: str = "") -> Iterator[Encoded]:
+    """Every file of ``paths`` encoded, in order, as :class:`Encoded`; a file that fails is reported, never fatal.
+
+    ``workers > 1`` encodes in that many local processes, ``scheduler`` (``tcp://host:port``) on
+    a Dask cluster whose workers see the same paths.  Only a few chunks of files are ahead of the
+    one being reported, so memory stays bounded however many files there are.
+    """
+    key = _config_key(representation)
+    store = cache_root() if cache else None
+    report = _Progress(label or f"{len(paths)} files", len(paths), progress, every)
+    try:
+        if scheduler is None and (workers <= 1 or len(paths) < 2):
+            for path in paths:
+                yield Encoded(path, *_encode_cached(representation, path, key, store))
+                report.update(1)
+            return
+        with _pool(workers, scheduler) as (submit, slots):
+            spec = _spec(representation)
+            size = max(1, min(16, len(paths) // (slots * 8)))  # chunks: small enough to balance, big enough to be cheap
+            chunks = iter([paths[i:i + size] for i in range(0, len(paths), size)])
+            pending: collections.deque = collections.deque()
+            for chunk in chunks:
+                pending.append(submit(_encode_chunk, spec, key, chunk, store))
+                if len(pending) >= 4 * slots:
+                    break
+            while pending:
+                results = pending.popleft().result()
+                for chunk in chunks:
+                    pending.append(submit(_encode_chunk, spec, key, chunk, store))
+                    break
+                for result in results:
+                    yield Encoded(*result)
+                report.update(len(results))
+    finally:
+        report.close()
+
+
+class _pool:
+    """``(submit, slots)`` of local worker processes or of a Dask cluster, shut down on exit."""
+
+    def __init__(self, workers: int, scheduler: str | None) -> None:
+        self.workers, self.scheduler = workers, scheduler
+
+    def __enter__(self):
+        if self.scheduler is not None:
+            self.client = _dask_client(self.scheduler)
+            slots = max(1, sum(self.client.nthreads().values()))
+            return lambda function, *args: self.client.submit(function, *args, pure=False), slots
+        import concurrent.futures
+        import multiprocessing
+
+        # forkserver (spawn where there is none): workers start from a clean process, never a fork of one
+        # whose threads (TensorFlow's, a BLAS pool's) may hold locks that the child would inherit locked
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        self.client = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+        return self.client.submit, self.workers
+
+    def __exit__(self, *exc):
+        if self.scheduler is not None:
+            self.client.close()
+        else:
+            self.client.shutdown(wait=exc[0] is None, cancel_futures=True)
+
+
+def _dask_client(scheduler: str):
+    """A Dask client of the cluster at ``scheduler``; one-line errors when the extra or the cluster is missing."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install 'mgf[distributed]'") from None
+    try:
+        return Client(scheduler, timeout=10)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+
+
+def _spec(representation: Representation) -> dict:
+    """What a worker needs to rebuild the representation: plain data, never the plugin object."""
+    return {"name": representation.name, "config": representation.config(),
+            "tensors": {name: np.asarray(array) for name, array in representation.tensors().items()}}
+
+
+_REBUILT: dict[str, Representation] = {}
+
+
+def _encode_chunk(spec: dict, key: str, paths: list[str], store: str | None) -> list[tuple]:
+    """In a worker: the fields of :class:`Encoded` for each of ``paths``; the representation is rebuilt once per process."""
+    representation = _REBUILT.get(key)
+    if representation is None:
+        from .api import get_representation
+
+        representation = get_representation(spec["name"], **spec["config"])
+        if spec["tensors"]:
+            representation.load_tensors(spec["tensors"])
+        _REBUILT[key] = representation
+    return [(path, *_encode_cached(representation, path, key, store)) for path in paths]
+
+
 def load(representation: Representation, source: str, cache: bool = True, progress: bool | None = None,
-         every: float | None = None) -> Dataset:
-    """Encode every piece of ``source``; ``progress=None`` shows a bar only on a terminal.
+         every: float | None = None, workers: int = 1, scheduler: str | None = None) -> Dataset:
+    """Every piece of ``source`` in memory; ``progress=None`` shows a bar only on a terminal.
 
     Where there is no bar (stderr is a file or a pipe), ``every`` seconds asks for a line of
-    progress that often instead, so that a long first encoding is not silent in a log.
+    progress (files/s, ETA) that often instead, so that a long first encoding is not silent in a log.
     """
-    from tqdm import tqdm
-
     paths = files(source, representation.read_suffixes)
     dataset = Dataset()
-    key = _config_key(representation)
-    bar = tqdm(paths, desc=f"encoding {source}", unit="file", disable=None if progress is None else not progress,
-               leave=False)
-    lines = every is not None and bar.disable and progress is not False
-    last = time.monotonic()
-    for done, path in enumerate(bar, 1):
-        if lines and time.monotonic() - last >= every:
-            print(f"encoding {source}: {done - 1}/{len(paths)} files", file=sys.stderr, flush=True)
-            last = time.monotonic()
-        pieces, error, hit, digest = _encode_cached(representation, path, key, cache)
-        dataset.cached += hit
-        if error is not None:
-            dataset.skipped.append((path, error))
+    for done in encode(representation, paths, workers=workers, scheduler=scheduler, cache=cache, progress=progress,
+                       every=every, label=source):
+        dataset.cached += done.cached
+        if done.error is not None:
+            dataset.skipped.append((done.path, done.error))
             continue
-        for index, (name, tokens) in enumerate(pieces):
+        for index, (name, tokens) in enumerate(done.pieces):
             dataset.names.append(name)
             dataset.sequences.append(tokens)
-            dataset.keys.append(piece_key(digest, index))
+            dataset.keys.append(piece_key(done.digest, index))
     return dataset
 
 
@@ -191,14 +369,14 @@ def _config_key(representation: Representation) -> str:
     return digest.hexdigest()[:16]
 
 
-def _encode_cached(representation, path, key, cache):
-    """``(pieces, error, cache_hit, content_digest)`` for one file, from the cache when its content was seen before."""
+def _encode_cached(representation, path, key, store):
+    """``(pieces, error, cache_hit, content_digest)`` for one file, from the cache under ``store`` (None: no cache)."""
     try:
         digest = _digest(path)
     except OSError as error:
         return [], f"cannot read ({error.strerror})", False, ""
-    entry = os.path.join(cache_root(), "sequences", representation.name, key, digest[:2], digest + ".npz")
-    if cache and os.path.exists(entry):
+    entry = store and os.path.join(store, "sequences", representation.name, key, digest[:2], digest + ".npz")
+    if entry and os.path.exists(entry):
         try:
             with np.load(entry, allow_pickle=False) as stored:
                 meta = json.loads(str(stored["meta"]))
@@ -214,20 +392,250 @@ def _encode_cached(representation, path, key, cache):
         pieces, error = [], str(exc)
     except Exception as exc:  # a plugin's unexpected failure on one file must not end the run
         pieces, error = [], f"{type(exc).__name__}: {exc}"
-    if cache:
+    if entry:
         _store(entry, pieces, error)
     return pieces, error, False, digest
 
 
 def _store(entry, pieces, error):
-    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    from .files import atomic_path
+
     arrays = {f"piece_{i}": tokens for i, (_, tokens) in enumerate(pieces)}
     meta = json.dumps({"names": [name for name, _ in pieces], "error": error})
     try:
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
         with atomic_path(entry) as tmp:
             np.savez(tmp, meta=np.array(meta), **arrays)
     except OSError:
         pass  # an unwritable cache only costs speed
+
+
+# -- dataset directories: token shards and a manifest ----------------------------------------------------------
+
+
+def is_dataset(path: str) -> bool:
+    """Whether ``path`` is a dataset directory written by :func:`build`."""
+    return os.path.isfile(os.path.join(os.path.expanduser(path), MANIFEST))
+
+
+def build(representation: Representation, source: str, directory: str | None = None, *, workers: int = 1,
+          scheduler: str | None = None, cache: bool = True, progress: bool | None = None,
+          every: float | None = None, validation: float = 0.1) -> Shards:
+    """Encode ``source`` into a dataset directory and open it; ``directory=None`` means the cache's own.
+
+    The directory holds ``shard-NNNNN.npz`` files (a flat int32 ``tokens`` array, int64
+    ``offsets`` with one more entry than pieces, float64 split ``positions``), ``files.jsonl``
+    (each source file's path, SHA-256, piece count or skip reason) and ``manifest.json`` (format,
+    representation name/config/tensors, shards with their counts, the split at ``validation``),
+    written last.  It is built beside its place under a temporary name and renamed when
+    complete, so a dataset directory is never half-written.  Pieces arrive one file at a time
+    and leave in shards of :data:`SHARD_TOKENS`, so encoding too holds one shard at a time.
+    """
+    paths = files(source, representation.read_suffixes)
+    key = _config_key(representation)
+    if directory is None:
+        directory = _cached_dataset(representation.name, key, paths)
+        if is_dataset(directory):
+            return Shards(directory)
+    elif os.path.exists(directory):
+        raise InputError(f"{directory}: exists; name a new directory for the dataset")
+    parent = os.path.dirname(os.path.abspath(directory))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{directory}: cannot create {parent} ({error.strerror or error})") from None
+    check_output(os.path.join(directory + ".manifest"))  # the parent is writable: before any work
+    _remove_stale_builds(parent)
+    tmp = os.path.join(parent, f".{os.path.basename(directory)}.mgf-tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        writer = _ShardWriter(tmp)
+        with open(os.path.join(tmp, "files.jsonl"), "w", encoding="utf-8") as listing:
+            for done in encode(representation, paths, workers=workers, scheduler=scheduler, cache=cache,
+                               progress=progress, every=every, label=source):
+                writer.cached += done.cached
+                if done.error is None:
+                    for index, (_, tokens) in enumerate(done.pieces):
+                        writer.add(tokens, position(piece_key(done.digest, index)))
+                else:
+                    writer.skipped += 1
+                entry = {"path": done.path, "sha256": done.digest, "pieces": len(done.pieces)}
+                listing.write(json.dumps({**entry, "error": done.error} if done.error else entry) + "\n")
+        writer.flush()
+        tensors: dict[str, Any] = representation.tensors()
+        if tensors:
+            np.savez(os.path.join(tmp, "representation.npz"), **tensors)
+        manifest = {
+            "format": DATASET_FORMAT,
+            "source": source,
+            "representation": {"name": representation.name, "config": representation.config(),
+                               "tensors": "representation.npz" if tensors else None, "key": key},
+            "files": {"listing": "files.jsonl", "count": len(paths), "skipped": writer.skipped,
+                      "from_cache": writer.cached},
+            "shards": writer.shards,
+            "pieces": sum(s["pieces"] for s in writer.shards),
+            "tokens": sum(s["tokens"] for s in writer.shards),
+        }
+        opened = Shards(tmp, manifest)
+        manifest["split"] = opened.split_counts(validation)
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=1)
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if not is_dataset(directory):  # else another run built the same cache entry first: use it
+                raise InputError(f"{directory}: cannot create the dataset directory") from None
+    except OSError as error:
+        raise InputError(f"{directory}: cannot write the dataset ({error.strerror or error})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Shards(directory)
+
+
+def _cached_dataset(name: str, key: str, paths: list[str]) -> str:
+    """Where the cache keeps the dataset of these files (by path, size and modification time) for this config.
+
+    Where the cache cannot be written, a temporary directory removed at exit: it only costs speed.
+    """
+    stamp = hashlib.sha256(key.encode())
+    for path in paths:
+        try:
+            info = os.stat(path)
+            stamp.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        except OSError:
+            stamp.update(f"{path}\0unreadable\0".encode())  # encoding reports it
+    folder = os.path.join(cache_root(), "datasets", name)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        check_output(os.path.join(folder, "probe"))
+    except OSError:
+        import atexit
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="mgf-dataset-")
+        atexit.register(shutil.rmtree, folder, True)
+    return os.path.join(folder, stamp.hexdigest()[:24])
+
+
+def _remove_stale_builds(parent: str) -> None:
+    """Remove dataset directories left half-built by a process that no longer runs (killed with SIGKILL)."""
+    for entry in os.scandir(parent):
+        _, mark, pid = entry.name.rpartition(".mgf-tmp-")
+        if mark and entry.name.startswith(".") and pid.isdigit() and entry.is_dir() and _gone(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+class _ShardWriter:
+    """Pieces in, ``shard-NNNNN.npz`` files out, one every :data:`SHARD_TOKENS` tokens."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.pieces: list[np.ndarray] = []
+        self.positions: list[float] = []
+        self.size = 0
+        self.shards: list[dict] = []
+        self.skipped = self.cached = 0
+
+    def add(self, tokens: np.ndarray, where: float) -> None:
+        self.pieces.append(tokens)
+        self.positions.append(where)
+        self.size += len(tokens)
+        if self.size >= SHARD_TOKENS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pieces:
+            return
+        name = f"shard-{len(self.shards):05d}.npz"
+        offsets = np.zeros(len(self.pieces) + 1, np.int64)
+        np.cumsum([len(p) for p in self.pieces], out=offsets[1:])
+        tokens = np.concatenate(self.pieces).astype(np.int32, copy=False)
+        np.savez(os.path.join(self.directory, name), tokens=tokens, offsets=offsets,
+                 positions=np.array(self.positions, np.float64))
+        self.shards.append({"file": name, "pieces": len(self.pieces), "tokens": int(offsets[-1])})
+        self.pieces, self.positions, self.size = [], [], 0
+
+
+class Shards:
+    """A dataset directory, read one shard at a time: what training streams from."""
+
+    def __init__(self, directory: str, manifest: dict | None = None) -> None:
+        self.directory = os.path.expanduser(directory)
+        if manifest is None:
+            try:
+                with open(os.path.join(self.directory, MANIFEST), encoding="utf-8") as handle:
+                    manifest = json.load(handle)
+            except (OSError, ValueError):
+                raise InputError(f"{directory}: not a dataset directory (no readable {MANIFEST})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+            raise InputError(f"{directory}: {MANIFEST} is not a dataset of this mgf version ({DATASET_FORMAT})")
+        self.manifest = manifest
+
+    def representation(self) -> Representation:
+        """The representation the pieces were encoded with, its learned tensors included."""
+        from .api import get_representation
+
+        spec = self.manifest["representation"]
+        representation = get_representation(spec["name"], **spec["config"])
+        if spec.get("tensors"):
+            with np.load(os.path.join(self.directory, spec["tensors"]), allow_pickle=False) as stored:
+                representation.load_tensors({name: stored[name] for name in stored.files})
+        return representation
+
+    def matches(self, representation: Representation) -> bool:
+        """Whether ``representation`` makes the tokens this dataset holds (same name, config and tensors)."""
+        return _config_key(representation) == self.manifest["representation"]["key"]
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of the source files that could not be encoded."""
+        with open(os.path.join(self.directory, self.manifest["files"]["listing"]), encoding="utf-8") as handle:
+            return [(e["path"], e["error"]) for e in map(json.loads, handle) if e.get("error")]
+
+    def shard(self, index: int, *, tokens: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(tokens, offsets, positions)`` of shard ``index`` (``tokens=False`` skips reading the tokens)."""
+        path = os.path.join(self.directory, self.manifest["shards"][index]["file"])
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return (stored["tokens"] if tokens else None), stored["offsets"], stored["positions"]
+        except (OSError, ValueError, KeyError) as error:
+            raise InputError(f"{path}: damaged dataset shard ({error})") from None
+
+    def __len__(self) -> int:
+        return len(self.manifest["shards"])
+
+    def sides(self, validation: float) -> list[np.ndarray]:
+        """Per shard, which pieces are held out at ``validation`` (the split of :meth:`Dataset.split`)."""
+        return sides([self.shard(i, tokens=False)[2] for i in range(len(self))], validation)
+
+    def split_counts(self, validation: float) -> dict:
+        """Pieces and tokens on each side of the split at ``validation``."""
+        sides: dict[str, dict[str, int]] = {"train": {"pieces": 0, "tokens": 0}, "validation": {"pieces": 0, "tokens": 0}}
+        for index, held in enumerate(self.sides(validation)):
+            lengths = np.diff(self.shard(index, tokens=False)[1])
+            for side, mask in (("train", ~held), ("validation", held)):
+                sides[side]["pieces"] += int(mask.sum())
+                sides[side]["tokens"] += int(lengths[mask].sum())
+        return {"validation_fraction": validation, **sides}
+
+    def pieces(self, index: int, mask: np.ndarray | None = None) -> list[np.ndarray]:
+        """The pieces of shard ``index`` (those where ``mask`` is true)."""
+        tokens, offsets, _ = self.shard(index)
+        assert tokens is not None
+        chosen = range(len(offsets) - 1) if mask is None else np.flatnonzero(mask)
+        return [tokens[offsets[i]:offsets[i + 1]] for i in chosen]
+
+
+def stream(parts: list[tuple[Shards, int, np.ndarray]], transform=None, seed: int | None = None) -> Iterable[list[np.ndarray]]:
+    """The chosen pieces of ``(dataset, shard, mask)`` parts, a shard's worth at a time.
+
+    ``seed`` shuffles the order of the parts; ``transform`` maps a shard's list of pieces (augmentation).
+    """
+    order = range(len(parts)) if seed is None else np.random.default_rng(seed).permutation(len(parts))
+    for i in order:
+        shards, index, mask = parts[i]
+        pieces = shards.pieces(index, mask)
+        yield transform(pieces) if transform else pieces
 
 
 def windows(sequences: list[np.ndarray], start: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

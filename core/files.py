@@ -137,3 +137,8 @@ def files_under(folder: str, suffixes: tuple[str, ...]) -> list[str]:
         for name in names
         if name.lower().endswith(suffixes)
     )
+
+
+def output_beside(path, suffix):
+    """``path``'s file name with ``suffix``, in the current directory: the default output of render and plot."""
+    return os.path.splitext(os.path.basename(path))[0] + suffix

@@ -8,6 +8,9 @@ mix is scaled down only when its peak would pass 0.9 of full scale, so polyphony
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import wave
 
 import numpy as np
@@ -66,3 +69,36 @@ def write_wav(samples: np.ndarray, path: str | os.PathLike, sample_rate: int = S
         handle.setsampwidth(2)
         handle.setframerate(sample_rate)
         handle.writeframes(pcm.tobytes())
+
+
+FLUIDSYNTH_HINT = "install FluidSynth and a General MIDI SoundFont: apt-get install fluidsynth fluid-soundfont-gm"
+
+
+def render_notes(notes, output, soundfont=None, sample_rate=SAMPLE_RATE):
+    """Write ``notes`` to ``output`` (.wav): FluidSynth with ``soundfont`` if given, else the built-in synthesizer."""
+    if soundfont is None:
+        write_wav(render(notes, sample_rate), output, sample_rate)
+        return
+    program = shutil.which("fluidsynth")
+    if program is None:
+        raise InputError(f"--soundfont needs the fluidsynth program; {FLUIDSYNTH_HINT}")
+    if not os.path.isfile(soundfont):
+        raise InputError(f"{soundfont}: no such SoundFont file")
+    with tempfile.TemporaryDirectory() as scratch:
+        midi_path, wav_path = os.path.join(scratch, "in.mid"), os.path.join(scratch, "out.wav")
+        from .api import get_representation
+
+        midi = get_representation("midi")
+        midi.write(midi.encode(notes), midi_path)
+        result = subprocess.run([program, "-ni", "-g", "0.6", "-r", str(sample_rate), "-F", wav_path, soundfont, midi_path],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not os.path.exists(wav_path):
+            raise InputError(f"fluidsynth failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+        with wave.open(wav_path) as handle:
+            channels = handle.getnchannels()
+            frames = np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float64) / 32768
+    mono = frames.reshape(-1, channels).mean(axis=1)
+    peak = np.abs(mono).max(initial=0.0)
+    if peak > PEAK:
+        mono *= PEAK / peak
+    write_wav(mono, output, sample_rate)

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from mgf import InputError, data, get_representation, hookimpl, metrics
+from mgf import InputError, data, get_representation, hookimpl, metrics, read_notes
 
 
 def _row(label, values):
@@ -12,8 +12,6 @@ def _row(label, values):
 
 
 def _eval(args):
-    from .cmd_render import read_notes
-
     representation = get_representation(args.repr)
     results = {path: metrics.measure(read_notes(args.repr, path)) for path in args.files}
     if args.reference:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plugin_class
+from mgf import PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plot, plugin_class, synth
 from mgf.options import resolve, split
 
 
@@ -190,15 +190,11 @@ def _write(representation, tokens, path, job) -> list[str]:
     written = [path]
     representation.write(tokens, path)
     if job.render:
-        from .cmd_render import render_notes
-
         written.append(os.path.splitext(path)[0] + ".wav")
-        render_notes(notes, written[-1])
+        synth.render_notes(notes, written[-1])
     if job.plot:
-        from .cmd_plot import plot_notes
-
         written.append(os.path.splitext(path)[0] + ".png")
-        plot_notes(notes, written[-1], title=os.path.basename(path))
+        plot.plot_notes(notes, written[-1], title=os.path.basename(path))
     return written
 
 

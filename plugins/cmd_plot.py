@@ -2,45 +2,13 @@
 
 import os
 
-from mgf import InputError, atomic_path, check_output, hookimpl
-
-
-def plot_notes(notes, path, title=""):
-    """Write a piano roll of ``[(pitch, velocity, start, end)]`` to ``path`` (.png)."""
-    if not str(path).lower().endswith(".png"):
-        raise InputError(f"{path}: piano rolls are written as .png")
-    if not notes:
-        raise InputError(f"{path}: no notes to plot")
-    try:
-        import matplotlib
-    except ImportError:
-        raise InputError("mgf plot needs matplotlib: pip install 'mgf[plot]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(12, 4), dpi=100)
-    axes = figure.add_subplot()
-    colours = pyplot.get_cmap("viridis")
-    for pitch, velocity, start, end in notes:
-        axes.broken_barh([(start, max(end - start, 0.01))], (pitch - 0.4, 0.8), color=colours(velocity / 127))
-    pitches = [p for p, *_ in notes]
-    axes.set_ylim(min(pitches) - 2, max(pitches) + 2)
-    axes.set_xlim(0, max(end for *_, end in notes))
-    axes.set_xlabel("seconds")
-    axes.set_ylabel("MIDI pitch")
-    axes.set_title(title)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
+from mgf import check_output, hookimpl, output_beside, plot, read_notes
 
 
 def _plot(args):
-    from .cmd_render import output_beside, read_notes
-
     output = args.output or output_beside(args.file, ".png")
     check_output(output)  # before reading the music and importing matplotlib
-    plot_notes(read_notes(args.repr, args.file), output, title=os.path.basename(args.file))
+    plot.plot_notes(read_notes(args.repr, args.file), output, title=os.path.basename(args.file))
     print(output)
 
 
