@@ -92,29 +92,67 @@ def _token_ids(text, vocab_size):
 
 def _dataset(args):
     representation = _representation(args)
-    loaded = data.load(representation, args.source, cache=not args.no_cache, progress=False if args.quiet else None)
-    lengths = [len(s) for s in loaded.sequences]
+    check_workers(args)
+    if args.output is None and args.no_cache:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:  # encoded, summarised, not kept
+            return _summarise(args, representation, os.path.join(scratch, "dataset"))
+    return _summarise(args, representation, args.output)
+
+
+def _summarise(args, representation, directory):
+    built = data.build(representation, args.source, directory, workers=workers(args), scheduler=args.scheduler,
+                       cache=not args.no_cache, progress=False if args.quiet else None,
+                       every=None if args.quiet else data.LINE_SECONDS, validation=args.val_split)
+    manifest, skipped = built.manifest, built.skipped()
+    pieces, tokens = manifest["pieces"], manifest["tokens"]
     summary = {
         "source": args.source,
         "representation": {"name": representation.name, "config": representation.config()},
-        "pieces": len(lengths),
-        "tokens": int(sum(lengths)),
-        "mean_length": float(np.mean(lengths)) if lengths else 0.0,
-        "from_cache": loaded.cached,
-        "skipped": [{"file": path, "reason": _reason(path, reason)} for path, reason in loaded.skipped],
+        "pieces": pieces,
+        "tokens": tokens,
+        "mean_length": tokens / pieces if pieces else 0.0,
+        "from_cache": manifest["files"]["from_cache"],
+        "skipped": [{"file": path, "reason": _reason(path, reason)} for path, reason in skipped],
+        "split": manifest["split"],
+        "dataset": args.output or (None if args.no_cache else built.directory),
         "cache": None if args.no_cache else data.cache_root(),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{summary['pieces']} pieces, {summary['tokens']} tokens (mean {summary['mean_length']:.0f}) "
-              f"from {args.source}; {loaded.cached} files from the cache")
-        if loaded.skipped:
-            print(f"skipped {len(loaded.skipped)} file(s):")
-            for path, reason in loaded.skipped:
+        print(f"{pieces} pieces, {tokens} tokens (mean {summary['mean_length']:.0f}) "
+              f"from {args.source}; {summary['from_cache']} files from the cache")
+        if summary["dataset"]:
+            print(f"dataset: {summary['dataset']}")
+        if skipped:
+            print(f"skipped {len(skipped)} file(s):")
+            for path, reason in skipped:
                 print(f"  {path}: {_reason(path, reason)}")
-    if not loaded.sequences:
+    if not pieces:
         raise InputError(f"{args.source}: no piece could be read")
+
+
+def add_parallel_options(parser):
+    """``--workers`` and ``--scheduler``: where files are encoded (``mgf dataset``, ``mgf train``)."""
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="local processes that encode files (default: 0, one per core)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="encode on this Dask cluster instead (pip install 'mgf[distributed]'); "
+                             "its workers must see the same file paths")
+
+
+def check_workers(args):
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
+    if args.scheduler is not None and args.workers:
+        raise UsageError("--workers and --scheduler exclude each other: the cluster decides how many workers")
+
+
+def workers(args):
+    """The ``--workers`` asked for; 0 means one per core."""
+    return args.workers or data.local_cores()
 
 
 def _reason(path, reason):
@@ -136,9 +174,13 @@ def register_commands(cli):
     p.add_argument("-o", "--output", help="output file; its suffix picks the format")
     p.set_defaults(run=_decode)
 
-    p = cli.command("dataset", "Encode training data (corpus: reference, folder, glob) into the cache and summarise it.")
+    p = cli.command("dataset", "Encode training data (corpus: reference, folder, glob) into a dataset directory "
+                    "(the cache's, or -o) and summarise it.")
     p.add_argument("source", help="corpus:bach, corpus:essenFolksong, a folder of files, or a glob")
     _add_repr_options(p)
+    add_parallel_options(p)
+    p.add_argument("-o", "--output", help="write the dataset directory here (a new directory) for `mgf train --data`")
+    p.add_argument("--val-split", type=float, default=0.1, help="validation fraction the summary counts (default: 0.1)")
     p.add_argument("--no-cache", action="store_true", help="re-encode every file and write no cache")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")

@@ -9,7 +9,7 @@ import numpy as np
 
 from mgf import BundleError, InputError, UsageError, bundle, get_representation, hookimpl
 
-from .cmd_data import _add_repr_options, _config
+from .cmd_data import _add_repr_options, _config, add_parallel_options, check_workers, workers
 from .model_keras import keras_net
 
 
@@ -34,8 +34,13 @@ def _train(args):
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
-    representation = get_representation(args.repr, **_config(args.config))
+    check_workers(args)
+    representation = None if args.repr is None else get_representation(args.repr, **_config(args.config))
+    if args.repr is None and args.config:
+        raise UsageError("--config needs --repr")
     keras_net()  # fail early, with the install hint, before reading data
+    if args.distributed and "TF_CONFIG" not in os.environ:
+        raise UsageError("--distributed needs TF_CONFIG describing the cluster and this worker (docs/large-collections.md)")
     from .keras_train import train
 
     result = train(
@@ -43,9 +48,11 @@ def _train(args):
         hidden=[args.hidden] * args.layers, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
-        log_every=args.log_every,
+        log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
+    if result is None:  # a worker of a distributed run other than the chief: the chief writes the bundle
+        return
     scores = result.training.get("validation_cross_entropy")
     print(f"{args.output}: {result.training['epochs']} epochs, "
           + (", ".join(f"{name} {value:.3f}" for name, value in scores.items()) + " nats per validation token"
@@ -100,7 +107,12 @@ def register_commands(cli):
     p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf[keras]).")
     _add_repr_options(p)
     p.add_argument("--data", required=True, action="append",
-                   help="corpus:essenFolksong, corpus:bach, a folder of files, or a glob (repeat to combine sources)")
+                   help="a dataset directory (`mgf dataset -o`), corpus:essenFolksong, corpus:bach, a folder of files, "
+                        "or a glob (repeat to combine sources)")
+    add_parallel_options(p)
+    p.add_argument("--distributed", action="store_true",
+                   help="train on several machines (tf.distribute.MultiWorkerMirroredStrategy) as TF_CONFIG describes; "
+                        "--batch-size is then the global batch")
     p.add_argument("--hidden", type=int, default=256, help="units per LSTM layer (default: 256)")
     p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: 2)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")

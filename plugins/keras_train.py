@@ -1,7 +1,9 @@
-"""Training with Keras: windows of token sequences, teacher forcing, Adam, early stopping, checkpoints."""
+"""Training with Keras: windows streamed from dataset shards, teacher forcing, Adam, early stopping, checkpoints,
+one machine or several (``MultiWorkerMirroredStrategy``)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -18,22 +20,11 @@ from mgf.bundle import Arch, Bundle
 
 from .keras_net import build, keras, load_keras, to_tensors
 
-LINE_SECONDS = 30  # without a terminal, the longest silence during an epoch
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
 
 class Progress(keras.callbacks.Callback):
     """What training does, on stderr: a line per epoch (losses, speed, ETA) and a bar during it on a terminal.
 
-    Without a terminal there is no bar, so a line comes every ``LINE_SECONDS`` during an epoch
+    Without a terminal there is no bar, so a line comes every ``mgf.data.LINE_SECONDS`` during an epoch
     instead; ``every`` asks for one every that many batches too.  Keras averages a weighted
     loss over every position, padding included; ``scales`` (positions per real token, for
     training and validation) turn that into nats per real token.
@@ -60,13 +51,13 @@ class Progress(keras.callbacks.Callback):
         done, now = batch + 1, time.perf_counter()
         if self.quiet or done >= self.batches:
             return
-        if (self.every and done % self.every == 0) or (self.bar.disable and now - self.last_line >= LINE_SECONDS):
+        if (self.every and done % self.every == 0) or (self.bar.disable and now - self.last_line >= data.LINE_SECONDS):
             self.last_line = now
             rate = done / (now - self.started)  # batches per second
             left = (self.batches - done) / rate + (self.epochs - self.epoch - 1) * self.batches / rate
             loss = (logs or {}).get("loss", float("nan")) * self.scales[0]
             self.bar.write(f"batch {done}/{self.batches} (epoch {self.epoch + 1}/{self.epochs}), loss {loss:.4f}, "
-                           f"{rate * self.tokens / self.batches:.0f} tokens/s, ETA {_duration(left)}", file=sys.stderr)
+                           f"{rate * self.tokens / self.batches:.0f} tokens/s, ETA {data.duration(left)}", file=sys.stderr)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.close()
@@ -84,7 +75,7 @@ class Progress(keras.callbacks.Callback):
         parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {logs.get('loss', float('nan')) * self.scales[0]:.4f}"]
         if val is not None:
             parts.append(f"val_loss {val:.4f}")
-        parts += [f"{self.tokens / seconds:.0f} tokens/s", f"{seconds:.0f} s", f"ETA {_duration(left)}"]
+        parts += [f"{self.tokens / seconds:.0f} tokens/s", f"{seconds:.0f} s", f"ETA {data.duration(left)}"]
         print(", ".join(parts), file=sys.stderr, flush=True)
 
 
@@ -151,6 +142,9 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
+BASELINE_TOKENS = 1_000_000  # the n-gram baselines fit on at most this many training tokens: bounded memory
+
+
 def train(
     representation,
     sources: list[str],
@@ -171,60 +165,89 @@ def train(
     quiet: bool = False,
     log_every: int = 0,
     command: str = "",
-) -> Bundle:
-    """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``)."""
-    keras.utils.set_random_seed(seed)
+    workers: int = 1,
+    scheduler: str | None = None,
+    distributed: bool = False,
+) -> Bundle | None:
+    """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``).
+
+    A source is a dataset directory (``mgf dataset -o``) or what :func:`mgf.data.files` reads;
+    the latter is first encoded (by ``workers`` processes or on the Dask ``scheduler``) into a
+    dataset directory in the cache.  Training streams the shards through ``tf.data``, so memory
+    does not grow with the data.  ``representation=None`` takes the first dataset directory's.
+    ``distributed`` trains under ``MultiWorkerMirroredStrategy`` as configured by ``TF_CONFIG``
+    (``batch_size`` is then the global batch); only the chief writes checkpoints and the bundle,
+    and the other workers return None.
+    """
     import tensorflow as tf
 
+    if distributed:
+        with _c_logs_silenced():
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    chief = _is_chief(strategy) if distributed else True
+    keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same data -> same bundle
-    if type(representation).fit is not Representation.fit and not representation.tensors():
-        # learn the representation (a codebook) from the training side's files only
-        paths = [p for source in sources for p in data.files(source, representation.read_suffixes)]
-        held = data.held_out_files(paths, val_split)
-        representation.fit([p for p in paths if not held[p]] or paths)
-    dataset = data.Dataset()
-    for source in sources:
-        dataset.extend(data.load(representation, source, progress=False if quiet else None,
-                                 every=None if quiet else LINE_SECONDS))
+    quiet = quiet or not chief
+    representation, datasets = _datasets(representation, sources, val_split, workers, scheduler, quiet)
     source = " + ".join(sources)
-    if not dataset.sequences:
-        raise InputError(f"{source}: no piece could be read ({len(dataset.skipped)} file(s) skipped)")
-    train_set, val_set = dataset.split(val_split)
-    if val_split > 0 and not (val_set.sequences and train_set.sequences):
-        raise InputError(f"{source}: too few pieces ({len(dataset.sequences)}) for a validation split; use more data or --val-split 0")
-    if len(transpose) > 1 or 0 not in transpose:
-        train_set = data.augment(train_set, representation, transpose)
+    skipped = sum(d.manifest["files"]["skipped"] for d in datasets)
+    if not any(d.manifest["pieces"] for d in datasets):
+        raise InputError(f"{source}: no piece could be read ({skipped} file(s) skipped)")
+    shards = [(d, i) for d in datasets for i in range(len(d))]
+    held = data.sides([d.shard(i, tokens=False)[2] for d, i in shards], val_split)
+    train_parts = [(d, i, ~mask) for (d, i), mask in zip(shards, held) if not mask.all()]
+    val_parts = [(d, i, mask) for (d, i), mask in zip(shards, held) if mask.any()]
+    if val_split > 0 and not (val_parts and train_parts):
+        pieces = sum(d.manifest["pieces"] for d in datasets)
+        raise InputError(f"{source}: too few pieces ({pieces}) for a validation split; use more data or --val-split 0")
+    augmenting = len(transpose) > 1 or 0 not in transpose
+
+    def transform(pieces):
+        return data.augment(data.Dataset(pieces, [""] * len(pieces)), representation, transpose).sequences
+
+    train_transform = transform if augmenting else None
+    train_count = _count(train_parts, seq_len, train_transform)
+    val_count = _count(val_parts, seq_len, None)
+    if train_count["windows"] == 0 or train_count["tokens"] < 2:
+        raise InputError(f"{source}: too little data to train on ({train_count['tokens']} tokens)")
     start = representation.start_token
-    x, y, w = data.windows(train_set.sequences, start, seq_len)
-    if len(x) == 0 or w.sum() < 2:
-        raise InputError(f"{source}: too little data to train on ({int(w.sum())} tokens)")
+    train_data = _tf_windows(tf, train_parts, start, seq_len, batch_size, train_count["windows"], train_transform,
+                             lambda: [seed, next(epoch_seeds)])
     validation = None
-    if val_set.sequences:
-        vx, vy, vw = data.windows(val_set.sequences, start, seq_len)
-        validation = (vx, vy, vw)
+    if val_parts:
+        validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], None, lambda: None)
 
     arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim)
-    scales = (w.size / w.sum(), validation[2].size / validation[2].sum() if validation else 1.0)
+    scales = (train_count["windows"] * seq_len / train_count["tokens"],
+              val_count["windows"] * seq_len / val_count["tokens"] if val_parts else 1.0)
     initial_epoch, best = 0, None
-    progress = Progress(epochs, -(-len(x) // batch_size), int(w.sum()), scales, quiet, log_every)
+    progress = Progress(epochs, -(-train_count["windows"] // batch_size), train_count["tokens"], scales, quiet, log_every)
     checkpoints = Checkpoints(output, progress)
-    if resume:
-        model, entry = checkpoints.resume()
-        initial_epoch, best = entry["epoch"], entry.get("best_val_loss")
-        progress.best = float("inf") if best is None else best
-        if to_tensors(model)[0] != arch:
-            raise InputError(f"--resume: {entry['file']} has another architecture than the one asked for")
-    else:
-        model = build(arch, dropout)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callbacks = [progress, checkpoints]
+    with strategy.scope():
+        if resume:
+            model, entry = checkpoints.resume()
+            initial_epoch, best = entry["epoch"], entry.get("best_val_loss")
+            progress.best = float("inf") if best is None else best
+            if to_tensors(model)[0] != arch:
+                raise InputError(f"--resume: {entry['file']} has another architecture than the one asked for")
+        else:
+            model = build(arch, dropout)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if distributed:
+            _multi_worker_keras(model, tf, batch_size, seq_len)
+    epoch_seeds = iter(range(initial_epoch, 10**9))  # a resumed run shuffles its epochs as the first run would have
+    callbacks = [progress] + ([checkpoints] if chief else [])
     if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     started = time.perf_counter()
-    history = model.fit(x, y, sample_weight=w, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
-                        validation_data=validation, callbacks=callbacks, shuffle=True, verbose=0)
+    history = model.fit(train_data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation,
+                        callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     seconds = time.perf_counter() - started
+    if not chief:
+        return None
     with atomic_path(f"{os.path.splitext(output)[0]}.keras") as tmp:
         model.save(tmp)
     arch, tensors = to_tensors(model)
@@ -235,30 +258,169 @@ def train(
                     {
                         "data": list(sources),
                         "command": command,
-                        "pieces": {"train": len(train_set.sequences), "validation": len(val_set.sequences),
-                                   "skipped_files": len(dataset.skipped)},
-                        "tokens": {"train": int(w.sum()), "validation": int(validation[2].sum()) if validation else 0},
+                        "pieces": {"train": train_count["pieces"], "validation": val_count["pieces"],
+                                   "skipped_files": skipped},
+                        "tokens": {"train": train_count["tokens"], "validation": val_count["tokens"]},
                         "epochs": initial_epoch + len(history.history.get("loss", [])),
                         "best_val_loss": float(np.min(val_losses)) if val_losses else None,
                         "train_seconds": round(seconds, 1),
                         "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed, "dropout": dropout,
                         "transpose": [transpose.start, transpose.stop - 1],
+                        "workers": strategy.num_replicas_in_sync,
                         "mgf_version": mgf.__version__,
                         "keras_version": keras.__version__,
                     })
     bundle.write(result, output)
-    if val_set.sequences:
-        result.training["validation_cross_entropy"] = _scores(output, representation, train_set, val_set)
+    if val_parts:
+        result.training["validation_cross_entropy"] = _scores(output, representation, train_parts, val_parts,
+                                                              train_transform)
         bundle.write(result, output)
     return result
 
 
-def _scores(output, representation, train_set, val_set):
-    """Nats per validation token: the written model (native kernel) and the baselines fitted on the same training pieces."""
+def _multi_worker_keras(model, tf, batch_size: int, seq_len: int) -> None:
+    """Work around Keras 3's multi-worker ``fit`` (tensorflow/tensorflow#72388), which fails twice without it.
+
+    Each step's logs are averaged across workers along axis 0, which scalars lack: the steps
+    return them as vectors of one.  And before its first step, ``fit`` averages a batch of data
+    across workers to build the loss and optimizer, which fails for a tuple of tensors: they are
+    built here from a batch of zeros (evaluated on every worker), and that averaging is skipped.
+    """
+
+    def as_vectors(step):
+        def wrapped(batch):
+            return {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
+
+        return wrapped
+
+    model.train_step = as_vectors(model.train_step)
+    model.test_step = as_vectors(model.test_step)
+    zeros = np.zeros((batch_size, seq_len), np.int32)
+    model.test_on_batch(zeros, zeros, sample_weight=np.ones((batch_size, seq_len), np.float32))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+@contextlib.contextmanager
+def _c_logs_silenced():
+    """Keep what TensorFlow's C++ writes to fd 2 (absl and oneDNN notices when a cluster starts) off the user's terminal."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _is_chief(strategy) -> bool:
+    """Whether this process is the chief of a multi-worker run: the ``chief`` task, else worker 0."""
+    resolver = strategy.cluster_resolver
+    if resolver.task_type in (None, "chief"):
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def _datasets(representation, sources, val_split, workers, scheduler, quiet):
+    """The representation and one dataset directory per source, encoding into the cache those that are not one."""
+    if representation is None:
+        first = next((s for s in sources if data.is_dataset(s)), None)
+        if first is None:
+            raise mgf.UsageError("give --repr: the --data sources are not dataset directories (`mgf dataset -o`)")
+        representation = data.Shards(first).representation()
+    if type(representation).fit is not Representation.fit and not representation.tensors():
+        # learn the representation (a codebook) from the training side's files only
+        paths = [p for source in sources if not data.is_dataset(source)
+                 for p in data.files(source, representation.read_suffixes)]
+        held = data.held_out_files(paths, val_split)
+        representation.fit([p for p in paths if not held[p]] or paths)
+    datasets = []
+    for source in sources:
+        if data.is_dataset(source):
+            opened = data.Shards(source)
+            if not opened.matches(representation):
+                spec = opened.manifest["representation"]
+                raise InputError(f"{source}: encoded with {spec['name']} {spec['config']}, not with the representation "
+                                 f"asked for; leave out --repr/--config to train with the dataset's")
+        else:
+            opened = data.build(representation, source, workers=workers, scheduler=scheduler,
+                                progress=False if quiet else None, every=None if quiet else data.LINE_SECONDS,
+                                validation=val_split)
+        datasets.append(opened)
+    return representation, datasets
+
+
+def _count(parts, seq_len, transform) -> dict[str, int]:
+    """Pieces, tokens and training windows of ``parts``: one pass over the shards, before training."""
+    count = {"pieces": 0, "tokens": 0, "windows": 0}
+    if transform is None:  # the offsets alone tell
+        for shards, index, mask in parts:
+            lengths = np.diff(shards.shard(index, tokens=False)[1])[mask]
+            count["pieces"] += len(lengths)
+            count["tokens"] += int(lengths.sum())
+            count["windows"] += int((-(-lengths // seq_len)).sum())
+        return count
+    for pieces in data.stream(parts, transform):
+        lengths = np.array([len(p) for p in pieces], np.int64)
+        count["pieces"] += len(lengths)
+        count["tokens"] += int(lengths.sum())
+        count["windows"] += int((-(-lengths // seq_len)).sum())
+    return count
+
+
+def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform, epoch_seed):
+    """A ``tf.data`` pipeline of ``(inputs, targets, weights)`` batches read from the shards, one shard at a time.
+
+    Each pass (epoch) asks ``epoch_seed()`` for its seed: shards come in a shuffled order and
+    each shard's windows shuffled (no shuffling for None).  Its length (``windows_count``,
+    counted beforehand) is declared, so Keras knows an epoch's batches from the first one on.
+    Multi-worker runs shard it by batch.
+    """
+
+    def windows():
+        seed = epoch_seed()
+        rng = None if seed is None else np.random.default_rng(seed)
+        for pieces in data.stream(parts, transform, seed):
+            x, y, w = data.windows(pieces, start, seq_len)
+            if rng is not None:
+                order = rng.permutation(len(x))
+                x, y, w = x[order], y[order], w[order]
+            if len(x):
+                yield x, y, w
+
+    spec = (tf.TensorSpec([None, seq_len], tf.int32), tf.TensorSpec([None, seq_len], tf.int32),
+            tf.TensorSpec([None, seq_len], tf.float32))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    pipeline = tf.data.Dataset.from_generator(windows, output_signature=spec).unbatch().batch(batch_size)
+    pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(-(-windows_count // batch_size)))
+    return pipeline.prefetch(2).with_options(options)
+
+
+def _scores(output, representation, train_parts, val_parts, transform):
+    """Nats per validation token: the written model (native kernel) and the baselines fitted on the training pieces.
+
+    The baselines fit on the first :data:`BASELINE_TOKENS` training tokens; the validation side
+    is scored a shard at a time.
+    """
     from mgf.baselines import NGram, model_cross_entropy
 
-    scores = {"model": model_cross_entropy(mgf.load_model(output, backend="native", threads=1), val_set.sequences)}
-    for name, order in (("unigram", 1), ("5-gram", 5)):
-        baseline = NGram(order, representation.vocab_size, representation.start_token).fit(train_set.sequences)
-        scores[name] = baseline.cross_entropy(val_set.sequences)
-    return {name: round(value, 4) for name, value in scores.items()}
+    fitted, budget = [], BASELINE_TOKENS
+    for pieces in data.stream(train_parts, transform):
+        for piece in pieces:
+            if budget <= 0:
+                break
+            fitted.append(piece[:budget])
+            budget -= len(piece)
+    baselines = {name: NGram(order, representation.vocab_size, representation.start_token).fit(fitted)
+                 for name, order in (("unigram", 1), ("5-gram", 5))}
+    model = mgf.load_model(output, backend="native", threads=1)
+    totals, tokens = dict.fromkeys(["model", *baselines], 0.0), 0
+    for pieces in data.stream(val_parts):
+        count = sum(len(p) for p in pieces)
+        tokens += count
+        totals["model"] += model_cross_entropy(model, pieces) * count
+        for name, baseline in baselines.items():
+            totals[name] += baseline.cross_entropy(pieces) * count
+    return {name: round(value / tokens, 4) for name, value in totals.items()}

@@ -1,6 +1,7 @@
 """The data pipeline: sources, skipping, the on-disk cache, the split; with the `tokens` representation."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -155,7 +156,7 @@ def test_cli_encode_decode_dataset(folder, tmp_path):
     result = run("encode", folder / "absent.txt", "--repr", "tokens")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     result = run("encode", folder / "one.txt", "--repr", "tokens", "--config", "vocab_size")
-    assert result.returncode == 1 and "KEY=VALUE" in result.stderr
+    assert result.returncode == 2 and "KEY=VALUE" in result.stderr
 
 
 def test_windows_predict_every_token_once_from_the_start_token():
@@ -202,6 +203,68 @@ def test_corpus_sources_expand_multi_tune_files():
 
 def test_without_a_terminal_encoding_reports_progress_in_lines(folder, capsys):
     data.load(get_representation("tokens"), str(folder), every=0)
-    assert capsys.readouterr().err.splitlines() == [f"encoding {folder}: {done}/4 files" for done in range(4)]
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.fullmatch(rf"encoding {re.escape(str(folder))}: (\d)/4 files, [0-9.]+ files/s, ETA \d+ s", line)[1]
+            for line in lines] == ["1", "2", "3"]
     data.load(get_representation("tokens"), str(folder), progress=False, every=0)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_worker_processes_encode_what_one_process_does(folder, workers, cache_dir):
+    """Workers rebuild the representation from its name and config (vocab_size=10 here) and send tokens back."""
+    (folder / "big.txt").write_text("9 12\n")  # 12 is outside vocab_size=10: skipped the same way everywhere
+    representation = get_representation("tokens", vocab_size=10)
+    one = data.load(representation, str(folder), cache=False)
+    many = data.load(representation, str(folder), cache=False, workers=workers)
+    assert [s.tolist() for s in many.sequences] == [s.tolist() for s in one.sequences]
+    assert many.keys == one.keys and many.names == one.names and many.skipped == one.skipped
+    assert [os.path.basename(path) for path, _ in many.skipped] == ["bad.txt", "big.txt"]
+    assert not cache_dir.exists()
+    warm = data.load(representation, str(folder), workers=workers)
+    assert warm.cached == 0 and data.load(representation, str(folder), workers=workers).cached == 5
+
+
+def test_workers_use_the_learned_tensors_of_the_representation(tmp_path):
+    """A codebook learned in this process reaches the workers as arrays: they encode with it."""
+    import wave
+
+    audio = get_representation("audio", sample_rate=8000, n_fft=256, hop=128, n_mels=16, codebook_size=8)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        with wave.open(str(tmp_path / f"{i}.wav"), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(8000)
+            handle.writeframes((rng.normal(0, 0.1 * (i + 1), 8000) * 32767).clip(-32767, 32767).astype("<i2").tobytes())
+    audio.fit([str(tmp_path / f"{i}.wav") for i in range(3)])
+    one = data.load(audio, str(tmp_path), cache=False)
+    two = data.load(audio, str(tmp_path), cache=False, workers=2)
+    assert len(one.sequences) == 3 and not one.skipped
+    assert [s.tolist() for s in two.sequences] == [s.tolist() for s in one.sequences]
+
+
+def test_a_dask_cluster_encodes_what_one_process_does(folder, cache_dir):
+    """Files sent to the workers of a real (local) Dask scheduler come back as the same tokens, in order."""
+    distributed = pytest.importorskip("distributed")
+    representation = get_representation("tokens", vocab_size=10)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = data.load(representation, str(folder), scheduler=cluster.scheduler_address)
+        built = data.build(representation, str(folder), str(folder.parent / "ds"), scheduler=cluster.scheduler_address)
+    local = data.load(representation, str(folder))
+    assert [s.tolist() for s in remote.sequences] == [s.tolist() for s in local.sequences]
+    assert remote.keys == local.keys and remote.skipped == local.skipped and local.cached == 4
+    assert [p.tolist() for p in built.pieces(0)] == [s.tolist() for s in local.sequences]
+
+
+def test_scheduler_errors_are_one_line(folder):
+    pytest.importorskip("distributed")
+    with pytest.raises(InputError, match="cannot connect"):
+        data.load(get_representation("tokens"), str(folder), scheduler="tcp://127.0.0.1:1")
+
+
+def test_cli_worker_options_are_checked(folder):
+    for args, message in ((["--workers", "-1"], "--workers must be >= 0"),
+                          (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "exclude each other")):
+        result = run("dataset", folder, "--repr", "tokens", *args)
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
