@@ -100,7 +100,7 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
             f"{representation.name!r} has {representation.vocab_size}"
         )
     model.representation = representation
-    setattr(model, "__mgf_origin__", entry.origin)
+    setattr(model, "__mgf_origin__", entry.origin)  # noqa: B010 - not a declared attribute of Model (mypy)
     return model
 
 

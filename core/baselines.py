@@ -20,7 +20,8 @@ class NGram:
         if order < 1:
             raise ValueError("order must be >= 1")
         self.order, self.vocab_size, self.start = order, vocab_size, start
-        self.counts = [defaultdict(Counter) for _ in range(order)]  # counts[k][context of length k][token]
+        # counts[k][context of length k][token]
+        self.counts: list[defaultdict[tuple[int, ...], Counter[int]]] = [defaultdict(Counter) for _ in range(order)]
 
     def _padded(self, sequence):
         return [self.start] * (self.order - 1) + [self.start] + [int(t) for t in sequence]

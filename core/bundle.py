@@ -303,14 +303,15 @@ def _parse_arch(path, arch: dict[str, Any]) -> Arch:
     cell = arch.get("cell")
     if cell not in CELLS:
         raise BundleError(f"{path}: mgf.arch cell {cell!r} is not supported (supported: {', '.join(CELLS)})")
-    vocab_size, embedding_dim, hidden = arch.get("vocab_size"), arch.get("embedding_dim"), arch.get("hidden")
+    vocab_size: Any = arch.get("vocab_size")
+    embedding_dim, hidden = arch.get("embedding_dim"), arch.get("hidden")
     if not _positive_int(vocab_size):
         raise BundleError(f"{path}: mgf.arch vocab_size must be a positive integer, got {vocab_size!r}")
     if embedding_dim is not None and not _positive_int(embedding_dim):
         raise BundleError(f"{path}: mgf.arch embedding_dim must be a positive integer or null, got {embedding_dim!r}")
     if not isinstance(hidden, list) or not hidden or not all(_positive_int(h) for h in hidden):
         raise BundleError(f"{path}: mgf.arch hidden must be a non-empty list of positive integers, got {hidden!r}")
-    return Arch(vocab_size=int(vocab_size), hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
 
 
 def _parse_repr(path, representation: dict[str, Any]) -> dict[str, Any]:

@@ -127,11 +127,12 @@ class Run:
         logits, state = self._prime_raw(rows)
         logits = np.ascontiguousarray(logits)
         out = np.empty((rows, steps), np.int32)
+        kernel = getattr(self.model, "_native_kernel")  # noqa: B009 - not a declared attribute of Model (mypy)
         for first in range(0, steps, self.NATIVE_CHUNK):
             count = min(self.NATIVE_CHUNK, steps - first)
             uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
             chunk = np.empty((rows, count), np.int32)
-            failure = _lstm.generate(getattr(self.model, "_native_kernel"), state, logits, self.start, int(temperature), *options,
+            failure = _lstm.generate(kernel, state, logits, self.start, int(temperature), *options,
                                      kinds, masks, pitches, max_repeats, last_pitch, run, uniforms, chunk,
                                      first + count < steps)
             if failure is not None:

@@ -18,6 +18,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from . import corpus
 from .errors import InputError
@@ -236,7 +237,8 @@ def parse(path, max_file_mb: float, max_tracks: int, max_quarters: float | None 
     try:
         # forceSource: music21's own pickle cache matches files by path and mtime, and mgf.data
         # caches by content already; quantizePost=False: MIDI onsets reach our grid unsnapped.
-        return converter.parse(target, forceSource=True, **({"quantizePost": False} if is_midi else {})), where
+        options: dict[str, Any] = {"quantizePost": False} if is_midi else {}
+        return converter.parse(target, forceSource=True, **options), where
     except Exception as error:
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise InputError(f"{where}: not a readable score ({type(error).__name__}{': ' + message if message else ''})") from None

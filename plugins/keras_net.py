@@ -74,7 +74,8 @@ def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
         layer = layers[position]
         config = layer.get_config()
         if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
-            raise InputError(f"layer {layer.name!r}: only LSTM(activation='tanh', recurrent_activation='sigmoid', use_bias=True) is supported")
+            raise InputError(f"layer {layer.name!r}: only LSTM(activation='tanh', recurrent_activation='sigmoid', "
+                             "use_bias=True) is supported")
         if config.get("go_backwards"):
             raise InputError(f"layer {layer.name!r}: go_backwards LSTMs cannot generate left to right")
         kernel, recurrent, bias = layer.get_weights()

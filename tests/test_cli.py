@@ -120,7 +120,8 @@ def test_bad_input_is_one_line_and_writes_nothing(make_bundle, tmp_path, args, c
     }
     (tmp_path / "bad.safetensors").write_text("hello")
     before = set(os.listdir(tmp_path))
-    result = mgf_cli(*[files.get(a, a) for a in args], "-o" if "-o" not in args else "--seed", tmp_path / "out.txt" if "-o" not in args else "1", cwd=tmp_path)
+    extra = ["-o", tmp_path / "out.txt"] if "-o" not in args else ["--seed", "1"]
+    result = mgf_cli(*[files.get(a, a) for a in args], *extra, cwd=tmp_path)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

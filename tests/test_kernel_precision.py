@@ -55,14 +55,14 @@ def simulated_step(t, hidden, precision, tokens, hs, cs, outputs):
     table = t["lstm.0.kernel"] if "embedding" not in t else t["embedding"].astype(np.float64) @ t["lstm.0.kernel"]
     table = (table + t["lstm.0.bias"]).astype(np.float32)
     new_h, new_c = [], []
-    for l in range(len(hidden)):
-        if l == 0:
+    for layer in range(len(hidden)):
+        if layer == 0:
             z = table[tokens] + product(hs[0], t["lstm.0.recurrent_kernel"], precision)
         else:
-            stacked = np.vstack([t[f"lstm.{l}.kernel"], t[f"lstm.{l}.recurrent_kernel"]])
-            z = t[f"lstm.{l}.bias"] + product(np.hstack([outputs[l - 1], hs[l]]), stacked, precision)
+            stacked = np.vstack([t[f"lstm.{layer}.kernel"], t[f"lstm.{layer}.recurrent_kernel"]])
+            z = t[f"lstm.{layer}.bias"] + product(np.hstack([outputs[layer - 1], hs[layer]]), stacked, precision)
         i, f, g, o = np.split(z.astype(np.float64), 4, axis=1)
-        c = sigmoid(f) * cs[l] + sigmoid(i) * np.tanh(g)
+        c = sigmoid(f) * cs[layer] + sigmoid(i) * np.tanh(g)
         new_h.append(sigmoid(o) * np.tanh(c))
         new_c.append(c)
     return t["dense.bias"] + product(outputs[-1], t["dense.kernel"], precision), new_h, new_c
@@ -80,17 +80,17 @@ def test_each_precision_and_isa_matches_its_simulation(monkeypatch, isa, precisi
     rng = np.random.default_rng(batch)
     state, worst_gap = model.initial_state(batch), 0.0
     for _ in range(25):
-        hs = [state.h(l) for l in range(len(hidden))]
-        cs = [state.c(l) for l in range(len(hidden))]
+        hs = [state.h(layer) for layer in range(len(hidden))]
+        cs = [state.c(layer) for layer in range(len(hidden))]
         tokens = rng.integers(0, vocab, batch).astype(np.int32)
         logits, state = model.step(tokens, state)
-        outputs = [state.h(l) for l in range(len(hidden))]
+        outputs = [state.h(layer) for layer in range(len(hidden))]
         expected, new_h, new_c = simulated_step(loaded.tensors, hidden, precision, tokens, hs, cs, outputs)
         exact, _, _ = simulated_step(loaded.tensors, hidden, "fp32", tokens, hs, cs, outputs)
         np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
-        for l in range(len(hidden)):
-            np.testing.assert_allclose(outputs[l], new_h[l], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(state.c(l), new_c[l], rtol=1e-5, atol=1e-6)
+        for layer in range(len(hidden)):
+            np.testing.assert_allclose(outputs[layer], new_h[layer], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(state.c(layer), new_c[layer], rtol=1e-5, atol=1e-6)
         worst_gap = max(worst_gap, np.abs(expected - exact).max())
     if precision != "fp32":  # the simulation is sharp enough to tell the precisions apart
         assert worst_gap > 50 * 1e-6

@@ -35,7 +35,7 @@ def clean():
         yield
     except mgf.PluginError as error:
         if error.__cause__ is not None:
-            raise error.__cause__
+            raise error.__cause__ from None  # a bug in plugin code is a crash, not a tidy error
         _one_line(error)
     except mgf.MgfError as error:
         _one_line(error)

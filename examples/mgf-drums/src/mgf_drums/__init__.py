@@ -9,7 +9,6 @@ the pattern ends, so silent steps at the end survive a round trip.
 """
 
 import os
-import re
 
 import mgf
 import numpy as np
