@@ -97,7 +97,8 @@ def _generate(args) -> int:
     if args.output is None:
         _check_outputs(paths, args)
     if args.primer is not None:
-        job.primer = representation.parse_primer(args.primer)  # text, or a file the representation reads
+        is_music = os.path.isfile(args.primer) and args.primer.lower().endswith(tuple(representation.read_suffixes))
+        job.primer = representation.read(args.primer) if is_music else representation.parse_primer(args.primer)
     batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
     if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
         batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]

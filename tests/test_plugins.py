@@ -234,6 +234,7 @@ PLUGIN_BUGS = """
 
     class Spiky(mgf.Representation):
         name = "spiky"
+        read_suffixes = (".spiky",)
         options = (mgf.Option("vocab", int, 20, "ids", low=2, high=1000),)
 
         def __init__(self, vocab=20):
