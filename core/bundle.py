@@ -20,12 +20,12 @@ from .errors import BundleError
 from .files import atomic_path
 
 FORMAT_VERSION = "1"
-CELLS = ("lstm",)
+CELLS = ("lstm", "gru")
 
 
 @dataclass(frozen=True)
 class Arch:
-    """The network's shape: ``vocab_size`` tokens in and out, optional embedding, stacked layers."""
+    """The network's shape: ``vocab_size`` tokens in and out, optional embedding, stacked ``cell`` layers (lstm or gru)."""
 
     vocab_size: int
     hidden: tuple[int, ...]
@@ -44,9 +44,14 @@ class Arch:
         if self.embedding_dim is not None:
             shapes["embedding"] = (self.vocab_size, self.embedding_dim)
         for i, h in enumerate(self.hidden):
-            shapes[f"lstm.{i}.kernel"] = (self.input_dim(i), 4 * h)
-            shapes[f"lstm.{i}.recurrent_kernel"] = (h, 4 * h)
-            shapes[f"lstm.{i}.bias"] = (4 * h,)
+            if self.cell == "gru":  # Keras GRU(reset_after=True): gates z, r, h; input and recurrent bias rows
+                shapes[f"gru.{i}.kernel"] = (self.input_dim(i), 3 * h)
+                shapes[f"gru.{i}.recurrent_kernel"] = (h, 3 * h)
+                shapes[f"gru.{i}.bias"] = (2, 3 * h)
+            else:
+                shapes[f"lstm.{i}.kernel"] = (self.input_dim(i), 4 * h)
+                shapes[f"lstm.{i}.recurrent_kernel"] = (h, 4 * h)
+                shapes[f"lstm.{i}.bias"] = (4 * h,)
         shapes["dense.kernel"] = (self.hidden[-1], self.vocab_size)
         shapes["dense.bias"] = (self.vocab_size,)
         return shapes

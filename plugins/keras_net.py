@@ -12,7 +12,7 @@ import numpy as np
 
 from mgf import InputError, Model, as_tokens
 from mgf.bundle import Arch
-from mgf.lstm import NumpyState
+from mgf.lstm import GRUState, NumpyState
 
 
 def _import_keras():
@@ -32,22 +32,27 @@ def _import_keras():
 
 keras = _import_keras()
 
-SUPPORTED = "Embedding or CategoryEncoding(one_hot), then LSTM layers (default activations), then Dense (linear or softmax)"
+SUPPORTED = ("Embedding or CategoryEncoding(one_hot), then LSTM layers or GRU(reset_after=True) layers (default activations), "
+             "then Dense (linear or softmax)")
+
+
+_RECURRENT = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}  # bundle cell -> its Keras layer; one kind per model
 
 
 def build(arch: Arch, dropout: float = 0.0) -> keras.Model:
-    """The training network: tokens [B, T] -> logits [B, T, V]; dropout after each LSTM acts in training only."""
+    """The training network: tokens [B, T] -> logits [B, T, V]; dropout after each LSTM or GRU acts in training only."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     if arch.embedding_dim:
         x = keras.layers.Embedding(arch.vocab_size, arch.embedding_dim, name="embedding")(tokens)
     else:
         x = keras.layers.CategoryEncoding(num_tokens=arch.vocab_size, output_mode="one_hot", name="one_hot")(tokens)
+    recurrent = keras.layers.GRU if arch.cell == "gru" else keras.layers.LSTM  # Keras's GRU default: reset_after=True
     for i, units in enumerate(arch.hidden):
-        x = keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)
+        x = recurrent(units, return_sequences=True, name=f"{arch.cell}_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(arch.vocab_size, name="dense")(x)
-    return keras.Model(tokens, logits, name="mgf_lstm")
+    return keras.Model(tokens, logits, name=f"mgf_{arch.cell}")
 
 
 def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
@@ -70,19 +75,17 @@ def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
     else:
         first = layers[0] if layers else None
         raise InputError(f"unsupported first layer {_describe(first)}: expected {SUPPORTED}")
-    while position < len(layers) and isinstance(layers[position], keras.layers.LSTM):
+    cell = "gru" if position < len(layers) and isinstance(layers[position], keras.layers.GRU) else "lstm"
+    while position < len(layers) and isinstance(layers[position], _RECURRENT[cell]):
         layer = layers[position]
-        config = layer.get_config()
-        if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
-            raise InputError(f"layer {layer.name!r}: only LSTM(activation='tanh', recurrent_activation='sigmoid', "
-                             "use_bias=True) is supported")
-        if config.get("go_backwards"):
-            raise InputError(f"layer {layer.name!r}: go_backwards LSTMs cannot generate left to right")
+        _check_recurrent(layer, cell)
         kernel, recurrent, bias = layer.get_weights()
         i = len(hidden)
-        tensors[f"lstm.{i}.kernel"], tensors[f"lstm.{i}.recurrent_kernel"], tensors[f"lstm.{i}.bias"] = kernel, recurrent, bias
+        tensors.update({f"{cell}.{i}.kernel": kernel, f"{cell}.{i}.recurrent_kernel": recurrent, f"{cell}.{i}.bias": bias})
         hidden.append(recurrent.shape[0])
         position += 1
+    if position < len(layers) and isinstance(layers[position], tuple(_RECURRENT.values())):
+        raise InputError(f"layer {layers[position].name!r}: LSTM and GRU layers cannot be mixed in one model")
     if not hidden:
         raise InputError(f"unsupported layer {_describe(layers[position] if position < len(layers) else None)}: expected {SUPPORTED}")
     if position != len(layers) - 1 or not isinstance(layers[position], keras.layers.Dense):
@@ -92,8 +95,21 @@ def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
         raise InputError(f"layer {dense.name!r}: the output Dense must be linear or softmax, with a bias")
     tensors["dense.kernel"], tensors["dense.bias"] = dense.get_weights()
     arch = Arch(vocab_size=int(vocab_size), hidden=tuple(int(h) for h in hidden),
-                embedding_dim=None if embedding_dim is None else int(embedding_dim))
+                embedding_dim=None if embedding_dim is None else int(embedding_dim), cell=cell)
     return arch, {name: np.asarray(value, dtype=np.float32) for name, value in tensors.items()}
+
+
+def _check_recurrent(layer, cell: str) -> None:
+    """Refuse what the bundle's equations (docs/bundle-format.md) do not compute: other activations, no bias, GRU v1."""
+    config = layer.get_config()
+    kind = type(layer).__name__
+    if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
+        raise InputError(f"layer {layer.name!r}: only {kind}(activation='tanh', recurrent_activation='sigmoid', "
+                         "use_bias=True) is supported")
+    if cell == "gru" and not config["reset_after"]:
+        raise InputError(f"layer {layer.name!r}: only GRU(reset_after=True) is supported (Keras's default)")
+    if config.get("go_backwards"):
+        raise InputError(f"layer {layer.name!r}: go_backwards {kind}s cannot generate left to right")
 
 
 def _describe(layer) -> str:
@@ -112,7 +128,7 @@ def load_keras(path: str) -> keras.Model:
 
 
 class KerasStepModel(Model):
-    """One step of a bundle's network through Keras's own layers (Embedding, LSTMCell, Dense)."""
+    """One step of a bundle's network through Keras's own layers (Embedding, LSTMCell or GRUCell, Dense)."""
 
     def __init__(self, arch: Arch, tensors: dict[str, np.ndarray]) -> None:
         self.arch = arch
@@ -123,10 +139,11 @@ class KerasStepModel(Model):
         else:
             self.embed = keras.layers.CategoryEncoding(num_tokens=arch.vocab_size, output_mode="one_hot")
         self.cells = []
+        make = keras.layers.GRUCell if arch.cell == "gru" else keras.layers.LSTMCell  # GRUCell: reset_after=True
         for i, units in enumerate(arch.hidden):
-            cell = keras.layers.LSTMCell(units)
+            cell = make(units)
             cell.build((None, arch.input_dim(i)))
-            cell.set_weights([tensors[f"lstm.{i}.kernel"], tensors[f"lstm.{i}.recurrent_kernel"], tensors[f"lstm.{i}.bias"]])
+            cell.set_weights([tensors[f"{arch.cell}.{i}.{name}"] for name in ("kernel", "recurrent_kernel", "bias")])
             self.cells.append(cell)
         self.dense = keras.layers.Dense(arch.vocab_size)
         self.dense.build((None, arch.hidden[-1]))
@@ -136,19 +153,27 @@ class KerasStepModel(Model):
     def vocab_size(self) -> int:
         return self.arch.vocab_size
 
-    def initial_state(self, batch_size: int) -> NumpyState:
+    def initial_state(self, batch_size: int) -> NumpyState | GRUState:
+        if self.arch.cell == "gru":
+            return GRUState.zeros(self.arch.hidden, batch_size)
         return NumpyState.zeros(self.arch.hidden, batch_size)
 
-    def step(self, tokens, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
-
+    def step(self, tokens, state) -> tuple[np.ndarray, NumpyState | GRUState]:
         tokens = as_tokens(tokens, state.batch_size, self.vocab_size)
         x = self.embed(tokens)
         hs, cs = [], []
-        for cell, h, c in zip(self.cells, state.h, state.c):
-            x, (h, c) = cell(x, [h, c])
-            hs.append(keras.ops.convert_to_numpy(h))
-            cs.append(keras.ops.convert_to_numpy(c))
+        if self.arch.cell == "gru":
+            for cell, h in zip(self.cells, state.h):
+                x, _ = cell(x, [h])
+                hs.append(keras.ops.convert_to_numpy(x))
+            after = GRUState(hs)
+        else:
+            for cell, h, c in zip(self.cells, state.h, state.c):
+                x, (h, c) = cell(x, [h, c])
+                hs.append(keras.ops.convert_to_numpy(h))
+                cs.append(keras.ops.convert_to_numpy(c))
+            after = NumpyState(hs, cs)
         logits = keras.ops.convert_to_numpy(self.dense(x)).astype(np.float32)
-        return logits, NumpyState(hs, cs)
+        return logits, after
 
 

@@ -45,6 +45,9 @@ class NativeModel(Model):
     """A bundle's weights laid out for the Cython step kernel."""
 
     def __init__(self, loaded: bundle.Bundle, threads: int, precision: str = "fp32") -> None:
+        if loaded.arch.cell != "lstm":
+            raise UsageError(f"the native backend runs LSTM bundles only; run this {loaded.arch.cell.upper()} bundle "
+                             "with the numpy or keras backend (--model numpy or --model keras)")
         self.arch = loaded.arch
         self.kernel = _kernel().LSTMKernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
                                            precision)

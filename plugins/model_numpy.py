@@ -1,14 +1,17 @@
-"""The ``numpy`` backend: the plain reference LSTM, slow but obviously right."""
+"""The ``numpy`` backend: the plain reference LSTM or GRU, slow but obviously right."""
 
 from mgf import ModelBackend, bundle, hookimpl
-from mgf.lstm import NumpyLSTM
+from mgf.lstm import NumpyGRU, NumpyLSTM
+
+MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU}  # bundle.CELLS -> the class that runs it
 
 
 class NumpyBackend(ModelBackend):
     name = "numpy"
 
     def load(self, path):
-        return NumpyLSTM(bundle.read(path))
+        loaded = bundle.read(path)
+        return MODELS[loaded.arch.cell](loaded)
 
 
 @hookimpl

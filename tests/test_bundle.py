@@ -57,7 +57,7 @@ def _valid(tmp_path):
         (lambda t, m: m.__setitem__("mgf.format", "2"), "bundle format '2' is not supported"),
         (lambda t, m: m.pop("mgf.format"), "not an mgf bundle"),
         (lambda t, m: m.__setitem__("mgf.arch", "{not json"), "mgf.arch is not JSON"),
-        (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "gru", "vocab_size": 6, "hidden": [4]})), "cell 'gru'"),
+        (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "rnn", "vocab_size": 6, "hidden": [4]})), "cell 'rnn'"),
         (lambda t, m: m.__setitem__("mgf.arch", json.dumps({"cell": "lstm", "vocab_size": 6, "hidden": []})), "hidden must be"),
         (lambda t, m: m.__setitem__("mgf.representation", json.dumps({"config": {}})), "has no name"),
         (lambda t, m: m.pop("mgf.training"), "mgf.training is missing"),
