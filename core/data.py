@@ -162,7 +162,7 @@ def augment(dataset: Dataset, representation: Representation, semitones: range) 
     validation piece leaks into training.
     """
     out = Dataset(skipped=list(dataset.skipped), cached=dataset.cached)
-    keys = dataset.keys or [None] * len(dataset.sequences)
+    keys: list[str | None] = list(dataset.keys) or [None] * len(dataset.sequences)
     for name, sequence, key in zip(dataset.names, dataset.sequences, keys):
         for shift in semitones:
             moved = sequence if shift == 0 else representation.transpose(sequence, shift)
@@ -251,8 +251,9 @@ def encode(representation: Representation, paths: list[str], *, workers: int = 1
                 yield Encoded(path, *_encode_cached(representation, path, key, store))
                 report.update(1)
             return
+        spec = _spec(representation)
+        _check_rebuildable(representation, spec)
         with _pool(workers, scheduler) as (submit, slots):
-            spec = _spec(representation)
             size = max(1, min(16, len(paths) // (slots * 8)))  # chunks: small enough to balance, big enough to be cheap
             chunks = iter([paths[i:i + size] for i in range(0, len(paths), size)])
             pending: collections.deque = collections.deque()
@@ -320,6 +321,15 @@ def _spec(representation: Representation) -> dict:
             "tensors": {name: np.asarray(array) for name, array in representation.tensors().items()}}
 
 
+def _check_rebuildable(representation: Representation, spec: dict) -> None:
+    """``UsageError`` unless workers rebuilding ``spec`` by name get the class of ``representation``, not another."""
+    from .api import get_representation
+
+    if type(get_representation(spec["name"], **spec["config"])) is not type(representation):
+        raise UsageError(f"representation {type(representation).__name__} is not the one registered as "
+                         f"{spec['name']!r}: workers rebuild representations by name; encode it in this process (1 worker)")
+
+
 _REBUILT: dict[str, Representation] = {}
 
 
@@ -373,8 +383,8 @@ def _encode_cached(representation, path, key, store):
     """``(pieces, error, cache_hit, content_digest)`` for one file, from the cache under ``store`` (None: no cache)."""
     try:
         digest = _digest(path)
-    except OSError as error:
-        return [], f"cannot read ({error.strerror})", False, ""
+    except OSError as unreadable:
+        return [], f"cannot read ({unreadable.strerror})", False, ""
     entry = store and os.path.join(store, "sequences", representation.name, key, digest[:2], digest + ".npz")
     if entry and os.path.exists(entry):
         try:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mgf import InputError, data, get_representation
+from mgf import InputError, UsageError, data, get_representation
 from mgf.plugins.repr_tokens import Tokens
 
 
@@ -223,6 +223,11 @@ def test_worker_processes_encode_what_one_process_does(folder, workers, cache_di
     assert not cache_dir.exists()
     warm = data.load(representation, str(folder), workers=workers)
     assert warm.cached == 0 and data.load(representation, str(folder), workers=workers).cached == 5
+
+
+def test_workers_refuse_a_representation_they_cannot_rebuild_by_name(folder):
+    with pytest.raises(UsageError, match="workers rebuild representations by name"):
+        data.load(CountingTokens(), str(folder), workers=2)
 
 
 def test_workers_use_the_learned_tensors_of_the_representation(tmp_path):
