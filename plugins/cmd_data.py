@@ -6,19 +6,9 @@ import re
 
 import numpy as np
 
-from mgf import InputError, UsageError, bundle, data, get_representation, hookimpl, registry
-from mgf.files import check_output
+from mgf import InputError, UsageError, bundle, check_output, data, get_representation, hookimpl, plugin_class
 
-
-def _config(pairs):
-    """``["key=value", ...]`` -> dict of strings; each representation option parses its own value."""
-    config = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--config takes KEY=VALUE, got {pair[:40]!r}")
-        config[key] = value
-    return config
+from .data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
 
 
 def _representation(args):
@@ -27,12 +17,12 @@ def _representation(args):
     Without ``--bundle``, a representation whose default model holds learned tensors (audio's
     codebook) comes from that model, as in ``mgf generate``: without them it cannot encode or decode.
     """
-    config = _config(args.config)
+    config = parse_config(args.config)
     path = args.bundle
     if path is None:
         if args.repr is None:
             raise UsageError("give --repr or --bundle")
-        default = registry.get("representations", args.repr).default_bundle
+        default = plugin_class("representations", args.repr).default_bundle
         if not default or not os.path.isfile(default) or not bundle.read_repr_tensors(default):
             return get_representation(args.repr, **config)
         path = default
@@ -43,14 +33,6 @@ def _representation(args):
     representation = get_representation(spec["name"], **{**spec["config"], **config})
     representation.load_tensors(bundle.read_repr_tensors(path))
     return representation
-
-
-def _add_repr_options(parser):
-    parser.add_argument("--repr", help="representation (default: the bundle's)")
-    parser.add_argument("--bundle", help="take the representation, its config and learned tensors (a codebook) "
-                                         "from this model bundle")
-    parser.add_argument("--config", action="append", metavar="KEY=VALUE",
-                        help="representation option (repeatable; see `mgf plugins`)")
 
 
 def _encode(args):
@@ -134,27 +116,6 @@ def _summarise(args, representation, directory):
         raise InputError(f"{args.source}: no piece could be read")
 
 
-def add_parallel_options(parser):
-    """``--workers`` and ``--scheduler``: where files are encoded (``mgf dataset``, ``mgf train``)."""
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="local processes that encode files (default: 0, one per core)")
-    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="encode on this Dask cluster instead (pip install 'mgf[distributed]'); "
-                             "its workers must see the same file paths")
-
-
-def check_workers(args):
-    if args.workers < 0:
-        raise UsageError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
-    if args.scheduler is not None and args.workers:
-        raise UsageError("--workers and --scheduler exclude each other: the cluster decides how many workers")
-
-
-def workers(args):
-    """The ``--workers`` asked for; 0 means one per core."""
-    return args.workers or data.local_cores()
-
-
 def _reason(path, reason):
     """Why ``path`` was skipped, without the path that representations put first in their messages."""
     return reason.removeprefix(f"{path}: ")
@@ -164,20 +125,20 @@ def _reason(path, reason):
 def register_commands(cli):
     p = cli.command("encode", "Print the tokens of a music file (one line per piece).")
     p.add_argument("file", help="music file or corpus: reference, e.g. corpus:bach/bwv66.6")
-    _add_repr_options(p)
+    add_repr_options(p)
     p.add_argument("--names", action="store_true", help="print each piece's name before its tokens")
     p.set_defaults(run=_encode)
 
     p = cli.command("decode", "Write token ids as a music file.")
     p.add_argument("tokens", help="token ids separated by spaces, or a file holding them")
-    _add_repr_options(p)
+    add_repr_options(p)
     p.add_argument("-o", "--output", help="output file; its suffix picks the format")
     p.set_defaults(run=_decode)
 
     p = cli.command("dataset", "Encode training data (corpus: reference, folder, glob) into a dataset directory "
                     "(the cache's, or -o) and summarise it.")
     p.add_argument("source", help="corpus:bach, corpus:essenFolksong, a folder of files, or a glob")
-    _add_repr_options(p)
+    add_repr_options(p)
     add_parallel_options(p)
     p.add_argument("-o", "--output", help="write the dataset directory here (a new directory) for `mgf train --data`")
     p.add_argument("--val-split", type=float, default=0.1, help="validation fraction the summary counts (default: 0.1)")

@@ -9,8 +9,8 @@ import numpy as np
 
 from mgf import BundleError, InputError, UsageError, bundle, get_representation, hookimpl
 
-from .cmd_data import _add_repr_options, _config, add_parallel_options, check_workers, workers
-from .model_keras import keras_net
+from .data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
+from .keras_support import keras_net
 
 
 def _transpose(text):
@@ -35,7 +35,7 @@ def _train(args):
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
     check_workers(args)
-    representation = None if args.repr is None else get_representation(args.repr, **_config(args.config))
+    representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
     if args.repr is None and args.config:
         raise UsageError("--config needs --repr")
     keras_net()  # fail early, with the install hint, before reading data
@@ -45,7 +45,7 @@ def _train(args):
 
     result = train(
         representation, args.data, args.output,
-        hidden=[args.hidden] * args.layers, embedding_dim=args.embedding or None, seq_len=args.seq_len,
+        hidden=[args.hidden] * args.layers, cell=args.cell, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
@@ -63,7 +63,7 @@ def _export(args):
     net = keras_net()
     model = net.load_keras(args.model)
     arch, tensors = net.to_tensors(model)
-    representation = get_representation(args.repr, **_config(args.config))
+    representation = get_representation(args.repr, **parse_config(args.config))
     if representation.vocab_size != arch.vocab_size:
         raise InputError(f"{args.model}: the model has {arch.vocab_size} tokens, representation "
                          f"{representation.name!r} has {representation.vocab_size}")
@@ -105,7 +105,7 @@ def _trained_bundle(path):
 @hookimpl
 def register_commands(cli):
     p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf[keras]).")
-    _add_repr_options(p)
+    add_repr_options(p)
     p.add_argument("--data", required=True, action="append",
                    help="a dataset directory (`mgf dataset -o`), corpus:essenFolksong, corpus:bach, a folder of files, "
                         "or a glob (repeat to combine sources)")
@@ -113,8 +113,11 @@ def register_commands(cli):
     p.add_argument("--distributed", action="store_true",
                    help="train on several machines (tf.distribute.MultiWorkerMirroredStrategy) as TF_CONFIG describes; "
                         "--batch-size is then the global batch")
-    p.add_argument("--hidden", type=int, default=256, help="units per LSTM layer (default: 256)")
-    p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: 2)")
+    p.add_argument("--cell", choices=bundle.CELLS, default="lstm",
+                   help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; runs on the numpy and keras "
+                        "backends) (default: lstm)")
+    p.add_argument("--hidden", type=int, default=256, help="units per recurrent layer (default: 256)")
+    p.add_argument("--layers", type=int, default=2, help="recurrent layers (default: 2)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per training window (default: 128)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")
@@ -122,7 +125,7 @@ def register_commands(cli):
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout after each LSTM layer, in training (default: 0)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer, in training (default: 0)")
     p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
@@ -135,7 +138,7 @@ def register_commands(cli):
     p = cli.command("export", "Convert a Keras model (Embedding/one-hot -> LSTM... -> Dense) into a bundle; "
                     "the training metadata of the bundle it was trained into is kept.")
     p.add_argument("model", help=".keras file")
-    _add_repr_options(p)
+    add_repr_options(p)
     p.add_argument("-o", "--output", help="bundle to write (default: beside the model)")
     p.add_argument("--force", action="store_true", help="replace the output if it exists")
     p.set_defaults(run=_export)

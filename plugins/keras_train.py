@@ -151,6 +151,7 @@ def train(
     output: str,
     *,
     hidden=(256, 256),
+    cell: str = "lstm",
     embedding_dim: int | None = 64,
     seq_len: int = 128,
     batch_size: int = 64,
@@ -219,7 +220,7 @@ def train(
     if val_parts:
         validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], None, lambda: None)
 
-    arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim)
+    arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     scales = (train_count["windows"] * seq_len / train_count["tokens"],
               val_count["windows"] * seq_len / val_count["tokens"] if val_parts else 1.0)
     initial_epoch, best = 0, None
@@ -415,7 +416,8 @@ def _scores(output, representation, train_parts, val_parts, transform):
             budget -= len(piece)
     baselines = {name: NGram(order, representation.vocab_size, representation.start_token).fit(fitted)
                  for name, order in (("unigram", 1), ("5-gram", 5))}
-    model = mgf.load_model(output, backend="native", threads=1)
+    lstm = mgf.bundle.read_metadata(output)["arch"].cell == "lstm"
+    model = mgf.load_model(output, backend="native", threads=1) if lstm else mgf.load_model(output, backend="numpy")
     totals, tokens = dict.fromkeys(["model", *baselines], 0.0), 0
     for pieces in data.stream(val_parts):
         count = sum(len(p) for p in pieces)

@@ -1,15 +1,8 @@
 """The ``keras`` backend: runs a bundle through Keras's own layers.  Needs ``pip install 'mgf[keras]'``."""
 
-from mgf import ModelBackend, PluginError, bundle, hookimpl
+from mgf import ModelBackend, bundle, hookimpl
 
-
-def keras_net():
-    """``mgf.plugins.keras_net``, or a PluginError saying how to install TensorFlow."""
-    try:
-        from mgf.plugins import keras_net
-    except ImportError as error:
-        raise PluginError(f"Keras is not installed ({error}); install it with: pip install 'mgf[keras]'") from None
-    return keras_net
+from .keras_support import keras_net
 
 
 class KerasBackend(ModelBackend):

@@ -162,3 +162,20 @@ def test_the_training_network_of_a_gru_arch_is_made_of_keras_grus(embedding):
     assert [type(layer).__name__ for layer in model.layers if "GRU" in type(layer).__name__] == ["GRU", "GRU"]
     assert all(layer.get_config()["reset_after"] for layer in model.layers if isinstance(layer, keras.layers.GRU))
     assert net.to_tensors(model)[0] == arch
+
+
+def test_mgf_train_cell_gru_writes_a_gru_bundle(tmp_path):
+    """`mgf train --cell gru`: a GRU bundle, scored with the numpy backend, that generates."""
+    import subprocess
+    import sys
+
+    output = tmp_path / "g.safetensors"
+    result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "train", "--repr", "notes", "--data", "corpus:bach/bwv66.6",
+                             "--data", "corpus:bach/bwv7.7", "--data", "corpus:bach/bwv10.7", "--cell", "gru", "--hidden", "16",
+                             "--layers", "1", "--epochs", "1", "--quiet", "-o", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert mgf.bundle.read_metadata(output)["arch"].cell == "gru"
+    assert "model" in mgf.bundle.read_metadata(output)["training"]["validation_cross_entropy"]
+    model = mgf.load_model(output, backend="numpy")
+    assert len(mgf.generate(model, 8, seed=0)) == 8
