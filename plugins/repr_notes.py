@@ -21,8 +21,12 @@ Reading a score (through ``mgf.scores``) keeps one line of it, by these rules:
 * the sequence starts with the first note (silence before it is dropped) and ends where the
   last note ends.
 
+A MIDI file is read with mido, not music21, by the same rules (a part is one channel of one
+track, drums left out; offsets in quarter notes from the ticks): music21 spends minutes on some
+malformed MIDI files, mido's reading is bounded by the checks of :func:`mgf.scores.read_midi`.
+
 Reading is bounded by the options of :data:`mgf.scores.LIMIT_OPTIONS` (file size, MIDI tracks,
-tokens per piece, seconds of music21 parsing): beyond one, the file is refused with an
+tokens per piece, CPU seconds of music21 parsing): beyond one, the file is refused with an
 ``InputError`` naming it and the option to raise.
 
 music21 is imported inside the methods that parse or write, so sampling never loads it.
@@ -36,7 +40,8 @@ from fractions import Fraction
 import numpy as np
 
 from mgf import InputError, MgfError, Option, Representation, UsageError, atomic_path, hookimpl, packaged_model
-from mgf.scores import LIMIT_OPTIONS, SCORE_SUFFIXES, limits_config, parse, primer_source, quote, set_limits, time_budget
+from mgf.scores import (LIMIT_OPTIONS, SCORE_SUFFIXES, limits_config, midi_quarters, parse, primer_source, quote, read_midi,
+                        set_limits, time_budget)
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
 _MIDI_SUFFIXES = (".mid", ".midi")
@@ -97,6 +102,11 @@ class Notes(Representation):
     def _pieces(self, path):
         from music21 import stream
 
+        if str(path).lower().endswith(_MIDI_SUFFIXES) and os.path.isfile(path):
+            tokens = self._midi_melody(path)
+            if tokens is None:
+                raise InputError(f"{path}: no notes in the score")
+            return [(str(path), tokens)]
         parsed, where = parse(path, self.max_file_mb, self.max_tracks, self.max_tokens / self.steps_per_quarter)
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         pieces = []
@@ -133,6 +143,36 @@ class Notes(Representation):
                 notes.append((start, max(start + 1, self._step(element.offset + element.quarterLength)), pitch))
             if notes:
                 return self._tokens(notes, where)
+        return None
+
+    def _midi_melody(self, path):
+        """The melody of a MIDI file read with mido: the first part (a track's channel, drums left out) with notes."""
+        midi = read_midi(str(path), self.max_file_mb, self.max_tracks)
+        if midi_quarters(midi) > self.max_tokens / self.steps_per_quarter:
+            raise InputError(f"{path}: lasts {midi_quarters(midi):.0f} quarter notes, more than max_tokens allows "
+                             f"({self.max_tokens / self.steps_per_quarter:.0f})")
+        for track in midi.tracks:
+            parts: dict[int, list] = {}
+            sounding: dict[tuple[int, int], int] = {}
+            now = 0
+            for message in track:
+                now += message.time
+                if message.type not in ("note_on", "note_off") or message.channel == 9:
+                    continue
+                key = (message.channel, message.note)
+                if key in sounding:  # a note-off, or a re-strike that ends the sounding note
+                    start = sounding.pop(key)
+                    parts.setdefault(message.channel, []).append((start, now, message.note))
+                if message.type == "note_on" and message.velocity > 0:
+                    sounding[key] = now
+            for (channel, pitch), start in sounding.items():  # notes never ended last to the end of the track
+                parts.setdefault(channel, []).append((start, now, pitch))
+            for channel in sorted(parts):
+                notes = []
+                for start, end, pitch in parts[channel]:
+                    first = self._step(start / midi.ticks_per_beat)
+                    notes.append((first, max(first + 1, self._step(end / midi.ticks_per_beat)), pitch))
+                return self._tokens(notes, str(path))
         return None
 
     def _step(self, quarters):

@@ -21,13 +21,7 @@ import run  # noqa: E402
 
 #: findings not fixed yet: ``harness/file`` -> (how its replay still fails: the start of its signature, why);
 #: a hang is anywhere music21 happens to be when the time is up, so hangs are matched as hangs
-OPEN = {
-    "notes_read/timeout-34652137b062542652da956b11d3b7572fda22da": (
-        "hang: timeout",
-        "a mutated chorale MIDI keeps music21's parse (makeRests) busy until the 60 s max_read_seconds budget"),
-    "notes_read/timeout-466471273065b9953045894a01a3d7f8b734c5a3": (
-        "hang: timeout", "a mutated chorale MIDI takes music21 18 s to parse"),
-}
+OPEN: dict[str, tuple[str, str]] = {}
 
 
 class StillOpen(AssertionError):
