@@ -313,3 +313,15 @@ def test_token_pitches_name_the_token_that_starts_each_note(piece):
 def test_token_pitches_follow_the_range():
     narrow = get_representation("notes", min_pitch=60, max_pitch=71)
     assert narrow.token_pitches().tolist() == [-1, -1, *range(60, 72), -1]
+
+
+@pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv10.7", "bach/bwv846"])
+def test_midi_read_with_mido_gives_music21s_melody(work, tmp_path):
+    """MIDI files are read with mido; the melody is the one music21's parse gives by the same rules."""
+    import music21
+
+    notes = get_representation("notes")
+    path = tmp_path / "piece.mid"
+    music21.corpus.parse(work).write("midi", fp=str(path))
+    through_music21 = notes._melody(music21.converter.parse(str(path), quantizePost=False), str(path))
+    np.testing.assert_array_equal(notes.read(path), through_music21)
