@@ -1,7 +1,7 @@
 """Speed of sound: the synthesizer (seconds of audio per second of wall time) and the audio tokenizer.
 
 Run ``pytest benchmarks/bench_audio.py``.  The material is one Bach chorale (bwv66.6, about 22 s)
-rendered by the built-in synthesizer; the codebook is fitted on it once.
+rendered by the built-in synthesizer; the codebook (and its spectra) are fitted on it once.
 """
 
 from __future__ import annotations
