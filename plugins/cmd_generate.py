@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -102,6 +103,9 @@ def _generate(args) -> int:
     batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
     if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
         batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]
+        kept = sum(os.path.exists(p) for p in paths)
+        if kept:
+            print(f"mgf: kept {kept} existing output(s); --overwrite regenerates them", file=sys.stderr)
     if args.workers == 1 or len(batches) < 2:
         for first, chunk in batches:
             for path in job.write(model, first, chunk, args.overwrite or len(paths) == 1):
