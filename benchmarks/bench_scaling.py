@@ -94,6 +94,44 @@ def rss(counts: list[int]) -> None:
                   f"peak RSS {peak:.0f} MB", flush=True)
 
 
+def collection(count: int) -> None:
+    """Encode ``count`` generated MIDI files with 1 and 2 local workers and on a 2-worker Dask LocalCluster."""
+    import json
+
+    from dask.distributed import LocalCluster
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = os.path.join(scratch, "midi")
+        write_midi_files(folder, count)
+        runs = [("1 local worker", ["--workers", "1"]), ("2 local workers", ["--workers", "2"])]
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            runs.append(("Dask LocalCluster, 2 workers", ["--scheduler", cluster.scheduler_address]))
+            for label, options in runs:
+                dataset = os.path.join(scratch, f"dataset-{len(os.listdir(scratch))}")
+                env = {**os.environ, "MGF_CACHE_DIR": os.path.join(scratch, f"cache-{label}")}
+                seconds, peak = run([*MGF, "dataset", folder, "--repr", "midi", "-o", dataset, "--quiet", *options], env)
+                manifest = json.load(open(os.path.join(dataset, "manifest.json")))
+                tokens = sum(shard["tokens"] for shard in manifest["shards"]) if "shards" in manifest else 0
+                print(f"encode {count} MIDI files, {label}: {seconds:.1f} s, {count / seconds:.0f} files/s, "
+                      f"{tokens / seconds:,.0f} tokens/s, peak RSS of mgf {peak:.0f} MB", flush=True)
+
+
+def generation(count: int, steps: int) -> None:
+    """``mgf generate --num-outputs count`` with 1 and 2 worker processes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        first = None
+        for workers in (1, 2):
+            out = os.path.join(scratch, f"w{workers}")
+            os.mkdir(out)
+            seconds, peak = run([*MGF, "generate", "--repr", "notes", "--num-outputs", str(count), "--steps", str(steps),
+                                 "--seed", "1", "--workers", str(workers), "--quiet", "-o", os.path.join(out, "t.mid")],
+                                dict(os.environ))
+            first = first or seconds
+            print(f"generate {count} pieces of {steps} tokens, {workers} worker(s): {seconds:.1f} s, "
+                  f"{count / seconds:.0f} pieces/s, {count * steps / seconds:,.0f} tokens/s, "
+                  f"{seconds / first:.2f}x the first, peak RSS of the main process {peak:.0f} MB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,11 +141,20 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p = commands.add_parser("rss")
     p.add_argument("--files", type=int, nargs="+", default=[5000, 10000])
+    p = commands.add_parser("collection")
+    p.add_argument("--files", type=int, default=5000)
+    p = commands.add_parser("generate")
+    p.add_argument("--pieces", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=256)
     args = parser.parse_args()
     if args.command == "encode":
         encode(args.source, args.repr, args.workers)
-    else:
+    elif args.command == "rss":
         rss(args.files)
+    elif args.command == "collection":
+        collection(args.files)
+    else:
+        generation(args.pieces, args.steps)
 
 
 if __name__ == "__main__":
