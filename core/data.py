@@ -281,7 +281,7 @@ class _pool:
 
     def __enter__(self):
         if self.scheduler is not None:
-            self.client = _dask_client(self.scheduler)
+            self.client = dask_client(self.scheduler)
             slots = max(1, sum(self.client.nthreads().values()))
             return lambda function, *args: self.client.submit(function, *args, pure=False), slots
         import concurrent.futures
@@ -303,7 +303,7 @@ class _pool:
             self.client.shutdown(wait=exc[0] is None, cancel_futures=True)
 
 
-def _dask_client(scheduler: str):
+def dask_client(scheduler: str):
     """A Dask client of the cluster at ``scheduler``; one-line errors when the extra or the cluster is missing."""
     try:
         from dask.distributed import Client

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plot, plugin_class, synth
+from mgf import PluginWarning, UsageError, check_limit, check_output, data, hookimpl, installed, plot, plugin_class, synth
 from mgf.options import resolve, split
 
 
@@ -44,6 +44,9 @@ def register_commands(cli):
     p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
     p.add_argument("--workers", type=int, default=1,
                    help="processes generating batches of outputs in parallel, each loading the model once (default: 1)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="generate the batches on this Dask cluster (pip install 'mgf[distributed]'); its workers must "
+                        "see the bundle and the output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="with --num-outputs, regenerate outputs that exist (default: keep them, so a killed run "
                         "can be re-run to write only the missing ones)")
@@ -106,6 +109,9 @@ def _generate(args) -> int:
         kept = sum(os.path.exists(p) for p in paths)
         if kept:
             print(f"mgf: kept {kept} existing output(s); --overwrite regenerates them", file=sys.stderr)
+    if args.scheduler is not None:
+        _on_dask(job, batches, args.scheduler, args.overwrite)
+        return 0
     if args.workers == 1 or len(batches) < 2:
         for first, chunk in batches:
             for path in job.write(model, first, chunk, args.overwrite or len(paths) == 1):
@@ -153,6 +159,35 @@ def _worker_start(job: Job) -> None:
 
 def _worker_batch(first: int, paths: list[str], overwrite: bool) -> list[str]:
     return _worker_state["job"].write(_worker_state["model"], first, paths, overwrite)
+
+
+def _dask_batch(job: Job, first: int, paths: list[str], overwrite: bool) -> list[str]:
+    """A batch on a Dask worker, which loads each bundle once (the model stays in the worker process)."""
+    key = (job.bundle, job.backend, tuple(sorted(job.backend_options.items())))
+    if _worker_state.get("key") != key:
+        _worker_state["key"], _worker_state["model"] = key, job.model()
+    return job.write(_worker_state["model"], first, paths, overwrite)
+
+
+def _on_dask(job: Job, batches, scheduler: str, overwrite: bool) -> None:
+    """Batches on the Dask cluster at ``scheduler``; its workers must see the bundle and the output folder."""
+    from dask.distributed import as_completed
+
+    job.quiet = True
+    client = data.dask_client(scheduler)
+    try:
+        futures = [client.submit(_dask_batch, job, first, chunk, overwrite, pure=False) for first, chunk in batches]
+        for future in as_completed(futures):
+            try:
+                written = future.result()
+            except mgf.MgfError:
+                raise
+            except Exception as error:
+                raise mgf.PluginError(f"a generation worker failed: {type(error).__name__}: {error}") from None
+            for path in written:
+                print(path, flush=True)
+    finally:
+        client.close()
 
 
 def _in_processes(job: Job, batches, workers: int, overwrite: bool) -> None:

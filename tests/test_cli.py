@@ -225,3 +225,17 @@ def test_a_killed_parallel_run_rerun_writes_only_the_missing_outputs(tmp_path):
     subprocess.run(command[:-1] + [str(whole / "take.mid")], capture_output=True, check=True)
     for name in ("take-1.mid", "take-130.mid", "take-200.mid"):
         assert (out / name).read_bytes() == (whole / name).read_bytes()
+
+
+def test_generation_on_a_dask_cluster_writes_what_local_workers_write(tmp_path):
+    """`mgf generate --scheduler`: the same files as a local run, each worker loading the bundle once."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        for where, options in (("dask", ["--scheduler", cluster.scheduler_address]), ("local", ["--workers", "2"])):
+            (tmp_path / where).mkdir()
+            result = mgf_cli("generate", "--repr", "notes", "--num-outputs", "130", "--steps", "16", "--seed", "4",
+                             *options, "-o", tmp_path / where / "t.mid")
+            assert result.returncode == 0, result.stderr
+            assert len(result.stdout.split()) == 130
+    for name in ("t-1.mid", "t-70.mid", "t-130.mid"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
