@@ -13,6 +13,7 @@ from safetensors.numpy import save_file
 from mgf import bundle, get_representation, synth
 
 MAX_RSS_MB = 300
+SMALL_PARENT = os.path.join(os.path.dirname(__file__), "small_parent.py")
 BACH = "corpus:bach/bwv66.6"
 
 
@@ -26,18 +27,22 @@ def run(args, cwd, fsize=None):
     With ``fsize``, no file may grow past that many bytes (RLIMIT_FSIZE): writes fail with EFBIG as on a full disk.
     """
     start = ["-m", "mgf.cli.main"] if fsize is None else ["-c", LIMITED, str(fsize)]
-    process = subprocess.Popen([sys.executable, *start, *map(str, args)], cwd=cwd, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rss_file = os.path.join(os.path.dirname(cwd), f".rss-{os.path.basename(cwd)}")
+    process = subprocess.Popen([sys.executable, SMALL_PARENT, rss_file, sys.executable, *start, *map(str, args)],
+                               cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     streams = {}
     readers = [threading.Thread(target=lambda k, s: streams.__setitem__(k, s.read()), args=(k, s))
                for k, s in (("out", process.stdout), ("err", process.stderr))]
     for reader in readers:
         reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, _ = os.wait4(process.pid, 0)
     for reader in readers:
         reader.join()
     process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, streams["out"], streams["err"], usage.ru_maxrss / 1024
+    with open(rss_file) as handle:
+        peak_kib = int(handle.read())
+    os.unlink(rss_file)
+    return process.returncode, streams["out"], streams["err"], peak_kib / 1024
 
 
 def fails_cleanly(args, tmp_path, code, message, fsize=None):

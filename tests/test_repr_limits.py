@@ -6,6 +6,7 @@ a machine out of memory.
 """
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -70,8 +71,9 @@ print(json.dumps({"cpu": time.process_time() - start, "outcome": outcome,
 
 def read_in_subprocess(name, path, **config):
     """``{"cpu", "rss_mb", "outcome"}`` of reading ``path`` with representation ``name`` in a fresh interpreter."""
-    result = subprocess.run([sys.executable, "-c", RUN, name, str(path), json.dumps(config)],
-                            capture_output=True, text=True, timeout=120)
+    small_parent = os.path.join(os.path.dirname(__file__), "small_parent.py")  # see there: RSS is not the parent's
+    result = subprocess.run([sys.executable, small_parent, str(path) + ".rss", sys.executable, "-c", RUN, name, str(path),
+                             json.dumps(config)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
