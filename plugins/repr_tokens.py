@@ -35,7 +35,7 @@ class Tokens(Representation):
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
         except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{path}: cannot read token file ({error.strerror or error})") from None
+            raise InputError(f"{path}: cannot read token file ({getattr(error, 'strerror', None) or error})") from None
         tokens = self._parse(text, where=str(path))
         if tokens.size == 0:
             raise InputError(f"{path}: no tokens in file")
@@ -43,6 +43,9 @@ class Tokens(Representation):
 
     def write(self, tokens, path, **options):
         tokens = np.asarray(tokens)
+        if tokens.size and (tokens.dtype.kind not in "iu" or tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            bad = tokens.ravel()[0] if tokens.dtype.kind not in "iu" else tokens[(tokens < 0) | (tokens >= self.vocab_size)][0]
+            raise InputError(f"{path}: token id {bad} is outside the vocabulary [0, {self.vocab_size})")
         text = " ".join(str(int(t)) for t in tokens if t != self.start_token)
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")

@@ -20,14 +20,6 @@ class TestTokens(mgf.testing.RepresentationContract):
     config = {"vocab_size": 40}
     sequences = ([0, 5, 38, 1], [7] * 30)
 
-    @pytest.mark.xfail(strict=True, reason="tokens.write does not check ids against its vocabulary")
-    def test_out_of_vocabulary_ids_are_refused_and_leave_no_file(self, representation, tmp_path):
-        super().test_out_of_vocabulary_ids_are_refused_and_leave_no_file(representation, tmp_path)
-
-    @pytest.mark.xfail(strict=True, reason="tokens.read reads error.strerror, which a UnicodeDecodeError lacks")
-    def test_unreadable_files_are_input_errors_naming_the_file(self, representation, tmp_path):
-        super().test_unreadable_files_are_input_errors_naming_the_file(representation, tmp_path)
-
 
 class TestNotes(mgf.testing.RepresentationContract):
     name = "notes"
