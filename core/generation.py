@@ -164,11 +164,15 @@ class Run:
         history = np.broadcast_to(self.primer, (rows, len(self.primer)))
         return self._constrain_rows(logits, history, 0), state
 
-    def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
-        """The model's own logits after the start token and the primer, and the state."""
+    def initial_state(self, rows: int) -> State:
         with guard(self.backend, "initial_state"):
             state = self.model.initial_state(rows)
         self._check_state(state, rows, "initial_state")
+        return state
+
+    def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
+        """The model's own logits after the start token and the primer, and the state."""
+        state = self.initial_state(rows)
         for token in np.concatenate([[self.start], self.primer]).astype(np.int32):
             logits, state = self.step(np.full(rows, token, np.int32), state)
         return logits, state  # the start token is always fed, so logits is set
@@ -264,10 +268,7 @@ class _CheckedModel(Model):
         return self._run.vocab_size
 
     def initial_state(self, batch_size: int) -> State:
-        with guard(self._run.backend, "initial_state"):
-            state = self._run.model.initial_state(batch_size)
-        self._run._check_state(state, batch_size, "initial_state")
-        return _CheckedState(state, self._run)
+        return _CheckedState(self._run.initial_state(batch_size), self._run)
 
     def step(self, tokens, state):
         inner = state.inner if isinstance(state, _CheckedState) else state
