@@ -53,7 +53,35 @@ def draw_rows(const float[:, ::1] logits, const double[::1] uniforms, double tem
     return out
 
 
-def generate(LSTMKernel kernel not None, KernelState state not None, float[:, ::1] logits not None, int start,
+cdef struct ChooseJob:
+    # one step's choice for every row, split into `parts` chunks of rows
+    const mgf_policy *policy
+    float *logits             # [B, V]
+    mgf_row_state *rows       # [B]
+    const double *uniforms    # [B], or NULL (greedy)
+    int *ids                  # [B]: the tokens chosen
+    double *prob              # [parts, V]
+    mgf_ranked *scratch       # [parts, V]
+    int *bad_row              # [parts]: the chunk's first row left with no token or non-finite logits, or -1
+    int *failed               # [parts]: for that row, the constraint's index, or -2 for non-finite logits
+    int batch, parts
+
+
+cdef void _choose_chunk(void *job, int t) noexcept nogil:
+    cdef ChooseJob *j = <ChooseJob *> job
+    cdef int V = j.policy.vocab, b, token, failed
+    j.bad_row[t] = -1
+    for b in range(j.batch * t // j.parts, j.batch * (t + 1) // j.parts):
+        failed = -1
+        token = mgf_choose(j.policy, j.logits + b * V, &j.rows[b], j.uniforms[b] if j.uniforms != NULL else 0.0,
+                           j.prob + t * V, j.scratch + t * V, &failed)
+        if token < 0:
+            j.bad_row[t], j.failed[t] = b, (-2 if token == MGF_NONFINITE else failed)
+            return
+        j.ids[b] = token
+
+
+def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] logits not None, int start,
              int policy, double temperature, int top_k, double top_p,
              const int[::1] kinds not None, const unsigned char[:, ::1] masks not None, const int[::1] pitches not None,
              int max_repeats, int[::1] last_pitch not None, int[::1] run not None,
@@ -63,10 +91,11 @@ def generate(LSTMKernel kernel not None, KernelState state not None, float[:, ::
     `logits` [B, V] holds the model's logits for the first token to choose and, on return, those
     after the last token fed.  `last_pitch`/`run` carry `no-repeat`'s per-row state between calls.
     Returns None, or (step, row, constraint) where constraint is the index of the one that left no
-    token, or -2 for non-finite logits.
+    token, or -2 for non-finite logits.  Rows are chosen on the kernel's threads when there are
+    enough of them to share.
     """
     cdef int B = state.batch_size, V = kernel.vocab_size, K = kinds.shape[0], steps = out.shape[1]
-    cdef int i, b, token, failed = -1, k
+    cdef int i, b, t, k
     if state.owner is not kernel:
         raise InputError("generate: this state belongs to another model")
     if logits.shape[0] != B or logits.shape[1] != V or out.shape[0] != B or last_pitch.shape[0] != B or run.shape[0] != B:
@@ -90,39 +119,45 @@ def generate(LSTMKernel kernel not None, KernelState state not None, float[:, ::
     p.temperature, p.top_k, p.top_p = temperature, top_k, top_p
     p.n_constraints, p.kinds, p.masks, p.pitches, p.max_repeats = K, &kinds[0] if K else NULL, \
         &masks[0, 0] if K else NULL, &pitches[0], max_repeats
-    cdef double *prob = <double *> malloc(V * sizeof(double))
-    cdef mgf_ranked *scratch = <mgf_ranked *> malloc(V * sizeof(mgf_ranked))
-    cdef mgf_row_state *rows = <mgf_row_state *> malloc(B * sizeof(mgf_row_state))
-    cdef int *ids = <int *> malloc(B * sizeof(int))
-    cdef int bad_step = -1, bad_row = -1
+    cdef int parts = kernel.threads if B >= 4 * kernel.threads else 1
+    cdef mgf_pool *pool = kernel.pool if parts > 1 else NULL
+    cdef ChooseJob job
+    job.policy, job.logits, job.batch, job.parts = &p, &logits[0, 0], B, parts
+    job.prob = <double *> calloc(parts * V, sizeof(double))
+    job.scratch = <mgf_ranked *> calloc(parts * V, sizeof(mgf_ranked))
+    job.rows = <mgf_row_state *> calloc(B, sizeof(mgf_row_state))
+    job.ids = <int *> calloc(B, sizeof(int))
+    job.bad_row = <int *> calloc(parts, sizeof(int))
+    job.failed = <int *> calloc(parts, sizeof(int))
+    cdef int bad_step = -1, bad_row = -1, failed = -1
     try:
-        if prob == NULL or scratch == NULL or rows == NULL or ids == NULL:
+        if not (job.prob and job.scratch and job.rows and job.ids and job.bad_row and job.failed):
             raise MemoryError()
         for b in range(B):
-            rows[b].last_pitch, rows[b].run = last_pitch[b], run[b]
+            job.rows[b].last_pitch, job.rows[b].run = last_pitch[b], run[b]
         with nogil:
             for i in range(steps):
-                for b in range(B):
-                    token = mgf_choose(&p, &logits[b, 0], &rows[b],
-                                       uniforms[i, b] if policy == MGF_TEMPERATURE else 0.0, prob, scratch, &failed)
-                    if token < 0:
-                        bad_step, bad_row = i, b
-                        if token == MGF_NONFINITE:
-                            failed = -2
+                job.uniforms = &uniforms[i, 0] if policy == MGF_TEMPERATURE else NULL
+                mgf_pool_run(pool, parts, _choose_chunk, &job)
+                for t in range(parts):
+                    if job.bad_row[t] >= 0:
+                        bad_step, bad_row, failed = i, job.bad_row[t], job.failed[t]
                         break
-                    out[b, i] = token
-                    ids[b] = token
                 if bad_step >= 0:
                     break
+                for b in range(B):
+                    out[b, i] = job.ids[b]
                 if i + 1 < steps or feed_last:
-                    kernel._step(B, ids, state, &logits[0, 0])
+                    net_step(&kernel.net, kernel.pool, &state.buffers, job.ids, &logits[0, 0])
         for b in range(B):
-            last_pitch[b], run[b] = rows[b].last_pitch, rows[b].run
+            last_pitch[b], run[b] = job.rows[b].last_pitch, job.rows[b].run
     finally:
-        free(prob)
-        free(scratch)
-        free(rows)
-        free(ids)
+        free(job.prob)
+        free(job.scratch)
+        free(job.rows)
+        free(job.ids)
+        free(job.bad_row)
+        free(job.failed)
     if bad_step >= 0:
         return bad_step, bad_row, failed
     return None

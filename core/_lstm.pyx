@@ -1,16 +1,22 @@
 # cython: language_level=3
-"""Native forward step of a stacked LSTM language model (bundle format v1), for fast sampling.
+"""Native forward step of a stacked LSTM or GRU language model (bundle format v1), for fast sampling.
 
 Work done once, at load:
-  * layer 0's input projection of every token, plus its bias, is a table [V, 4H]: a step
-    gathers one row per sequence instead of multiplying by the embedding and the kernel;
-  * each upper layer's kernel and recurrent kernel are stacked into one [H_below + H, 4H]
-    matrix, read by one matrix product against the row [x | h] kept contiguous in the state;
-  * gate columns are regrouped by thread chunk ([i f g o] for units u0..u1), and each chunk's
-    columns become a matrix of their own, so that each thread's product and cell update touch
+  * layer 0's input projection of every token, plus its input bias, is a table [V, G H] (G = 4
+    gates for an LSTM, 3 for a GRU): a step gathers one row per sequence instead of multiplying
+    by the embedding and the kernel;
+  * LSTM: each upper layer's kernel and recurrent kernel are stacked into one [H_below + H, 4H]
+    matrix, read by one product against the row [x | h] kept contiguous in the state.  GRU
+    (Keras reset_after=True): the reset gate scales the recurrent part alone, so the two
+    products stay apart, each over its part of the same row;
+  * gate columns are regrouped by chunk ([i f g o] or [z r h] for units u0..u1), and each
+    chunk's columns become a matrix of their own, so that the thread computing a chunk touches
     contiguous memory, and its weights only;
   * with precision bf16 or int8, those matrices (not the table, a lookup) are converted to
     packed reduced-precision panels (see _lstm_math.h).
+
+Threads: a step runs each layer, then the dense layer, as one job of `threads` chunks on the
+kernel's pool (_pool.h); the generation loop adds a job that samples the rows.
 
 The module is compiled without bounds checks: every function reachable from Python checks its
 arguments (layer indices, shapes, dtypes, sizes) with the GIL held, raising InputError, before
@@ -20,10 +26,9 @@ in the state, which belongs to one sequence batch.  The state keeps two copies o
 another still reading the old one.
 """
 
-from libc.stdint cimport int32_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
-from cython.parallel cimport prange
 
 import operator
 import os
@@ -38,6 +43,8 @@ cdef extern from "_lstm_math.h" nogil:
     ctypedef struct mgf_isa:
         void (*lstm_cell)(int rows, int units, const float *gates, long gate_stride, float *c, long c_stride,
                           float *h, long h_stride, float *h_out, long out_stride) noexcept nogil
+        void (*gru_cell)(int rows, int units, const float *x_gates, const float *h_gates, long gate_stride,
+                         const float *h_old, float *h, long h_stride, float *h_out, long out_stride) noexcept nogil
     ctypedef struct mgf_matrix:
         int precision, k, n
         const float *w
@@ -53,8 +60,20 @@ cdef extern from "_lstm_math.h" nogil:
                      long ldc, float *scratch)
 
 
+cdef extern from "_pool.h" nogil:
+    ctypedef struct mgf_pool:
+        pass
+    ctypedef void (*mgf_chunk_fn)(void *job, int chunk) noexcept nogil
+    int MGF_POOL_THREADS
+    mgf_pool *mgf_pool_start(int threads)
+    void mgf_pool_stop(mgf_pool *pool)
+    void mgf_pool_run(mgf_pool *pool, int threads, mgf_chunk_fn fn, void *job)
+
+
 PRECISIONS = ("fp32", "bf16", "int8")
 ISAS = ("baseline", "avx2", "avx512")
+CELLS = ("lstm", "gru")
+GATES = {"lstm": 4, "gru": 3}
 _INT_MAX = 2**31 - 1
 
 
@@ -92,12 +111,12 @@ def _chunks(int size, int parts):
     return [size * t // parts for t in range(parts + 1)]
 
 
-def _gate_columns(int hidden, int u0, int u1):
-    """Columns of units [u0, u1) of each gate, in Keras order [i | f | g | o]."""
-    return [gate * hidden + u for gate in range(4) for u in range(u0, u1)]
+def _gate_columns(int gates, int hidden, int u0, int u1):
+    """Columns of units [u0, u1) of each of `gates` gates, in Keras order ([i | f | g | o] or [z | r | h])."""
+    return [gate * hidden + u for gate in range(gates) for u in range(u0, u1)]
 
 
-def _checked_tensors(tensors, int vocab_size, tuple hidden):
+def _checked_tensors(tensors, int vocab_size, tuple hidden, str cell):
     """The tensors a kernel reads, checked against the architecture, as float32 arrays."""
     if not isinstance(tensors, dict):
         raise InputError("tensors must be a dict of numpy arrays")
@@ -108,10 +127,11 @@ def _checked_tensors(tensors, int vocab_size, tuple hidden):
     if embedding is not None:
         expected["embedding"] = (vocab_size, embedding.shape[1] if isinstance(embedding, np.ndarray) else 0)
     below = expected["embedding"][1] if embedding is not None else vocab_size
+    gates = GATES[cell]
     for l, units in enumerate(hidden):
-        expected[f"lstm.{l}.kernel"] = (below, 4 * units)
-        expected[f"lstm.{l}.recurrent_kernel"] = (units, 4 * units)
-        expected[f"lstm.{l}.bias"] = (4 * units,)
+        expected[f"{cell}.{l}.kernel"] = (below, gates * units)
+        expected[f"{cell}.{l}.recurrent_kernel"] = (units, gates * units)
+        expected[f"{cell}.{l}.bias"] = (4 * units,) if cell == "lstm" else (2, 3 * units)
         below = units
     expected["dense.kernel"] = (below, vocab_size)
     expected["dense.bias"] = (vocab_size,)
@@ -128,7 +148,7 @@ def _checked_tensors(tensors, int vocab_size, tuple hidden):
             raise InputError(f"tensor {key!r} must have shape {shape}, got {array.shape}")
         checked[key] = array.astype(np.float32)
     for key in tensors:
-        if key.startswith(("lstm.", "dense.")) and key not in expected:
+        if key.startswith(("lstm.", "gru.", "dense.")) and key not in expected:
             raise InputError(f"unexpected tensor {key!r}")
     return checked
 
@@ -178,66 +198,177 @@ cdef inline float *_data(array) except NULL:
     return &view[0, 0]
 
 
+# -- the step, in C structs that chunk functions reach without the GIL ---------------------------
+
+cdef struct Net:
+    # what a step reads of a Kernel; the arrays are owned by the Kernel
+    int gru                   # 0: LSTM, 1: GRU
+    int vocab_size, n_layers, threads
+    mgf_isa functions
+    int *hidden_sizes         # [L]
+    int *input_widths         # [L]: width of the x part of layer l's row [x | h]: 0 for layer 0
+    int *row_widths           # [L]: input_widths + hidden_sizes
+    int *gate_widths          # [L]: a row of layer l's gates: 4 H (LSTM), 6 H (GRU: x gates, then h gates)
+    int *unit_bounds          # [L * (threads + 1)]: units [u0, u1) of each chunk
+    int *vocab_bounds         # [threads + 1]
+    mgf_matrix *matrices      # [(L + 1) * threads]: by layer then chunk, LSTM [x | h] or GRU h; dense last
+    mgf_matrix *inputs        # [L * threads]: GRU layers >= 1, the x part
+    float **biases            # [L]: LSTM bias, GRU input bias, regrouped by chunk (layers >= 1)
+    float **recurrent_biases  # [L]: GRU recurrent bias, regrouped by chunk
+    float *table              # [V, G H_0]: embedding @ kernel + (input) bias, regrouped
+    float *dense_bias
+
+
+cdef struct Buffers:
+    # what a step writes: one KernelState's, for batch_size rows
+    int batch_size, parity
+    float **rows              # [2 * L]: rows[p * L + l], float32 [B, row_widths[l]]
+    float **cells             # [L] (LSTM): float32 [B, hidden_sizes[l]]
+    float *gates              # [B, max gate width]
+    float *scratch            # [threads, scratch_stride]: activations quantised for a product
+    long scratch_stride
+
+
+cdef struct StepJob:
+    const Net *net
+    Buffers *buffers
+    const int *ids
+    float *out
+    int rows, layer
+
+
+cdef void _layer_chunk(void *job, int t) noexcept nogil:
+    """Chunk t of one layer: its units' gates (table or bias, plus the products), then their cell update."""
+    cdef StepJob *j = <StepJob *> job
+    cdef const Net *net = j.net
+    cdef Buffers *s = j.buffers
+    cdef int l = j.layer, B = j.rows, n = net.n_layers, b
+    cdef int u0 = net.unit_bounds[l * (net.threads + 1) + t], u1 = net.unit_bounds[l * (net.threads + 1) + t + 1]
+    cdef int units = u1 - u0, gates = 3 if net.gru else 4, H = net.hidden_sizes[l]
+    cdef int width = gates * units, g0 = gates * u0, gate_width = net.gate_widths[l], row_width = net.row_widths[l]
+    cdef int input_width = net.input_widths[l]
+    cdef float *row = s.rows[s.parity * n + l]
+    cdef float *row_next = s.rows[(s.parity ^ 1) * n + l]
+    cdef float *x_gates = s.gates + g0
+    cdef float *h_gates = s.gates + gates * H + g0  # GRU only
+    cdef float *scratch = s.scratch + t * s.scratch_stride
+    cdef float *above = NULL
+    cdef int above_stride = 0
+    if units == 0:
+        return
+    for b in range(B):
+        if l == 0:
+            memcpy(x_gates + b * gate_width, net.table + j.ids[b] * gates * H + g0, width * sizeof(float))
+        else:
+            memcpy(x_gates + b * gate_width, net.biases[l] + g0, width * sizeof(float))
+        if net.gru:
+            memcpy(h_gates + b * gate_width, net.recurrent_biases[l] + g0, width * sizeof(float))
+    if l + 1 < n:
+        above = s.rows[s.parity * n + l + 1] + u0
+        above_stride = net.row_widths[l + 1]
+    if not net.gru:  # one product over [x | h] (layer 0's row is [h] alone: its input part went into the table)
+        mgf_product(&net.functions, &net.matrices[l * net.threads + t], B, row, row_width, x_gates, gate_width,
+                    scratch)
+        net.functions.lstm_cell(B, units, x_gates, gate_width, s.cells[l] + u0, H,
+                                row_next + input_width + u0, row_width, above, above_stride)
+        return
+    if l > 0:
+        mgf_product(&net.functions, &net.inputs[l * net.threads + t], B, row, row_width, x_gates, gate_width,
+                    scratch)
+    mgf_product(&net.functions, &net.matrices[l * net.threads + t], B, row + input_width, row_width, h_gates,
+                gate_width, scratch)
+    net.functions.gru_cell(B, units, x_gates, h_gates, gate_width, row + input_width + u0,
+                           row_next + input_width + u0, row_width, above, above_stride)
+
+
+cdef void _dense_chunk(void *job, int t) noexcept nogil:
+    """Chunk t of the dense layer: logits of vocabulary columns [v0, v1)."""
+    cdef StepJob *j = <StepJob *> job
+    cdef const Net *net = j.net
+    cdef Buffers *s = j.buffers
+    cdef int last = net.n_layers - 1, V = net.vocab_size, b
+    cdef int v0 = net.vocab_bounds[t], v1 = net.vocab_bounds[t + 1]
+    cdef float *h = s.rows[(s.parity ^ 1) * net.n_layers + last] + net.input_widths[last]
+    if v1 == v0:
+        return
+    for b in range(j.rows):
+        memcpy(j.out + b * V + v0, net.dense_bias + v0, (v1 - v0) * sizeof(float))
+    mgf_product(&net.functions, &net.matrices[net.n_layers * net.threads + t], j.rows, h, net.row_widths[last],
+                j.out + v0, V, s.scratch + t * s.scratch_stride)
+
+
+cdef void net_step(const Net *net, mgf_pool *pool, Buffers *buffers, const int *ids, float *out) noexcept nogil:
+    """One step for checked arguments: a token id per row in, rows x V logits into `out`, the buffers advanced."""
+    cdef StepJob job
+    cdef int l
+    job.net, job.buffers, job.ids, job.out, job.rows = net, buffers, ids, out, buffers.batch_size
+    for l in range(net.n_layers):
+        job.layer = l
+        mgf_pool_run(pool, net.threads, _layer_chunk, &job)
+    mgf_pool_run(pool, net.threads, _dense_chunk, &job)
+    buffers.parity ^= 1
+
+
+# -- Python objects: the state and the kernel ---------------------------------------------------
+
 cdef class KernelState:
-    """Per-batch buffers of one LSTMKernel: [x | h] rows (two copies), c, gate and product scratch."""
+    """Per-batch buffers of one Kernel: [x | h] rows (two copies), c (LSTM), gate and product scratch."""
 
     cdef readonly int batch_size
-    cdef int parity
-    cdef LSTMKernel owner
+    cdef Kernel owner
+    cdef Buffers buffers
     cdef list rows       # rows[p][l]: float32 [B, row_widths[l]]
-    cdef list cells      # cells[l]: float32 [B, hidden_sizes[l]]
-    cdef object gates    # float32 [B, 4 * max H]
-    cdef object scratch  # float32 [threads, scratch_stride]: activations quantised for a product
-    cdef long scratch_stride
-    cdef float **row_ptr  # [2 * L]
-    cdef float **cell_ptr  # [L]
-    cdef float *gate_ptr
-    cdef float *scratch_ptr
+    cdef list cells      # cells[l]: float32 [B, hidden_sizes[l]]; empty for a GRU
+    cdef object gates    # float32 [B, max gate width]
+    cdef object scratch  # float32 [threads, scratch_stride]
+    cdef object ids      # int32 [B]: the tokens of a step, checked
 
     def __cinit__(self, owner, batch_size, current=None, cells=None):
         """Zero state of `batch_size` rows, or copies of `current` ([x | h] rows) and `cells`, one array per layer."""
         cdef int l, p, n
-        cdef LSTMKernel kernel
-        if not isinstance(owner, LSTMKernel):
-            raise InputError("a kernel state needs the LSTMKernel it belongs to")
-        kernel = <LSTMKernel> owner
+        cdef Kernel kernel
+        if not isinstance(owner, Kernel):
+            raise InputError("a kernel state needs the Kernel it belongs to")
+        kernel = <Kernel> owner
         n = kernel.n_layers
         size = _count(batch_size, "batch size")
-        widest = max(4 * kernel.max_hidden, kernel.max_row_width + 2 * kernel.threads)
+        widest = max(kernel.max_gate_width, kernel.max_row_width + 2 * kernel.threads)
         if size * widest > _INT_MAX:
             raise InputError(f"batch size {size} is too large")
         if (current is None) != (cells is None):
             raise InputError("give both the [x | h] rows and the cells, or neither")
-        widths = [kernel.row_widths[l] for l in range(n)]
+        widths = [kernel.net.row_widths[l] for l in range(n)]
+        cell_shapes = [] if kernel.net.gru else [(size, kernel.net.hidden_sizes[l]) for l in range(n)]
         if current is None:
             current = [np.zeros((size, w), np.float32) for w in widths]
-            cells = [np.zeros((size, kernel.hidden_sizes[l]), np.float32) for l in range(n)]
+            cells = [np.zeros(shape, np.float32) for shape in cell_shapes]
         else:
             current = _copies(current, "[x | h] rows", [(size, w) for w in widths])
-            cells = _copies(cells, "cells", [(size, kernel.hidden_sizes[l]) for l in range(n)])
+            cells = _copies(cells, "cells", cell_shapes)
         self.owner = kernel
         self.batch_size = size
-        self.parity = 0
         self.rows = [current, [np.zeros((size, w), np.float32) for w in widths]]
         self.cells = cells
-        self.gates = np.zeros((size, 4 * kernel.max_hidden), np.float32)
-        self.scratch_stride = mgf_scratch_floats(size, kernel.max_row_width) if kernel.precision != "fp32" else 1
-        self.scratch = np.zeros((kernel.threads, self.scratch_stride), np.float32)
-        self.row_ptr = <float **> calloc(2 * n, sizeof(float *))
-        self.cell_ptr = <float **> calloc(n, sizeof(float *))
-        if self.row_ptr == NULL or self.cell_ptr == NULL:
+        self.gates = np.zeros((size, kernel.max_gate_width), np.float32)
+        stride = mgf_scratch_floats(size, kernel.max_row_width) if kernel.precision != "fp32" else 1
+        self.scratch = np.zeros((kernel.threads, stride), np.float32)
+        self.ids = np.zeros(size, np.int32)
+        self.buffers.batch_size, self.buffers.parity, self.buffers.scratch_stride = size, 0, stride
+        self.buffers.rows = <float **> calloc(2 * n, sizeof(float *))
+        self.buffers.cells = <float **> calloc(n, sizeof(float *))
+        if self.buffers.rows == NULL or self.buffers.cells == NULL:
             raise MemoryError()
         for p in range(2):
             for l in range(n):
-                self.row_ptr[p * n + l] = _data(self.rows[p][l])
-        for l in range(n):
-            self.cell_ptr[l] = _data(self.cells[l])
-        self.gate_ptr = _data(self.gates)
-        self.scratch_ptr = _data(self.scratch)
+                self.buffers.rows[p * n + l] = _data(self.rows[p][l])
+        for l in range(len(cells)):
+            self.buffers.cells[l] = _data(self.cells[l])
+        self.buffers.gates = _data(self.gates)
+        self.buffers.scratch = _data(self.scratch)
 
     def __dealloc__(self):
-        free(self.row_ptr)
-        free(self.cell_ptr)
+        free(self.buffers.rows)
+        free(self.buffers.cells)
 
     def take(self, indices):
         """A new state whose row i copies row indices[i] of this one."""
@@ -249,24 +380,54 @@ cdef class KernelState:
             raise InputError("state indices must be 1-D")
         if index.size and (index.min() < 0 or index.max() >= self.batch_size):
             raise InputError(f"state indices must lie in [0, {self.batch_size})")
-        current = [row[index] for row in self.rows[self.parity]]
+        current = [row[index] for row in self.rows[self.buffers.parity]]
         cells = [c[index] for c in self.cells]
         return KernelState(self.owner, index.size, current, cells)
 
     def h(self, layer):
         """Copy of layer `layer`'s hidden state [B, H]."""
         l = self._layer_index(layer)
-        return self.rows[self.parity][l][:, self.owner.input_widths[l]:].copy()
+        return self.rows[self.buffers.parity][l][:, self.owner.net.input_widths[l]:].copy()
 
     def c(self, layer):
-        """Copy of layer `layer`'s cell state [B, H]."""
-        return self.cells[self._layer_index(layer)].copy()
+        """Copy of layer `layer`'s cell state [B, H] (an LSTM's; a GRU has none)."""
+        l = self._layer_index(layer)
+        if self.owner.net.gru:
+            raise InputError("a GRU has no cell state")
+        return self.cells[l].copy()
 
     cdef int _layer_index(self, layer) except -1:
         number = operator.index(layer)
         if not 0 <= number < self.owner.n_layers:
             raise InputError(f"layer {number} is out of range [0, {self.owner.n_layers})")
         return number
+
+    cdef const int *checked_ids(self, tokens) except NULL:
+        """`tokens` as the state's int32 ids: one per row, inside the vocabulary (InputError otherwise)."""
+        cdef int b, B = self.batch_size, V = self.owner.vocab_size
+        cdef int[::1] ids = self.ids
+        cdef const int32_t[::1] narrow
+        cdef const int64_t[::1] wide
+        if type(tokens) is np.ndarray and tokens.ndim == 1 and tokens.flags.c_contiguous and tokens.dtype == np.int32:
+            narrow = tokens
+        elif type(tokens) is np.ndarray and tokens.ndim == 1 and tokens.flags.c_contiguous and tokens.dtype == np.int64:
+            wide = tokens  # what argmax returns: checked as int64, so that no id wraps into the vocabulary
+            if wide.shape[0] != B:
+                raise InputError(f"expected {B} token id(s) (one per row), got {wide.shape[0]}")
+            for b in range(B):
+                if wide[b] < 0 or wide[b] >= V:
+                    raise InputError(f"token id {wide[b]} is outside the vocabulary [0, {V})")
+                ids[b] = <int> wide[b]
+            return &ids[0]
+        else:
+            narrow = as_tokens(tokens, B, V)
+        if narrow.shape[0] != B:
+            raise InputError(f"expected {B} token id(s) (one per row), got {narrow.shape[0]}")
+        for b in range(B):
+            if narrow[b] < 0 or narrow[b] >= V:
+                raise InputError(f"token id {narrow[b]} is outside the vocabulary [0, {V})")
+            ids[b] = narrow[b]
+        return &ids[0]
 
 
 def _copies(arrays, str what, list shapes):
@@ -286,24 +447,16 @@ def _copies(arrays, str what, list shapes):
     return copies
 
 
-cdef class LSTMKernel:
+cdef class Kernel:
     """Weights of one bundle laid out for the step; read-only after construction, shareable across threads."""
 
-    cdef readonly int vocab_size, n_layers, max_hidden, max_row_width, threads
-    cdef readonly str precision, isa
-    cdef mgf_isa functions
-    cdef int *hidden_sizes   # [L]
-    cdef int *input_widths   # [L]: width of the x part of layer l's row [x | h]: 0 for layer 0
-    cdef int *row_widths     # [L]: input_widths + hidden_sizes, the rows of layer l's matrix
-    cdef int *unit_bounds    # [L * (threads + 1)]: units [u0, u1) of each thread
-    cdef int *vocab_bounds   # [threads + 1]
-    cdef mgf_matrix *matrices  # [(L + 1) * threads]: each layer's then the dense layer's, by thread
-    cdef float **biases      # [L]: layer l's bias regrouped by thread chunk (l >= 1)
-    cdef float *table        # [V, 4 H_0]: embedding @ kernel + bias, regrouped
-    cdef float *dense_bias
-    cdef list arrays         # keeps the buffers above alive
+    cdef readonly int vocab_size, n_layers, max_hidden, max_row_width, max_gate_width, threads
+    cdef readonly str precision, isa, cell
+    cdef Net net
+    cdef mgf_pool *pool
+    cdef list arrays         # keeps the arrays net points to alive (the rest is freed by __dealloc__)
 
-    def __cinit__(self, tensors, vocab_size, hidden, threads=1, precision="fp32", isa=None):
+    def __cinit__(self, tensors, vocab_size, hidden, threads=1, precision="fp32", isa=None, cell="lstm"):
         """`precision` of the products' weights (PRECISIONS); `isa` one of ISAS (default: MGF_ISA, else the best)."""
         cdef int l, t, n, T
         vocab = _count(vocab_size, "vocabulary size")
@@ -313,58 +466,67 @@ cdef class LSTMKernel:
         requested = _count(threads, "threads")
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        if cell not in CELLS:
+            raise InputError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
         level = _isa_level(isa)
-        checked = _checked_tensors(tensors, vocab, sizes)
+        checked = _checked_tensors(tensors, vocab, sizes, cell)
+        gates = GATES[cell]
         widths = [0] + list(sizes[:len(sizes) - 1])
-        if max(w + h for w, h in zip(widths, sizes)) > 65536 or 4 * max(sizes) * vocab > _INT_MAX:
+        if max(w + h for w, h in zip(widths, sizes)) > 65536 or 2 * gates * max(sizes) * vocab > _INT_MAX:
             raise InputError("layers wider than 65536 rows are not supported by the native kernel")
         n = len(sizes)
-        T = min(requested, min(sizes), vocab)
-        self.vocab_size, self.n_layers, self.threads = vocab, n, T
+        T = min(requested, min(sizes), vocab) if MGF_POOL_THREADS else 1
+        self.vocab_size, self.n_layers, self.threads, self.cell = vocab, n, T, cell
         self.max_hidden = max(sizes)
         self.max_row_width = max(w + h for w, h in zip(widths, sizes))
+        self.max_gate_width = (2 if cell == "gru" else 1) * gates * self.max_hidden
         self.precision = precision
-        self.isa = mgf_isa_for(level, &self.functions).decode()
-        self.hidden_sizes = <int *> calloc(n, sizeof(int))
-        self.input_widths = <int *> calloc(n, sizeof(int))
-        self.row_widths = <int *> calloc(n, sizeof(int))
-        self.unit_bounds = <int *> calloc(n * (T + 1), sizeof(int))
-        self.vocab_bounds = <int *> calloc(T + 1, sizeof(int))
-        self.matrices = <mgf_matrix *> calloc((n + 1) * T, sizeof(mgf_matrix))
-        self.biases = <float **> calloc(n, sizeof(float *))
-        if (self.hidden_sizes == NULL or self.input_widths == NULL or self.row_widths == NULL
-                or self.unit_bounds == NULL or self.vocab_bounds == NULL or self.matrices == NULL
-                or self.biases == NULL):
-            raise MemoryError()
+        self.isa = mgf_isa_for(level, &self.net.functions).decode()
+        self.net.gru, self.net.vocab_size, self.net.n_layers, self.net.threads = cell == "gru", vocab, n, T
         self.arrays = []
+        self.net.hidden_sizes = self._ints(sizes)
+        self.net.input_widths = self._ints(widths)
+        self.net.row_widths = self._ints([w + h for w, h in zip(widths, sizes)])
+        self.net.gate_widths = self._ints([(2 if cell == "gru" else 1) * gates * h for h in sizes])
+        self.net.unit_bounds = self._ints([u for h in sizes for u in _chunks(h, T)])
+        self.net.vocab_bounds = self._ints(_chunks(vocab, T))
+        self.net.matrices = <mgf_matrix *> calloc((n + 1) * T, sizeof(mgf_matrix))
+        self.net.inputs = <mgf_matrix *> calloc(n * T, sizeof(mgf_matrix))
+        self.net.biases = <float **> calloc(n, sizeof(float *))
+        self.net.recurrent_biases = <float **> calloc(n, sizeof(float *))
+        if (self.net.matrices == NULL or self.net.inputs == NULL or self.net.biases == NULL
+                or self.net.recurrent_biases == NULL):
+            raise MemoryError()
         for l in range(n):
-            self.hidden_sizes[l] = sizes[l]
-            self.input_widths[l] = widths[l]
-            self.row_widths[l] = widths[l] + sizes[l]
             bounds = _chunks(sizes[l], T)
-            kernel = checked[f"lstm.{l}.kernel"]
-            recurrent = checked[f"lstm.{l}.recurrent_kernel"]
-            bias = checked[f"lstm.{l}.bias"]
-            order = [c for t in range(T) for c in _gate_columns(sizes[l], bounds[t], bounds[t + 1])]
+            kernel = checked[f"{cell}.{l}.kernel"]
+            recurrent = checked[f"{cell}.{l}.recurrent_kernel"]
+            bias = checked[f"{cell}.{l}.bias"]
+            input_bias, recurrent_bias = (bias, None) if cell == "lstm" else (bias[0], bias[1])
+            order = [c for t in range(T) for c in _gate_columns(gates, sizes[l], bounds[t], bounds[t + 1])]
             if l == 0:
                 embedding = checked.get("embedding")
-                projected = kernel if embedding is None else embedding.astype(np.float64) @ kernel
-                self.table = self._keep((projected + bias)[:, order])
-                stacked = recurrent
+                # einsum, not BLAS: OpenBLAS's threads spin for a while after a call, taking the
+                # core this kernel's own threads are about to use
+                projected = kernel if embedding is None else np.einsum("ve,eg->vg", embedding.astype(np.float64), kernel)
+                self.net.table = self._keep((projected + input_bias)[:, order])
             else:
-                stacked = np.vstack([kernel, recurrent])
-                self.biases[l] = self._keep(bias[None, order])
-            for t in range(T + 1):
-                self.unit_bounds[l * (T + 1) + t] = bounds[t]
+                self.net.biases[l] = self._keep(input_bias[None, order])
+            if recurrent_bias is not None:
+                self.net.recurrent_biases[l] = self._keep(recurrent_bias[None, order])
+            stacked = np.vstack([kernel, recurrent]) if cell == "lstm" and l > 0 else recurrent
             for t in range(T):
-                columns = _gate_columns(sizes[l], bounds[t], bounds[t + 1])
-                self._set_matrix(&self.matrices[l * T + t], stacked[:, columns])
+                columns = _gate_columns(gates, sizes[l], bounds[t], bounds[t + 1])
+                self._set_matrix(&self.net.matrices[l * T + t], stacked[:, columns])
+                if cell == "gru" and l > 0:
+                    self._set_matrix(&self.net.inputs[l * T + t], kernel[:, columns])
         bounds = _chunks(vocab, T)
-        for t in range(T + 1):
-            self.vocab_bounds[t] = bounds[t]
         for t in range(T):
-            self._set_matrix(&self.matrices[n * T + t], checked["dense.kernel"][:, bounds[t]:bounds[t + 1]])
-        self.dense_bias = self._keep(checked["dense.bias"][None, :])
+            self._set_matrix(&self.net.matrices[n * T + t], checked["dense.kernel"][:, bounds[t]:bounds[t + 1]])
+        self.net.dense_bias = self._keep(checked["dense.bias"][None, :])
+        self.pool = mgf_pool_start(T)
+        if T > 1 and self.pool == NULL:
+            raise MemoryError("could not start the kernel's threads")
 
     cdef int _set_matrix(self, mgf_matrix *matrix, weights) except -1:
         """Fills `matrix` with the packed form of the [k, n] float32 `weights`, kept alive by self."""
@@ -392,14 +554,17 @@ cdef class LSTMKernel:
         self.arrays.append(array)
         return _data(array)
 
+    cdef int *_ints(self, values) except NULL:
+        cdef int[::1] view = np.array(values, np.int32)
+        self.arrays.append(view)
+        return &view[0]
+
     def __dealloc__(self):
-        free(self.hidden_sizes)
-        free(self.input_widths)
-        free(self.row_widths)
-        free(self.unit_bounds)
-        free(self.vocab_bounds)
-        free(self.matrices)
-        free(self.biases)
+        mgf_pool_stop(self.pool)
+        free(self.net.matrices)
+        free(self.net.inputs)
+        free(self.net.biases)
+        free(self.net.recurrent_biases)
 
     def initial_state(self, batch_size):
         return KernelState(self, batch_size)
@@ -409,76 +574,15 @@ cdef class LSTMKernel:
         if not isinstance(state, KernelState):
             raise InputError(f"step needs a state of this kernel, got {type(state).__name__}")
         cdef KernelState checked_state = <KernelState> state
-        cdef int b, B = checked_state.batch_size
         if checked_state.owner is not self:
             raise InputError("this state belongs to another model")
-        if not (type(tokens) is np.ndarray and tokens.dtype == np.int32 and tokens.ndim == 1
-                and tokens.flags.c_contiguous):
-            tokens = as_tokens(tokens, B, self.vocab_size)
-        cdef const int[::1] ids = tokens
-        if ids.shape[0] != B:
-            raise InputError(f"expected {B} token id(s) (one per row), got {ids.shape[0]}")
-        for b in range(B):
-            if ids[b] < 0 or ids[b] >= self.vocab_size:
-                raise InputError(f"token id {ids[b]} is outside the vocabulary [0, {self.vocab_size})")
-        logits = np.empty((B, self.vocab_size), np.float32)
+        cdef const int *ids = checked_state.checked_ids(tokens)
+        logits = np.empty((checked_state.batch_size, self.vocab_size), np.float32)
         cdef float *out = _data(logits)
         with nogil:
-            self._step(B, &ids[0], checked_state, out)
+            net_step(&self.net, self.pool, &checked_state.buffers, ids, out)
         return logits, state
-
-    cdef void _step(self, int B, const int *ids, KernelState state, float *out) noexcept nogil:
-        """One step for checked arguments: B token ids in, B x V logits into `out`, the state advanced."""
-        cdef int l, t, T = self.threads
-        for l in range(self.n_layers):
-            if T == 1:
-                self._layer(l, 0, B, ids, state)
-            else:
-                for t in prange(T, num_threads=T, schedule="static"):
-                    self._layer(l, t, B, ids, state)
-        if T == 1:
-            self._dense(0, B, out, state)
-        else:
-            for t in prange(T, num_threads=T, schedule="static"):
-                self._dense(t, B, out, state)
-        state.parity ^= 1
-
-    cdef void _layer(self, int l, int t, int B, const int *ids, KernelState state) noexcept nogil:
-        cdef int n = self.n_layers, bounds_per_layer = self.threads + 1
-        cdef int u0 = self.unit_bounds[l * bounds_per_layer + t], u1 = self.unit_bounds[l * bounds_per_layer + t + 1]
-        cdef int units = u1 - u0, width = 4 * units, g0 = 4 * u0
-        cdef int gate_width = 4 * self.hidden_sizes[l], row_width = self.row_widths[l]
-        cdef float *row = state.row_ptr[state.parity * n + l]
-        cdef float *row_next = state.row_ptr[(state.parity ^ 1) * n + l]
-        cdef float *gates = state.gate_ptr
-        cdef float *above = NULL
-        cdef int above_stride = 0, b
-        if units == 0:
-            return
-        for b in range(B):
-            if l == 0:
-                memcpy(gates + b * gate_width + g0, self.table + ids[b] * gate_width + g0, width * sizeof(float))
-            else:
-                memcpy(gates + b * gate_width + g0, self.biases[l] + g0, width * sizeof(float))
-        # layer 0's row is [h] alone: its input part went into the table
-        mgf_product(&self.functions, &self.matrices[l * self.threads + t], B, row, row_width, gates + g0,
-                    gate_width, state.scratch_ptr + t * state.scratch_stride)
-        if l + 1 < n:
-            above = state.row_ptr[state.parity * n + l + 1] + u0
-            above_stride = self.row_widths[l + 1]
-        self.functions.lstm_cell(B, units, gates + g0, gate_width, state.cell_ptr[l] + u0, self.hidden_sizes[l],
-                                 row_next + self.input_widths[l] + u0, row_width, above, above_stride)
-
-    cdef void _dense(self, int t, int B, float *out, KernelState state) noexcept nogil:
-        cdef int last = self.n_layers - 1, V = self.vocab_size
-        cdef int v0 = self.vocab_bounds[t], v1 = self.vocab_bounds[t + 1], width = v1 - v0, b
-        cdef float *h = state.row_ptr[(state.parity ^ 1) * self.n_layers + last] + self.input_widths[last]
-        if width == 0:
-            return
-        for b in range(B):
-            memcpy(out + b * V + v0, self.dense_bias + v0, width * sizeof(float))
-        mgf_product(&self.functions, &self.matrices[self.n_layers * self.threads + t], B, h, self.row_widths[last],
-                    out + v0, V, state.scratch_ptr + t * state.scratch_stride)
 
 
 include "_generate.pxi"
+

@@ -121,3 +121,61 @@ MGF_AVX512_TARGET static void mgf_matmul_int8_avx512vnni(int rows, int n, int st
 {
     MGF_PANEL_LOOP(mgf_int8_avx512_tile, x_scale + r MGF_COMMA w_scale + j MGF_COMMA col_sums + j)
 }
+
+/* The LSTM cell of _lstm_isa.h in 16-unit vectors: exp with the same Cephes polynomial, 2^n by
+ * vscalefps, and 1 / (1 + e) by vrcp14ps and one Newton step (relative error about 2^-23)
+ * instead of a division, which held the portable build to 7.4 cycles a unit. */
+MGF_AVX512_TARGET MGF_INLINE __m512 mgf_exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* 1 / (1 + exp(-scale * x)): sigmoid for scale 1, and (1 + tanh(x)) / 2 for scale 2. */
+MGF_AVX512_TARGET MGF_INLINE __m512 mgf_logistic16(__m512 x, float scale)
+{
+    __m512 d = _mm512_add_ps(mgf_exp16(_mm512_mul_ps(x, _mm512_set1_ps(-scale))), _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
+MGF_AVX512_TARGET MGF_INLINE __m512 mgf_tanh16(__m512 x)
+{
+    return _mm512_fmsub_ps(mgf_logistic16(x, 2.0f), _mm512_set1_ps(2.0f), _mm512_set1_ps(1.0f));
+}
+
+MGF_AVX512_TARGET static void mgf_lstm_cell_avx512f(int rows, int units, const float *restrict gates, long gate_stride,
+                                                   float *restrict c, long c_stride, float *restrict h, long h_stride,
+                                                   float *restrict h_out, long out_stride)
+{
+    for (int b = 0; b < rows; b++) {
+        const float *gi = gates + b * gate_stride;
+        const float *gf = gi + units, *gg = gi + 2 * units, *go = gi + 3 * units;
+        float *cb = c + b * c_stride, *hb = h + b * h_stride;
+        float *ob = h_out ? h_out + b * out_stride : NULL;
+        for (int j = 0; j < units; j += 16) {
+            __mmask16 m = mgf_lanes(units - j);
+            __m512 i = mgf_logistic16(_mm512_maskz_loadu_ps(m, gi + j), 1.0f);
+            __m512 f = mgf_logistic16(_mm512_maskz_loadu_ps(m, gf + j), 1.0f);
+            __m512 g = mgf_tanh16(_mm512_maskz_loadu_ps(m, gg + j));
+            __m512 o = mgf_logistic16(_mm512_maskz_loadu_ps(m, go + j), 1.0f);
+            __m512 cn = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cb + j), _mm512_mul_ps(i, g));
+            __m512 hn = _mm512_mul_ps(o, mgf_tanh16(cn));
+            _mm512_mask_storeu_ps(cb + j, m, cn);
+            _mm512_mask_storeu_ps(hb + j, m, hn);
+            if (ob)
+                _mm512_mask_storeu_ps(ob + j, m, hn);
+        }
+    }
+}

@@ -336,6 +336,31 @@ static void MGF_ISA_NAME(mgf_lstm_cell)(int rows, int units, const float *restri
     }
 }
 
+/* One GRU cell update (Keras reset_after=True) for `rows` sequences and `units` hidden units.
+ * Row b of `x_gates` and `h_gates` holds the input and recurrent pre-activations [z | r | h],
+ * `units` each, biases included: z = sig(xz + hz), r = sig(xr + hr), n = tanh(xh + r hh) and
+ * h = z h_old + (1 - z) n, written to `h` (h_old and h: row stride h_stride) and to `h_out`
+ * when that is not NULL. */
+static void MGF_ISA_NAME(mgf_gru_cell)(int rows, int units, const float *restrict x_gates,
+                                       const float *restrict h_gates, long gate_stride, const float *restrict h_old,
+                                       float *restrict h, long h_stride, float *restrict h_out, long out_stride)
+{
+    for (int b = 0; b < rows; b++) {
+        const float *xz = x_gates + b * gate_stride, *hz = h_gates + b * gate_stride;
+        const float *xr = xz + units, *hr = hz + units, *xh = xz + 2 * units, *hh = hz + 2 * units;
+        const float *old = h_old + b * h_stride;
+        float *hb = h + b * h_stride;
+        for (int j = 0; j < units; j++) {
+            float z = MGF_ISA_NAME(mgf_sigmoid)(xz[j] + hz[j]);
+            float r = MGF_ISA_NAME(mgf_sigmoid)(xr[j] + hr[j]);
+            float n = MGF_ISA_NAME(mgf_tanh)(xh[j] + r * hh[j]);
+            hb[j] = z * old[j] + (1.0f - z) * n;
+        }
+        if (h_out)
+            memcpy(h_out + b * out_stride, hb, sizeof(float) * units);
+    }
+}
+
 /* Activations of one product, per row: bf16 pairs (round to nearest even) ... */
 static void MGF_ISA_NAME(mgf_pack_bf16)(int rows, int k, const float *restrict x, long ldx, uint32_t *restrict out,
                                         long ldq)
@@ -350,34 +375,38 @@ static void MGF_ISA_NAME(mgf_pack_bf16)(int rows, int k, const float *restrict x
     }
 }
 
-/* ... or u8 quads: symmetric scale max|x| / 127 per row, stored with an offset of 128. */
+/* ... or u8 quads: symmetric scale max|x| / 127 per row, stored with an offset of 128.  Written
+ * byte by byte (a quad's bytes are little-endian in its word), with the maximum taken over the
+ * bits of |x| as integers (their order for non-negative floats), so that GCC vectorises both
+ * loops: assembled word by word, with a float maximum, they ran scalar (3.2 us for 8 x 256). */
 static void MGF_ISA_NAME(mgf_pack_int8)(int rows, int k, const float *restrict x, long ldx, uint32_t *restrict out,
                                         long ldq, float *restrict scale)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + r * ldx;
-        uint32_t *o = out + r * ldq;
-        float top = 0.0f;
+        uint8_t *o = (uint8_t *)(out + r * ldq);
+        int32_t top_bits = 0;
         for (int p = 0; p < k; p++) {
-            float a = xr[p] < 0 ? -xr[p] : xr[p];
-            top = a > top ? a : top;
+            int32_t bits;
+            memcpy(&bits, xr + p, sizeof bits);
+            bits &= 0x7FFFFFFF;
+            top_bits = bits > top_bits ? bits : top_bits;
         }
+        float top;
+        memcpy(&top, &top_bits, sizeof top);
         float inverse = top > 0 ? 127.0f / top : 0.0f;
         scale[r] = top / 127.0f;
-        for (int q = 0; q < (k + 3) / 4; q++) {
-            uint32_t word = 0;
-            for (int b = 0; b < 4; b++) {
-                int p = 4 * q + b;
-                word |= (uint32_t)(p < k ? mgf_quantize(xr[p] * inverse) + 128 : 128) << (8 * b);
-            }
-            o[q] = word;
-        }
+        for (int p = 0; p < k; p++)
+            o[p] = (uint8_t)(mgf_quantize(xr[p] * inverse) + 128);
+        for (int p = k; p < 4 * ((k + 3) / 4); p++)
+            o[p] = 128;
     }
 }
 
 static const mgf_isa MGF_ISA_NAME(mgf_isa_table) = {
     MGF_ISA_NAME(mgf_matmul_f32), MGF_ISA_NAME(mgf_matmul_bf16), MGF_ISA_NAME(mgf_matmul_int8),
-    MGF_ISA_NAME(mgf_lstm_cell), MGF_ISA_NAME(mgf_pack_bf16), MGF_ISA_NAME(mgf_pack_int8),
+    MGF_ISA_NAME(mgf_lstm_cell), MGF_ISA_NAME(mgf_gru_cell), MGF_ISA_NAME(mgf_pack_bf16),
+    MGF_ISA_NAME(mgf_pack_int8),
 };
 
 #undef MGF_TA

@@ -31,6 +31,8 @@ typedef struct {
                         const uint32_t *w, const float *w_scale, const int32_t *col_sums, float *c, long ldc);
     void (*lstm_cell)(int rows, int units, const float *gates, long gate_stride, float *c, long c_stride, float *h,
                       long h_stride, float *h_out, long out_stride);
+    void (*gru_cell)(int rows, int units, const float *x_gates, const float *h_gates, long gate_stride,
+                     const float *h_old, float *h, long h_stride, float *h_out, long out_stride);
     void (*pack_bf16)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq);
     void (*pack_int8)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq, float *scale);
 } mgf_isa;
@@ -113,6 +115,7 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
 #ifdef MGF_X86
     if (level == MGF_AVX512) {
         *table = mgf_isa_table_avx512;
+        table->lstm_cell = mgf_lstm_cell_avx512f;
         __builtin_cpu_init();
         int bf16 = __builtin_cpu_supports("avx512bf16"), vnni = __builtin_cpu_supports("avx512vnni");
         if (bf16)

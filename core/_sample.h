@@ -1,6 +1,6 @@
 /* Choosing a token from one row of logits: the built-in constraints and policies, in C.
  *
- * One code path serves both ways of generating: the whole loop in C (LSTMKernel.generate, no
+ * One code path serves both ways of generating: the whole loop in C (Kernel.generate, no
  * GIL, one call for all steps) and the step-by-step Python loop (the `greedy` and `temperature`
  * policies call mgf_choose per row), so the same seed gives the same tokens on both.
  *

@@ -342,13 +342,14 @@ def random_bundle(
     representation: dict[str, Any] | None = None,
     seed: int = 0,
     scale: float = 1.0,
+    cell: str = "lstm",
 ) -> Bundle:
     """A bundle of random weights (Keras-like init, times ``scale``) for tests, benchmarks and smoke runs."""
-    arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim)
+    arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     rng = np.random.default_rng(seed)
     tensors = {}
     for name, shape in arch.tensor_shapes().items():
-        limit = scale * (np.sqrt(6.0 / (shape[0] + shape[-1])) if len(shape) == 2 else 0.1)
+        limit = scale * (0.1 if name.endswith("bias") else np.sqrt(6.0 / (shape[0] + shape[-1])))
         tensors[name] = rng.uniform(-limit, limit, shape).astype(np.float32)
     if representation is None:
         representation = {"name": "tokens", "config": {"vocab_size": vocab_size}}

@@ -1,4 +1,4 @@
-"""The ``native`` backend: the Cython LSTM kernel (mgf._lstm), fast on the CPU, no TensorFlow."""
+"""The ``native`` backend: the Cython LSTM and GRU kernel (mgf._lstm), fast on the CPU, no TensorFlow."""
 
 from __future__ import annotations
 
@@ -45,12 +45,9 @@ class NativeModel(Model):
     """A bundle's weights laid out for the Cython step kernel."""
 
     def __init__(self, loaded: bundle.Bundle, threads: int, precision: str = "fp32") -> None:
-        if loaded.arch.cell != "lstm":
-            raise UsageError(f"the native backend runs LSTM bundles only; run this {loaded.arch.cell.upper()} bundle "
-                             "with the numpy or keras backend (--model numpy or --model keras)")
         self.arch = loaded.arch
-        self.kernel = _kernel().LSTMKernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
-                                           precision)
+        self.kernel = _kernel().Kernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
+                                       precision, cell=loaded.arch.cell)
         self._native_kernel = self.kernel  # lets mgf's generation loop run in C (core/_generate.pxi)
 
     @property

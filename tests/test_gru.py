@@ -1,4 +1,5 @@
-"""GRU bundles (cell "gru", Keras GRU(reset_after=True)): numpy reference against Keras, bundle, backends, export."""
+"""GRU bundles (cell "gru", Keras GRU(reset_after=True)): numpy reference and native kernel against Keras, bundle,
+backends, export."""
 
 import json
 
@@ -6,9 +7,10 @@ import numpy as np
 import pytest
 
 import mgf
-from mgf import InputError, UsageError, bundle
+from mgf import InputError, bundle
 from mgf.cli.main import main
 from mgf.lstm import NumpyGRU
+from mgf.plugins.model_native import NativeModel
 
 keras = pytest.importorskip("keras")
 net = pytest.importorskip("mgf.plugins.keras_net")
@@ -110,14 +112,28 @@ def test_generate_runs_a_gru_bundle(gru_path):
         assert 0 <= tokens.min() and tokens.max() < 24
 
 
-def test_the_native_backend_refuses_a_gru_bundle_in_one_line(gru_path, tmp_path, capsys):
-    with pytest.raises(UsageError, match="numpy or keras") as error:
-        mgf.load_model(gru_path)
-    assert "\n" not in str(error.value)
-    assert main(["generate", "--bundle", str(gru_path), "--model", "native", "-o", str(tmp_path / "o.txt")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "LSTM bundles only" in err
-    assert not (tmp_path / "o.txt").exists()
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("vocab, hidden, embedding", SHAPES)
+def test_native_gru_equals_the_keras_gru_layer_at_every_step(vocab, hidden, embedding, threads):
+    model = keras_gru(vocab, hidden, embedding, seed=vocab + 1)
+    windows = np.random.default_rng(2).integers(0, vocab, (3, 40)).astype(np.int32)
+    expected = np.asarray(model(windows))
+    native = NativeModel(to_bundle(model), threads)
+    assert native.kernel.cell == "gru"
+    state = native.initial_state(3)
+    for t in range(windows.shape[1]):
+        logits, state = native.step(windows[:, t], state)
+        np.testing.assert_allclose(logits, expected[:, t], rtol=1e-4, atol=1e-4)
+
+
+def test_mgf_generate_runs_a_gru_bundle_on_the_native_backend(gru_path, tmp_path):
+    """The same greedy tokens as the numpy reference, through the CLI and its C loop."""
+    out = tmp_path / "g.txt"
+    assert main(["generate", "--bundle", str(gru_path), "--model", "native", "--sampler", "greedy", "--steps", "40",
+                 "--primer", "1 2", "-o", str(out)]) == 0
+    expected = mgf.generate(mgf.load_model(gru_path, backend="numpy"), 40, sampler="greedy", primer=[1, 2])
+    written = np.array(out.read_text().split(), np.int32)
+    np.testing.assert_array_equal(written, expected)  # the primer, then 40 tokens
 
 
 def test_export_of_a_keras_gru_model_gives_its_logits(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The native kernel against the plain numpy reference, and its boundary checks."""
+"""The native kernel (LSTM and GRU cells) against the plain numpy references, and its boundary checks."""
 
 import threading
 
@@ -7,7 +7,7 @@ import pytest
 
 import mgf
 from mgf import InputError, bundle
-from mgf.lstm import NumpyLSTM
+from mgf.lstm import NumpyGRU, NumpyLSTM
 from mgf.plugins.model_native import NativeModel
 
 SHAPES = [
@@ -31,23 +31,31 @@ def run_both(native, reference, batch, steps, rng):
     return state_n, state_r
 
 
+REFERENCES = {"lstm": NumpyLSTM, "gru": NumpyGRU}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("vocab, hidden, embedding, batch, threads", SHAPES)
-def test_native_matches_reference_over_120_steps(vocab, hidden, embedding, batch, threads):
-    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab + batch)
+def test_native_matches_reference_over_120_steps(vocab, hidden, embedding, batch, threads, cell):
+    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab + batch, cell=cell)
     native = NativeModel(loaded, threads)
-    state_n, state_r = run_both(native, NumpyLSTM(loaded), batch, 120, np.random.default_rng(batch))
+    assert native.kernel.cell == cell and native.threads == threads
+    state_n, state_r = run_both(native, REFERENCES[cell](loaded), batch, 120, np.random.default_rng(batch))
     for layer in range(len(hidden)):
         np.testing.assert_allclose(state_n.h(layer), state_r.h[layer], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(state_n.c(layer), state_r.c[layer], rtol=1e-4, atol=1e-5)
+        if cell == "lstm":
+            np.testing.assert_allclose(state_n.c(layer), state_r.c[layer], rtol=1e-4, atol=1e-5)
 
 
-def test_saturated_gates_stay_accurate():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_saturated_gates_stay_accurate(cell):
     """Large weights drive the gates into saturation, where a naive exp overflows.
 
     Few steps: with weights this large the recurrence is chaotic, and after ~20 steps float32
-    round-off alone separates any two implementations (float64 too)."""
-    loaded = bundle.random_bundle(30, (24, 16), 8, seed=5, scale=12.0)
-    run_both(NativeModel(loaded, 1), NumpyLSTM(loaded), 4, 5, np.random.default_rng(0))
+    round-off alone separates any two implementations (float64 too); the GRU's sooner: by its
+    fifth step the float32 reference itself is 5e-5 away from a float64 run."""
+    loaded = bundle.random_bundle(30, (24, 16), 8, seed=5, scale=12.0, cell=cell)
+    run_both(NativeModel(loaded, 1), REFERENCES[cell](loaded), 4, 5 if cell == "lstm" else 3, np.random.default_rng(0))
 
 
 def test_reference_follows_the_lstm_equations():
@@ -63,9 +71,10 @@ def test_reference_follows_the_lstm_equations():
     np.testing.assert_allclose(logits[0], h * t["dense.kernel"][0] + t["dense.bias"], rtol=1e-6)
 
 
-def test_state_take_reorders_and_duplicates_rows():
-    loaded = bundle.random_bundle(20, (12, 8), 6, seed=1)
-    native, reference = NativeModel(loaded, 2), NumpyLSTM(loaded)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_state_take_reorders_and_duplicates_rows(cell):
+    loaded = bundle.random_bundle(20, (12, 8), 6, seed=1, cell=cell)
+    native, reference = NativeModel(loaded, 2), REFERENCES[cell](loaded)
     rng = np.random.default_rng(3)
     state_n, state_r = run_both(native, reference, 3, 10, rng)
     order = np.array([2, 2, 0, 1])

@@ -23,7 +23,7 @@ PRELUDE = textwrap.dedent(
     from mgf.errors import InputError
     HIDDEN = (8, 6)
     tensors = dict(bundle.random_bundle(20, HIDDEN, 4, seed=0).tensors)
-    kernel = _lstm.LSTMKernel(tensors, 20, HIDDEN, 1)
+    kernel = _lstm.Kernel(tensors, 20, HIDDEN, 1)
     state = kernel.initial_state(2)
     f32 = lambda *shape: np.zeros(shape, np.float32)
     ROWS, CELLS = [f32(2, 8), f32(2, 14)], [f32(2, 8), f32(2, 6)]
@@ -48,8 +48,8 @@ CASES = [
     ("state.c(-1)", "layer -1 is out of range [0, 2)"),
     ("state.h(2**40)", "layer 1099511627776 is out of range"),
     # KernelState constructor: owner, batch size, buffers
-    ("_lstm.KernelState(None, 2)", "a kernel state needs the LSTMKernel it belongs to"),
-    ("_lstm.KernelState(object(), 2)", "a kernel state needs the LSTMKernel it belongs to"),
+    ("_lstm.KernelState(None, 2)", "a kernel state needs the Kernel it belongs to"),
+    ("_lstm.KernelState(object(), 2)", "a kernel state needs the Kernel it belongs to"),
     ("_lstm.KernelState(kernel, 0)", "batch size must be at least 1, got 0"),
     ("_lstm.KernelState(kernel, -3)", "batch size must be at least 1, got -3"),
     ("_lstm.KernelState(kernel, 2, [f32(1, 8), f32(1, 14)], [f32(1, 8), f32(1, 6)])",
@@ -68,37 +68,37 @@ CASES = [
     ("state.take([2])", "state indices must lie in [0, 2)"),
     ("state.take([0.5])", "state indices must be integers"),
     # step
-    ("kernel.step([1], _lstm.LSTMKernel(tensors, 20, HIDDEN, 1).initial_state(1))", "this state belongs to another model"),
+    ("kernel.step([1], _lstm.Kernel(tensors, 20, HIDDEN, 1).initial_state(1))", "this state belongs to another model"),
     ("kernel.step([1, 2], None)", "step needs a state of this kernel, got NoneType"),
     ("kernel.step([1, 2], 'state')", "step needs a state of this kernel, got str"),
     ("kernel.step(np.array([1, 2], np.int32)[::-1], state)", "no error"),
-    # LSTMKernel: tensors
-    ("_lstm.LSTMKernel(without('dense.bias'), 20, HIDDEN, 1)", "missing tensor 'dense.bias'"),
-    ("_lstm.LSTMKernel(without('lstm.1.kernel'), 20, HIDDEN, 1)", "missing tensor 'lstm.1.kernel'"),
-    ("_lstm.LSTMKernel(changed(**{'dense.kernel': f32(6, 3)}), 20, HIDDEN, 1)",
+    # Kernel: tensors
+    ("_lstm.Kernel(without('dense.bias'), 20, HIDDEN, 1)", "missing tensor 'dense.bias'"),
+    ("_lstm.Kernel(without('lstm.1.kernel'), 20, HIDDEN, 1)", "missing tensor 'lstm.1.kernel'"),
+    ("_lstm.Kernel(changed(**{'dense.kernel': f32(6, 3)}), 20, HIDDEN, 1)",
      "tensor 'dense.kernel' must have shape (6, 20), got (6, 3)"),
-    ("_lstm.LSTMKernel(changed(**{'lstm.0.recurrent_kernel': f32(8, 8)}), 20, HIDDEN, 1)",
+    ("_lstm.Kernel(changed(**{'lstm.0.recurrent_kernel': f32(8, 8)}), 20, HIDDEN, 1)",
      "tensor 'lstm.0.recurrent_kernel' must have shape (8, 32), got (8, 8)"),
-    ("_lstm.LSTMKernel(changed(embedding=f32(3, 4)), 20, HIDDEN, 1)", "tensor 'embedding' must have shape (20, 4), got (3, 4)"),
-    ("_lstm.LSTMKernel(changed(embedding=f32(20)), 20, HIDDEN, 1)", "tensor 'embedding' must be 2-D, got shape (20,)"),
-    ("_lstm.LSTMKernel(changed(**{'lstm.0.bias': np.zeros(32, np.int64)}), 20, HIDDEN, 1)",
+    ("_lstm.Kernel(changed(embedding=f32(3, 4)), 20, HIDDEN, 1)", "tensor 'embedding' must have shape (20, 4), got (3, 4)"),
+    ("_lstm.Kernel(changed(embedding=f32(20)), 20, HIDDEN, 1)", "tensor 'embedding' must be 2-D, got shape (20,)"),
+    ("_lstm.Kernel(changed(**{'lstm.0.bias': np.zeros(32, np.int64)}), 20, HIDDEN, 1)",
      "tensor 'lstm.0.bias' must hold floats, got int64"),
-    ("_lstm.LSTMKernel(changed(**{'lstm.0.bias': 'x'}), 20, HIDDEN, 1)", "tensor 'lstm.0.bias' must be a numpy array"),
-    ("_lstm.LSTMKernel(None, 20, HIDDEN, 1)", "tensors must be a dict of numpy arrays"),
-    # LSTMKernel: sizes and threads
-    ("_lstm.LSTMKernel(tensors, 20, (8, 7), 1)", "tensor 'lstm.1.kernel' must have shape (8, 28), got (8, 24)"),
-    ("_lstm.LSTMKernel(tensors, 20, (8,), 1)", "tensor 'dense.kernel' must have shape (8, 20), got (6, 20)"),
-    ("_lstm.LSTMKernel(changed(**{'lstm.5.bias': f32(3)}), 20, HIDDEN, 1)", "unexpected tensor 'lstm.5.bias'"),
-    ("_lstm.LSTMKernel(tensors, 20, (8, 6, 4), 1)", "missing tensor 'lstm.2.kernel'"),
-    ("_lstm.LSTMKernel(tensors, 21, HIDDEN, 1)", "tensor 'embedding' must have shape (21, 4), got (20, 4)"),
-    ("_lstm.LSTMKernel(tensors, 0, HIDDEN, 1)", "vocabulary size must be at least 1, got 0"),
-    ("_lstm.LSTMKernel(tensors, 20, (), 1)", "the native kernel needs at least one layer"),
-    ("_lstm.LSTMKernel(tensors, 20, (8, 0), 1)", "hidden sizes must be at least 1, got 0"),
-    ("_lstm.LSTMKernel(tensors, 20, (8, 6.5), 1)", "hidden sizes must be integers, got 6.5"),
-    ("_lstm.LSTMKernel(tensors, 20, (8,) * 70, 1)", "tensor 'lstm.1.kernel' must have shape (8, 32), got (8, 24)"),
-    ("_lstm.LSTMKernel(tensors, 20, HIDDEN, 0)", "threads must be at least 1, got 0"),
-    ("_lstm.LSTMKernel(tensors, 20, HIDDEN, -2)", "threads must be at least 1, got -2"),
-    ("_lstm.LSTMKernel(tensors, 20, HIDDEN, 1, 'fp16')", "precision must be one of fp32, bf16, int8; got 'fp16'"),
+    ("_lstm.Kernel(changed(**{'lstm.0.bias': 'x'}), 20, HIDDEN, 1)", "tensor 'lstm.0.bias' must be a numpy array"),
+    ("_lstm.Kernel(None, 20, HIDDEN, 1)", "tensors must be a dict of numpy arrays"),
+    # Kernel: sizes and threads
+    ("_lstm.Kernel(tensors, 20, (8, 7), 1)", "tensor 'lstm.1.kernel' must have shape (8, 28), got (8, 24)"),
+    ("_lstm.Kernel(tensors, 20, (8,), 1)", "tensor 'dense.kernel' must have shape (8, 20), got (6, 20)"),
+    ("_lstm.Kernel(changed(**{'lstm.5.bias': f32(3)}), 20, HIDDEN, 1)", "unexpected tensor 'lstm.5.bias'"),
+    ("_lstm.Kernel(tensors, 20, (8, 6, 4), 1)", "missing tensor 'lstm.2.kernel'"),
+    ("_lstm.Kernel(tensors, 21, HIDDEN, 1)", "tensor 'embedding' must have shape (21, 4), got (20, 4)"),
+    ("_lstm.Kernel(tensors, 0, HIDDEN, 1)", "vocabulary size must be at least 1, got 0"),
+    ("_lstm.Kernel(tensors, 20, (), 1)", "the native kernel needs at least one layer"),
+    ("_lstm.Kernel(tensors, 20, (8, 0), 1)", "hidden sizes must be at least 1, got 0"),
+    ("_lstm.Kernel(tensors, 20, (8, 6.5), 1)", "hidden sizes must be integers, got 6.5"),
+    ("_lstm.Kernel(tensors, 20, (8,) * 70, 1)", "tensor 'lstm.1.kernel' must have shape (8, 32), got (8, 24)"),
+    ("_lstm.Kernel(tensors, 20, HIDDEN, 0)", "threads must be at least 1, got 0"),
+    ("_lstm.Kernel(tensors, 20, HIDDEN, -2)", "threads must be at least 1, got -2"),
+    ("_lstm.Kernel(tensors, 20, HIDDEN, 1, 'fp16')", "precision must be one of fp32, bf16, int8; got 'fp16'"),
     ("kernel.initial_state(2**40)", "batch size 1099511627776 is too large"),
 ]
 
@@ -122,7 +122,7 @@ def test_many_layers_load_without_a_fixed_limit():
     """More than the 64 layers the fixed-size arrays once held."""
     code = (
         "tensors = dict(bundle.random_bundle(5, (3,) * 70, None, seed=1).tensors)\n"
-        "    k = _lstm.LSTMKernel(tensors, 5, (3,) * 70, 1)\n"
+        "    k = _lstm.Kernel(tensors, 5, (3,) * 70, 1)\n"
         "    s = k.initial_state(1)\n"
         "    print(k.step([1], s)[0].shape, s.h(69).shape)"
     )

@@ -47,13 +47,19 @@ def product(x, w, precision):
     return (xq @ wq).astype(np.float32) * (xs * ws)
 
 
+def input_table(t, cell):
+    """Layer 0's input projection of every token, plus its input bias, as the kernel tabulates it."""
+    kernel = t[f"{cell}.0.kernel"]
+    table = kernel if "embedding" not in t else t["embedding"].astype(np.float64) @ kernel
+    return (table + (t["lstm.0.bias"] if cell == "lstm" else t["gru.0.bias"][0])).astype(np.float32)
+
+
 def simulated_step(t, hidden, precision, tokens, hs, cs, outputs):
     """Logits and new (h, c) per layer from state (hs, cs); gates and cells in float64.
 
     Each layer above the first, and the dense layer, reads the kernel's own new h of the layer
     below (`outputs`), so that both quantise bit-identical activations."""
-    table = t["lstm.0.kernel"] if "embedding" not in t else t["embedding"].astype(np.float64) @ t["lstm.0.kernel"]
-    table = (table + t["lstm.0.bias"]).astype(np.float32)
+    table = input_table(t, "lstm")
     new_h, new_c = [], []
     for layer in range(len(hidden)):
         if layer == 0:
@@ -68,29 +74,56 @@ def simulated_step(t, hidden, precision, tokens, hs, cs, outputs):
     return t["dense.bias"] + product(outputs[-1], t["dense.kernel"], precision), new_h, new_c
 
 
+def simulated_gru_step(t, hidden, precision, tokens, hs, outputs):
+    """Logits and new h per layer, as simulated_step for a GRU: the input and recurrent products are apart,
+    each quantising its own activations (the kernel's x part and h part of a row)."""
+    table = input_table(t, "gru")
+    new_h = []
+    for layer in range(len(hidden)):
+        bias = t[f"gru.{layer}.bias"]
+        if layer == 0:
+            x = table[tokens]
+        else:
+            x = bias[0] + product(outputs[layer - 1], t[f"gru.{layer}.kernel"], precision)
+        h = bias[1] + product(hs[layer], t[f"gru.{layer}.recurrent_kernel"], precision)
+        x_z, x_r, x_h = np.split(x.astype(np.float64), 3, axis=1)
+        h_z, h_r, h_h = np.split(h.astype(np.float64), 3, axis=1)
+        z, r = sigmoid(x_z + h_z), sigmoid(x_r + h_r)
+        new_h.append(z * hs[layer] + (1 - z) * np.tanh(x_h + r * h_h))
+    return t["dense.bias"] + product(outputs[-1], t["dense.kernel"], precision), new_h, None
+
+
+def simulate(cell, t, hidden, precision, tokens, hs, cs, outputs):
+    if cell == "lstm":
+        return simulated_step(t, hidden, precision, tokens, hs, cs, outputs)
+    return simulated_gru_step(t, hidden, precision, tokens, hs, outputs)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("vocab, hidden, embedding, batch, threads", SHAPES)
 def test_each_precision_and_isa_matches_its_simulation(monkeypatch, isa, precision, vocab, hidden, embedding, batch,
-                                                       threads):
+                                                       threads, cell):
     monkeypatch.setenv("MGF_ISA", isa)
-    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab)
+    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab, cell=cell)
     model = NativeModel(loaded, threads, precision)
     assert model.kernel.isa.startswith(isa) and model.kernel.precision == precision
     rng = np.random.default_rng(batch)
     state, worst_gap = model.initial_state(batch), 0.0
     for _ in range(25):
         hs = [state.h(layer) for layer in range(len(hidden))]
-        cs = [state.c(layer) for layer in range(len(hidden))]
+        cs = [state.c(layer) for layer in range(len(hidden))] if cell == "lstm" else None
         tokens = rng.integers(0, vocab, batch).astype(np.int32)
         logits, state = model.step(tokens, state)
         outputs = [state.h(layer) for layer in range(len(hidden))]
-        expected, new_h, new_c = simulated_step(loaded.tensors, hidden, precision, tokens, hs, cs, outputs)
-        exact, _, _ = simulated_step(loaded.tensors, hidden, "fp32", tokens, hs, cs, outputs)
+        expected, new_h, new_c = simulate(cell, loaded.tensors, hidden, precision, tokens, hs, cs, outputs)
+        exact, _, _ = simulate(cell, loaded.tensors, hidden, "fp32", tokens, hs, cs, outputs)
         np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
         for layer in range(len(hidden)):
             np.testing.assert_allclose(outputs[layer], new_h[layer], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(state.c(layer), new_c[layer], rtol=1e-5, atol=1e-6)
+            if cell == "lstm":
+                np.testing.assert_allclose(state.c(layer), new_c[layer], rtol=1e-5, atol=1e-6)
         worst_gap = max(worst_gap, np.abs(expected - exact).max())
     if precision != "fp32":  # the simulation is sharp enough to tell the precisions apart
         assert worst_gap > 50 * 1e-6
