@@ -5,9 +5,12 @@ tables.  Every method runs the same greedy loop on the same weights (V=130, E=64
 layer): one step, then the argmax of its logits is the next input.  Methods: numpy (BLAS at one
 thread), ``native`` at each precision its ``precision`` option declares (fp32 only if it declares
 none) with 1 and 2 threads, and ONNX Runtime at 1 and 2 intra-op threads on the graph of
-``onnx_step.py``, plain and with the embedding folded into a gate table.  The fp32 methods are
-checked against the numpy reference before they are timed.  ``--benchmark-disable`` runs
-the checks and a few untimed steps of each (seconds).
+``onnx_step.py``, plain and with the embedding folded into a gate table, each stepped from
+Python.  Each tool also runs the loop its own way, in one call for LOOP_STEPS steps:
+``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C), ``ort-loop`` an
+ONNX ``Loop`` graph of the folded step and its argmax.  The fp32 methods are checked against the
+numpy reference before they are timed (the loops: their tokens against the stepped loop's).
+``--benchmark-disable`` runs the checks and a few untimed steps of each (seconds).
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from mgf import bundle, registry
 from mgf.lstm import NumpyLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports with --import-mode=importlib
-from onnx_step import OrtStep
+from onnx_step import OrtLoop, OrtStep
 
 V, E = 130, 64
 SHAPES = [(256, 1), (256, 8), (256, 64), (512, 1), (512, 8), (512, 64)]
 THREADS = (1, 2)
 WARMUP_STEPS = 50
 CHECK_STEPS = 8
+LOOP_STEPS = 256
 
 
 def native_precisions() -> tuple[str | None, ...]:
@@ -42,8 +46,9 @@ def native_precisions() -> tuple[str | None, ...]:
 
 
 def methods() -> list[str]:
-    native = [f"native-{precision or 'fp32'}-{t}t" for precision in native_precisions() for t in THREADS]
-    ort = [f"{graph}-{t}t" for graph in ("ort", "ort-folded") for t in THREADS]
+    native = [f"native-{precision or 'fp32'}{loop}-{t}t" for precision in native_precisions() for loop in ("", "-loop")
+              for t in THREADS]
+    ort = [f"{graph}-{t}t" for graph in ("ort", "ort-folded", "ort-loop") for t in THREADS]
     return ["numpy-1t", *native, *ort]
 
 
@@ -58,8 +63,15 @@ class MgfStep:
         return logits
 
 
+def native_model(method: str, path) -> mgf.Model:
+    """The native model of ``method`` (``native-<precision>[-loop]-<threads>t``) on the bundle at ``path``."""
+    precision, threads = method.split("-")[1], int(method.rsplit("-", 1)[1][:-1])
+    options = {} if native_precisions() == (None,) else {"precision": precision}
+    return mgf.load_model(path, backend="native", threads=threads, **options)
+
+
 def make_step(method: str, path, loaded: bundle.Bundle, batch: int):
-    """The stepper of ``method`` (a name from :func:`methods`) on the bundle at ``path``."""
+    """The stepper of ``method`` (a stepped method of :func:`methods`) on the bundle at ``path``."""
     name, threads = method.rsplit("-", 1)
     threads = int(threads[:-1])
     if name.startswith("ort"):
@@ -68,9 +80,18 @@ def make_step(method: str, path, loaded: bundle.Bundle, batch: int):
         return OrtStep(loaded, batch, threads, fold=name == "ort-folded")
     if name == "numpy":
         return MgfStep(mgf.load_model(path, backend="numpy"), batch)
-    precision = name.removeprefix("native-")
-    options = {} if native_precisions() == (None,) else {"precision": precision}
-    return MgfStep(mgf.load_model(path, backend="native", threads=threads, **options), batch)
+    return MgfStep(native_model(method, path), batch)
+
+
+def make_loop(method: str, path, loaded: bundle.Bundle, batch: int):
+    """A call that makes LOOP_STEPS greedy steps from a zero state and returns their tokens ``[LOOP_STEPS, B]``."""
+    threads = int(method.rsplit("-", 1)[1][:-1])
+    if method.startswith("ort"):
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+        return OrtLoop(loaded, batch, threads, LOOP_STEPS).run
+    model = native_model(method, path)
+    return lambda: mgf.generate(model, LOOP_STEPS, sampler="greedy", num_outputs=batch).reshape(batch, -1).T
 
 
 def greedy(stepper, batch: int):
@@ -112,14 +133,36 @@ def check_against_reference(stepper, loaded: bundle.Bundle, batch: int) -> None:
         np.testing.assert_allclose(stepper.step(tokens), expected, rtol=1e-4, atol=1e-4)
 
 
+def check_loop(run, loaded: bundle.Bundle, batch: int, first: int, forbidden: int | None) -> None:
+    """A loop's tokens are the greedy tokens of the numpy reference fed ``first`` and then its own choices."""
+    reference = NumpyLSTM(loaded)
+    state, tokens = reference.initial_state(batch), np.full(batch, first)
+    chosen = run()
+    for step in range(16):  # beyond, a near-tie may part float32 sums added in different orders
+        logits, state = reference.step(tokens, state)
+        if forbidden is not None:
+            logits[:, forbidden] = -np.inf
+        tokens = logits.argmax(1)
+        np.testing.assert_array_equal(chosen[step], tokens, err_msg=f"step {step}")
+
+
 @pytest.mark.parametrize("method", methods())
 @pytest.mark.parametrize(("hidden", "batch"), SHAPES, ids=[f"H{h}-B{b}" for h, b in SHAPES])
 def test_peer_step(benchmark, bundles, method, hidden, batch):
     path, loaded = bundles[hidden]
+    benchmark.group = f"H{hidden}-B{batch}"
+    if method.rsplit("-", 1)[0].endswith("loop"):
+        run = make_loop(method, path, loaded, batch)
+        if is_fp32(method):  # mgf.generate feeds the start token first and never chooses it; the ONNX loop starts at 0
+            start = mgf.load_model(path, backend="numpy").representation.start_token
+            check_loop(run, loaded, batch, *((start, start) if method.startswith("native") else (0, None)))
+        benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, steps=LOOP_STEPS)
+        with threadpool_limits(1, user_api="blas"):  # a round is LOOP_STEPS steps: 15 rounds give a steady median
+            benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+        return
     stepper = make_step(method, path, loaded, batch)
     if is_fp32(method) and method != "numpy-1t":
         check_against_reference(stepper, loaded, batch)
-    benchmark.group = f"H{hidden}-B{batch}"
     benchmark.extra_info.update(method=method, hidden=hidden, batch=batch)
     with threadpool_limits(1, user_api="blas"):
         benchmark(greedy(stepper, batch))

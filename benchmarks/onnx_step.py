@@ -6,7 +6,8 @@ layer ``z = x @ kernel + h @ recurrent_kernel + bias``, gates i, f, g, o, the c/
 the dense logits.  Inputs ``tokens[B]`` (int64) and ``h{l}``, ``c{l}`` per layer; outputs
 ``logits`` and ``h{l}_out``, ``c{l}_out``.  ``fold=True`` gives ONNX Runtime the precomputation
 mgf's kernel does: layer 0's embedding, input kernel and bias folded into one ``[V, 4H]`` table
-that the step gathers rows from.
+that the step gathers rows from.  :func:`loop_graph` puts a whole greedy loop in one graph (an
+ONNX ``Loop`` over the folded step and an ``ArgMax``), the peer of ``mgf.generate``'s loop in C.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from mgf.bundle import Bundle
 OPSET = 17  # Split takes its sizes as an input from 13 on; 17 is supported by every current ONNX Runtime
 
 
-def step_graph(loaded: Bundle, batch: int, fold: bool = False):
-    """The ``onnx.ModelProto`` of one step at a fixed batch size (static shapes let ONNX Runtime plan its memory)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+def _step_parts(loaded: Bundle, batch: int, fold: bool):
+    """The nodes, initializers, inputs and outputs of one step (see the module docstring)."""
+    from onnx import TensorProto, helper
 
     arch, t = loaded.arch, loaded.tensors
     vocab = arch.vocab_size
@@ -67,14 +67,93 @@ def step_graph(loaded: Bundle, batch: int, fold: bool = False):
         ]
         x = f"{h}_out"
     nodes += [node("MatMul", [x, "dense.kernel"], ["dense"]), node("Add", ["dense", "dense.bias"], ["logits"])]
-    outputs.insert(0, helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, vocab]))
-    graph = helper.make_graph(
-        nodes, "mgf_lstm_step", inputs, outputs,
-        [numpy_helper.from_array(np.ascontiguousarray(array), name) for name, array in initializers.items()],
-    )
+    return nodes, initializers, inputs, outputs
+
+
+def _model(graph):
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mgf-benchmarks")
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _constants(initializers: dict):
+    from onnx import numpy_helper
+
+    return [numpy_helper.from_array(np.ascontiguousarray(array), name) for name, array in initializers.items()]
+
+
+def step_graph(loaded: Bundle, batch: int, fold: bool = False):
+    """The ``onnx.ModelProto`` of one step at a fixed batch size (static shapes let ONNX Runtime plan its memory)."""
+    from onnx import TensorProto, helper
+
+    nodes, initializers, inputs, outputs = _step_parts(loaded, batch, fold)
+    outputs.insert(0, helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, loaded.arch.vocab_size]))
+    return _model(helper.make_graph(nodes, "mgf_lstm_step", inputs, outputs, _constants(initializers)))
+
+
+def loop_graph(loaded: Bundle, batch: int, steps: int):
+    """A greedy loop of ``steps`` folded steps in one graph: inputs as :func:`step_graph`'s, named ``*_first``,
+    and output ``chosen`` [steps, B].
+
+    The body is the step with the argmax of its logits as the next tokens; the weights are
+    initializers of the outer graph, which the body reads by name.
+    """
+    from onnx import TensorProto, helper
+
+    nodes, initializers, inputs, outputs = _step_parts(loaded, batch, fold=True)
+    node = helper.make_node
+    # the condition's shape is left open: the checker and ONNX Runtime agree on no declared one
+    nodes += [node("ArgMax", ["logits"], ["next"], axis=1, keepdims=0), node("Identity", ["cond"], ["cond_out"]),
+              node("Identity", ["next"], ["chosen_step"])]
+    carried = [value.name for value in inputs[1:]]
+    body = helper.make_graph(
+        nodes, "greedy_step",
+        [helper.make_tensor_value_info("iteration", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, None), *inputs],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, None),
+         helper.make_tensor_value_info("next", TensorProto.INT64, [batch]), *outputs,
+         helper.make_tensor_value_info("chosen_step", TensorProto.INT64, [batch])],
+    )
+    initializers["steps"] = np.array(steps, np.int64)
+    initializers["true"] = np.array(True)
+    first = [f"{value.name}_first" for value in inputs]  # a subgraph may not reuse a name of the outer graph
+    loop = node("Loop", ["steps", "true", *first], ["last", *(f"{name}_final" for name in carried), "chosen"], body=body)
+    outer_inputs = [helper.make_tensor_value_info(name, value.type.tensor_type.elem_type,
+                                                  [d.dim_value for d in value.type.tensor_type.shape.dim])
+                    for name, value in zip(first, inputs)]
+    graph = helper.make_graph(
+        [loop], "mgf_lstm_greedy_loop", outer_inputs,
+        [helper.make_tensor_value_info("chosen", TensorProto.INT64, [steps, batch])], _constants(initializers),
+    )
+    return _model(graph)
+
+
+def _session(model, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+class OrtLoop:
+    """An ONNX Runtime session of :func:`loop_graph`: ``run()`` makes ``steps`` greedy steps from a zero state."""
+
+    def __init__(self, loaded: Bundle, batch: int, threads: int, steps: int) -> None:
+        self.session = _session(loop_graph(loaded, batch, steps), threads)
+        self.feeds = {"tokens_first": np.zeros(batch, np.int64)}
+        for layer, units in enumerate(loaded.arch.hidden):
+            self.feeds[f"h{layer}_first"] = self.feeds[f"c{layer}_first"] = np.zeros((batch, units), np.float32)
+
+    def run(self) -> np.ndarray:
+        """The chosen tokens, ``[steps, B]``."""
+        return self.session.run(["chosen"], self.feeds)[0]
 
 
 class OrtStep:
@@ -85,16 +164,7 @@ class OrtStep:
     """
 
     def __init__(self, loaded: Bundle, batch: int, threads: int, fold: bool = False) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            step_graph(loaded, batch, fold).SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = _session(step_graph(loaded, batch, fold), threads)
         self.tokens = np.zeros(batch, np.int64)
         self.logits = np.empty((batch, loaded.arch.vocab_size), np.float32)
         names = [f"{kind}{layer}" for layer in range(len(loaded.arch.hidden)) for kind in "hc"]
