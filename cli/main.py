@@ -119,7 +119,8 @@ def _main(argv: list[str] | None) -> int:
     except Terminated as stop:
         print("mgf: terminated", file=sys.stderr)
         return 128 + stop.signum
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of stdout left (`| head`): stop quietly, and let nothing flush into the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as error:  # a bug in mgf itself: still one line, with the way to see more
         if debug:

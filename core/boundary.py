@@ -51,7 +51,7 @@ def guard(origin: Origin | None, call: str) -> Iterator[None]:
     """Turn any exception but an ``MgfError`` raised inside into a one-line ``PluginError``."""
     try:
         yield
-    except MgfError:
+    except (MgfError, BrokenPipeError):  # a closed pipe is its reader's doing (`mgf plugins | head`), not the plugin's
         raise
     except RecursionError as error:
         raise PluginError(f"{_where(origin, call)}: RecursionError: {_first_line(error)}") from error

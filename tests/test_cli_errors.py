@@ -219,3 +219,12 @@ def test_dataset_names_each_skipped_file_once(tmp_path):
     assert skipped == [f"{folder / 'bad.txt'}: 'x' is not a token id"]
     code, out, err, _ = run(["dataset", "--repr", "tokens", folder, "--no-cache", "--json"], tmp_path)
     assert json.loads(out)["skipped"] == [{"file": str(folder / "bad.txt"), "reason": "'x' is not a token id"}]
+
+
+@pytest.mark.parametrize("command", [["plugins"], ["card", "--repr", "notes"]])
+def test_a_reader_that_leaves_the_pipe_is_no_error(command):
+    """`mgf plugins | head`: the reader closes stdout early; mgf stops without a word on stderr."""
+    child = subprocess.Popen([sys.executable, "-m", "mgf.cli.main", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1 and err == ""
