@@ -2,60 +2,63 @@
 write is to their corpus.
 
     python benchmarks/model_quality.py                       # the tables of docs/models.md (50 pieces a setting)
-    python benchmarks/model_quality.py --card card.json      # also the figures as JSON, a model card per model
+    python benchmarks/model_quality.py --card card.json      # also the figures as JSON, a card per setting
+    python benchmarks/model_quality.py --write-cards         # store DEFAULTS and their card in the shipped bundles
     python benchmarks/model_quality.py --pieces 8 --models midi   # a quick look
 
-Generated pieces are compared with the **held-out** pieces of the model's training data (the
+Each setting is measured by :func:`mgf.card.measure_model`, as ``mgf train`` measures the models
+it writes: generated pieces against the **held-out** pieces of the model's training data (the
 validation side of ``mgf.data.Dataset.split(0.1)`` over the sources named in the bundle's
 ``training`` metadata), each cut to the same number of tokens as a generated piece, so that
 length-dependent metrics (pitch range, pitches used, repetition) compare like with like.  Per
 metric of :mod:`mgf.metrics`: the generated and the corpus mean, their relative difference, and
 the overlapping area of the two distributions (1: the same, 0: disjoint).  Generation: the
-native backend, ``num_outputs`` pieces from the start token, seed 0, under each sampler setting
-of :data:`SETTINGS` (the first is what ``mgf generate`` does by default).
+native backend, ``num_outputs`` pieces from the start token, seed 0, under the bundle's sampling
+defaults (what ``mgf generate`` does; with ``--write-cards``, :data:`DEFAULTS`), then under each
+setting of :data:`SETTINGS` without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import warnings
-from contextlib import ExitStack
 
 import numpy as np
 
 import mgf
-from mgf import bundle, data, metrics
+from mgf import bundle, card, data
 from mgf.representation import packaged_model
 
-SEED = 0
-#: tokens per generated piece; the held-out pieces are cut to as many.  About the held-out pieces'
-#: first quartile of length (108 and 471 tokens), so that most corpus pieces are cut, few are shorter.
-STEPS = {"notes": 128, "midi": 480}
 #: close-notes at the chorales' own limits: 4 voices; notes end by 3 s (99.9% of chorale notes last at most 2.3 s)
 CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
-#: label -> (sampler, constraints, options) compared per model; the first is the default of `mgf generate`
+#: how each shipped model samples by default (its bundle's ``mgf.defaults``, written by --write-cards): for
+#: each, the setting of SETTINGS that met the most marks (notes: also the densest melodies), and for `notes`
+#: a sampled beam, which an exhaustive one collapses to held notes
+DEFAULTS = {
+    "notes": {"options": {"temperature": 1.2, "top_p": 0.95, "branch_factor": 2, "steps_per_iteration": 16}},
+    "midi": {"constraints": ["close-notes"], "options": {**CHORALE, "top_p": 0.9}},
+}
+#: label -> (sampler, constraints, options) compared per model, each without the bundle's defaults; the
+#: first row of the tables, "defaults", is what ``mgf generate`` does (the bundle's DEFAULTS)
 SETTINGS = {
     "notes": {
-        "temperature 1 (default)": ("temperature", (), {}),
+        "temperature 1": ("temperature", (), {}),
         "temperature 1.2, top-p 0.95": ("temperature", (), {"temperature": 1.2, "top_p": 0.95}),
-        "beam (default: 4, exhaustive)": ("beam", (), {}),
+        "beam 4, exhaustive": ("beam", (), {}),
         "beam 4, 2 branches, 16 steps": ("beam", (), {"beam_size": 4, "branch_factor": 2, "steps_per_iteration": 16}),
         "the same, temperature 1.2": ("beam", (), {"beam_size": 4, "branch_factor": 2, "steps_per_iteration": 16,
                                                    "temperature": 1.2}),
     },
     "midi": {
-        "temperature 1 (default)": ("temperature", (), {}),
+        "temperature 1": ("temperature", (), {}),
         "temperature 0.9": ("temperature", (), {"temperature": 0.9}),
         "top-p 0.9": ("temperature", (), {"top_p": 0.9}),
         "close-notes": ("temperature", ("close-notes",), CHORALE),
         "close-notes, top-p 0.9": ("temperature", ("close-notes",), {**CHORALE, "top_p": 0.9}),
     },
 }
-WITHIN = 0.15  # acceptance: |relative difference| at most this ...
-OVERLAP = 0.6  # ... and overlapping area at least this, on every metric
 
 
 def held_out(representation, sources) -> data.Dataset:
@@ -75,69 +78,54 @@ def held_out(representation, sources) -> data.Dataset:
     return dataset.split(0.1)[1]
 
 
-def measured(representation, pieces) -> list[dict[str, float]]:
-    notes = [representation.to_notes(p) for p in pieces]
-    return [metrics.measure(n) for n in notes if n]
-
-
-def generate(model, steps: int, pieces: int, sampler: str, constraints, options) -> np.ndarray:
-    """``pieces`` pieces; an exhaustive beam search is deterministic, so it gives its ``beam_size`` best beams once."""
+def measure(model, held, pieces: int, sampler: str | None, constraints, options) -> dict:
+    """One setting's card; an exhaustive beam search is deterministic, so it gives its ``beam_size`` best beams once."""
     if sampler == "beam" and options.get("branch_factor", 0) == 0:
         defaults = {option.name: option.default for option in mgf.plugin_class("samplers", "beam").options}
         pieces = min(pieces, options.get("beam_size", defaults["beam_size"]))
-    return mgf.generate(model, steps, sampler=sampler, seed=SEED, num_outputs=pieces, constraints=constraints,
-                        **options)
+    return card.measure_model(model, held, pieces=pieces, sampler=sampler, constraints=constraints, **options)
 
 
-def quality(name: str, pieces: int) -> dict:
-    """The comparison of every setting of ``name`` with its held-out corpus, as a JSON-able model card."""
+def quality(name: str, pieces: int, defaults: dict) -> dict:
+    """The card of each setting of ``name`` against its held-out corpus, the first with ``defaults``:
+    ``{"sources": ..., "settings": {label: card}}``."""
     path = packaged_model(f"{name}.safetensors")
     model = mgf.load_model(path)
-    representation = model.representation
     sources = bundle.read_metadata(path)["training"]["data"]
-    held = held_out(representation, sources)
-    steps = STEPS[name]
-    reference = measured(representation, [s[:steps] for s in held.sequences])
-    card = {"model": os.path.basename(path), "corpus": {"sources": sources, "held_out_pieces": len(reference),
-                                                          "tokens_per_piece": steps},
-            "generation": {"backend": "native", "seed": SEED, "steps": steps}, "settings": {}}
-    for label, (sampler, constraints, options) in SETTINGS[name].items():
+    held = held_out(model.representation, sources).sequences
+    found = {"model": os.path.basename(path), "sources": sources, "settings": {}}
+    settings = {"defaults": (None, None, {}), **SETTINGS[name]}
+    for label, (sampler, constraints, options) in settings.items():
+        model.defaults = defaults if label == "defaults" else {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            generated = generate(model, steps, pieces, sampler, constraints, options)
-        card["settings"][label] = {
-            "sampler": sampler, "constraints": list(constraints), "options": options, "pieces": len(generated),
-            "warnings": [str(w.message) for w in caught],
-            "metrics": metrics.compare(measured(representation, generated), reference)}
-    return card
+            found["settings"][label] = measure(model, held, pieces, sampler, constraints, options)
+        found["settings"][label]["warnings"] = [str(w.message) for w in caught]
+    return found
 
 
-def passes(row) -> bool:
-    return abs(row["relative"]) <= WITHIN and row["overlap"] >= OVERLAP
-
-
-def quality_table(card: dict) -> str:
+def quality_table(cards: dict) -> str:
     """One row per metric; per setting the generated mean, its difference from the corpus mean and the overlap."""
-    settings = card["settings"]
-    first = next(iter(settings.values()))["metrics"]
+    settings = cards["settings"]
+    first = next(iter(settings.values()))
     lines = [
-        (f"Generated ({card['generation']['steps']} tokens a piece, seed {card['generation']['seed']}, native backend) "
-         f"against {card['corpus']['held_out_pieces']} held-out pieces of {', '.join(card['corpus']['sources'])} "
-         f"(cut to as many tokens).  Each cell: generated mean (difference from the corpus mean) overlapping area; "
-         f"**bold**: within {WITHIN:.0%} and overlap at least {OVERLAP}."),
+        (f"Generated ({first['generation']['steps']} tokens a piece, seed {first['generation']['seed']}, native "
+         f"backend) against {first['held_out_pieces']} held-out pieces of {', '.join(cards['sources'])} (cut to as "
+         f"many tokens).  Each cell: generated mean (difference from the corpus mean) overlapping area; "
+         f"**bold**: within {card.WITHIN:.0%} and overlap at least {card.OVERLAP}."),
         "",
         "| metric | corpus | " + " | ".join(settings) + " |",
         "|---|--:|" + "--:|" * len(settings),
     ]
-    for metric in first:
+    for metric in first["metrics"]:
         cells = []
         for setting in settings.values():
             row = setting["metrics"][metric]
-            relative = f"{row['relative']:+.0%}" if math.isfinite(row["relative"]) else "n/a"
+            relative = "n/a" if row["relative"] is None else f"{row['relative']:+.0%}"
             cell = f"{row['generated']:.3g} ({relative}) {row['overlap']:.2f}"
-            cells.append(f"**{cell}**" if passes(row) else cell)
-        lines.append(f"| {metric} | {first[metric]['reference']:.3g} | " + " | ".join(cells) + " |")
-    met = [f"{label}: {sum(map(passes, s['metrics'].values()))}/{len(s['metrics'])}" for label, s in settings.items()]
+            cells.append(f"**{cell}**" if card.passes(row) else cell)
+        lines.append(f"| {metric} | {first['metrics'][metric]['reference']:.3g} | " + " | ".join(cells) + " |")
+    met = [f"{label}: {s['meets_marks']}/{len(s['metrics'])}" for label, s in settings.items()]
     lines += ["", "Metrics that meet both marks: " + "; ".join(met) + "."]
     for label, setting in settings.items():
         for message in dict.fromkeys(setting["warnings"]):
@@ -192,7 +180,7 @@ def training_section(name: str) -> list[str]:
     return lines
 
 
-def report(name: str, pieces: int, cards: dict) -> str:
+def report(name: str, pieces: int, cards: dict, write: bool) -> str:
     path = packaged_model(f"{name}.safetensors")
     if not os.path.exists(path):
         return f"## `{name}`\n\nno shipped model at {path}\n"
@@ -203,36 +191,35 @@ def report(name: str, pieces: int, cards: dict) -> str:
                  for f in data.files(source, representation.read_suffixes)]
         held = [f for f, out in data.held_out_files(files, 0.1).items() if out]  # a chorale file is one piece
         return "\n".join(lines + ["", audio_quality(representation, held[:8]), ""])
-    cards[name] = quality(name, pieces)
+    cards[name] = quality(name, pieces, DEFAULTS.get(name, {}) if write else bundle.read_metadata(path)["defaults"])
     return "\n".join(lines + ["", quality_table(cards[name]), ""])
 
 
-def finite(value):
-    """``value`` with infinite and NaN floats as ``None``, so that the card is strict JSON."""
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+def write_card(name: str, found: dict) -> None:
+    """Store DEFAULTS and the card measured with them in the shipped bundle (weights untouched)."""
+    path = packaged_model(f"{name}.safetensors")
+    loaded = bundle.read(path)
+    loaded.defaults = DEFAULTS.get(name, {})
+    loaded.training["card"] = {k: v for k, v in found["settings"]["defaults"].items() if k != "warnings"}
+    bundle.write(loaded, path)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pieces", type=int, default=50, help="pieces generated per setting (default: 50)")
+    parser.add_argument("--pieces", type=int, default=card.PIECES, help=f"pieces generated per setting (default: {card.PIECES})")
     parser.add_argument("--models", nargs="+", default=["notes", "midi", "audio"], choices=["notes", "midi", "audio"])
     parser.add_argument("--card", help="also write the comparisons as JSON to this file")
+    parser.add_argument("--write-cards", action="store_true",
+                        help="store DEFAULTS, and the card measured with them, in each shipped bundle")
     args = parser.parse_args(argv)
     cards: dict = {}
-    with ExitStack() as stack:
-        if "close-notes" not in mgf.installed("constraints"):  # until mgf.plugins.constraints_midi is a built-in
-            from mgf.plugins import constraints_midi
-            from mgf.testing import registered
-
-            stack.enter_context(registered(constraints_midi))
-        print("\n".join(report(name, args.pieces, cards) for name in args.models))
+    print("\n".join(report(name, args.pieces, cards, args.write_cards) for name in args.models))
     if args.card:
         with mgf.atomic_path(args.card) as tmp, open(tmp, "w") as handle:
-            json.dump(finite(cards), handle, indent=2)
+            json.dump(cards, handle, indent=2)
+    if args.write_cards:
+        for name, found in cards.items():
+            write_card(name, found)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ built-in ones included, build on; the rest is private.  The public modules (``bu
 
 __version__ = "0.2.0"
 
-from . import baselines, bundle, data, lstm, metrics, options, plot, scores, synth
-from .api import (check_limit, generate, get_representation, installed, installed_commands, load_model, plugin_class,
-                  read_notes)
+from . import baselines, bundle, card, data, lstm, metrics, options, plot, scores, synth
+from .api import (check_limit, generate, generation_settings, get_representation, installed, installed_commands,
+                  load_model, plugin_class, read_notes)
 from .constraint import Constraint, token_pitches
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
 from .files import OutputError, atomic_path, check_output, output_beside
@@ -42,12 +42,14 @@ __all__ = [
     "atomic_path",
     "baselines",
     "bundle",
+    "card",
     "check_limit",
     "check_output",
     "data",
     "draw",
     "draw_from_logits",
     "generate",
+    "generation_settings",
     "get_representation",
     "hookimpl",
     "installed",

@@ -54,6 +54,27 @@ def read_notes(representation_name, path):
     return notes
 
 
+def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,
+                        options: dict[str, Any] | None = None) -> tuple[str, list[str], dict[str, Any]]:
+    """The sampler, constraints and options of a run: the caller's, else the model's ``defaults``, else temperature.
+
+    ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``).
+    Given constraints follow the default ones (a constraint named in both runs once, where the
+    defaults put it), so that adding a pitch rule keeps the rules the model is sampled with; a
+    default option joins the caller's options when the caller left it out and the sampler or a
+    constraint of the run declares it, so that a default ``top_p`` stays out of a beam search.
+    To sample without any default, give a model whose ``defaults`` is ``{}``.
+    """
+    sampler = sampler if sampler is not None else defaults.get("sampler", "temperature")
+    constraints = list(dict.fromkeys([*defaults.get("constraints", []), *(constraints or [])]))
+    declared = {option.name for option in registry.entry("samplers", sampler).cls.options}
+    for name in constraints:
+        declared.update(option.name for option in registry.entry("constraints", name).cls.options)
+    merged = {k: v for k, v in defaults.get("options", {}).items() if k in declared}
+    merged.update(options or {})
+    return sampler, constraints, merged
+
+
 def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = None) -> Representation:
     """The representation a bundle was trained with, rebuilt from its metadata and ``repr.*`` tensors."""
     if loaded is None:
@@ -76,7 +97,8 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
     """Load the bundle at ``path`` with the model backend ``backend``; ``backend_options`` are checked against its options.
 
     The bundle is read and checked once; the backend's own ``bundle.read(path)`` gets that copy.
-    The returned model knows its representation (``model.representation``).
+    The returned model knows its representation (``model.representation``) and the bundle's
+    sampling defaults (``model.defaults``).
     """
     entry = registry.entry("models", backend)
     values = resolve(entry.cls.options, backend_options, f"model backend {backend!r}")
@@ -84,12 +106,14 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
         with bundle.reading(path) as loaded:
             representation = representation_of(path, loaded)
             model = entry.cls(**values).load(path)
+            defaults = loaded.defaults
     else:
         model = entry.cls(**values).load(path)
         if not isinstance(getattr(model, "representation", None), Representation):
             raise PluginError(f"{entry.origin.describe('load')}: a backend with its own file format must set "
                               "model.representation")
         representation = model.representation
+        defaults = {}
     if not isinstance(model, Model):
         raise PluginError(f"{entry.origin.describe('load')}: returned {type(model).__name__}, not an mgf.Model")
     with guard(entry.origin, "vocab_size"):
@@ -99,7 +123,7 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
             f"{path}: the model scores {vocab_size} tokens but its representation "
             f"{representation.name!r} has {representation.vocab_size}"
         )
-    model.representation = representation
+    model.representation, model.defaults = representation, dict(defaults)
     setattr(model, "__mgf_origin__", entry.origin)  # noqa: B010 - not a declared attribute of Model (mypy)
     return model
 
@@ -107,12 +131,12 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
 def generate(
     model: Model,
     steps: int,
-    sampler: str = "temperature",
+    sampler: str | None = None,
     primer=None,
     seed: int | np.random.SeedSequence | None = None,
     num_outputs: int | None = None,
     progress: bool | None = False,
-    constraints: Sequence[str] = (),
+    constraints: Sequence[str] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """The primer (without the start token) followed by ``steps`` generated tokens, as int32.
@@ -120,7 +144,8 @@ def generate(
     ``primer`` is a sequence of token ids of the model's representation.  ``constraints`` names
     constraints applied at every step, in order.  ``options`` go to the sampler and the
     constraints that declare them (e.g. ``temperature=0.9, top_k=20, key="D minor"``); an option
-    none of them declares, or a bad value, is a :class:`UsageError` before any work.  With
+    none of them declares, or a bad value, is a :class:`UsageError` before any work.  What is
+    not given comes from the model's ``defaults`` (:func:`generation_settings`).  With
     ``num_outputs`` the result is 2-D, one row per output, generated as one batch.  Equal
     seeds give equal results.  ``progress=None`` shows a bar of model steps on a terminal (the
     CLI's default), True always.
@@ -137,6 +162,9 @@ def generate(
         raise InputError("the model has no representation; load it with mgf.load_model")
     user = _primer_tokens(primer, model)
     rows = 1 if num_outputs is None else int(num_outputs)
+    if isinstance(constraints, str):
+        constraints = [constraints]
+    sampler, constraints, options = generation_settings(getattr(model, "defaults", {}), sampler, constraints, options)
     run = Run(model, sampler, constraints, options, user, np.random.default_rng(seed), rows)
     bar = None
     if progress is not False:

@@ -64,12 +64,17 @@ class Arch:
 
 @dataclass
 class Bundle:
-    """Weights, architecture, representation and provenance of one model."""
+    """Weights, architecture, representation and provenance of one model, and how it is best sampled.
+
+    ``defaults`` (optional; see :data:`DEFAULT_KEYS`) is what ``mgf generate`` and :func:`mgf.generate`
+    use when the caller names no sampler, no constraints or leaves an option out.
+    """
 
     arch: Arch
     tensors: dict[str, np.ndarray]
     representation: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def repr_tensors(self) -> dict[str, np.ndarray]:
@@ -77,12 +82,19 @@ class Bundle:
         return {k[len("repr."):]: v for k, v in self.tensors.items() if k.startswith("repr.")}
 
     def metadata(self) -> dict[str, str]:
-        return {
+        metadata = {
             "mgf.format": FORMAT_VERSION,
             "mgf.arch": self.arch.to_json(),
             "mgf.representation": json.dumps(self.representation),
             "mgf.training": json.dumps(self.training),
         }
+        if self.defaults:
+            metadata["mgf.defaults"] = json.dumps(self.defaults)
+        return metadata
+
+
+#: what ``defaults`` may hold: the sampler's name, the constraints' names (in order), and option values
+DEFAULT_KEYS = {"sampler": str, "constraints": list, "options": dict}
 
 
 # Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
@@ -190,7 +202,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     current = getattr(_shared, "current", None)
     if current is not None and current[0] == os.fspath(path):
         loaded = current[1]
-        return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training}
+        return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training,
+                "defaults": loaded.defaults}
     with _open(path) as handle:
         return _parse_metadata(path, _parse_header(path, handle).metadata)
 
@@ -218,7 +231,7 @@ def read(path: str | os.PathLike) -> Bundle:
         header = _parse_header(path, handle)
         meta = _parse_metadata(path, header.metadata)
         tensors = _read_tensors(path, handle, header, header.entries)
-    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"])
+    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"])
     validate(loaded, where=str(path))
     return loaded
 
@@ -251,7 +264,8 @@ def write(bundle: Bundle, path: str | os.PathLike) -> None:
 
 
 def validate(bundle: Bundle, where: str = "bundle") -> None:
-    """Check tensors against the architecture: names, shapes, float32, finite values within ``MAX_WEIGHT``."""
+    """Check tensors against the architecture (names, shapes, float32, finite values within ``MAX_WEIGHT``) and the defaults."""
+    _check_defaults(where, bundle.defaults)
     expected = bundle.arch.tensor_shapes()
     missing = sorted(set(expected) - set(bundle.tensors))
     if missing:
@@ -280,7 +294,26 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
     arch = _json_field(path, raw, "mgf.arch", dict)
     representation = _json_field(path, raw, "mgf.representation", dict)
     training = _json_field(path, raw, "mgf.training", dict)
-    return {"arch": _parse_arch(path, arch), "representation": _parse_repr(path, representation), "training": training}
+    defaults = _json_field(path, raw, "mgf.defaults", dict) if "mgf.defaults" in raw else {}
+    return {"arch": _parse_arch(path, arch), "representation": _parse_repr(path, representation), "training": training,
+            "defaults": _check_defaults(path, defaults)}
+
+
+def _check_defaults(where, defaults: Any) -> dict[str, Any]:
+    """``defaults`` if it has the shape of :data:`DEFAULT_KEYS` (values are checked by the plugins that take them)."""
+    if not isinstance(defaults, dict):
+        raise BundleError(f"{where}: metadata mgf.defaults must be a JSON object")
+    for key, value in defaults.items():
+        kind = DEFAULT_KEYS.get(key)
+        if kind is None:
+            raise BundleError(f"{where}: metadata mgf.defaults has an unknown key {key!r} "
+                              f"(it takes {', '.join(DEFAULT_KEYS)})")
+        if not isinstance(value, kind) or (key == "constraints" and not all(isinstance(v, str) for v in value)):
+            raise BundleError(f"{where}: metadata mgf.defaults {key} must be a JSON "
+                              f"{'list of names' if key == 'constraints' else kind.__name__}")
+        if key == "options" and not all(isinstance(v, (bool, int, float, str)) for v in value.values()):
+            raise BundleError(f"{where}: metadata mgf.defaults options must be numbers, strings or booleans")
+    return defaults
 
 
 def _json_field(path, raw: dict[str, str], key: str, kind: type) -> Any:

@@ -36,6 +36,9 @@ class Model(ABC):
 
     #: the representation the model was trained on; set by :func:`mgf.load_model`
     representation: Representation | None = None
+    #: how the model is best sampled (a bundle's ``mgf.defaults``), set by :func:`mgf.load_model`; see
+    #: :func:`mgf.generation_settings`.  Read only: mgf never changes it, and a new dict replaces it.
+    defaults: dict[str, Any] = {}
 
     @property
     @abstractmethod

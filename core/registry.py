@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.cmd_train",
     "mgf.plugins.cmd_plugins",
     "mgf.plugins.cmd_eval",
+    "mgf.plugins.cmd_card",
     "mgf.plugins.cmd_plot",
     "mgf.plugins.cmd_render",
     "mgf.plugins.cmd_data",

@@ -1,6 +1,7 @@
 """``mgf generate``: load a bundle, sample, write the pieces with the bundle's representation."""
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -8,7 +9,8 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import PluginWarning, UsageError, check_limit, check_output, data, hookimpl, installed, plot, plugin_class, synth
+from mgf import (PluginWarning, UsageError, bundle, check_limit, check_output, data, hookimpl, installed, plot, plugin_class,
+                 synth)
 from mgf.options import resolve, split
 
 
@@ -31,9 +33,12 @@ def register_commands(cli):
     p.add_argument("--repr", help="representation (default: the bundle's)")
     p.add_argument("--model", default="native", help="model backend (default: native)")
     p.add_argument("--bundle", help="model bundle (.safetensors; default: the representation's default model)")
-    p.add_argument("--sampler", default="temperature", help="sampler (default: temperature)")
-    p.add_argument("--constrain", action="append", default=[], metavar="NAME",
-                   help="apply a constraint at every step (repeatable, in order; see `mgf plugins`)")
+    p.add_argument("--sampler", help="sampler (default: the bundle's, see `mgf card`, else temperature)")
+    p.add_argument("--constrain", action="append", metavar="NAME",
+                   help="apply a constraint at every step (repeatable, in order, after the bundle's default ones; "
+                        "see `mgf plugins` and `mgf card`)")
+    p.add_argument("--no-defaults", action="store_true",
+                   help="ignore the bundle's sampling defaults: temperature 1, no constraints, plugin defaults")
     p.add_argument("--steps", type=int, default=256, help="tokens to generate (default: 256)")
     p.add_argument("--primer", help="primer: text in the representation's notation, or a file to read")
     p.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, as one batch (default: 1)")
@@ -80,20 +85,11 @@ def _generate(args) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     check_limit("steps", args.steps)
     check_limit("outputs", args.num_outputs)
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
-    owners = {f"model backend {args.model!r}": plugin_class("models", args.model).options,
-              f"sampler {args.sampler!r}": plugin_class("samplers", args.sampler).options}
-    owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in args.constrain})
-    shares = split(given, owners)
-    for label, share in shares.items():  # every value checked before any work
-        resolve(owners[label], share, label)
-    bundle_path = _bundle_path(args)
-    if args.output is not None:
-        _check_outputs(_output_paths(args.output, args.num_outputs), args)
-    job = Job(bundle_path, args.model, shares.pop(f"model backend {args.model!r}"), args.sampler, args.constrain,
-              {k: v for share in shares.values() for k, v in share.items()}, args.steps, args.seed, args.quiet,
-              args.render, args.plot)
-    model = job.model()
+    backend = plugin_class("models", args.model)
+    path = _bundle_path(args)
+    with bundle.reading(path) if backend.reads_bundles else contextlib.nullcontext() as loaded:  # read once
+        job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
+        model = job.model()
     representation = model.representation
     if args.repr is not None and args.repr != representation.name:
         raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {representation.name!r}")
@@ -121,17 +117,39 @@ def _generate(args) -> int:
     return 0
 
 
+def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
+    """The job of ``args``, once every option value (the bundle's defaults too) and every output path is checked."""
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    backend_options = {k: v for k, v in given.items() if k in {o.name for o in backend.options}}
+    options = {k: v for k, v in given.items() if k not in backend_options}
+    sampler, constraints, chosen = mgf.generation_settings(defaults, args.sampler, args.constrain, options)
+    owners = {f"model backend {args.model!r}": backend.options, f"sampler {sampler!r}": plugin_class("samplers", sampler).options}
+    owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in constraints})
+    shares = split({**chosen, **given}, owners)
+    for label, share in shares.items():
+        resolve(owners[label], share, label)
+    if args.output is not None:
+        _check_outputs(_output_paths(args.output, args.num_outputs), args)
+    return Job(path, args.model, backend_options, args.sampler, args.constrain, options, args.steps, args.seed, args.quiet,
+               args.render, args.plot, args.no_defaults)
+
+
 class Job:
     """Everything a process needs to generate and write batches of one run: plain data, so that it travels to workers."""
 
-    def __init__(self, bundle, backend, backend_options, sampler, constraints, options, steps, seed, quiet, render, plot):
+    def __init__(self, bundle, backend, backend_options, sampler, constraints, options, steps, seed, quiet, render, plot,
+                 no_defaults=False):
         self.bundle, self.backend, self.backend_options = bundle, backend, backend_options
-        self.sampler, self.constraints, self.options = sampler, constraints, options
+        self.sampler, self.constraints, self.options = sampler, constraints, options  # as given: None for the bundle's
         self.steps, self.seed, self.quiet, self.render, self.plot = steps, seed, quiet, render, plot
+        self.no_defaults = no_defaults
         self.primer = None
 
     def model(self):
-        return mgf.load_model(self.bundle, backend=self.backend, **self.backend_options)
+        model = mgf.load_model(self.bundle, backend=self.backend, **self.backend_options)
+        if self.no_defaults:
+            model.defaults = {}
+        return model
 
     def write(self, model, first: int, paths: list[str], overwrite: bool) -> list[str]:
         """Generate the batch of outputs ``first, first + 1, ...`` and write those of ``paths`` not there yet.

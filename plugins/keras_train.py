@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import InputError, Representation, atomic_path, bundle, data
+from mgf import InputError, Representation, atomic_path, bundle, card, data
 from mgf.bundle import Arch, Bundle
 
 from .keras_net import build, keras, load_keras, to_tensors
@@ -273,10 +273,28 @@ def train(
                     })
     bundle.write(result, output)
     if val_parts:
-        result.training["validation_cross_entropy"] = _scores(output, representation, train_parts, val_parts,
+        model = mgf.load_model(output, backend="native", threads=1)
+        result.training["validation_cross_entropy"] = _scores(model, representation, train_parts, val_parts,
                                                               train_transform)
+        result.training.update(_card(model, val_parts))
         bundle.write(result, output)
     return result
+
+
+CARD_PIECES = 500  # held-out pieces a card compares with, at most (the first of the split)
+
+
+def _card(model, val_parts) -> dict:
+    """``{"card": ...}``: what the model writes against held-out pieces; nothing for a representation without notes."""
+    held_out = []
+    for pieces in data.stream(val_parts):
+        held_out.extend(pieces[:CARD_PIECES - len(held_out)])
+        if len(held_out) >= CARD_PIECES:
+            break
+    try:
+        return {"card": card.measure_model(model, held_out)}
+    except InputError as error:  # audio and tokens have no notes to measure
+        return {"card": {"skipped": str(error)}}
 
 
 def _multi_worker_keras(model, tf, batch_size: int, seq_len: int) -> None:
@@ -399,7 +417,7 @@ def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform,
     return pipeline.prefetch(2).with_options(options)
 
 
-def _scores(output, representation, train_parts, val_parts, transform):
+def _scores(model, representation, train_parts, val_parts, transform):
     """Nats per validation token: the written model (native kernel) and the baselines fitted on the training pieces.
 
     The baselines fit on the first :data:`BASELINE_TOKENS` training tokens; the validation side
@@ -416,8 +434,6 @@ def _scores(output, representation, train_parts, val_parts, transform):
             budget -= len(piece)
     baselines = {name: NGram(order, representation.vocab_size, representation.start_token).fit(fitted)
                  for name, order in (("unigram", 1), ("5-gram", 5))}
-    lstm = mgf.bundle.read_metadata(output)["arch"].cell == "lstm"
-    model = mgf.load_model(output, backend="native", threads=1) if lstm else mgf.load_model(output, backend="numpy")
     totals, tokens = dict.fromkeys(["model", *baselines], 0.0), 0
     for pieces in data.stream(val_parts):
         count = sum(len(p) for p in pieces)

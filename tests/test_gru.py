@@ -191,7 +191,11 @@ def test_mgf_train_cell_gru_writes_a_gru_bundle(tmp_path):
                              "--layers", "1", "--epochs", "1", "--quiet", "-o", str(output)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    training = mgf.bundle.read_metadata(output)["training"]
     assert mgf.bundle.read_metadata(output)["arch"].cell == "gru"
-    assert "model" in mgf.bundle.read_metadata(output)["training"]["validation_cross_entropy"]
+    assert "model" in training["validation_cross_entropy"]
+    assert set(training["card"]["metrics"]) == set(mgf.metrics.METRICS) and training["card"]["generation"]["pieces"] == 50
     model = mgf.load_model(output, backend="numpy")
     assert len(mgf.generate(model, 8, seed=0)) == 8
+    shown = subprocess.run([sys.executable, "-m", "mgf.cli.main", "card", str(output)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "1 GRU layer(s) of 16" in shown.stdout and "\npitch_range " in shown.stdout

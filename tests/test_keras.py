@@ -71,6 +71,7 @@ def test_train_learns_and_writes_a_usable_bundle(progressions, tmp_path, monkeyp
     assert loaded.training["command"].startswith("mgf train --repr tokens")
     scores = loaded.training["validation_cross_entropy"]
     assert scores["model"] < scores["unigram"] and set(scores) == {"model", "unigram", "5-gram"}
+    assert loaded.training["card"] == {"skipped": "representation 'tokens' has no notes to render or measure"}
     assert "nats per validation token" in result.stdout
     assert (tmp_path / "m.keras").exists()
     from mgf.baselines import model_cross_entropy
