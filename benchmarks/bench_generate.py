@@ -4,7 +4,8 @@ Run ``pytest benchmarks/bench_generate.py``, or ``python benchmarks/report.py --
 ``test_generate`` times ``mgf.generate`` of 2,000 tokens with temperature sampling (T=1, seed 0,
 one output); ``test_step`` times the bare greedy step of the same model (batch 1), so the gap is
 what the loop's sampling and checks cost per token.  Both use the native backend at one thread,
-at each precision it declares.  ``test_cold_cli`` runs ``mgf generate --repr midi --steps 1000``
+at each precision it declares.  ``test_shared_model`` runs ``mgf.generate`` from one and from two
+Python threads at once, sharing one loaded model (a state each), as an embedder would.  ``test_cold_cli`` runs ``mgf generate --repr midi --steps 1000``
 as a fresh process: wall time (imports and model loading included; the page cache is warm after
 one untimed run) and the child's peak resident memory, from ``os.wait4``'s resource usage of that
 child alone (``RUSAGE_CHILDREN`` would pool every child this process ever waited for).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ def test_generate(benchmark, name, precision):
     benchmark.group = f"end-to-end-{name}"
     benchmark.extra_info.update(kind="generate", model=name, precision=label(precision), tokens=TOKENS)
     piece = benchmark.pedantic(mgf.generate, args=(model, TOKENS), kwargs={"temperature": 1.0, "seed": 0},
-                               rounds=5, iterations=1, warmup_rounds=1)
+                               rounds=15, iterations=1, warmup_rounds=1)
     assert piece.shape == (TOKENS,)
 
 
@@ -64,6 +66,24 @@ def test_step(benchmark, name, precision):
     benchmark.group = f"end-to-end-{name}"
     benchmark.extra_info.update(kind="step", model=name, precision=label(precision))
     benchmark(greedy(MgfStep(model, 1), 1))
+
+
+@pytest.mark.parametrize("callers", [1, 2])
+def test_shared_model(benchmark, callers):
+    """``callers`` Python threads each generate TOKENS tokens from one shared model: the kernel drops the GIL."""
+    model = shipped("notes", None)
+
+    def run():
+        threads = [threading.Thread(target=mgf.generate, args=(model, TOKENS), kwargs={"seed": seed})
+                   for seed in range(callers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    benchmark.group = "end-to-end-threads"
+    benchmark.extra_info.update(kind="threads", callers=callers, tokens=TOKENS * callers)
+    benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
 
 
 STARTER = """

@@ -27,6 +27,7 @@ from mgf import bundle, registry
 from mgf.lstm import NumpyLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports with --import-mode=importlib
+from bench_step import probe
 from onnx_step import OrtLoop, OrtStep
 
 V, E = 130, 64
@@ -146,9 +147,15 @@ def check_loop(run, loaded: bundle.Bundle, batch: int, first: int, forbidden: in
         np.testing.assert_array_equal(chosen[step], tokens, err_msg=f"step {step}")
 
 
+@pytest.fixture(scope="module")
+def machine():
+    """One core's fp32 peak and L3 bandwidth in this run (bench_step.probe), for the report's limits."""
+    return probe()
+
+
 @pytest.mark.parametrize("method", methods())
 @pytest.mark.parametrize(("hidden", "batch"), SHAPES, ids=[f"H{h}-B{b}" for h, b in SHAPES])
-def test_peer_step(benchmark, bundles, method, hidden, batch):
+def test_peer_step(benchmark, bundles, machine, method, hidden, batch):
     path, loaded = bundles[hidden]
     benchmark.group = f"H{hidden}-B{batch}"
     if method.rsplit("-", 1)[0].endswith("loop"):
@@ -156,13 +163,13 @@ def test_peer_step(benchmark, bundles, method, hidden, batch):
         if is_fp32(method):  # mgf.generate feeds the start token first and never chooses it; the ONNX loop starts at 0
             start = mgf.load_model(path, backend="numpy").representation.start_token
             check_loop(run, loaded, batch, *((start, start) if method.startswith("native") else (0, None)))
-        benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, steps=LOOP_STEPS)
+        benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, steps=LOOP_STEPS, **machine)
         with threadpool_limits(1, user_api="blas"):  # a round is LOOP_STEPS steps: 15 rounds give a steady median
             benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
         return
     stepper = make_step(method, path, loaded, batch)
     if is_fp32(method) and method != "numpy-1t":
         check_against_reference(stepper, loaded, batch)
-    benchmark.extra_info.update(method=method, hidden=hidden, batch=batch)
+    benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, **machine)
     with threadpool_limits(1, user_api="blas"):
         benchmark(greedy(stepper, batch))

@@ -38,7 +38,7 @@ CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: a sampled beam, which an exhaustive one collapses to held notes
 DEFAULTS = {
     "notes": {"options": {"temperature": 1.2, "top_p": 0.95, "branch_factor": 2, "steps_per_iteration": 16}},
-    "midi": {"constraints": ["close-notes"], "options": {**CHORALE, "top_p": 0.9}},
+    "midi": {"constraints": ["close-notes"], "options": {**CHORALE, "top_p": 0.85}},
 }
 #: label -> (sampler, constraints, options) compared per model, each without the bundle's defaults; the
 #: first row of the tables, "defaults", is what ``mgf generate`` does (the bundle's DEFAULTS)
@@ -57,6 +57,7 @@ SETTINGS = {
         "top-p 0.9": ("temperature", (), {"top_p": 0.9}),
         "close-notes": ("temperature", ("close-notes",), CHORALE),
         "close-notes, top-p 0.9": ("temperature", ("close-notes",), {**CHORALE, "top_p": 0.9}),
+        "close-notes, top-p 0.8": ("temperature", ("close-notes",), {**CHORALE, "top_p": 0.8}),
     },
 }
 
