@@ -2,6 +2,7 @@
 
     python benchmarks/audio_quality.py                  # 8 held-out chorales, spectra fitted on 40 training ones
     python benchmarks/audio_quality.py --pieces 2 --fit-pieces 10   # a quick look
+    python benchmarks/audio_quality.py --before old.safetensors     # "today" from an earlier bundle's codebook
 
 The material is the shipped bundle's own: its codebook, and the chorales of its ``training`` data
 split as ``mgf train`` split them (``mgf.data.held_out_files(files, 0.1)``); the held-out ones are
@@ -15,10 +16,12 @@ least-squares gain ``sum(XY) / sum(YY)`` (decoding normalises the peak):
   averaged over the frames;
 
 each averaged over the pieces.  Rows: ``today`` is the decoder before fast Griffin-Lim (clipped
-pseudo-inverse of the mel bands, 32 plain Griffin-Lim iterations); then the current decoder without
-and with ``repr.spectra``; then three bounds that say where the error comes from: the unquantised
-log-mel frames decoded (what the codebook costs), the true magnitudes through fast Griffin-Lim (what
-the phase costs), and the spectra with the true phase (what the 256 tokens cost at best).
+pseudo-inverse of the mel bands, 32 plain Griffin-Lim iterations) on the codebook of ``--before``
+(default: the shipped bundle's; the first shipped audio model's is in git, 256 codewords); then the
+shipped bundle's decoder without and with ``repr.spectra`` (its own, if it has them); then three
+bounds that say where the error comes from: the unquantised log-mel frames decoded (what the
+codebook costs), the true magnitudes through fast Griffin-Lim (what the phase costs), and the
+spectra with the true phase (what the tokens cost at best).
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pieces", type=int, default=8, help="held-out chorales measured")
     parser.add_argument("--fit-pieces", type=int, default=40, help="training chorales the spectra are fitted on")
+    parser.add_argument("--before", help="bundle whose codebook the 'today' row decodes (default: the shipped one)")
     args = parser.parse_args(argv)
     path = packaged_model("audio.safetensors")
     shipped = mgf.load_model(path).representation
+    before = mgf.load_model(args.before).representation if args.before else shipped
     files = [f for source in bundle.read_metadata(path)["training"]["data"]
              for f in data.files(source, shipped.read_suffixes)]
     held = data.held_out_files(files, 0.1)
@@ -58,15 +63,21 @@ def main(argv=None) -> None:
     held = [f for f in files if held[f]][: args.pieces]
 
     config = shipped.config()
-    today = mgf.get_representation("audio", **{**config, "griffin_lim_momentum": 0.0})
-    today.load_tensors({"codebook": shipped.codebook})
-    mel = np.maximum(np.exp(shipped.codebook.astype(np.float64)) - FLOOR, 0.0)
-    today.spectra = np.maximum(mel @ np.linalg.pinv(shipped.filters).T, 0.0)  # the decoder before fast Griffin-Lim
-    fitted = mgf.get_representation("audio", **config)
-    fitted.load_tensors({"codebook": shipped.codebook})
-    started = time.perf_counter()
-    fitted.fit_spectra([training[i] for i in sorted(chosen)])
-    print(f"spectra fitted on {len(chosen)} training chorales in {time.perf_counter() - started:.0f} s")
+    today = mgf.get_representation("audio", **{**before.config(), "griffin_lim_momentum": 0.0})
+    today.load_tensors({"codebook": before.codebook})
+    mel = np.maximum(np.exp(before.codebook.astype(np.float64)) - FLOOR, 0.0)
+    today.spectra = np.maximum(mel @ np.linalg.pinv(before.filters).T, 0.0)  # the decoder before fast Griffin-Lim
+    plain = mgf.get_representation("audio", **config)
+    plain.load_tensors({"codebook": shipped.codebook})  # the shipped codebook, inverted: no repr.spectra
+    if shipped.spectra is not None:
+        fitted, fitted_label = shipped, "shipped bundle, its repr.spectra"
+    else:
+        fitted = mgf.get_representation("audio", **config)
+        fitted.load_tensors({"codebook": shipped.codebook})
+        started = time.perf_counter()
+        fitted.fit_spectra([training[i] for i in sorted(chosen)])
+        print(f"spectra fitted on {len(chosen)} training chorales in {time.perf_counter() - started:.0f} s")
+        fitted_label = f"repr.spectra fitted on {len(chosen)} training chorales"
 
     n_fft, hop, iters, momentum = shipped.n_fft, shipped.hop, shipped.griffin_lim_iters, shipped.griffin_lim_momentum
     rows: dict[str, list] = {}
@@ -77,13 +88,16 @@ def main(argv=None) -> None:
             audio_seconds += len(original) / shipped.sample_rate
             frames = shipped.log_mel(original)
             tokens = nearest(frames, shipped.codebook.astype(np.float64))
+            before_tokens = nearest(before.log_mel(original), before.codebook.astype(np.float64))
             truth = stft(original, n_fft, hop)
             length = (len(tokens) - 1) * hop
             unquantised = mel_to_linear(np.maximum(np.exp(frames) - FLOOR, 0.0), shipped.filters)
             decoders = {  # label -> (function, arguments)
-                "today (pseudo-inverse, 32 plain Griffin-Lim)": (today.to_samples, (tokens,)),
-                "now, shipped bundle (mel inversion, fast Griffin-Lim)": (shipped.to_samples, (tokens,)),
-                f"now, with repr.spectra ({len(chosen)} training chorales)": (fitted.to_samples, (tokens,)),
+                f"today ({before.codebook_size} codewords, pseudo-inverse, 32 plain Griffin-Lim)": (
+                    today.to_samples, (before_tokens,)),
+                f"now, {shipped.codebook_size} codewords inverted (mel inversion, fast Griffin-Lim)": (
+                    plain.to_samples, (tokens,)),
+                f"now, {fitted_label}": (fitted.to_samples, (tokens,)),
                 "bound: unquantised log-mel frames, fast Griffin-Lim": (
                     griffin_lim, (unquantised, n_fft, hop, length, iters, momentum)),
                 "bound: true magnitudes, fast Griffin-Lim (phase only)": (

@@ -4,9 +4,10 @@ Run ``pytest benchmarks/bench_generate.py``, or ``python benchmarks/report.py --
 ``test_generate`` times ``mgf.generate`` of 2,000 tokens with temperature sampling (T=1, seed 0,
 one output); ``test_step`` times the bare greedy step of the same model (batch 1), so the gap is
 what the loop's sampling and checks cost per token.  Both use the native backend at one thread,
-at each precision it declares.  ``test_shared_model`` runs ``mgf.generate`` from one and from two
-Python threads at once, sharing one loaded model (a state each), as an embedder would.  ``test_cold_cli`` runs ``mgf generate --repr midi --steps 1000``
-as a fresh process: wall time (imports and model loading included; the page cache is warm after
+at each precision it declares, without the bundles' sampling defaults (temperature 1 exactly).
+``test_shared_model`` runs ``mgf.generate`` from one and from two Python threads at once, sharing
+one loaded model (a state each), as an embedder would.  ``test_cold_cli`` runs ``mgf generate
+--repr midi --steps 1000`` as a fresh process: wall time (imports and model loading included; the page cache is warm after
 one untimed run) and the child's peak resident memory, from ``os.wait4``'s resource usage of that
 child alone (``RUSAGE_CHILDREN`` would pool every child this process ever waited for).
 """
@@ -41,6 +42,7 @@ def shipped(name: str, precision: str | None) -> mgf.Model:
             pytest.skip(f"no shipped model at {path}")
         options = {} if precision is None else {"precision": precision}
         _loaded[name, precision] = mgf.load_model(path, backend="native", threads=1, **options)
+        _loaded[name, precision].defaults = {}  # plain temperature sampling, as the issue measures it
     return _loaded[name, precision]
 
 
