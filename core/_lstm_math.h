@@ -115,7 +115,6 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
 #ifdef MGF_X86
     if (level == MGF_AVX512) {
         *table = mgf_isa_table_avx512;
-        table->lstm_cell = mgf_lstm_cell_avx512f;
         __builtin_cpu_init();
         int bf16 = __builtin_cpu_supports("avx512bf16"), vnni = __builtin_cpu_supports("avx512vnni");
         if (bf16)

@@ -52,3 +52,15 @@ def test_audio_default_writes_sound(tmp_path):
     representation = get_representation("audio")
     assert rate == representation.sample_rate and len(samples) == 299 * representation.hop
     assert np.sqrt(np.mean(samples ** 2)) > 0.01 and np.abs(samples).max() <= 0.91
+
+
+def test_midi_defaults_keep_the_chorale_texture():
+    """Issue 12: the shipped midi model's defaults sound about four voices, as the chorales do (at most 5)."""
+    import mgf
+    from mgf import metrics
+
+    model = mgf.load_model(get_representation("midi").default_bundle)
+    assert "close-notes" in model.defaults["constraints"]
+    pieces = mgf.generate(model, 471, seed=1, num_outputs=8)
+    polyphony = [metrics.polyphony(model.representation.to_notes(p)) for p in pieces]
+    assert 3 <= np.mean(polyphony) <= 5, polyphony
