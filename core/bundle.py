@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,7 +261,9 @@ def write(bundle: Bundle, path: str | os.PathLike) -> None:
         _field(path, key, text)  # never write what a reader refuses
     tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
     with atomic_path(path) as tmp:
+        mode = os.stat(tmp).st_mode  # the umask's: safetensors writes a new file, readable by its owner only
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, stat.S_IMODE(mode))
 
 
 def validate(bundle: Bundle, where: str = "bundle") -> None:

@@ -1,5 +1,7 @@
 import json
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -174,3 +176,12 @@ def test_one_generate_parses_the_bundle_header_once(make_bundle, tmp_path, monke
     monkeypatch.setattr(bundle, "_parse_header", lambda *a: parses.append(a) or real(*a))
     assert main(["generate", "--bundle", str(path), "--steps", "3", "--quiet", "-o", str(tmp_path / "x.txt")]) == 0
     assert len(parses) == 1
+
+
+def test_a_written_bundle_has_the_umask_permissions(tmp_path):
+    """Others may read a model as they may read any file this user writes (safetensors alone leaves 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = tmp_path / "m.safetensors"
+    bundle.write(bundle.random_bundle(5, (3,)), path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
