@@ -76,7 +76,7 @@ def test_mgf_card_prints_a_bundles_card(notes_model, chorales, tmp_path, capsys)
     bundle.write(loaded, path)
     assert main(["card", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "notes model, 2 LSTM layer(s) of 256/256, embedding 32" in out
+    assert "notes model, 2 GRU layer(s) of 256/256, embedding 32" in out
     assert f"command: {loaded.training['command']}" in out
     assert "4 pieces of 64 tokens (temperature; seed 0) against 6 held-out pieces" in out
     for name in metrics.METRICS:

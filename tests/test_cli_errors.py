@@ -10,7 +10,7 @@ import threading
 import pytest
 from safetensors.numpy import save_file
 
-from mgf import bundle, get_representation, synth
+from mgf import bundle, get_representation, load_model, synth
 
 MAX_RSS_MB = 300
 SMALL_PARENT = os.path.join(os.path.dirname(__file__), "small_parent.py")
@@ -193,8 +193,7 @@ def test_decode_and_encode_audio_use_the_default_codebook(tmp_path):
     synth.write_wav(synth.render([(60, 100, 0.0, 0.5), (67, 100, 0.5, 1.0)]), tmp_path / "b.wav")
     code, out, err, _ = run(["encode", "--repr", "audio", "b.wav"], tmp_path)
     assert code == 0, err
-    default = get_representation("audio")
-    default.load_tensors(bundle.read_repr_tensors(default.default_bundle))
+    default = load_model(get_representation("audio").default_bundle).representation  # its config: 1,024 codewords
     assert [int(t) for t in out.split()] == default.read(tmp_path / "b.wav").tolist()
 
 
