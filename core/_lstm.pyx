@@ -224,6 +224,7 @@ cdef struct Net:
     int *gate_widths          # [L]: a row of layer l's gates: 4 H (LSTM), 6 H (GRU: x gates, then h gates)
     int *unit_bounds          # [L * (threads + 1)]: units [u0, u1) of each chunk
     int *vocab_bounds         # [threads + 1]
+    long *work                # [L + 1]: multiply-adds per row of each layer's job, then the dense layer's
     mgf_matrix *matrices      # [(L + 1) * threads]: by layer then chunk, LSTM [x | h] or GRU h; dense last
     mgf_matrix *inputs        # [L * threads]: GRU layers >= 1, the x part
     float **biases            # [L]: LSTM bias, GRU input bias, regrouped by chunk (layers >= 1)
@@ -310,15 +311,25 @@ cdef void _dense_chunk(void *job, int t) noexcept nogil:
                 j.out + v0, V, s.scratch + t * s.scratch_stride)
 
 
+#: a job of fewer multiply-adds runs on the calling thread alone: a microsecond or less of work, less than
+#: handing half of it to another core costs (the dense layer of a small vocabulary at batch 1)
+cdef enum:
+    SPLIT_MIN_WORK = 131072
+
+
+cdef inline mgf_pool *_pool_for(const Net *net, mgf_pool *pool, int job, int rows) noexcept nogil:
+    return pool if rows * net.work[job] >= SPLIT_MIN_WORK else NULL
+
+
 cdef void net_step(const Net *net, mgf_pool *pool, Buffers *buffers, const int *ids, float *out) noexcept nogil:
     """One step for checked arguments: a token id per row in, rows x V logits into `out`, the buffers advanced."""
     cdef StepJob job
-    cdef int l
-    job.net, job.buffers, job.ids, job.out, job.rows = net, buffers, ids, out, buffers.batch_size
+    cdef int l, B = buffers.batch_size
+    job.net, job.buffers, job.ids, job.out, job.rows = net, buffers, ids, out, B
     for l in range(net.n_layers):
         job.layer = l
-        mgf_pool_run(pool, net.threads, _layer_chunk, &job)
-    mgf_pool_run(pool, net.threads, _dense_chunk, &job)
+        mgf_pool_run(_pool_for(net, pool, l, B), net.threads, _layer_chunk, &job)
+    mgf_pool_run(_pool_for(net, pool, net.n_layers, B), net.threads, _dense_chunk, &job)
     buffers.parity ^= 1
 
 
@@ -503,6 +514,8 @@ cdef class Kernel:
         self.net.gate_widths = self._ints([(2 if cell == "gru" else 1) * gates * h for h in sizes])
         self.net.unit_bounds = self._ints([u for h in sizes for u in _chunks(h, T)])
         self.net.vocab_bounds = self._ints(_chunks(vocab, T))
+        products = [(w + h) * gates * h for w, h in zip(widths, sizes)]  # a GRU's two products, an LSTM's one
+        self.net.work = self._longs(products + [sizes[n - 1] * vocab])
         self.net.matrices = <mgf_matrix *> calloc((n + 1) * T, sizeof(mgf_matrix))
         self.net.inputs = <mgf_matrix *> calloc(n * T, sizeof(mgf_matrix))
         self.net.biases = <float **> calloc(n, sizeof(float *))
@@ -568,6 +581,11 @@ cdef class Kernel:
 
     cdef int *_ints(self, values) except NULL:
         cdef int[::1] view = np.array(values, np.int32)
+        self.arrays.append(view)
+        return &view[0]
+
+    cdef long *_longs(self, values) except NULL:
+        cdef long[::1] view = np.array(values, np.int_)
         self.arrays.append(view)
         return &view[0]
 

@@ -8,10 +8,13 @@
  * chunk is done.  So a worker that the OS has not scheduled never holds the caller up: its
  * chunk is done by the caller, and a step runs at one core's speed instead of waiting.  What is
  * left is a worker preempted inside a chunk, which the caller waits for, asleep.  So when a job
- * shows the workers are not keeping up (the caller took a chunk that was not its own, or waited
- * for them longer than its own work took plus MGF_POOL_LATE_NS), the caller runs the next jobs alone, twice as
- * many after each such job in a row (up to MGF_POOL_MAX_ALONE), and then tries the workers again:
- * with the other core busy, a step costs about what it costs on one thread.
+ * shows the workers are not keeping up (the caller waited for them longer than its own work took
+ * plus MGF_POOL_LATE_NS), the caller runs the next jobs alone, twice as many after each such job
+ * in a row (up to MGF_POOL_MAX_ALONE), and then tries the workers again: with the other core
+ * busy, a step costs about what it costs on one thread.  A chunk the caller took from a worker
+ * that had not started it is no such sign: the job was short, or the worker was asleep (waking a
+ * halted virtual CPU takes tens of microseconds); it costs no waiting.  The last job run alone
+ * wakes the workers, so that they are spinning when the next job comes.
  *
  * Waiting: spin for MGF_POOL_SPIN_NS (the gap between the phases of a step is well under a
  * microsecond), then sleep on a futex.  libgomp's default spin of about 300,000 iterations is
@@ -139,11 +142,13 @@ static void *mgf_pool_main(void *arg)
     unsigned seen = 0; /* the generation at the start: a job published before this thread ran is still its to take */
     for (;;) {
         unsigned g = mgf_spin_while(&pool->generation, seen);
-        if (g == seen) {
+        if (g == seen && !atomic_load(&pool->stop)) {
+            /* asleep until a job, or a wake ahead of one (then spin again, as after a job) */
             atomic_fetch_add(&pool->sleepers, 1);
-            while ((g = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->stop))
+            if (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
                 mgf_futex(&pool->generation, FUTEX_WAIT, seen);
             atomic_fetch_sub(&pool->sleepers, 1);
+            continue;
         }
         if (atomic_load(&pool->stop))
             return NULL;
@@ -216,7 +221,8 @@ static void mgf_pool_run(mgf_pool *pool, int threads, mgf_chunk_fn fn, void *job
         return;
     }
     if (pool->alone > 0) {
-        pool->alone--;
+        if (--pool->alone == 0 && atomic_load(&pool->sleepers) > 0)
+            mgf_futex(&pool->generation, FUTEX_WAKE, pool->threads);  /* spinning by the next job */
         for (int c = 0; c < threads; c++)
             fn(job, c);
         atomic_flag_clear_explicit(&pool->busy, memory_order_release);
@@ -230,7 +236,7 @@ static void mgf_pool_run(mgf_pool *pool, int threads, mgf_chunk_fn fn, void *job
     if (atomic_load(&pool->sleepers) > 0)
         mgf_futex(&pool->generation, FUTEX_WAKE, pool->threads);
     long start = mgf_now_ns(), deadline = 0;
-    int late = mgf_pool_work(pool, g, 0) > 1;
+    mgf_pool_work(pool, g, 0);
     unsigned done;
     while ((done = atomic_load_explicit(&pool->done, memory_order_acquire)) != target) {
         if (!deadline) {
@@ -244,7 +250,7 @@ static void mgf_pool_run(mgf_pool *pool, int threads, mgf_chunk_fn fn, void *job
             mgf_futex(&pool->done, FUTEX_WAIT, done);
         atomic_store(&pool->caller_asleep, 0);
     }
-    if (late || (deadline && mgf_now_ns() > deadline)) {
+    if (deadline && mgf_now_ns() > deadline) {
         pool->alone = pool->backoff;
         pool->backoff = pool->backoff < MGF_POOL_MAX_ALONE ? 2 * pool->backoff : MGF_POOL_MAX_ALONE;
     } else {
