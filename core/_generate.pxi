@@ -14,12 +14,15 @@ cdef extern from "_sample.h" nogil:
         const unsigned char *masks
         const int *pitches
         int max_repeats
+        int shift0, shift_end, max_steps, max_polyphony
     ctypedef struct mgf_row_state:
         int last_pitch, run
+        int64_t now
+        int64_t onsets[128]
     ctypedef struct mgf_ranked:
         double key
         int id
-    int MGF_GREEDY, MGF_TEMPERATURE, MGF_MASK, MGF_NO_REPEAT, MGF_EMPTY, MGF_NONFINITE
+    int MGF_GREEDY, MGF_TEMPERATURE, MGF_MASK, MGF_NO_REPEAT, MGF_CLOSE_NOTES, MGF_EMPTY, MGF_NONFINITE, MGF_PITCHES
     int mgf_choose(const mgf_policy *p, float *z, mgf_row_state *row, double u, double *prob, mgf_ranked *scratch,
                    int *failed) noexcept
     int mgf_draw(const mgf_policy *p, const float *z, double u, double *prob, mgf_ranked *scratch) noexcept
@@ -85,11 +88,15 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
              int policy, double temperature, int top_k, double top_p,
              const int[::1] kinds not None, const unsigned char[:, ::1] masks not None, const int[::1] pitches not None,
              int max_repeats, int[::1] last_pitch not None, int[::1] run not None,
+             const int[::1] close not None, int64_t[:, ::1] onsets not None, int64_t[::1] now not None,
              const double[:, ::1] uniforms not None, int[:, ::1] out not None, bint feed_last):
     """Choose out.shape[1] tokens per row, stepping the kernel after each (and after the last if feed_last).
 
     `logits` [B, V] holds the model's logits for the first token to choose and, on return, those
-    after the last token fed.  `last_pitch`/`run` carry `no-repeat`'s per-row state between calls.
+    after the last token fed.  `last_pitch`/`run` carry `no-repeat`'s per-row state between calls,
+    `onsets` [B, 128] and `now` [B] `close-notes`'s, whose token layout and limits are `close`:
+    (first TIME_SHIFT token, the token after the last, steps a note may sound, most notes at once
+    or 0), all 0 without close-notes.
     Returns None, or (step, row, constraint) where constraint is the index of the one that left no
     token, or -2 for non-finite logits.  Rows are chosen on the kernel's threads when there are
     enough of them to share.
@@ -107,11 +114,17 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
         raise InputError("generate: temperature sampling needs [steps, B] uniforms and valid options")
     if masks.shape[0] != K or (K and masks.shape[1] != V) or pitches.shape[0] != V:
         raise InputError(f"generate: masks must be [{K}, {V}] and pitches [{V}]")
+    if close.shape[0] != 4 or onsets.shape[0] != B or onsets.shape[1] != MGF_PITCHES or now.shape[0] != B:
+        raise InputError(f"generate: close must hold 4 numbers, onsets be [{B}, {MGF_PITCHES}] and now [{B}]")
     for k in range(K):
-        if kinds[k] not in (MGF_MASK, MGF_NO_REPEAT):
+        if kinds[k] not in (MGF_MASK, MGF_NO_REPEAT, MGF_CLOSE_NOTES):
             raise InputError(f"generate: unknown constraint kind {kinds[k]}")
         if kinds[k] == MGF_NO_REPEAT and max_repeats < 1:
             raise InputError("generate: max_repeats must be >= 1")
+        if kinds[k] == MGF_CLOSE_NOTES and not (2 * MGF_PITCHES <= close[0] < close[1] <= V and close[2] >= 1
+                                                and 0 <= close[3] <= MGF_PITCHES):
+            raise InputError(f"generate: close-notes needs 256 <= shift0 < shift_end <= {V}, max_steps >= 1 and "
+                             f"max_polyphony in [0, 128]; got {list(close)}")
     if steps == 0:
         return None
     cdef mgf_policy p
@@ -119,6 +132,9 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
     p.temperature, p.top_k, p.top_p = temperature, top_k, top_p
     p.n_constraints, p.kinds, p.masks, p.pitches, p.max_repeats = K, &kinds[0] if K else NULL, \
         &masks[0, 0] if K else NULL, &pitches[0], max_repeats
+    p.shift0, p.shift_end, p.max_steps, p.max_polyphony = close[0], close[1], close[2], close[3]
+    if MGF_CLOSE_NOTES not in [kinds[k] for k in range(K)]:
+        p.shift_end = 0  # no close-notes state to keep
     cdef int parts = kernel.threads if B >= 4 * kernel.threads else 1
     cdef mgf_pool *pool = kernel.pool if parts > 1 else NULL
     cdef ChooseJob job
@@ -134,7 +150,8 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
         if not (job.prob and job.scratch and job.rows and job.ids and job.bad_row and job.failed):
             raise MemoryError()
         for b in range(B):
-            job.rows[b].last_pitch, job.rows[b].run = last_pitch[b], run[b]
+            job.rows[b].last_pitch, job.rows[b].run, job.rows[b].now = last_pitch[b], run[b], now[b]
+            memcpy(job.rows[b].onsets, &onsets[b, 0], MGF_PITCHES * sizeof(int64_t))
         with nogil:
             for i in range(steps):
                 job.uniforms = &uniforms[i, 0] if policy == MGF_TEMPERATURE else NULL
@@ -150,7 +167,8 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
                 if i + 1 < steps or feed_last:
                     net_step(&kernel.net, kernel.pool, &state.buffers, job.ids, &logits[0, 0])
         for b in range(B):
-            last_pitch[b], run[b] = job.rows[b].last_pitch, job.rows[b].run
+            last_pitch[b], run[b], now[b] = job.rows[b].last_pitch, job.rows[b].run, job.rows[b].now
+            memcpy(&onsets[b, 0], job.rows[b].onsets, MGF_PITCHES * sizeof(int64_t))
     finally:
         free(job.prob)
         free(job.scratch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -167,7 +168,7 @@ def generate(
     sampler, constraints, options = generation_settings(getattr(model, "defaults", {}), sampler, constraints, options)
     run = Run(model, sampler, constraints, options, user, np.random.default_rng(seed), rows)
     bar = None
-    if progress is not False:
+    if progress or (progress is None and sys.stderr is not None and sys.stderr.isatty()):  # tqdm's own rule for None
         from tqdm import tqdm
 
         bar = tqdm(total=len(user) + 1 + int(steps) - 1, desc="generating", unit="step", leave=False,

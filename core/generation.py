@@ -112,15 +112,21 @@ class Run:
         from . import _lstm
 
         rows, vocab = self.num_outputs, self.vocab_size
-        kinds = np.array([0 if c["kind"] == "mask" else 1 for c in constraints], np.int32)
+        kind_ids = {"mask": 0, "no_repeat": 1, "close_notes": 2}  # _sample.h
+        kinds = np.array([kind_ids[c["kind"]] for c in constraints], np.int32)
         masks = np.zeros((len(constraints), vocab), np.uint8)
         pitches = np.full(vocab, -1, np.int32)
         max_repeats = 1
+        close = np.zeros(4, np.int32)
+        onsets, now = np.full((rows, 128), -1, np.int64), np.zeros(rows, np.int64)
         for index, c in enumerate(constraints):
             if c["kind"] == "mask":
                 masks[index] = c["mask"]
-            else:
+            elif c["kind"] == "no_repeat":
                 pitches[:], max_repeats = c["pitches"], c["max_repeats"]
+            else:
+                close[:] = c["shift0"], c["shift_end"], c["max_steps"], c["max_polyphony"]
+                onsets[:], now[:] = c["onsets"], c["now"]
         last_pitch, run = _primer_runs(self.primer, pitches, rows)
         temperature = policy["policy"] == "temperature"
         options = (policy.get("temperature", 1.0), policy.get("top_k", 0), policy.get("top_p", 1.0))
@@ -133,7 +139,7 @@ class Run:
             uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
             chunk = np.empty((rows, count), np.int32)
             failure = _lstm.generate(kernel, state, logits, self.start, int(temperature), *options,
-                                     kinds, masks, pitches, max_repeats, last_pitch, run, uniforms, chunk,
+                                     kinds, masks, pitches, max_repeats, last_pitch, run, close, onsets, now, uniforms, chunk,
                                      first + count < steps)
             if failure is not None:
                 step, row, index = failure

@@ -67,6 +67,12 @@ class CloseNotes(Constraint):
                 self._steal(logits, full, sounding[full], age[full])
         return logits
 
+    def _native(self, ctx):
+        """For the generation loop in C (core/_sample.h): the layout, the limits and the state after the primer."""
+        onsets, now = self._advance(np.full(PITCHES, -1, np.int64), 0, ctx.history[0])
+        return {"kind": "close_notes", "shift0": self.shift0, "shift_end": self.velocity0, "max_steps": self.max_steps,
+                "max_polyphony": self.max_polyphony or 0, "onsets": onsets, "now": now}
+
     @staticmethod
     def _steal(logits, rows, sounding, age):
         """In full ``rows``, forbid NOTE_ONs of silent pitches and give their probability to ending the oldest note.

@@ -40,6 +40,38 @@ def test_c_loop_equals_python_loop(repr_name, sampler, constraints, options, pyt
         np.testing.assert_array_equal(fast, slow)
 
 
+#: close-notes (midi), where the C loop keeps each row's sounding notes itself: the shipped defaults, a short
+#: note limit (overdue notes: only their NOTE_OFFs may follow), a thin texture (voice stealing at every chord),
+#: and with the other constraints and policies around it
+CLOSE_NOTES = [
+    ("temperature", ["close-notes"], {"max_polyphony": 4, "max_note_seconds": 3.0, "top_p": 0.85}),
+    ("temperature", ["close-notes"], {"max_note_seconds": 0.25}),
+    ("temperature", ["close-notes"], {"max_polyphony": 2, "temperature": 1.3}),
+    ("greedy", ["close-notes"], {"max_polyphony": 1, "max_note_seconds": 0.5}),
+    ("temperature", ["scale", "close-notes", "no-repeat"], {"key": "D minor", "max_polyphony": 3, "max_repeats": 2,
+                                                             "top_k": 30}),
+    ("temperature", ["close-notes", "pitch-range"], {"low": "C4", "high": "C5", "max_polyphony": 3}),
+]
+
+
+@pytest.mark.parametrize("sampler, constraints, options", CLOSE_NOTES)
+@pytest.mark.parametrize("primer", [None, "NOTE_ON_60 NOTE_ON_64 TIME_SHIFT_100 NOTE_ON_67 TIME_SHIFT_100 NOTE_OFF_64"])
+def test_close_notes_in_c_equals_python_loop(sampler, constraints, options, primer, python_loop, monkeypatch):
+    from mgf import _lstm
+
+    calls, generate = [], _lstm.generate
+    monkeypatch.setattr(_lstm, "generate", lambda *args: calls.append(1) or generate(*args))
+    model = mgf.load_model(mgf.get_representation("midi").default_bundle)
+    model.defaults = {}
+    primer = None if primer is None else model.representation.parse_primer(primer)
+    for seed, outputs in ((0, None), (5, 6)):
+        kwargs = dict(sampler=sampler, primer=primer, seed=seed, num_outputs=outputs, constraints=constraints, **options)
+        fast = mgf.generate(model, 600, **kwargs)
+        assert calls, "the loop ran in Python, not in C"
+        slow = python_loop(model, 600, **kwargs)
+        np.testing.assert_array_equal(fast, slow)
+
+
 class AllPitches(mgf.Representation):
     """Every token but the start token starts a note, so that built-in constraints can leave a row nothing."""
 
