@@ -288,13 +288,14 @@ static void MGF_ISA_NAME(mgf_matmul_int8)(int rows, int n, int quads, const uint
     }
 }
 
+/* e^x, about 2 ulp; 0 below -87 (where e^x leaves float's normal range), so that -inf gives 0. */
 MGF_INLINE float MGF_ISA_NAME(mgf_exp)(float x)
 {
     const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + round_magic) - round_magic;
-    float r = x - n * 0.693359375f;
+    float c = x < -87.0f ? -87.0f : x;
+    c = c > 88.0f ? 88.0f : c;
+    float n = (c * 1.44269504088896341f + round_magic) - round_magic;
+    float r = c - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -306,7 +307,7 @@ MGF_INLINE float MGF_ISA_NAME(mgf_exp)(float x)
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x < -87.0f ? 0.0f : p * scale;
 }
 
 MGF_INLINE float MGF_ISA_NAME(mgf_sigmoid)(float x) { return 1.0f / (1.0f + MGF_ISA_NAME(mgf_exp)(-x)); }

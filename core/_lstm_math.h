@@ -55,10 +55,11 @@ MGF_INLINE int mgf_quantize(float v)
 }
 
 /* Python builds extensions with -fwrapv, which stops GCC from vectorising these loops (the
- * one-row product ran 4.5x slower); nothing here relies on signed overflow wrapping. */
+ * one-row product ran 4.5x slower), and -ftrapping-math keeps a float comparison from becoming a
+ * select (a loop with a clamp did not vectorise); nothing here relies on either. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-wrapv")
+#pragma GCC optimize("no-wrapv", "no-trapping-math")
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__)

@@ -18,11 +18,14 @@
 
 #include <math.h>
 #include <stdint.h>
+
+#include "_lstm_math.h" /* mgf_exp_baseline */
 #include <string.h>
 #include <stdlib.h>
 
 /* The loops over a vocabulary vectorise only without -fwrapv (which Python's build adds) and without
- * -ftrapping-math (a float comparison may not then be made branch-free); nothing here uses either. */
+ * -ftrapping-math (a float comparison may not then be made branch-free), as in _lstm_math.h, whose
+ * exponential the draw uses; nothing here relies on either. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("no-wrapv", "no-trapping-math")
@@ -189,28 +192,6 @@ static inline int mgf_argmax(const float *z, int vocab)
     return best;
 }
 
-/* e^x in float32 for x <= 0 (Cephes' polynomial, about 2 ulp; 0 below -87), branch-free so that the loop over a
- * vocabulary vectorises: libm's double exp, one call per token, was most of a draw at 1,025 tokens. */
-static inline float mgf_expf(float x)
-{
-    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float clamped = x < -87.0f ? -87.0f : x;
-    float n = (clamped * 1.44269504088896341f + round_magic) - round_magic;
-    float r = clamped - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    q = q * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : q * scale;
-}
-
 /* Moves the k greatest of ranked[0:n] (by key, ties: lower id first) to ranked[0:k], in some order: quickselect,
  * O(n) where sorting the whole vocabulary for a top-k was O(n log n). */
 static void mgf_select(mgf_ranked *ranked, int n, int k)
@@ -296,8 +277,8 @@ static inline int mgf_draw(const mgf_policy *p, const float *z, double u, double
         for (v = p->top_k; v < vocab; v++)
             q[scratch[v].id] = -INFINITY;
     }
-    for (v = 0; v < vocab; v++) /* -inf gives 0: no branch, so the loop vectorises */
-        q[v] = mgf_expf((q[v] - top) * inverse);
+    for (v = 0; v < vocab; v++) /* -inf gives 0; no branch, so the loop vectorises (exp at about 2 ulp) */
+        q[v] = mgf_exp_baseline((q[v] - top) * inverse);
     total = mgf_sum(q, vocab);
     if (p->top_p < 1.0) {
         /* Only the most probable tokens can be in the nucleus: bucket the probabilities by power of two, and

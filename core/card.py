@@ -42,10 +42,11 @@ def measured(representation, pieces) -> list[dict[str, float]]:
 
 
 def measure_model(model: Model, held_out: Sequence[np.ndarray], steps: int | None = None, pieces: int = PIECES,
-                  sampler: str | None = None, constraints: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
+                  sampler: str | None = None, constraints: Sequence[str] | None = None, seed: int = SEED,
+                  **options: Any) -> dict[str, Any]:
     """The card of ``model`` against ``held_out`` (token sequences of its corpus) under one way of generating.
 
-    ``pieces`` pieces of ``steps`` tokens (default :func:`piece_steps`), seed :data:`SEED`, with
+    ``pieces`` pieces of ``steps`` tokens (default :func:`piece_steps`), ``seed`` (default :data:`SEED`), with
     ``sampler``, ``constraints`` and their ``options`` as for :func:`mgf.generate` (what is not
     given comes from the model's defaults; the card records what was used).  The result is
     JSON-ready (infinities become None).
@@ -56,14 +57,14 @@ def measure_model(model: Model, held_out: Sequence[np.ndarray], steps: int | Non
     steps = steps or piece_steps(held_out)
     reference = measured(representation, [p[:steps] for p in held_out])
     sampler, constraints, options = generation_settings(model.defaults, sampler, constraints, options)
-    tokens = generate(model, steps, sampler=sampler, seed=SEED, num_outputs=pieces, constraints=constraints, **options)
+    tokens = generate(model, steps, sampler=sampler, seed=seed, num_outputs=pieces, constraints=constraints, **options)
     written = measured(representation, tokens.reshape(-1, tokens.shape[-1]))
     if not (reference and written):
         raise InputError("a model card needs pieces with notes on both sides")
     table = metrics.compare(written, reference)
     return finite({
         "measured": datetime.date.today().isoformat(),
-        "generation": {"sampler": sampler, "constraints": list(constraints), "options": options, "seed": SEED,
+        "generation": {"sampler": sampler, "constraints": list(constraints), "options": options, "seed": seed,
                        "steps": steps, "pieces": len(written)},
         "held_out_pieces": len(reference),
         "metrics": table,

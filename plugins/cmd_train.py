@@ -19,7 +19,7 @@ def _transpose(text):
     try:
         low, high = int(low), int(high or low)
     except ValueError:
-        raise UsageError(f"--transpose takes LOW:HIGH semitones, e.g. -5:6, got {text!r}") from None
+        raise UsageError(f"--transpose takes LOW:HIGH semitones, e.g. --transpose=-5:6, got {text!r}") from None
     if low > high:
         raise UsageError(f"--transpose: {low} is above {high}")
     return range(low, high + 1)
@@ -114,8 +114,8 @@ def register_commands(cli):
                    help="train on several machines (tf.distribute.MultiWorkerMirroredStrategy) as TF_CONFIG describes; "
                         "--batch-size is then the global batch")
     p.add_argument("--cell", choices=bundle.CELLS, default="lstm",
-                   help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; runs on the numpy and keras "
-                        "backends) (default: lstm)")
+                   help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; every backend runs both) "
+                        "(default: lstm)")
     p.add_argument("--hidden", type=int, default=256, help="units per recurrent layer (default: 256)")
     p.add_argument("--layers", type=int, default=2, help="recurrent layers (default: 2)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
@@ -126,7 +126,8 @@ def register_commands(cli):
     p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer, in training (default: 0)")
-    p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (default: 0)")
+    p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (with '=' when LOW is negative: "
+                        "--transpose=-5:6) (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
