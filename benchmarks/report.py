@@ -332,7 +332,8 @@ def contention_section(results: dict) -> str:
         "Median microseconds per `model.step` (V=130, E=64, one LSTM layer), native backend at 1 and 2 threads, "
         "on an idle machine and with one busy-looping process per core (`benchmarks/bench_contention.py`).  "
         "The kernel's threads (`core/_pool.h`) spin for at most 50 us and then sleep; the caller takes any chunk "
-        "a worker has not started, and runs alone for a while after a job the workers were late for.\n\n"
+        "a worker has not started, and runs alone for a while after it had to wait for a worker preempted inside "
+        "its chunk.\n\n"
         + "\n".join(lines)
         + f"\n\nWorst 2-thread / 1-thread ratio under load: {worst:.2f}x (the issue's bound: 2x).  With OpenMP's "
         "spinning barrier this case took about 48 ms per 2-thread step at H=256/B=1, against 17 us on one thread."

@@ -35,6 +35,17 @@ def draw_rows(const float[:, ::1] logits, const double[::1] uniforms, double tem
         raise InputError(f"draw_rows: {uniforms.shape[0]} uniforms for {B} rows")
     if not (temperature > 0 and top_k >= 0 and 0 < top_p <= 1) or V < 1:
         raise InputError("draw_rows: temperature must be > 0, top_k >= 0, top_p in (0, 1], and there must be tokens")
+    cdef int bad = -1, v
+    with nogil:
+        for b in range(B):
+            for v in range(V):
+                if logits[b, v] != logits[b, v] or logits[b, v] == INFINITY:
+                    bad = b
+                    break
+            if bad >= 0:
+                break
+    if bad >= 0:
+        raise InputError(f"draw_rows: row {bad} of the logits holds NaN or +inf (allowed: finite values and -inf)")
     cdef mgf_policy p
     p.vocab, p.start, p.policy = V, 0, MGF_TEMPERATURE
     p.temperature, p.top_k, p.top_p = temperature, top_k, top_p

@@ -28,6 +28,7 @@ another still reading the old one.
 
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.math cimport INFINITY
 from libc.string cimport memcpy
 
 import operator

@@ -201,9 +201,9 @@ static void mgf_select(mgf_ranked *ranked, int n, int k)
         mgf_ranked pivot = ranked[low + (high - low) / 2], t;
         int i = low, j = high;
         while (i <= j) {
-            while (mgf_by_key_desc(&ranked[i], &pivot) < 0)
+            while (i < high && mgf_by_key_desc(&ranked[i], &pivot) < 0) /* bounded even if a key were NaN */
                 i++;
-            while (mgf_by_key_desc(&ranked[j], &pivot) > 0)
+            while (j > low && mgf_by_key_desc(&ranked[j], &pivot) > 0)
                 j--;
             if (i <= j) {
                 t = ranked[i];

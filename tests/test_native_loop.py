@@ -138,3 +138,31 @@ def test_draw_rows_matches_the_numpy_reference():
         reference = (np.cumsum(prob, axis=1) < (1.0 - uniforms)[:, None] * prob.sum(axis=1, keepdims=True)).sum(axis=1)
         assert (prob[np.arange(4000), chosen] > 0).all()
         assert (chosen != reference).mean() < 1e-3  # only rounding at a boundary may differ
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (5, 1.0), (0, 0.9), (5, 0.9)])
+def test_draw_refuses_nan_and_plus_infinity(bad, top_k, top_p):
+    """NaN or +inf logits are one InputError from the public draw, never a wrong token or a read out of bounds."""
+    logits = np.random.default_rng(0).normal(0, 3, (64, 300)).astype(np.float32)
+    logits[7, 150] = bad
+    with pytest.raises(mgf.InputError, match="NaN or \\+inf"):
+        mgf.draw_from_logits(logits, np.random.default_rng(0), 1.0, top_k, top_p)
+
+
+def test_top_k_keeps_exactly_the_k_largest_ties_to_the_lower_id():
+    """Logits with many ties: the draw's selection keeps the k largest by (value, then lower id), never another."""
+    from mgf import _lstm
+
+    rng = np.random.default_rng(0)
+    uniforms = np.linspace(0, 1, 2000, endpoint=False)
+    for _ in range(300):
+        vocab = int(rng.integers(2, 60))
+        k = int(rng.integers(1, vocab + 1))
+        logits = rng.integers(0, 4, vocab).astype(np.float32)
+        logits[rng.random(vocab) < 0.2] = -np.inf
+        logits[rng.integers(vocab)] = 0.0  # at least one allowed token
+        ranked = sorted(range(vocab), key=lambda i: (-logits[i], i))
+        expected = {i for i in ranked[:k] if np.isfinite(logits[i])}
+        drawn = set(_lstm.draw_rows(np.repeat(logits[None], len(uniforms), 0), uniforms, 1.0, k, 1.0).tolist())
+        assert drawn == expected
