@@ -134,10 +134,74 @@ def decode(name: str, text: str) -> None:
         raise ContractViolation(f"decode succeeded but the folder holds {left}")
 
 
+def draw(data: bytes) -> None:
+    """``mgf.draw_from_logits`` of rows of float32 logits made of the bytes (NaN and infinities too), with a
+    temperature, top-k and top-p from the first bytes: tokens whose logit is finite, or a one-line error."""
+    if len(data) < 8:
+        return
+    rows = 1 + data[3] % 4
+    width = (len(data) - 8) // 4 // rows
+    if width == 0:
+        return
+    logits = np.frombuffer(data[8:8 + 4 * rows * width], np.float32).reshape(rows, width).copy()
+    with clean():
+        chosen = mgf.draw_from_logits(logits, np.random.default_rng(data[4]), 0.05 + data[0] / 16, data[1] % 40,
+                                      (data[2] + 1) / 256)
+        if chosen.dtype != np.int32 or chosen.shape != (rows,) or not (0 <= chosen).all() or not (chosen < width).all():
+            raise ContractViolation(f"drew {chosen!r} for {rows} rows of {width} logits")
+        if not np.isfinite(logits[np.arange(rows), chosen]).all():
+            raise ContractViolation(f"drew a token whose logit is not finite: {logits[np.arange(rows), chosen]}")
+
+
+@functools.cache
+def _midi_model() -> mgf.Model:
+    model = mgf.load_model(representation("midi").default_bundle, backend="native")
+    model.defaults = {}
+    return model
+
+
+def generate_midi(data: bytes) -> None:
+    """``mgf.generate`` on the shipped midi model with a primer, constraints (close-notes among them) and sampler
+    options from the bytes: the loop in C must give the Python loop's tokens, or the same one-line error."""
+    if len(data) < 10:
+        return
+    h, primer = data[:10], np.frombuffer(data[10:10 + 2 * ((len(data) - 10) // 2)][:64], "<u2")
+    model = _midi_model()
+    constraints = [name for bit, name in enumerate(("close-notes", "no-repeat", "scale", "pitch-range")) if h[0] >> bit & 1]
+    options = {"max_polyphony": h[4] % 9 or None, "max_note_seconds": 0.01 + h[5] / 20, "max_repeats": 1 + h[6] % 4,
+               "key": ("C major", "D minor", "F# dorian", "Eb pentatonic")[h[7] % 4], "low": 40 + h[8] % 40,
+               "high": 40 + h[8] % 40 + h[9] % 30}
+    options = {key: value for key, value in options.items()
+               if key in {o.name for c in constraints for o in mgf.plugin_class("constraints", c).options}}
+    sampler = "greedy" if h[1] == 0 else "temperature"
+    if sampler == "temperature":
+        options.update(temperature=0.1 + h[1] / 32, top_k=h[2] % 50, top_p=max(1, h[3]) / 255)
+    kwargs = dict(sampler=sampler, constraints=constraints, primer=(primer % model.vocab_size).astype(np.int32),
+                  seed=h[6], num_outputs=1 + h[4] % 3, **options)
+    results = []
+    for python_loop in ("", "1"):
+        os.environ["MGF_PYTHON_LOOP"] = python_loop
+        try:
+            results.append(mgf.generate(model, 1 + h[9] % 48, **kwargs))
+        except mgf.MgfError as error:
+            if isinstance(error, mgf.PluginError) and error.__cause__ is not None:
+                raise error.__cause__ from None  # as clean(): a bug in built-in code is a crash
+            _one_line(error)
+            results.append(str(error))
+        finally:
+            os.environ.pop("MGF_PYTHON_LOOP")
+    fast, slow = results
+    if type(fast) is not type(slow) or (isinstance(fast, str) and fast != slow) or (
+            not isinstance(fast, str) and not np.array_equal(fast, slow)):
+        raise ContractViolation(f"the C loop and the Python loop differ: {fast!r} against {slow!r}")
+
+
 HARNESSES = {
     "midi_read": functools.partial(read, "midi"),
     "notes_read": functools.partial(read, "notes"),
     "bundle_load": load_bundle,
     **{f"primer_{name}": _on_text(parse_primer, name) for name in ("notes", "midi", "audio", "tokens")},
     **{f"decode_{name}": _on_text(decode, name) for name in ("notes", "midi", "audio", "tokens")},
+    "draw": draw,
+    "generate_midi": generate_midi,
 }

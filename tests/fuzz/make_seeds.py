@@ -95,11 +95,39 @@ DECODES = {
 }
 
 
+def draws() -> dict[str, bytes]:
+    """Headers (temperature, top-k, top-p, rows, seed) and logits: plain, with -inf, with NaN and +inf."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    plain = rng.normal(0, 3, 96).astype(np.float32)
+    masked = plain.copy()
+    masked[::3] = -np.inf
+    broken = plain.copy()
+    broken[5], broken[40] = np.nan, np.inf
+    return {"plain": bytes([16, 0, 255, 1, 0, 0, 0, 0]) + plain.tobytes(),
+            "masked-top-k-top-p": bytes([24, 7, 200, 2, 3, 0, 0, 0]) + masked.tobytes(),
+            "nan-and-inf": bytes([8, 0, 128, 3, 9, 0, 0, 0]) + broken.tobytes()}
+
+
+def generations() -> dict[str, bytes]:
+    """Headers (constraint bits, then sampler and constraint options) and a primer of token ids (u16)."""
+    import numpy as np
+
+    chord = np.array([376, 60, 64, 67, 300, 188, 192, 195], "<u2").tobytes()  # VELOCITY, three NOTE_ONs, TIME_SHIFT, NOTE_OFFs
+    return {"close-notes": bytes([1, 32, 0, 230, 4, 60, 1, 0, 20, 47]) + chord,
+            "all-constraints-greedy": bytes([15, 0, 0, 255, 3, 20, 2, 1, 20, 30]) + chord,
+            "no-primer-top-k": bytes([3, 40, 12, 255, 2, 10, 0, 2, 0, 40])}
+
+
 def main() -> None:
     for name, data in midi_files().items():
         _save(("midi_read", "notes_read"), name, data)
     for name, data in bundles().items():
         _save(("bundle_load",), name, data)
+    for harness, made in (("draw", draws()), ("generate_midi", generations())):
+        for name, data in made.items():
+            _save((harness,), name, data)
     for harness, texts in {**PRIMERS, **DECODES}.items():
         for number, text in enumerate(texts):
             _save((harness,), f"seed-{number}.txt", text.encode())

@@ -30,7 +30,7 @@ FUZZ = os.path.join(HERE, "fuzz.py")
 SEEDS = os.path.join(HERE, "seeds")
 CRASHES = os.path.join(HERE, "crashes")
 HARNESSES = ("midi_read", "notes_read", "bundle_load", "primer_notes", "primer_midi", "primer_audio", "primer_tokens",
-             "decode_notes", "decode_midi", "decode_audio", "decode_tokens")
+             "decode_notes", "decode_midi", "decode_audio", "decode_tokens", "draw", "generate_midi")
 #: libFuzzer flags of one harness: audio's Griffin-Lim costs about 7 ms per token, so its inputs stay
 #: short enough (at most 300 ids) to finish well within the time limit
 FLAGS = {"decode_audio": ["-max_len=600"]}
