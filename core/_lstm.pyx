@@ -26,7 +26,7 @@ in the state, which belongs to one sequence batch.  The state keeps two copies o
 another still reading the old one.
 """
 
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport INFINITY
 from libc.string cimport memcpy

@@ -8,7 +8,9 @@
  * the order given (a mask forbids tokens outright, `no-repeat` forbids the tokens of the pitch
  * that has just started max_repeats times in a row, `close-notes` ends the notes of the `midi`
  * representation that sound too long or too many at once: plugins/constraints_midi.py, whose
- * float64 arithmetic it repeats); temperature divides the logits, top-k keeps
+ * float64 arithmetic it repeats; `motifs` adds a bonus to the token that followed the last
+ * earlier occurrence of the row's last tokens: plugins/constraints_motifs.py); temperature
+ * divides the logits, top-k keeps
  * the k largest (ties: lower id first), top-p keeps the most probable tokens whose probability
  * before them is < p (ranked by probability, ties: lower id first); the draw takes the first
  * token whose cumulative probability reaches (1 - u) * total, u uniform in [0, 1).
@@ -32,7 +34,7 @@
 #endif
 
 enum { MGF_GREEDY = 0, MGF_TEMPERATURE = 1 };
-enum { MGF_MASK = 0, MGF_NO_REPEAT = 1, MGF_CLOSE_NOTES = 2 };
+enum { MGF_MASK = 0, MGF_NO_REPEAT = 1, MGF_CLOSE_NOTES = 2, MGF_MOTIFS = 3 };
 #define MGF_PITCHES 128 /* close-notes: NOTE_ON p is token p, NOTE_OFF p is token 128 + p (docs/tokens.md) */
 /* mgf_choose returns a token id >= 0, or one of these */
 enum { MGF_EMPTY = -1, MGF_NONFINITE = -2 };
@@ -50,14 +52,24 @@ typedef struct {
     /* close-notes: the first TIME_SHIFT token and the first token after them (a shift of
      * token - shift0 + 1 time steps), the steps a note may sound, the most notes at once (0: any) */
     int shift0, shift_end, max_steps, max_polyphony;
+    /* motifs: the tokens that must match, and what the token after a match gets added to its logit */
+    int motif_length;
+    float motif_bonus;
 } mgf_policy;
 
 /* Where a row stands: for `no-repeat`, the pitch started last and how many times in a row; for
- * `close-notes`, the time in steps and the step each pitch started at (-1: silent). */
+ * `close-notes`, the time in steps and the step each pitch started at (-1: silent); for `motifs`,
+ * the row's tokens so far (primer first) and an open-addressing table from the hash of each
+ * window of motif_length tokens to the end of its most recent occurrence (keys 0: empty). */
 typedef struct {
     int last_pitch, run;
     int64_t now;
     int64_t onsets[MGF_PITCHES];
+    const int32_t *history;
+    int length;                   /* tokens in history */
+    uint64_t *keys;               /* [capacity], a power of two above twice the tokens a row will hold */
+    int32_t *ends;                /* [capacity] */
+    int capacity, indexed;        /* windows ending before `indexed` are in the table */
 } mgf_row_state;
 
 static inline void mgf_row_advance(const mgf_policy *p, mgf_row_state *row, int token)
@@ -160,8 +172,58 @@ static inline void mgf_close_notes(const mgf_policy *p, float *z, const mgf_row_
     }
 }
 
+/* FNV-1a over a window's token ids; never 0, which marks an empty slot. */
+static inline uint64_t mgf_window_hash(const int32_t *window, int length)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (int i = 0; i < length; i++) {
+        hash ^= (uint32_t)window[i];
+        hash *= 1099511628211ULL;
+    }
+    return hash | 1;
+}
+
+static inline int mgf_same_window(const int32_t *a, const int32_t *b, int length)
+{
+    return memcmp(a, b, sizeof(int32_t) * (size_t)length) == 0;
+}
+
+/* motifs on one row: the most recent window equal to the last motif_length tokens that ends before
+ * they begin (end e: history[e - L, e) followed by history[e]), found through the table, checked
+ * token by token, and on a hash collision by a scan back; its next token gets the bonus. */
+static inline void mgf_motifs(const mgf_policy *p, float *z, mgf_row_state *row)
+{
+    int L = p->motif_length, n = row->length, mask = row->capacity - 1, end = -1;
+    const int32_t *h = row->history;
+    if (n < 2 * L)
+        return;
+    for (; row->indexed <= n - L; row->indexed++) { /* the windows that have left the last L tokens */
+        int e = row->indexed;
+        if (e < L)
+            continue;
+        uint64_t key = mgf_window_hash(h + e - L, L);
+        int slot = (int)(key & (uint64_t)mask), probes = 0;
+        while (row->keys[slot] != 0 && row->keys[slot] != key && ++probes < row->capacity) /* bounded: the table */
+            slot = (slot + 1) & mask;                                                     /* is never full */
+        row->keys[slot] = key;
+        row->ends[slot] = e;
+    }
+    uint64_t key = mgf_window_hash(h + n - L, L);
+    int slot = (int)(key & (uint64_t)mask);
+    for (int probes = 0; row->keys[slot] != 0 && probes < row->capacity; probes++, slot = (slot + 1) & mask)
+        if (row->keys[slot] == key) {
+            end = row->ends[slot];
+            break;
+        }
+    if (end >= 0 && !(end >= L && end <= n - L && mgf_same_window(h + end - L, h + n - L, L)))
+        for (end = n - L; end >= L && !mgf_same_window(h + end - L, h + n - L, L); end--)
+            ;
+    if (end >= L && h[end] >= 0 && h[end] < p->vocab)
+        z[h[end]] += p->motif_bonus;
+}
+
 /* Apply the constraints to z (in place); 0, or 1 + the index of the constraint that left no token. */
-static inline int mgf_constrain(const mgf_policy *p, float *z, const mgf_row_state *row)
+static inline int mgf_constrain(const mgf_policy *p, float *z, mgf_row_state *row)
 {
     z[p->start] = -INFINITY;
     for (int c = 0; c < p->n_constraints; c++) {
@@ -172,6 +234,8 @@ static inline int mgf_constrain(const mgf_policy *p, float *z, const mgf_row_sta
                     z[v] = -INFINITY;
         } else if (p->kinds[c] == MGF_CLOSE_NOTES) {
             mgf_close_notes(p, z, row);
+        } else if (p->kinds[c] == MGF_MOTIFS) {
+            mgf_motifs(p, z, row);
         } else if (row->run >= p->max_repeats) {
             for (int v = 0; v < p->vocab; v++)
                 if (p->pitches[v] == row->last_pitch)

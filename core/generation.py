@@ -111,12 +111,12 @@ class Run:
     def _native(self, steps: int, policy: dict, constraints: list[dict]) -> np.ndarray:
         from . import _lstm
 
-        rows, vocab = self.num_outputs, self.vocab_size
-        kind_ids = {"mask": 0, "no_repeat": 1, "close_notes": 2}  # _sample.h
+        rows, vocab, P = self.num_outputs, self.vocab_size, len(self.primer)
+        kind_ids = {"mask": 0, "no_repeat": 1, "close_notes": 2, "motifs": 3}  # _sample.h
         kinds = np.array([kind_ids[c["kind"]] for c in constraints], np.int32)
         masks = np.zeros((len(constraints), vocab), np.uint8)
         pitches = np.full(vocab, -1, np.int32)
-        max_repeats = 1
+        max_repeats, motif_length, motif_bonus, capacity = 1, 1, 0.0, 1
         close = np.zeros(4, np.int32)
         onsets, now = np.full((rows, 128), -1, np.int64), np.zeros(rows, np.int64)
         for index, c in enumerate(constraints):
@@ -124,22 +124,27 @@ class Run:
                 masks[index] = c["mask"]
             elif c["kind"] == "no_repeat":
                 pitches[:], max_repeats = c["pitches"], c["max_repeats"]
-            else:
+            elif c["kind"] == "close_notes":
                 close[:] = c["shift0"], c["shift_end"], c["max_steps"], c["max_polyphony"]
                 onsets[:], now[:] = c["onsets"], c["now"]
+            else:
+                motif_length, motif_bonus = c["length"], c["bonus"]
+                capacity = 1 << (2 * (P + steps) + 1).bit_length()  # a power of two above twice the tokens of a row
+        keys, ends, indexed = np.zeros((rows, capacity), np.uint64), np.zeros((rows, capacity), np.int32), np.zeros(rows, np.int32)
         last_pitch, run = _primer_runs(self.primer, pitches, rows)
         temperature = policy["policy"] == "temperature"
         options = (policy.get("temperature", 1.0), policy.get("top_k", 0), policy.get("top_p", 1.0))
         logits, state = self._prime_raw(rows)
         logits = np.ascontiguousarray(logits)
-        out = np.empty((rows, steps), np.int32)
+        history = np.empty((rows, P + steps), np.int32)
+        history[:, :P] = self.primer
         kernel = getattr(self.model, "_native_kernel")  # noqa: B009 - not a declared attribute of Model (mypy)
         for first in range(0, steps, self.NATIVE_CHUNK):
             count = min(self.NATIVE_CHUNK, steps - first)
             uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
-            chunk = np.empty((rows, count), np.int32)
             failure = _lstm.generate(kernel, state, logits, self.start, int(temperature), *options,
-                                     kinds, masks, pitches, max_repeats, last_pitch, run, close, onsets, now, uniforms, chunk,
+                                     kinds, masks, pitches, max_repeats, last_pitch, run, close, onsets, now,
+                                     motif_length, motif_bonus, keys, ends, indexed, uniforms, history, P + first, count,
                                      first + count < steps)
             if failure is not None:
                 step, row, index = failure
@@ -148,10 +153,9 @@ class Run:
                 which = f" for output {row + 1}" if rows > 1 else ""
                 name = self.constraints[index][2].name
                 raise InputError(f"constraint {name!r} leaves no allowed token{which} at step {first + step + 1}")
-            out[:, first:first + count] = chunk
             if self.bar is not None:
                 self.bar.update(count)
-        return out
+        return history[:, P:]
 
     def _search(self, steps: int) -> np.ndarray:
         self.ctx.step = 0

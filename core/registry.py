@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.sampler_beam",
     "mgf.plugins.constraints",
     "mgf.plugins.constraints_midi",
+    "mgf.plugins.constraints_motifs",
     # commands, in the order `mgf --help` lists them
     "mgf.plugins.cmd_generate",
     "mgf.plugins.cmd_train",

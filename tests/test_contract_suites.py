@@ -158,6 +158,26 @@ class TestNoRepeat(PitchConstraint):
             assert not (row[1:] == row[:-1]).any()
 
 
+class TestMotifs(mgf.testing.ConstraintContract):
+    """Soft, on any representation: with a bonus of 50 nats, what followed the last earlier passage always comes next."""
+
+    name = "motifs"
+    options = {"length": 2, "bonus": 50.0}
+    bad_options = ({"length": 0}, {"bonus": -1.0}, {"bonus": float("nan")})
+
+    def assert_obeyed(self, pieces, representation):
+        from mgf.plugins.constraints_motifs import _after_last_match
+
+        for row in pieces:
+            for step in range(len(row)):
+                following = _after_last_match(row[:step], self.options["length"])
+                assert following is None or row[step] == following, f"step {step} of {row.tolist()}"
+
+
+class TestMotifsOnTokens(TestMotifs):
+    representation = "tokens"
+
+
 # -- the suites' own machinery -------------------------------------------------------------
 
 FAKE_PLUGIN = '''

@@ -72,6 +72,47 @@ def test_close_notes_in_c_equals_python_loop(sampler, constraints, options, prim
         np.testing.assert_array_equal(fast, slow)
 
 
+#: motifs (any representation), where the C loop finds earlier passages through a hash table per row
+MOTIFS = [
+    ("notes", "temperature", ["motifs"], {"temperature": 1.1, "top_p": 0.9}),
+    ("notes", "temperature", ["motifs"], {"length": 2, "bonus": 4.0}),
+    ("notes", "greedy", ["motifs", "scale"], {"length": 3, "bonus": 1.0, "key": "D minor"}),
+    ("notes", "temperature", ["no-repeat", "motifs"], {"length": 16, "bonus": 8.0, "max_repeats": 2, "top_k": 10}),
+    ("midi", "temperature", ["close-notes", "motifs"], {"max_polyphony": 4, "length": 4, "bonus": 3.0}),
+]
+
+
+@pytest.mark.parametrize("repr_name, sampler, constraints, options", MOTIFS)
+def test_motifs_in_c_equals_python_loop(repr_name, sampler, constraints, options, python_loop, monkeypatch):
+    from mgf import _lstm
+
+    calls, generate = [], _lstm.generate
+    monkeypatch.setattr(_lstm, "generate", lambda *args: calls.append(1) or generate(*args))
+    model = mgf.load_model(mgf.get_representation(repr_name).default_bundle)
+    model.defaults = {}
+    primer = model.representation.parse_primer("C4 - D4 - E4 - C4 - D4 - E4 -") if repr_name == "notes" else None
+    for seed, outputs in ((0, None), (7, 5)):
+        kwargs = dict(sampler=sampler, primer=primer, seed=seed, num_outputs=outputs, constraints=constraints, **options)
+        fast = mgf.generate(model, 700, **kwargs)  # more than one call of the C loop (256 steps each)
+        assert calls, "the loop ran in Python, not in C"
+        slow = python_loop(model, 700, **kwargs)
+        np.testing.assert_array_equal(fast, slow)
+
+
+def test_motifs_favours_what_followed_the_last_earlier_passage():
+    from mgf.plugins.constraints_motifs import _after_last_match
+
+    history = np.array([5, 6, 7, 1, 5, 6, 8, 2, 5, 6], np.int32)
+    assert _after_last_match(history, 2) == 8  # [5, 6] last occurred before [8]
+    assert _after_last_match(history, 3) is None  # [2, 5, 6] never occurred before
+    assert _after_last_match(np.array([3, 3, 3], np.int32), 2) is None  # [3, 3] overlapping itself does not count
+    assert _after_last_match(np.array([3, 3, 3, 3, 4], np.int32), 1) is None  # [4] never occurred before
+    assert _after_last_match(np.array([3, 3, 3, 3], np.int32), 2) == 3  # [3, 3] at 0 ends before the last two begin
+    model = mgf.load_model(mgf.get_representation("tokens").default_bundle)
+    tokens = mgf.generate(model, 1, sampler="greedy", primer=history, constraints=["motifs"], length=2, bonus=50.0)
+    assert tokens[-1] == 8  # 50 nats outweigh whatever the model prefers
+
+
 class AllPitches(mgf.Representation):
     """Every token but the start token starts a note, so that built-in constraints can leave a row nothing."""
 

@@ -161,16 +161,17 @@ def _midi_model() -> mgf.Model:
 
 
 def generate_midi(data: bytes) -> None:
-    """``mgf.generate`` on the shipped midi model with a primer, constraints (close-notes among them) and sampler
+    """``mgf.generate`` on the shipped midi model with a primer, constraints (close-notes, motifs) and sampler
     options from the bytes: the loop in C must give the Python loop's tokens, or the same one-line error."""
     if len(data) < 10:
         return
     h, primer = data[:10], np.frombuffer(data[10:10 + 2 * ((len(data) - 10) // 2)][:64], "<u2")
     model = _midi_model()
-    constraints = [name for bit, name in enumerate(("close-notes", "no-repeat", "scale", "pitch-range")) if h[0] >> bit & 1]
+    names = ("close-notes", "no-repeat", "scale", "pitch-range", "motifs")
+    constraints = [name for bit, name in enumerate(names) if h[0] >> bit & 1]
     options = {"max_polyphony": h[4] % 9 or None, "max_note_seconds": 0.01 + h[5] / 20, "max_repeats": 1 + h[6] % 4,
                "key": ("C major", "D minor", "F# dorian", "Eb pentatonic")[h[7] % 4], "low": 40 + h[8] % 40,
-               "high": 40 + h[8] % 40 + h[9] % 30}
+               "high": 40 + h[8] % 40 + h[9] % 30, "length": 1 + h[2] % 12, "bonus": h[5] / 16}
     options = {key: value for key, value in options.items()
                if key in {o.name for c in constraints for o in mgf.plugin_class("constraints", c).options}}
     sampler = "greedy" if h[1] == 0 else "temperature"

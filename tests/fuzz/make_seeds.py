@@ -117,7 +117,8 @@ def generations() -> dict[str, bytes]:
     chord = np.array([376, 60, 64, 67, 300, 188, 192, 195], "<u2").tobytes()  # VELOCITY, three NOTE_ONs, TIME_SHIFT, NOTE_OFFs
     return {"close-notes": bytes([1, 32, 0, 230, 4, 60, 1, 0, 20, 47]) + chord,
             "all-constraints-greedy": bytes([15, 0, 0, 255, 3, 20, 2, 1, 20, 30]) + chord,
-            "no-primer-top-k": bytes([3, 40, 12, 255, 2, 10, 0, 2, 0, 40])}
+            "no-primer-top-k": bytes([3, 40, 12, 255, 2, 10, 0, 2, 0, 40]),
+            "motifs-close-notes": bytes([17, 32, 3, 230, 4, 40, 1, 0, 20, 47]) + chord * 3}
 
 
 def main() -> None:
