@@ -15,7 +15,7 @@ cdef extern from "_sample.h" nogil:
         const int *pitches
         int max_repeats
         int shift0, shift_end, max_steps, max_polyphony
-        int motif_length
+        int motif_length, motif_max_run
         float motif_bonus
     ctypedef struct mgf_row_state:
         int last_pitch, run
@@ -26,6 +26,7 @@ cdef extern from "_sample.h" nogil:
         uint64_t *keys
         int32_t *ends
         int capacity, indexed
+        int motif_run, motif_next
     ctypedef struct mgf_ranked:
         double key
         int id
@@ -109,8 +110,8 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
              const int[::1] kinds not None, const unsigned char[:, ::1] masks not None, const int[::1] pitches not None,
              int max_repeats, int[::1] last_pitch not None, int[::1] run not None,
              const int[::1] close not None, int64_t[:, ::1] onsets not None, int64_t[::1] now not None,
-             int motif_length, double motif_bonus, uint64_t[:, ::1] keys not None, int32_t[:, ::1] ends not None,
-             int32_t[::1] indexed not None, const double[:, ::1] uniforms not None, int32_t[:, ::1] history not None,
+             int motif_length, double motif_bonus, int motif_max_run, int32_t[::1] motif_run not None,
+             uint64_t[:, ::1] keys not None, int32_t[:, ::1] ends not None, int32_t[::1] indexed not None, const double[:, ::1] uniforms not None, int32_t[:, ::1] history not None,
              int position, int steps, bint feed_last):
     """Choose `steps` tokens per row into history[:, position:], stepping the kernel after each (and after the last
     if feed_last).
@@ -120,8 +121,9 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
     return, those after the last token fed.  Per-row state carried between calls: `last_pitch` and
     `run` for `no-repeat`; `onsets` [B, 128] and `now` [B] for `close-notes`, whose token layout and
     limits are `close` (first TIME_SHIFT token, the token after the last, steps a note may sound,
-    most notes at once or 0; all 0 without close-notes); `keys`, `ends` [B, C] (C a power of two
-    above 2 N, zero at first) and `indexed` [B] for `motifs` (`motif_length` tokens, `motif_bonus`).
+    most notes at once or 0; all 0 without close-notes); `motif_run` [B], `keys`, `ends` [B, C] (C a
+    power of two above 2 N, zero at first) and `indexed` [B] for `motifs` (`motif_length` tokens,
+    `motif_bonus`, `motif_max_run`).
     Returns None, or (step, row, constraint) where constraint is the index of the one that left no
     token, or -2 for non-finite logits.  Rows are chosen on the kernel's threads when there are
     enough of them to share.
@@ -154,7 +156,8 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
             raise InputError(f"generate: close-notes needs 256 <= shift0 < shift_end <= {V}, max_steps >= 1 and "
                              f"max_polyphony in [0, 128]; got {list(close)}")
         if kinds[k] == MGF_MOTIFS and not (
-                1 <= motif_length and 0 <= motif_bonus <= 1e6 and keys.shape[0] == B and ends.shape[0] == B
+                1 <= motif_length and 0 <= motif_bonus <= 1e6 and 1 <= motif_max_run and motif_run.shape[0] == B
+                and keys.shape[0] == B and ends.shape[0] == B
                 and ends.shape[1] == capacity and indexed.shape[0] == B and capacity > 2 * N
                 and capacity & (capacity - 1) == 0):
             raise InputError(f"generate: motifs needs length >= 1, a bonus in [0, 1e6] and [{B}, C] tables, C a power "
@@ -167,10 +170,12 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
     p.n_constraints, p.kinds, p.masks, p.pitches, p.max_repeats = K, &kinds[0] if K else NULL, \
         &masks[0, 0] if K else NULL, &pitches[0], max_repeats
     p.shift0, p.shift_end, p.max_steps, p.max_polyphony = close[0], close[1], close[2], close[3]
-    p.motif_length, p.motif_bonus = motif_length, <float> motif_bonus
+    p.motif_length, p.motif_bonus, p.motif_max_run = motif_length, <float> motif_bonus, motif_max_run
     kinds_used = {kinds[k] for k in range(K)}
     if MGF_CLOSE_NOTES not in kinds_used:
         p.shift_end = 0  # no close-notes state to keep
+    if MGF_MOTIFS not in kinds_used:
+        p.motif_length = 0
     cdef int parts = kernel.threads if B >= 4 * kernel.threads else 1
     cdef mgf_pool *pool = kernel.pool if parts > 1 else NULL
     cdef ChooseJob job
@@ -192,6 +197,7 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
             if MGF_MOTIFS in kinds_used:
                 job.rows[b].keys, job.rows[b].ends, job.rows[b].capacity = &keys[b, 0], &ends[b, 0], capacity
                 job.rows[b].indexed = min(max(indexed[b], 0), position)
+                job.rows[b].motif_run, job.rows[b].motif_next = motif_run[b], -1
         with nogil:
             for i in range(steps):
                 job.uniforms = &uniforms[i, 0] if policy == MGF_TEMPERATURE else NULL
@@ -211,7 +217,7 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
             last_pitch[b], run[b], now[b] = job.rows[b].last_pitch, job.rows[b].run, job.rows[b].now
             memcpy(&onsets[b, 0], job.rows[b].onsets, MGF_PITCHES * sizeof(int64_t))
             if MGF_MOTIFS in kinds_used:
-                indexed[b] = job.rows[b].indexed
+                indexed[b], motif_run[b] = job.rows[b].indexed, job.rows[b].motif_run
     finally:
         free(job.prob)
         free(job.scratch)

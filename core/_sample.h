@@ -52,8 +52,9 @@ typedef struct {
     /* close-notes: the first TIME_SHIFT token and the first token after them (a shift of
      * token - shift0 + 1 time steps), the steps a note may sound, the most notes at once (0: any) */
     int shift0, shift_end, max_steps, max_polyphony;
-    /* motifs: the tokens that must match, and what the token after a match gets added to its logit */
-    int motif_length;
+    /* motifs: the tokens that must match (0: no motifs), what the token after a match gets added to its
+     * logit, and for how many tokens in a row */
+    int motif_length, motif_max_run;
     float motif_bonus;
 } mgf_policy;
 
@@ -70,10 +71,13 @@ typedef struct {
     uint64_t *keys;               /* [capacity], a power of two above twice the tokens a row will hold */
     int32_t *ends;                /* [capacity] */
     int capacity, indexed;        /* windows ending before `indexed` are in the table */
+    int motif_run, motif_next;    /* tokens in a row that continued a passage; what the last step favoured (-1) */
 } mgf_row_state;
 
 static inline void mgf_row_advance(const mgf_policy *p, mgf_row_state *row, int token)
 {
+    if (p->motif_length > 0)
+        row->motif_run = row->motif_next >= 0 && token == row->motif_next ? row->motif_run + 1 : 0;
     if (p->shift_end > 0) {
         if (token < MGF_PITCHES)
             row->onsets[token] = row->now;
@@ -190,11 +194,13 @@ static inline int mgf_same_window(const int32_t *a, const int32_t *b, int length
 
 /* motifs on one row: the most recent window equal to the last motif_length tokens that ends before
  * they begin (end e: history[e - L, e) followed by history[e]), found through the table, checked
- * token by token, and on a hash collision by a scan back; its next token gets the bonus. */
+ * token by token, and on a hash collision by a scan back; its next token gets the bonus while the
+ * restatement has run for fewer than motif_max_run tokens. */
 static inline void mgf_motifs(const mgf_policy *p, float *z, mgf_row_state *row)
 {
     int L = p->motif_length, n = row->length, mask = row->capacity - 1, end = -1;
     const int32_t *h = row->history;
+    row->motif_next = -1;
     if (n < 2 * L)
         return;
     for (; row->indexed <= n - L; row->indexed++) { /* the windows that have left the last L tokens */
@@ -218,8 +224,11 @@ static inline void mgf_motifs(const mgf_policy *p, float *z, mgf_row_state *row)
     if (end >= 0 && !(end >= L && end <= n - L && mgf_same_window(h + end - L, h + n - L, L)))
         for (end = n - L; end >= L && !mgf_same_window(h + end - L, h + n - L, L); end--)
             ;
-    if (end >= L && h[end] >= 0 && h[end] < p->vocab)
-        z[h[end]] += p->motif_bonus;
+    if (end >= L && h[end] >= 0 && h[end] < p->vocab) {
+        row->motif_next = h[end];
+        if (row->motif_run < p->motif_max_run)
+            z[h[end]] += p->motif_bonus;
+    }
 }
 
 /* Apply the constraints to z (in place); 0, or 1 + the index of the constraint that left no token. */

@@ -116,7 +116,8 @@ class Run:
         kinds = np.array([kind_ids[c["kind"]] for c in constraints], np.int32)
         masks = np.zeros((len(constraints), vocab), np.uint8)
         pitches = np.full(vocab, -1, np.int32)
-        max_repeats, motif_length, motif_bonus, capacity = 1, 1, 0.0, 1
+        max_repeats, motif_length, motif_bonus, motif_max_run, capacity = 1, 1, 0.0, 1, 1
+        motif_run = np.zeros(rows, np.int32)
         close = np.zeros(4, np.int32)
         onsets, now = np.full((rows, 128), -1, np.int64), np.zeros(rows, np.int64)
         for index, c in enumerate(constraints):
@@ -128,7 +129,7 @@ class Run:
                 close[:] = c["shift0"], c["shift_end"], c["max_steps"], c["max_polyphony"]
                 onsets[:], now[:] = c["onsets"], c["now"]
             else:
-                motif_length, motif_bonus = c["length"], c["bonus"]
+                motif_length, motif_bonus, motif_max_run, motif_run[:] = c["length"], c["bonus"], c["max_run"], c["run"]
                 capacity = 1 << (2 * (P + steps) + 1).bit_length()  # a power of two above twice the tokens of a row
         keys, ends, indexed = np.zeros((rows, capacity), np.uint64), np.zeros((rows, capacity), np.int32), np.zeros(rows, np.int32)
         last_pitch, run = _primer_runs(self.primer, pitches, rows)
@@ -144,7 +145,8 @@ class Run:
             uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
             failure = _lstm.generate(kernel, state, logits, self.start, int(temperature), *options,
                                      kinds, masks, pitches, max_repeats, last_pitch, run, close, onsets, now,
-                                     motif_length, motif_bonus, keys, ends, indexed, uniforms, history, P + first, count,
+                                     motif_length, motif_bonus, motif_max_run, motif_run, keys, ends, indexed, uniforms,
+                                     history, P + first, count,
                                      first + count < steps)
             if failure is not None:
                 step, row, index = failure

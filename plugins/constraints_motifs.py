@@ -9,7 +9,10 @@ RNN but at decoding time, so that any model of any representation can use it: wh
 the token that followed their most recent such occurrence gets ``bonus`` added to its logit
 (its probability times e^bonus before the softmax renormalises).  An occurrence overlapping the
 last tokens does not count: a long held note would otherwise match itself one step back and be
-held longer still.  Nothing is forbidden; a token another constraint forbade stays forbidden.
+held longer still.  A restatement earns the bonus for ``max_run`` tokens in a row at most (a
+folk tune restates a phrase, then moves on): without the cap, what has just been restated
+matches again at the next step, and a piece can loop on one motif to its end.  Nothing is
+forbidden; a token another constraint forbade stays forbidden.
 
 The loop in C (core/_sample.h) finds the same occurrence through a hash of each window.
 """
@@ -27,21 +30,29 @@ class Motifs(Constraint):
         Option("length", int, 8, "tokens that must match an earlier passage (8: half a bar of notes' 16ths)",
                low=1, high=512),
         Option("bonus", float, 2.0, "added to the logit of what followed that passage (nats; 0: off)", low=0, high=50),
+        Option("max_run", int, 32, "tokens in a row a restatement may be favoured for (32: two bars of notes' 16ths)",
+               low=1, high=1_000_000),
     )
 
     def prepare(self, ctx):
-        pass
+        self.states: dict[bytes, tuple[int, int | None]] = {}
 
     def apply(self, logits, ctx):
-        length, bonus = ctx.options["length"], ctx.options["bonus"]
+        length, bonus, cap = ctx.options["length"], np.float32(ctx.options["bonus"]), ctx.options["max_run"]
+        states = {}
         for row, history in enumerate(ctx.history):
+            previous = self.states.get(history[:-1].tobytes()) if len(history) else None
+            run = _run(history, length) if previous is None else _next_run(*previous, history[-1])
             following = _after_last_match(history, length)
-            if following is not None:
-                logits[row, following] += np.float32(bonus)
+            states[history.tobytes()] = (run, following)
+            if following is not None and run < cap:
+                logits[row, following] += bonus
+        self.states = states
         return logits
 
     def _native(self, ctx):
-        return {"kind": "motifs", "length": ctx.options["length"], "bonus": ctx.options["bonus"]}
+        return {"kind": "motifs", "length": ctx.options["length"], "bonus": ctx.options["bonus"],
+                "max_run": ctx.options["max_run"], "run": _run(ctx.history[0], ctx.options["length"])}
 
 
 def _after_last_match(history: np.ndarray, length: int) -> int | None:
@@ -53,6 +64,19 @@ def _after_last_match(history: np.ndarray, length: int) -> int | None:
     windows = np.lib.stride_tricks.sliding_window_view(history[:n - length], length)
     matches = np.flatnonzero((windows == history[n - length:]).all(axis=1))
     return int(history[matches[-1] + length]) if matches.size else None
+
+
+def _next_run(run: int, following: int | None, token: int) -> int:
+    """The restatement's length after ``token``: one more if it was what the bonus favoured, else 0."""
+    return run + 1 if following is not None and token == following else 0
+
+
+def _run(history: np.ndarray, length: int) -> int:
+    """How many of ``history``'s last tokens in a row each continued the passage before them (from scratch)."""
+    run = 0
+    for step in range(len(history)):
+        run = _next_run(run, _after_last_match(history[:step], length), history[step])
+    return run
 
 
 @hookimpl

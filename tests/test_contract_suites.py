@@ -159,19 +159,23 @@ class TestNoRepeat(PitchConstraint):
 
 
 class TestMotifs(mgf.testing.ConstraintContract):
-    """Soft, on any representation: with a bonus of 50 nats, what followed the last earlier passage always comes next."""
+    """Soft, on any representation: with a bonus of 50 nats, what followed the last earlier passage comes next while
+    the restatement is shorter than max_run."""
 
     name = "motifs"
-    options = {"length": 2, "bonus": 50.0}
-    bad_options = ({"length": 0}, {"bonus": -1.0}, {"bonus": float("nan")})
+    options = {"length": 2, "bonus": 50.0, "max_run": 5}
+    bad_options = ({"length": 0}, {"bonus": -1.0}, {"bonus": float("nan")}, {"max_run": 0})
 
     def assert_obeyed(self, pieces, representation):
-        from mgf.plugins.constraints_motifs import _after_last_match
+        from mgf.plugins.constraints_motifs import _after_last_match, _next_run
 
         for row in pieces:
+            run = 0
             for step in range(len(row)):
                 following = _after_last_match(row[:step], self.options["length"])
-                assert following is None or row[step] == following, f"step {step} of {row.tolist()}"
+                if run < self.options["max_run"]:
+                    assert following is None or row[step] == following, f"step {step} of {row.tolist()}"
+                run = _next_run(run, following, row[step])
 
 
 class TestMotifsOnTokens(TestMotifs):

@@ -76,6 +76,7 @@ def test_close_notes_in_c_equals_python_loop(sampler, constraints, options, prim
 MOTIFS = [
     ("notes", "temperature", ["motifs"], {"temperature": 1.1, "top_p": 0.9}),
     ("notes", "temperature", ["motifs"], {"length": 2, "bonus": 4.0}),
+    ("notes", "temperature", ["motifs"], {"length": 2, "bonus": 30.0, "max_run": 3}),
     ("notes", "greedy", ["motifs", "scale"], {"length": 3, "bonus": 1.0, "key": "D minor"}),
     ("notes", "temperature", ["no-repeat", "motifs"], {"length": 16, "bonus": 8.0, "max_repeats": 2, "top_k": 10}),
     ("midi", "temperature", ["close-notes", "motifs"], {"max_polyphony": 4, "length": 4, "bonus": 3.0}),
