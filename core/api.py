@@ -59,14 +59,18 @@ def generation_settings(defaults: dict[str, Any], sampler: str | None = None, co
                         options: dict[str, Any] | None = None) -> tuple[str, list[str], dict[str, Any]]:
     """The sampler, constraints and options of a run: the caller's, else the model's ``defaults``, else temperature.
 
-    ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``).
-    Given constraints follow the default ones (a constraint named in both runs once, where the
-    defaults put it), so that adding a pitch rule keeps the rules the model is sampled with; a
-    default option joins the caller's options when the caller left it out and the sampler or a
-    constraint of the run declares it, so that a default ``top_p`` stays out of a beam search.
-    To sample without any default, give a model whose ``defaults`` is ``{}``.
+    ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``, and
+    ``samplers``: per sampler name, constraints that replace the general ones and options that
+    override them one by one, when that sampler runs).  Given constraints follow the default ones (a constraint named in both
+    runs once, where the defaults put it), so that adding a pitch rule keeps the rules the model is
+    sampled with; a default option joins the caller's options when the caller left it out and the
+    sampler or a constraint of the run declares it, so that a default ``top_p`` stays out of a beam
+    search.  To sample without any default, give a model whose ``defaults`` is ``{}``.
     """
     sampler = sampler if sampler is not None else defaults.get("sampler", "temperature")
+    own = defaults.get("samplers", {}).get(sampler, {})
+    defaults = {**defaults, "constraints": own.get("constraints", defaults.get("constraints", [])),
+                "options": {**defaults.get("options", {}), **own.get("options", {})}}
     constraints = list(dict.fromkeys([*defaults.get("constraints", []), *(constraints or [])]))
     declared = {option.name for option in registry.entry("samplers", sampler).cls.options}
     for name in constraints:

@@ -94,8 +94,10 @@ class Bundle:
         return metadata
 
 
-#: what ``defaults`` may hold: the sampler's name, the constraints' names (in order), and option values
-DEFAULT_KEYS = {"sampler": str, "constraints": list, "options": dict}
+#: what ``defaults`` may hold: the sampler's name, the constraints' names (in order), option values, and per sampler
+#: name, constraints that replace the general ones and options that override them when that sampler runs (a beam
+#: search amplifies what a temperature draw only tilts, so a model may be best searched with other settings)
+DEFAULT_KEYS = {"sampler": str, "constraints": list, "options": dict, "samplers": dict}
 
 
 # Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
@@ -302,20 +304,24 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
             "defaults": _check_defaults(path, defaults)}
 
 
-def _check_defaults(where, defaults: Any) -> dict[str, Any]:
+def _check_defaults(where, defaults: Any, nested: bool = False) -> dict[str, Any]:
     """``defaults`` if it has the shape of :data:`DEFAULT_KEYS` (values are checked by the plugins that take them)."""
+    field_name = "mgf.defaults samplers entry" if nested else "mgf.defaults"
     if not isinstance(defaults, dict):
-        raise BundleError(f"{where}: metadata mgf.defaults must be a JSON object")
+        raise BundleError(f"{where}: metadata {field_name} must be a JSON object")
+    allowed = ("constraints", "options") if nested else tuple(DEFAULT_KEYS)
     for key, value in defaults.items():
-        kind = DEFAULT_KEYS.get(key)
+        kind = DEFAULT_KEYS.get(key) if key in allowed else None
         if kind is None:
-            raise BundleError(f"{where}: metadata mgf.defaults has an unknown key {key!r} "
-                              f"(it takes {', '.join(DEFAULT_KEYS)})")
+            raise BundleError(f"{where}: metadata {field_name} has an unknown key {key!r} (it takes {', '.join(allowed)})")
         if not isinstance(value, kind) or (key == "constraints" and not all(isinstance(v, str) for v in value)):
-            raise BundleError(f"{where}: metadata mgf.defaults {key} must be a JSON "
+            raise BundleError(f"{where}: metadata {field_name} {key} must be a JSON "
                               f"{'list of names' if key == 'constraints' else kind.__name__}")
         if key == "options" and not all(isinstance(v, (bool, int, float, str)) for v in value.values()):
-            raise BundleError(f"{where}: metadata mgf.defaults options must be numbers, strings or booleans")
+            raise BundleError(f"{where}: metadata {field_name} options must be numbers, strings or booleans")
+        if key == "samplers":
+            for own in value.values():
+                _check_defaults(where, own, nested=True)
     return defaults
 
 

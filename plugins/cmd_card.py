@@ -18,11 +18,18 @@ def _card(args):
     print(f"{path}: {meta['representation']['name']} model, {len(arch.hidden)} {arch.cell.upper()} layer(s) of "
           f"{'/'.join(map(str, arch.hidden))}{embedding}, {arch.vocab_size} tokens")
     defaults = meta["defaults"]
-    flags = ([f"--sampler {defaults['sampler']}"] if "sampler" in defaults else []) + \
-        [f"--constrain {name}" for name in defaults.get("constraints", [])] + \
-        [f"--{k.replace('_', '-')} {v}" for k, v in defaults.get("options", {}).items()]
-    print(f"sampling defaults (mgf generate without --no-defaults): {' '.join(flags) if flags else 'none'}")
+    print(f"sampling defaults (mgf generate without --no-defaults): {_flags(defaults) or 'none'}")
+    for sampler, own in defaults.get("samplers", {}).items():
+        constraints = "" if "constraints" not in own or own["constraints"] else "no constraints "
+        print(f"  with --sampler {sampler}: {constraints}{_flags(own)}".rstrip())
     print(card.describe(meta["training"]))
+
+
+def _flags(defaults) -> str:
+    """Sampler, constraints and options as the command-line flags that would give them."""
+    return " ".join(([f"--sampler {defaults['sampler']}"] if "sampler" in defaults else [])
+                    + [f"--constrain {name}" for name in defaults.get("constraints", [])]
+                    + [f"--{k.replace('_', '-')} {v}" for k, v in defaults.get("options", {}).items()])
 
 
 @hookimpl

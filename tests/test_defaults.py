@@ -59,6 +59,30 @@ def test_generation_settings_resolves_in_one_place():
         "greedy", ["scale", "no-repeat"], {"key": "D minor"})
 
 
+def test_a_sampler_of_its_own_replaces_the_general_defaults():
+    own = {**DEFAULTS, "samplers": {"beam": {"constraints": [], "options": {"branch_factor": 2}}}}
+    assert mgf.generation_settings(own) == ("temperature", ["scale"], {"temperature": 0.7, "top_p": 0.9, "key": "D minor"})
+    assert mgf.generation_settings(own, sampler="beam") == ("beam", [], {"temperature": 0.7, "branch_factor": 2})
+    assert mgf.generation_settings(own, sampler="beam", constraints=["no-repeat"], options={"beam_size": 2}) == (
+        "beam", ["no-repeat"], {"temperature": 0.7, "branch_factor": 2, "beam_size": 2})
+    only_options = {**DEFAULTS, "samplers": {"greedy": {"options": {"key": "E minor"}}}}
+    assert mgf.generation_settings(only_options, sampler="greedy") == ("greedy", ["scale"], {"key": "E minor"})
+
+
+@pytest.mark.filterwarnings("ignore:beam search collapsed")
+def test_a_bundle_can_be_searched_with_other_settings_than_it_is_sampled_with(notes_paths, tmp_path):
+    loaded = bundle.read(notes_paths[0])
+    loaded.defaults = {**DEFAULTS, "samplers": {"beam": {"options": {"branch_factor": 2, "steps_per_iteration": 8}}}}
+    path = tmp_path / "own.safetensors"
+    bundle.write(loaded, path)
+    assert bundle.read(path).defaults == loaded.defaults
+    plain, own = mgf.load_model(notes_paths[0]), mgf.load_model(path)
+    np.testing.assert_array_equal(mgf.generate(own, 32, sampler="beam", seed=3),
+                                  mgf.generate(plain, 32, sampler="beam", seed=3, constraints=["scale"], key="D minor",
+                                               temperature=0.7, branch_factor=2, steps_per_iteration=8))
+    np.testing.assert_array_equal(mgf.generate(own, 64, seed=3), mgf.generate(mgf.load_model(notes_paths[1]), 64, seed=3))
+
+
 def test_the_cli_uses_the_defaults_unless_told_not_to(notes_paths, tmp_path):
     plain, carded = notes_paths
     outputs = {}
@@ -90,6 +114,9 @@ def test_a_bad_default_value_is_refused_before_any_work(notes_paths, tmp_path, c
     ({"constraints": [1]}, "mgf.defaults constraints must be a JSON list of names"),
     ({"options": {"key": ["D", "minor"]}}, "mgf.defaults options must be numbers, strings or booleans"),
     ({"seed": 1}, "mgf.defaults has an unknown key 'seed'"),
+    ({"samplers": []}, "mgf.defaults samplers must be a JSON dict"),
+    ({"samplers": {"beam": {"sampler": "greedy"}}}, "mgf.defaults samplers entry has an unknown key 'sampler'"),
+    ({"samplers": {"beam": {"options": {"top_p": [1]}}}}, "samplers entry options must be numbers, strings or booleans"),
 ])
 def test_malformed_defaults_are_a_bundle_error(notes_paths, tmp_path, defaults, message):
     path = tmp_path / "bad.safetensors"

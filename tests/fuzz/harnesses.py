@@ -171,7 +171,8 @@ def generate_midi(data: bytes) -> None:
     constraints = [name for bit, name in enumerate(names) if h[0] >> bit & 1]
     options = {"max_polyphony": h[4] % 9 or None, "max_note_seconds": 0.01 + h[5] / 20, "max_repeats": 1 + h[6] % 4,
                "key": ("C major", "D minor", "F# dorian", "Eb pentatonic")[h[7] % 4], "low": 40 + h[8] % 40,
-               "high": 40 + h[8] % 40 + h[9] % 30, "length": 1 + h[2] % 12, "bonus": h[5] / 16}
+               "high": 40 + h[8] % 40 + h[9] % 30, "length": 1 + h[2] % 12, "bonus": h[5] / 16,
+               "max_run": 1 + h[7] % 40}
     options = {key: value for key, value in options.items()
                if key in {o.name for c in constraints for o in mgf.plugin_class("constraints", c).options}}
     sampler = "greedy" if h[1] == 0 else "temperature"
