@@ -57,6 +57,26 @@ def local_cores() -> int:
         return os.cpu_count() or 1
 
 
+def exit_with_parent() -> None:
+    """In a worker process: have it end (SIGTERM) when the process that started it dies.
+
+    A pool's workers wait for work for ever; when ``mgf generate --workers N`` or ``mgf dataset``
+    is killed (SIGKILL, an OOM kill), nothing tells them, and they stayed, each holding what it
+    had loaded.  A worker ends at once, as its parent did (unwinding would hang on the pool's
+    pipes, which nobody reads any more); a file it was writing is a temporary that the next write
+    into that folder removes.  Linux only (prctl PR_SET_PDEATHSIG); elsewhere nothing happens.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def duration(seconds: float) -> str:
     """``"42 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``: for progress lines."""
     seconds = round(seconds)
@@ -293,7 +313,8 @@ class _pool:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
-        self.client = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+        self.client = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
+                                                             initializer=exit_with_parent)
         return self.client.submit, self.workers
 
     def __exit__(self, *exc):

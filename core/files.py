@@ -118,6 +118,7 @@ def _remove_stale(directory: str) -> None:
 
 
 def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: it does not exist, or it is a zombie nobody reaped (it writes no more)."""
     if pid == os.getpid() or pid <= 0:
         return False
     try:
@@ -126,7 +127,11 @@ def _gone(pid: int) -> bool:
         return True
     except OSError:
         return False  # exists, owned by someone else
-    return False
+    try:
+        with open(f"/proc/{pid}/stat") as handle:  # Linux
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def files_under(folder: str, suffixes: tuple[str, ...]) -> list[str]:

@@ -172,6 +172,7 @@ _worker_state: dict = {}
 
 
 def _worker_start(job: Job) -> None:
+    data.exit_with_parent()
     _worker_state["job"], _worker_state["model"] = job, job.model()
 
 

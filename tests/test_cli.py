@@ -196,6 +196,22 @@ def test_an_unwritable_output_fails_before_any_work(make_bundle, tmp_path, targe
     assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ([] if target == "dir" else ["take-2.txt"])
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux's /proc)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, which nobody reaped yet, has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_parallel_run_rerun_writes_only_the_missing_outputs(tmp_path):
     """Issue 13: 200 outputs on 2 workers, killed halfway; the re-run completes them, identical to an uninterrupted run."""
     import signal
@@ -209,9 +225,13 @@ def test_a_killed_parallel_run_rerun_writes_only_the_missing_outputs(tmp_path):
     deadline = time.time() + 120
     while len(list(out.glob("take-*.mid"))) < 70 and time.time() < deadline and run.poll() is None:
         time.sleep(0.05)
+    started = _children(run.pid)  # the workers and the resource tracker
     run.send_signal(signal.SIGKILL)
     run.wait()
-    time.sleep(2)  # workers orphaned by the kill finish their batch (atomically) and exit
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in started) and time.time() < deadline:  # orphaned workers end with the run
+        time.sleep(0.1)
+    assert started and not [pid for pid in started if _alive(pid)], "workers outlived the killed run"
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("take-*.mid")}
     assert 0 < len(before) < 200
     result = subprocess.run(command, capture_output=True, text=True)
