@@ -15,9 +15,11 @@ child alone (``RUSAGE_CHILDREN`` would pool every child this process ever waited
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from bench_peers import MgfStep, greedy, native_precisions
 
 MODELS = ("notes", "midi", "audio")
 TOKENS = 2000
+BESIDE_STEPS = 256  # bare steps timed before each round of generation
 CLI_ARGS = ["generate", "--repr", "midi", "--steps", "1000"]
 
 _loaded: dict[tuple[str, str | None], mgf.Model] = {}
@@ -53,11 +56,23 @@ def label(precision: str | None) -> str:
 @pytest.mark.parametrize("precision", native_precisions(), ids=label)
 @pytest.mark.parametrize("name", MODELS)
 def test_generate(benchmark, name, precision):
+    """``mgf.generate`` timed per round, and before each round (untimed) BESIDE_STEPS bare steps, so that the two
+    rates are compared over the same minutes: on a shared machine a step's median moved by 25% from one
+    benchmark to the next."""
     model = shipped(name, precision)
+    step, beside = greedy(MgfStep(model, 1), 1), []
+
+    def bare_steps():
+        start = time.perf_counter()
+        for _ in range(BESIDE_STEPS):
+            step()
+        beside.append((time.perf_counter() - start) / BESIDE_STEPS)
+        return (model, TOKENS), {"temperature": 1.0, "seed": 0}
+
     benchmark.group = f"end-to-end-{name}"
-    benchmark.extra_info.update(kind="generate", model=name, precision=label(precision), tokens=TOKENS)
-    piece = benchmark.pedantic(mgf.generate, args=(model, TOKENS), kwargs={"temperature": 1.0, "seed": 0},
-                               rounds=15, iterations=1, warmup_rounds=1)
+    piece = benchmark.pedantic(mgf.generate, setup=bare_steps, rounds=15, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(kind="generate", model=name, precision=label(precision), tokens=TOKENS,
+                                bare_step_s=statistics.median(beside))
     assert piece.shape == (TOKENS,)
 
 
@@ -103,10 +118,14 @@ def test_cold_cli(benchmark, tmp_path):
     command = [str(executable), *CLI_ARGS, "--seed", "0", "--quiet", "-o", str(tmp_path / "out.mid")]
     peak_kib = []
 
+    # bytecode cached, as an installed mgf has it (pip compiles it): with PYTHONDONTWRITEBYTECODE set (as on
+    # some CI machines) an editable install would compile its sources at every start, 80 ms of them
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
     def run():
         # started from a small Python, not from this process: a child's peak RSS counts the copy of its
         # parent it was forked as, and this pytest process (with TensorFlow and ONNX Runtime) is large
-        result = subprocess.run([sys.executable, "-c", STARTER, *command], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-c", STARTER, *command], capture_output=True, text=True, env=env)
         assert result.returncode == 0, f"{' '.join(command)}: {result.stderr}"
         peak_kib.append(int(result.stdout.split()[-1]))  # KiB on Linux
 

@@ -21,18 +21,21 @@
 #define MGF_TB 4, 64
 #define MGF_TC 2, 128
 #define MGF_ROW_WIDTH 64
+#define MGF_ROW_K 8
 #define MGF_Q_ROWS 4
 #elif MGF_ISA_LEVEL == 1
 #define MGF_TA 4, 24
 #define MGF_TB 2, 48
 #define MGF_TC 1, 96
 #define MGF_ROW_WIDTH 64
+#define MGF_ROW_K 4
 #define MGF_Q_ROWS 4
 #else
 #define MGF_TA 4, 12
 #define MGF_TB 2, 24
 #define MGF_TC 1, 48
 #define MGF_ROW_WIDTH 32
+#define MGF_ROW_K 4
 #define MGF_Q_ROWS 2
 #endif
 
@@ -63,7 +66,7 @@ MGF_TILE_(MGF_TA)
 MGF_TILE_(MGF_TB)
 MGF_TILE_(MGF_TC)
 
-/* c[j0:j0+WIDTH] += x[p:p+4] @ W[p:p+4, j0:j0+WIDTH]: four rows of W per pass over c. */
+/* c[j0:j0+WIDTH] += x[p:p+MGF_ROW_K] @ W[p:p+MGF_ROW_K, j0:j0+WIDTH]: MGF_ROW_K rows of W per pass over c. */
 #define MGF_ROW_TILE(WIDTH)                                                                                    \
     MGF_INLINE void MGF_ISA_NAME(mgf_row_tile_##WIDTH)(int j0, int p, const float *restrict x,                 \
                                                        const float *restrict w, long ldw, float *restrict c)   \
@@ -71,7 +74,7 @@ MGF_TILE_(MGF_TC)
         float acc[WIDTH];                                                                                      \
         for (int t = 0; t < WIDTH; t++)                                                                        \
             acc[t] = c[j0 + t];                                                                                \
-        for (int q = 0; q < 4; q++) {                                                                          \
+        for (int q = 0; q < MGF_ROW_K; q++) {                                                                  \
             float xv = x[p + q];                                                                               \
             const float *wp = w + (long)(p + q) * ldw + j0;                                                    \
             for (int t = 0; t < WIDTH; t++)                                                                    \
@@ -94,14 +97,14 @@ __attribute__((noinline)) static void MGF_ISA_NAME(mgf_vector_acc)(int n, int k,
                                                                   float *restrict c)
 {
     int p = 0;
-    for (; p + 4 <= k; p += 4) {
+    for (; p + MGF_ROW_K <= k; p += MGF_ROW_K) {
         int j = 0;
         for (; j + MGF_ROW_WIDTH <= n; j += MGF_ROW_WIDTH)
             MGF_ROW_TILE_FN(MGF_ROW_WIDTH)(j, p, x, w, ldw, c);
         for (; j + 16 <= n; j += 16)
             MGF_ISA_NAME(mgf_row_tile_16)(j, p, x, w, ldw, c);
         for (; j < n; j++)
-            for (int q = p; q < p + 4; q++)
+            for (int q = p; q < p + MGF_ROW_K; q++)
                 c[j] += x[q] * w[(long)q * ldw + j];
     }
     for (; p < k; p++)
@@ -414,6 +417,7 @@ static const mgf_isa MGF_ISA_NAME(mgf_isa_table) = {
 #undef MGF_TB
 #undef MGF_TC
 #undef MGF_ROW_WIDTH
+#undef MGF_ROW_K
 #undef MGF_Q_ROWS
 #undef MGF_LANES
 #undef MGF_VECTORS
