@@ -62,13 +62,13 @@ def divergence(name: str) -> dict[str, dict[str, float]]:
 
 def held_out_pieces(name: str) -> list[np.ndarray]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from model_quality import held_out
+    from model_quality import split
 
     path = packaged_model(f"{name}.safetensors")
     representation = mgf.load_model(path).representation
     sources = bundle.read_metadata(path)["training"]["data"]
     return [np.concatenate([[representation.start_token], s]).astype(np.int32)
-            for s in held_out(representation, sources).sequences]
+            for s in split(representation, sources)[1].sequences]
 
 
 def cross_entropy(model, pieces: list[np.ndarray]) -> float:
