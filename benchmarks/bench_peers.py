@@ -9,13 +9,18 @@ none) with 1 and 2 threads, and ONNX Runtime at 1 and 2 intra-op threads on the 
 Python.  Each tool also runs the loop its own way, in one call for LOOP_STEPS steps:
 ``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C), ``ort-loop`` an
 ONNX ``Loop`` graph of the folded step and its argmax.  The fp32 methods are checked against the
-numpy reference before they are timed (the loops: their tokens against the stepped loop's).
-``--benchmark-disable`` runs the checks and a few untimed steps of each (seconds).
+numpy reference before they are timed (the loops: their tokens against the stepped loop's).  A
+shape's methods are timed interleaved, in rounds (:func:`test_peers`); the per-method medians are
+in each benchmark's ``extra_info["medians"]`` (µs per step).  Without onnx and onnxruntime (the
+``bench`` extra) the ONNX methods are left out.  ``--benchmark-disable`` runs the checks and one
+round (seconds).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +41,9 @@ THREADS = (1, 2)
 WARMUP_STEPS = 50
 CHECK_STEPS = 8
 LOOP_STEPS = 256
+ROUNDS = 9
+BLOCK_SECONDS = 0.1  # a method's timed turn in a round, after a fifth of it untimed
+GAP_SECONDS = 0.01  # idle before each turn: the last method's idle threads (ONNX Runtime's spin for a while) go to sleep
 
 
 def native_precisions() -> tuple[str | None, ...]:
@@ -76,8 +84,6 @@ def make_step(method: str, path, loaded: bundle.Bundle, batch: int):
     name, threads = method.rsplit("-", 1)
     threads = int(threads[:-1])
     if name.startswith("ort"):
-        pytest.importorskip("onnx")
-        pytest.importorskip("onnxruntime")
         return OrtStep(loaded, batch, threads, fold=name == "ort-folded")
     if name == "numpy":
         return MgfStep(mgf.load_model(path, backend="numpy"), batch)
@@ -88,8 +94,6 @@ def make_loop(method: str, path, loaded: bundle.Bundle, batch: int):
     """A call that makes LOOP_STEPS greedy steps from a zero state and returns their tokens ``[LOOP_STEPS, B]``."""
     threads = int(method.rsplit("-", 1)[1][:-1])
     if method.startswith("ort"):
-        pytest.importorskip("onnx")
-        pytest.importorskip("onnxruntime")
         return OrtLoop(loaded, batch, threads, LOOP_STEPS).run
     model = native_model(method, path)
     return lambda: mgf.generate(model, LOOP_STEPS, sampler="greedy", num_outputs=batch).reshape(batch, -1).T
@@ -153,23 +157,59 @@ def machine():
     return probe()
 
 
-@pytest.mark.parametrize("method", methods())
-@pytest.mark.parametrize(("hidden", "batch"), SHAPES, ids=[f"H{h}-B{b}" for h, b in SHAPES])
-def test_peer_step(benchmark, bundles, machine, method, hidden, batch):
-    path, loaded = bundles[hidden]
-    benchmark.group = f"H{hidden}-B{batch}"
+def prepare(method: str, path, loaded: bundle.Bundle, batch: int):
+    """``(call, steps per call)`` for ``method``, checked against the numpy reference if it is fp32."""
     if method.rsplit("-", 1)[0].endswith("loop"):
         run = make_loop(method, path, loaded, batch)
         if is_fp32(method):  # mgf.generate feeds the start token first and never chooses it; the ONNX loop starts at 0
             start = mgf.load_model(path, backend="numpy").representation.start_token
             check_loop(run, loaded, batch, *((start, start) if method.startswith("native") else (0, None)))
-        benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, steps=LOOP_STEPS, **machine)
-        with threadpool_limits(1, user_api="blas"):  # a round is LOOP_STEPS steps: 15 rounds give a steady median
-            benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
-        return
+        run()
+        return run, LOOP_STEPS
     stepper = make_step(method, path, loaded, batch)
     if is_fp32(method) and method != "numpy-1t":
         check_against_reference(stepper, loaded, batch)
-    benchmark.extra_info.update(method=method, hidden=hidden, batch=batch, **machine)
+    return greedy(stepper, batch), 1
+
+
+def has_ort() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+
+
+@pytest.mark.parametrize(("hidden", "batch"), SHAPES, ids=[f"H{h}-B{b}" for h, b in SHAPES])
+def test_peers(benchmark, bundles, machine, hidden, batch):
+    """Every method on one shape, interleaved: a round times a block of each in turn (rotating the order), so
+    that all methods' medians come from the same minutes (a step's median drifts by up to 25% between
+    benchmarks minutes apart on a shared VM, more than some of the ratios compared)."""
+    path, loaded = bundles[hidden]
+    chosen = [m for m in methods() if has_ort() or not m.startswith("ort")]
+    benchmark.group = "peers"
     with threadpool_limits(1, user_api="blas"):
-        benchmark(greedy(stepper, batch))
+        runs = {method: prepare(method, path, loaded, batch) for method in chosen}
+        calls = {}
+        for method, (run, _) in runs.items():  # calls per block: about BLOCK_SECONDS of steps
+            started = time.perf_counter()
+            run()
+            calls[method] = max(1, round(BLOCK_SECONDS / (time.perf_counter() - started)))
+        times: dict[str, list[float]] = {method: [] for method in chosen}
+        turn = 0
+
+        def one_round():
+            nonlocal turn
+            for method in chosen[turn:] + chosen[:turn]:
+                (run, steps), n = runs[method], calls[method]
+                time.sleep(GAP_SECONDS)
+                for _ in range(max(1, n // 5)):  # back to steady state: caches refilled, threads awake
+                    run()
+                started = time.perf_counter()
+                for _ in range(n):
+                    run()
+                times[method].append((time.perf_counter() - started) / (n * steps) * 1e6)
+            turn = (turn + 1) % len(chosen)
+
+        one_round()  # warm-up, not counted
+        for kept in times.values():
+            kept.clear()
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info.update(hidden=hidden, batch=batch, rounds=len(times[chosen[0]]),
+                                medians={m: float(np.median(t)) for m, t in times.items()}, **machine)

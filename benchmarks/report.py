@@ -168,15 +168,14 @@ def step_section(results: dict) -> str:
 
 # -- the step against its peers (bench_peers.py) -----------------------------------------------
 
-def medians(results: dict, key) -> tuple[dict, list]:
-    """``{key(extra_info): {method: median us per step}}`` and the methods in run order."""
+def medians(results: dict) -> tuple[dict, list]:
+    """``{(hidden, batch): {method: median us per step}}`` from each shape's interleaved rounds, and the methods in run order."""
     found: dict = {}
     methods: list[str] = []
     for bench in results["benchmarks"]:
         info = bench["extra_info"]
-        found.setdefault(key(info), {})[info["method"]] = bench["stats"]["median"] * 1e6 / info.get("steps", 1)
-        if info["method"] not in methods:
-            methods.append(info["method"])
+        found[(info["hidden"], info["batch"])] = info["medians"]
+        methods += [m for m in info["medians"] if m not in methods]
     return dict(sorted(found.items())), methods
 
 
@@ -187,7 +186,8 @@ def fastest(row: dict[str, float], prefix: str, threads: int, only: str = "") ->
 
 
 def peers_section(results: dict) -> str:
-    table, methods = medians(results, lambda info: (info["hidden"], info["batch"]))
+    table, methods = medians(results)
+    rounds = min(bench["extra_info"]["rounds"] for bench in results["benchmarks"])
     shapes = list(table)
     head = "| method | " + " | ".join(f"{h}/{b}" for h, b in shapes) + " |\n|---|" + "--:|" * len(shapes)
     rows = [f"| {m} | " + " | ".join(f"{table[s][m]:,.1f}" if m in table[s] else "" for s in shapes) + " |"
@@ -227,7 +227,9 @@ def peers_section(results: dict) -> str:
         "one call, timed per step: `ort-loop` is an ONNX `Loop` over the folded step and its ArgMax, "
         "`native-*-loop` is `mgf.generate` with the greedy sampler (the loop in C).  numpy is "
         "`mgf.lstm.NumpyLSTM` with BLAS at one thread.  Every fp32 method was checked against it "
-        "(teacher-forced logits, rtol = atol = 1e-4; the loops: their first 16 tokens) before timing.\n\n"
+        "(teacher-forced logits, rtol = atol = 1e-4; the loops: their first 16 tokens) before timing.  A shape's "
+        f"methods were timed interleaved: {rounds} rounds, each a block of about 20 ms of every method in turn "
+        "(the order rotating), so that the ratios below compare figures from the same minutes.\n\n"
         f"{head}\n" + "\n".join(rows) + "\n\n"
         f"## Ratio: ONNX Runtime / mgf (target {PEER_TARGET:g}x at equal threads)\n\n"
         "ONNX Runtime is the fastest of its three ways at that thread count; mgf is the `native` backend at "

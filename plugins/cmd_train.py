@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from mgf import BundleError, InputError, UsageError, bundle, get_representation, hookimpl
+from mgf import BundleError, InputError, UsageError, bundle, check_output, get_representation, hookimpl
 
 from .data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
 from .keras_support import keras_net
@@ -35,6 +35,7 @@ def _train(args):
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
     check_workers(args)
+    check_output(args.output)  # before hours of training, not at the first checkpoint
     representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
     if args.repr is None and args.config:
         raise UsageError("--config needs --repr")

@@ -116,12 +116,13 @@ def _describe(layer) -> str:
     return "(none)" if layer is None else f"{layer.name!r} ({type(layer).__name__})"
 
 
-def load_keras(path: str) -> keras.Model:
-    """A saved ``.keras`` model, loaded in safe mode (no Lambda code is ever deserialised)."""
+def load_keras(path: str, compile: bool = False) -> keras.Model:
+    """A saved ``.keras`` model, loaded in safe mode (no Lambda code is ever deserialised); ``compile``
+    also restores its optimizer with its state (a training checkpoint's)."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
     try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
     except Exception as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{path}: not a loadable Keras model ({message})") from None

@@ -133,7 +133,7 @@ class Checkpoints(keras.callbacks.Callback):
                     warnings.warn(f"--resume: {entries[0]['file']} does not match {self.sidecar}; "
                                   f"continuing from epoch {entry['epoch']}", stacklevel=1)
                 self.entries = entries[position:]
-                return load_keras(path), entry
+                return load_keras(path, compile=True), entry
         raise InputError(f"--resume: no checkpoint listed in {self.sidecar} is intact")
 
 
@@ -235,8 +235,11 @@ def train(
                 raise InputError(f"--resume: {entry['file']} has another architecture than the one asked for")
         else:
             model = build(arch, dropout)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if resume and model.optimizer is not None:  # Adam goes on with its step count and moments; --lr as asked now
+            model.optimizer.learning_rate = lr
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if distributed:
             _multi_worker_keras(model, tf, batch_size, seq_len)
     epoch_seeds = iter(range(initial_epoch, 10**9))  # a resumed run shuffles its epochs as the first run would have

@@ -76,3 +76,18 @@ def markov():
         return model
 
     return make
+
+
+@pytest.fixture
+def counting_tokens():
+    """A ``tokens`` representation class that counts the files it parses (``.reads``): what a cache saves."""
+    from mgf.plugins.repr_tokens import Tokens
+
+    class CountingTokens(Tokens):
+        reads = 0
+
+        def read(self, path):
+            CountingTokens.reads += 1
+            return super().read(path)
+
+    return CountingTokens

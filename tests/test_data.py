@@ -31,16 +31,6 @@ def folder(tmp_path):
     return root
 
 
-class CountingTokens(Tokens):
-    """Counts how often files are actually parsed."""
-
-    reads = 0
-
-    def read(self, path):
-        CountingTokens.reads += 1
-        return super().read(path)
-
-
 def test_files_from_folder_glob_and_file(folder):
     suffixes = (".txt",)
     assert [os.path.relpath(p, folder) for p in data.files(str(folder), suffixes)] == [
@@ -61,29 +51,27 @@ def test_unreadable_files_are_skipped_and_listed(folder):
     assert path.endswith("bad.txt") and "'x' is not a token id" in reason
 
 
-def test_second_load_reads_the_cache_not_the_files(folder, cache_dir):
-    representation = CountingTokens()
-    CountingTokens.reads = 0
+def test_second_load_reads_the_cache_not_the_files(folder, cache_dir, counting_tokens):
+    representation = counting_tokens()
     first = data.load(representation, str(folder))
-    assert CountingTokens.reads == 4 and first.cached == 0
+    assert counting_tokens.reads == 4 and first.cached == 0
     second = data.load(representation, str(folder))
-    assert CountingTokens.reads == 4 and second.cached == 4
+    assert counting_tokens.reads == 4 and second.cached == 4
     assert [s.tolist() for s in second.sequences] == [s.tolist() for s in first.sequences]
     assert second.skipped == first.skipped
     assert any(cache_dir.rglob("*.npz"))
 
 
-def test_cache_is_keyed_by_content_and_config(folder):
-    CountingTokens.reads = 0
-    data.load(CountingTokens(), str(folder))
+def test_cache_is_keyed_by_content_and_config(folder, counting_tokens):
+    data.load(counting_tokens(), str(folder))
     (folder / "one.txt").write_text("7 7\n")
-    changed = data.load(CountingTokens(), str(folder))
-    assert CountingTokens.reads == 5
+    changed = data.load(counting_tokens(), str(folder))
+    assert counting_tokens.reads == 5
     assert [7, 7] in [s.tolist() for s in changed.sequences]
-    data.load(CountingTokens(vocab_size=10), str(folder))
-    assert CountingTokens.reads == 9
-    data.load(CountingTokens(), str(folder), cache=False)
-    assert CountingTokens.reads == 13
+    data.load(counting_tokens(vocab_size=10), str(folder))
+    assert counting_tokens.reads == 9
+    data.load(counting_tokens(), str(folder), cache=False)
+    assert counting_tokens.reads == 13
 
 
 def test_damaged_cache_entry_is_re_encoded(folder, cache_dir):
@@ -225,9 +213,9 @@ def test_worker_processes_encode_what_one_process_does(folder, workers, cache_di
     assert warm.cached == 0 and data.load(representation, str(folder), workers=workers).cached == 5
 
 
-def test_workers_refuse_a_representation_they_cannot_rebuild_by_name(folder):
+def test_workers_refuse_a_representation_they_cannot_rebuild_by_name(folder, counting_tokens):
     with pytest.raises(UsageError, match="workers rebuild representations by name"):
-        data.load(CountingTokens(), str(folder), workers=2)
+        data.load(counting_tokens(), str(folder), workers=2)
 
 
 def test_workers_use_the_learned_tensors_of_the_representation(tmp_path):

@@ -32,14 +32,6 @@ def folder(tmp_path):
     return root
 
 
-class CountingTokens(Tokens):
-    reads = 0
-
-    def read(self, path):
-        CountingTokens.reads += 1
-        return super().read(path)
-
-
 def pieces_of(shards):
     return [p.tolist() for i in range(len(shards)) for p in shards.pieces(i)]
 
@@ -74,17 +66,16 @@ def test_a_dataset_holds_every_piece_with_its_split(folder, tmp_path, monkeypatc
     assert not [name for name in os.listdir(tmp_path) if ".mgf-tmp-" in name]
 
 
-def test_the_cache_of_a_source_is_a_dataset_reused_until_a_file_changes(folder):
-    CountingTokens.reads = 0
-    first = data.build(CountingTokens(vocab_size=41), str(folder))
-    assert CountingTokens.reads == 61 and data.is_dataset(first.directory)
-    again = data.build(CountingTokens(vocab_size=41), str(folder))
-    assert again.directory == first.directory and CountingTokens.reads == 61
+def test_the_cache_of_a_source_is_a_dataset_reused_until_a_file_changes(folder, counting_tokens):
+    first = data.build(counting_tokens(vocab_size=41), str(folder))
+    assert counting_tokens.reads == 61 and data.is_dataset(first.directory)
+    again = data.build(counting_tokens(vocab_size=41), str(folder))
+    assert again.directory == first.directory and counting_tokens.reads == 61
     (folder / "00.txt").write_text("1 2 3")
-    changed = data.build(CountingTokens(vocab_size=41), str(folder))
-    assert changed.directory != first.directory and CountingTokens.reads == 62  # the other files from the file cache
+    changed = data.build(counting_tokens(vocab_size=41), str(folder))
+    assert changed.directory != first.directory and counting_tokens.reads == 62  # the other files from the file cache
     assert [1, 2, 3] in pieces_of(changed)
-    assert data.build(CountingTokens(vocab_size=50), str(folder)).directory != changed.directory
+    assert data.build(counting_tokens(vocab_size=50), str(folder)).directory != changed.directory
 
 
 def test_a_dataset_is_never_half_written(folder, tmp_path):

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -91,6 +92,36 @@ def test_resume_continues_from_the_checkpoint(progressions, tmp_path, monkeypatc
     assert result.returncode == 0, result.stderr
     assert [line.split(",")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch 2/3", "epoch 3/3"]
     assert bundle.read(out).training["epochs"] == 3
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(progressions, tmp_path, monkeypatch):
+    """--resume restores the optimizer too: Adam's step count and moments go on, so 1 + 2 epochs give the
+    weights of 3 epochs in one run (a fresh Adam would restart its bias correction and forget its moments)."""
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    common = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
+              "--layers", "1", "--seq-len", "30", "--lr", "0.01", "--val-split", "0.2", "--patience", "9"]
+    whole, parted = tmp_path / "whole" / "m.safetensors", tmp_path / "parted" / "m.safetensors"
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "parted").mkdir()
+    assert mgf_cli(*common, "--epochs", "3", "-o", whole).returncode == 0
+    assert mgf_cli(*common, "--epochs", "1", "-o", parted).returncode == 0
+    first = keras.models.load_model(tmp_path / "parted" / "m.ckpt-1.keras", compile=True)
+    batches = int(first.optimizer.iterations.numpy())
+    assert batches > 0
+    result = mgf_cli(*common, "--epochs", "3", "--resume", "-o", parted)
+    assert result.returncode == 0, result.stderr
+    resumed = keras.models.load_model(tmp_path / "parted" / "m.keras", compile=True)
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * batches
+    for name, tensor in bundle.read(whole).tensors.items():
+        np.testing.assert_allclose(bundle.read(parted).tensors[name], tensor, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_train_checks_its_output_before_training(progressions, tmp_path):
+    started = time.perf_counter()
+    result = mgf_cli("train", "--repr", "tokens", "--data", progressions, "-o", tmp_path / "missing" / "m.safetensors")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "directory" in result.stderr and "does not exist" in result.stderr
+    assert not list(tmp_path.glob("**/*.keras")) and time.perf_counter() - started < 60
 
 
 @pytest.mark.parametrize(
