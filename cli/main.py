@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -96,9 +97,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
+NEGATIVE_RANGE = re.compile(r"-\d+:\S*")  # also malformed ones, so that they meet their own error
+
+
+def _join_negative_ranges(argv: list[str]) -> list[str]:
+    """``--transpose -3:3`` as ``--transpose=-3:3``: argparse reads a value that starts with '-' as an
+    option unless it looks like a negative number, and a LOW:HIGH range does not."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and NEGATIVE_RANGE.fullmatch(arg) and joined[-1].startswith("--") and "=" not in joined[-1] \
+                and joined[-1] != "--":
+            joined[-1] += "=" + arg
+        else:
+            joined.append(arg)
+    return joined
+
+
 def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = _one_line_warning
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _join_negative_ranges(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("MGF_DEBUG") == "1" or "--debug" in argv
     try:
         parser = build_parser()

@@ -19,7 +19,7 @@ def _transpose(text):
     try:
         low, high = int(low), int(high or low)
     except ValueError:
-        raise UsageError(f"--transpose takes LOW:HIGH semitones, e.g. --transpose=-5:6, got {text!r}") from None
+        raise UsageError(f"--transpose takes LOW:HIGH semitones, e.g. -5:6, got {text!r}") from None
     if low > high:
         raise UsageError(f"--transpose: {low} is above {high}")
     return range(low, high + 1)
@@ -35,6 +35,7 @@ def _train(args):
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
     check_workers(args)
+    transpose = _transpose(args.transpose)
     check_output(args.output)  # before hours of training, not at the first checkpoint
     representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
     if args.repr is None and args.config:
@@ -48,7 +49,7 @@ def _train(args):
         representation, args.data, args.output,
         hidden=[args.hidden] * args.layers, cell=args.cell, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
-        patience=args.patience, dropout=args.dropout, transpose=_transpose(args.transpose), resume=args.resume, quiet=args.quiet,
+        patience=args.patience, dropout=args.dropout, transpose=transpose, resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -127,8 +128,7 @@ def register_commands(cli):
     p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer, in training (default: 0)")
-    p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH (with '=' when LOW is negative: "
-                        "--transpose=-5:6) (default: 0)")
+    p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH, e.g. -5:6 (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -139,6 +139,20 @@ def test_bad_config_is_a_usage_error(tmp_path, config, message):
     fails_cleanly(["decode", "--repr", "notes", "--config", config, "1 2", "-o", "x.mid"], tmp_path, 2, message)
 
 
+@pytest.mark.parametrize(
+    "transpose, code, message",
+    [
+        (["--transpose", "-3:x"], 2, "--transpose takes LOW:HIGH semitones"),
+        (["--transpose", "-3:-5"], 2, "--transpose: -3 is above -5"),
+        (["--transpose", "-3:3"], 1, "does not exist"),  # a range: argparse alone reads "-3:3" as an option
+        (["--transpose=-3:3"], 1, "does not exist"),
+    ],
+)
+def test_train_checks_transpose_and_output_before_training(tmp_path, transpose, code, message):
+    fails_cleanly(["train", "--repr", "tokens", "--data", tmp_path, *transpose, "-o", "missing/m.safetensors"],
+                  tmp_path, code, message)
+
+
 SUFFIX = {"decode": ".mid", "render": ".wav", "plot": ".png"}
 
 
