@@ -50,10 +50,12 @@ cdef extern from "_lstm_math.h" nogil:
         int precision, k, n
         const float *w
         long ldw
+        const float *tail
         const uint32_t *packed
         const float *scale
         const int32_t *col_sums
     int MGF_PANEL
+    int MGF_TAIL
     int mgf_cpu_level()
     const char *mgf_isa_for(int level, mgf_isa *table)
     long mgf_scratch_floats(int rows, int k)
@@ -184,13 +186,24 @@ def _quantize_columns(matrix):
 def _panels(words):
     """[steps, columns] words -> [columns / PANEL, steps, PANEL], each panel contiguous."""
     steps, columns = words.shape
-    return np.ascontiguousarray(words.reshape(steps, columns // MGF_PANEL, MGF_PANEL).transpose(1, 0, 2))
+    return _aligned(words.reshape(steps, columns // MGF_PANEL, MGF_PANEL).transpose(1, 0, 2))
+
+
+def _aligned(array):
+    """A C-contiguous copy of `array` whose data starts on a 64-byte boundary: a cache line, so that no
+    vector load of a weight row straddles two (numpy's large arrays start 16 bytes past one)."""
+    array = np.asarray(array)
+    raw = np.empty(array.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    copy = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    copy[...] = array
+    return copy
 
 
 def _pack(matrix, str precision):
     """A [k, n] float32 matrix as the arrays mgf_matrix points to: (weights, scale, col_sums)."""
     if precision == "fp32":
-        return np.ascontiguousarray(matrix, np.float32), None, None
+        return _aligned(matrix.astype(np.float32, copy=False)), None, None
     k, n = matrix.shape
     per_word = 2 if precision == "bf16" else 4
     steps, columns = -(-k // per_word), -(-n // MGF_PANEL) * MGF_PANEL
@@ -567,6 +580,11 @@ cdef class Kernel:
         if self.precision == "fp32":
             w32 = packed
             matrix.w, matrix.ldw = &w32[0, 0], w32.shape[1]
+            cols = matrix.n % MGF_TAIL
+            if cols:
+                tail = np.zeros((matrix.k, MGF_TAIL), np.float32)
+                tail[:, :cols] = weights[:, matrix.n - cols:]
+                matrix.tail = self._keep(tail)
         else:
             panels = packed
             matrix.packed = &panels[0, 0, 0]
@@ -576,7 +594,7 @@ cdef class Kernel:
         return 0
 
     cdef float *_keep(self, array) except NULL:
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        array = _aligned(np.asarray(array, dtype=np.float32))
         self.arrays.append(array)
         return _data(array)
 

@@ -129,10 +129,82 @@ __attribute__((noinline)) static void MGF_ISA_NAME(mgf_vector_acc)(int n, int k,
     }
 #define MGF_BLOCKS_(shape) MGF_BLOCKS(shape)
 
-/* Row-major C[rows, n] += X[rows, k] @ W[k, n] (row strides ldx, ldw, ldc). */
-static void MGF_ISA_NAME(mgf_matmul_f32)(int rows, int n, int k, const float *restrict x, long ldx,
-                                         const float *restrict w, long ldw, float *restrict c, long ldc)
+/* c[r, :cols] += acc[r, :cols] for r < rows, acc [rows][16]. */
+MGF_INLINE void MGF_ISA_NAME(mgf_add_tile)(int rows, int cols, const float *restrict acc, float *restrict c,
+                                           long ldc)
 {
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < cols; t++)
+            c[r * ldc + t] += acc[r * 16 + t];
+}
+
+/* Written with GCC vector types of the register's width (MGF_LANES floats), the tiles vectorise
+ * along the columns; as plain loops over rows and columns GCC vectorised along the rows and
+ * broadcast every weight (20x slower), and with 16-lane types on AVX2 it went through memory. */
+#if MGF_ISA_LEVEL == 2
+#define MGF_LANES 16
+#elif MGF_ISA_LEVEL == 1
+#define MGF_LANES 8
+#else
+#define MGF_LANES 4
+#endif
+#define MGF_VECTORS (16 / MGF_LANES)
+typedef float MGF_ISA_NAME(mgf_floats) __attribute__((vector_size(4 * MGF_LANES), aligned(4), may_alias));
+typedef int32_t MGF_ISA_NAME(mgf_ints) __attribute__((vector_size(4 * MGF_LANES), aligned(4), may_alias));
+
+/* C[r, :cols] += X[r, :k] @ T[:k, :cols] for r < R, T a zero-padded [k, MGF_TAIL] panel (see
+ * mgf_matrix): the last columns of an fp32 matrix in vector tiles, not scalar loops over strided
+ * rows (7% of a step at V = 130). */
+#define MGF_TAIL_TILE(R)                                                                                       \
+    MGF_INLINE void MGF_ISA_NAME(mgf_tail_tile_##R)(int cols, int k, const float *restrict x, long ldx,        \
+                                                    const float *restrict tail, float *restrict c, long ldc)   \
+    {                                                                                                          \
+        typedef MGF_ISA_NAME(mgf_floats) floats;                                                               \
+        floats acc[R][MGF_VECTORS];                                                                            \
+        for (int r = 0; r < R; r++)                                                                            \
+            for (int v = 0; v < MGF_VECTORS; v++)                                                              \
+                acc[r][v] = (floats){0};                                                                       \
+        for (int p = 0; p < k; p++) {                                                                          \
+            floats w[MGF_VECTORS];                                                                             \
+            for (int v = 0; v < MGF_VECTORS; v++)                                                              \
+                w[v] = *(const floats *)(tail + (long)p * MGF_TAIL + v * MGF_LANES);                           \
+            for (int r = 0; r < R; r++) {                                                                      \
+                float xv = x[r * ldx + p];                                                                     \
+                for (int v = 0; v < MGF_VECTORS; v++)                                                          \
+                    acc[r][v] += xv * w[v];                                                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+        MGF_ISA_NAME(mgf_add_tile)(R, cols, (const float *)acc, c, ldc);                                       \
+    }
+#define MGF_TAIL_TILE_(r) MGF_TAIL_TILE(r)
+#define MGF_TAIL_TILE_FN_(r) MGF_ISA_NAME(mgf_tail_tile_##r)
+#define MGF_TAIL_TILE_FN(r) MGF_TAIL_TILE_FN_(r)
+MGF_TAIL_TILE_(MGF_Q_ROWS)
+MGF_TAIL_TILE(1)
+
+/* C[:rows, :cols] += X[:rows, :k] @ T (see the tiles above).  Not inlined, as mgf_vector_acc. */
+__attribute__((noinline)) static void MGF_ISA_NAME(mgf_tail_acc)(int rows, int cols, int k, const float *restrict x,
+                                                                long ldx, const float *restrict tail,
+                                                                float *restrict c, long ldc)
+{
+    int r = 0;
+    for (; r + MGF_Q_ROWS <= rows; r += MGF_Q_ROWS)
+        MGF_TAIL_TILE_FN(MGF_Q_ROWS)(cols, k, x + (long)r * ldx, ldx, tail, c + (long)r * ldc, ldc);
+    for (; r < rows; r++)
+        MGF_ISA_NAME(mgf_tail_tile_1)(cols, k, x + (long)r * ldx, ldx, tail, c + (long)r * ldc, ldc);
+}
+
+/* Row-major C[rows, n] += X[rows, k] @ W[k, n] (row strides ldx, ldw, ldc); with `tail` (see
+ * mgf_matrix), its last n % MGF_TAIL columns come from there. */
+static void MGF_ISA_NAME(mgf_matmul_f32)(int rows, int n, int k, const float *restrict x, long ldx,
+                                         const float *restrict w, long ldw, const float *restrict tail,
+                                         float *restrict c, long ldc)
+{
+    int cols = tail ? n % MGF_TAIL : 0;
+    if (cols) {
+        n -= cols;
+        MGF_ISA_NAME(mgf_tail_acc)(rows, cols, k, x, ldx, tail, c + n, ldc);
+    }
     MGF_BLOCKS_(MGF_TA)
     MGF_BLOCKS_(MGF_TB)
     MGF_BLOCKS_(MGF_TC)
@@ -158,29 +230,6 @@ MGF_INLINE float MGF_ISA_NAME(mgf_bf16_hi)(uint32_t word)
     memcpy(&value, &bits, sizeof value);
     return value;
 }
-
-/* c[r, :cols] += acc[r, :cols] for r < rows, acc [rows][16]. */
-MGF_INLINE void MGF_ISA_NAME(mgf_add_tile)(int rows, int cols, const float *restrict acc, float *restrict c,
-                                           long ldc)
-{
-    for (int r = 0; r < rows; r++)
-        for (int t = 0; t < cols; t++)
-            c[r * ldc + t] += acc[r * 16 + t];
-}
-
-/* Written with GCC vector types of the register's width (MGF_LANES floats), the tiles vectorise
- * along the columns; as plain loops over rows and columns GCC vectorised along the rows and
- * broadcast every weight (20x slower), and with 16-lane types on AVX2 it went through memory. */
-#if MGF_ISA_LEVEL == 2
-#define MGF_LANES 16
-#elif MGF_ISA_LEVEL == 1
-#define MGF_LANES 8
-#else
-#define MGF_LANES 4
-#endif
-#define MGF_VECTORS (16 / MGF_LANES)
-typedef float MGF_ISA_NAME(mgf_floats) __attribute__((vector_size(4 * MGF_LANES), aligned(4), may_alias));
-typedef int32_t MGF_ISA_NAME(mgf_ints) __attribute__((vector_size(4 * MGF_LANES), aligned(4), may_alias));
 
 #define MGF_BF16_TILE(R)                                                                                       \
     MGF_INLINE void MGF_ISA_NAME(mgf_bf16_tile_##R)(int cols, int pairs, const uint32_t *restrict x, long ldq, \

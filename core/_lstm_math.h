@@ -18,13 +18,15 @@
 
 #define MGF_INLINE static inline __attribute__((always_inline))
 #define MGF_PANEL 64 /* columns per panel of packed reduced-precision weights */
+#define MGF_TAIL 16  /* columns of an fp32 matrix's tail panel: its last n % 16, zero-padded */
 #define MGF_COMMA ,
 
 enum { MGF_FP32 = 0, MGF_BF16 = 1, MGF_INT8 = 2 };
 enum { MGF_BASELINE = 0, MGF_AVX2 = 1, MGF_AVX512 = 2 };
 
 typedef struct {
-    void (*matmul_f32)(int rows, int n, int k, const float *x, long ldx, const float *w, long ldw, float *c, long ldc);
+    void (*matmul_f32)(int rows, int n, int k, const float *x, long ldx, const float *w, long ldw, const float *tail,
+                       float *c, long ldc);
     void (*matmul_bf16)(int rows, int n, int pairs, const uint32_t *x, long ldq, const uint32_t *w, float *c,
                         long ldc);
     void (*matmul_int8)(int rows, int n, int quads, const uint32_t *x, long ldq, const float *x_scale,
@@ -134,12 +136,15 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
     return "baseline";
 }
 
-/* One weight matrix [k, n] as a product reads it: fp32 rows (w, ldw), or packed panels
- * (bf16 pairs or int8 quads, with per-column scales and column sums for int8). */
+/* One weight matrix [k, n] as a product reads it: fp32 rows (w, ldw), with its last n % 16 columns
+ * also as a zero-padded [k, MGF_TAIL] panel (tail; NULL where 16 divides n) so that they too run in
+ * vector tiles, or packed panels (bf16 pairs or int8 quads, with per-column scales and column sums
+ * for int8). */
 typedef struct {
     int precision, k, n;
     const float *w;
     long ldw;
+    const float *tail;
     const uint32_t *packed;
     const float *scale;
     const int32_t *col_sums;
@@ -163,7 +168,7 @@ static inline void mgf_product(const mgf_isa *isa, const mgf_matrix *m, int rows
         isa->pack_int8(rows, m->k, x, ldx, packed, quads, scratch);
         isa->matmul_int8(rows, m->n, (int)quads, packed, quads, scratch, m->packed, m->scale, m->col_sums, c, ldc);
     } else {
-        isa->matmul_f32(rows, m->n, m->k, x, ldx, m->w, m->ldw, c, ldc);
+        isa->matmul_f32(rows, m->n, m->k, x, ldx, m->w, m->ldw, m->tail, c, ldc);
     }
 }
 

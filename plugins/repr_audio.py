@@ -211,7 +211,11 @@ class Audio(Representation):
     # the codebook ------------------------------------------------------------------------
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """``[frames, n_mels]`` log-mel frames of mono samples."""
-        return np.log(FLOOR + np.abs(stft(samples, self.n_fft, self.hop)) @ self.filters.T)
+        return self.log_mel_of(np.abs(stft(samples, self.n_fft, self.hop)))
+
+    def log_mel_of(self, magnitude: np.ndarray) -> np.ndarray:
+        """``[frames, n_mels]`` log-mel frames of STFT magnitudes ``[frames, n_fft // 2 + 1]``."""
+        return np.log(FLOOR + magnitude @ self.filters.T)
 
     def sounds(self, path):
         """``(name, samples)`` of each piece in ``path``: a sound file, or music rendered by the synthesizer."""
@@ -248,7 +252,7 @@ class Audio(Representation):
         for path in paths:
             for _, samples in self.sounds(path):
                 magnitude = np.abs(stft(samples, self.n_fft, self.hop))
-                tokens = nearest(self.log_mel(samples), codebook)
+                tokens = nearest(self.log_mel_of(magnitude), codebook)  # one STFT a piece, not two
                 np.add.at(total, tokens, magnitude)
                 np.add.at(count, tokens, 1)
         used = count > 0
