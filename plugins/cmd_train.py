@@ -1,5 +1,6 @@
 """``mgf train`` and ``mgf export``: Keras trains, a bundle comes out.  Need ``pip install 'mgf[keras]'``."""
 
+import math
 import os
 import shlex
 import sys
@@ -30,6 +31,8 @@ def _train(args):
         raise UsageError("--layers, --hidden, --seq-len, --batch-size and --epochs must be positive, --embedding >= 0")
     if args.log_every < 0:
         raise UsageError(f"--log-every must be >= 0, got {args.log_every}")
+    if args.lr is not None and not 0 < args.lr < math.inf:
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
     if not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.val_split < 1:
@@ -124,7 +127,7 @@ def register_commands(cli):
     p.add_argument("--seq-len", type=int, default=128, help="tokens per training window (default: 128)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")
     p.add_argument("--epochs", type=int, default=20, help="most epochs; early stopping may end sooner (default: 20)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: 0.001; with --resume, the checkpoint's)")
     p.add_argument("--val-split", type=float, default=0.1, help="fraction of pieces held out (default: 0.1)")
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer, in training (default: 0)")

@@ -142,6 +142,7 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
+DEFAULT_LR = 1e-3  # Adam's learning rate unless told otherwise
 BASELINE_TOKENS = 1_000_000  # the n-gram baselines fit on at most this many training tokens: bounded memory
 
 
@@ -156,7 +157,7 @@ def train(
     seq_len: int = 128,
     batch_size: int = 64,
     epochs: int = 20,
-    lr: float = 1e-3,
+    lr: float | None = None,
     val_split: float = 0.1,
     seed: int = 0,
     patience: int = 3,
@@ -235,9 +236,12 @@ def train(
                 raise InputError(f"--resume: {entry['file']} has another architecture than the one asked for")
         else:
             model = build(arch, dropout)
-        if resume and model.optimizer is not None:  # Adam goes on with its step count and moments; --lr as asked now
+        if resume and model.optimizer is not None:  # Adam goes on with its step count, moments and rate
+            if lr is None:  # the float32 variable's shortest decimal: 0.01, not 0.009999999776
+                lr = float(str(np.float32(keras.ops.convert_to_numpy(model.optimizer.learning_rate))))
             model.optimizer.learning_rate = lr
         else:
+            lr = DEFAULT_LR if lr is None else lr
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if distributed:

@@ -146,6 +146,10 @@ def test_bad_config_is_a_usage_error(tmp_path, config, message):
         (["--transpose", "-3:-5"], 2, "--transpose: -3 is above -5"),
         (["--transpose", "-3:3"], 1, "does not exist"),  # a range: argparse alone reads "-3:3" as an option
         (["--transpose=-3:3"], 1, "does not exist"),
+        (["--lr", "0"], 2, "--lr must be a positive number, got 0.0"),
+        (["--lr", "-1"], 2, "--lr must be a positive number, got -1.0"),
+        (["--lr", "nan"], 2, "--lr must be a positive number, got nan"),
+        (["--lr", "inf"], 2, "--lr must be a positive number, got inf"),
     ],
 )
 def test_train_checks_transpose_and_output_before_training(tmp_path, transpose, code, message):

@@ -108,12 +108,14 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(progressions, tmp_pa
     first = keras.models.load_model(tmp_path / "parted" / "m.ckpt-1.keras", compile=True)
     batches = int(first.optimizer.iterations.numpy())
     assert batches > 0
-    result = mgf_cli(*common, "--epochs", "3", "--resume", "-o", parted)
+    without_lr = [a for a in common if a not in ("--lr", "0.01")]
+    result = mgf_cli(*without_lr, "--epochs", "3", "--resume", "-o", parted)
     assert result.returncode == 0, result.stderr
     resumed = keras.models.load_model(tmp_path / "parted" / "m.keras", compile=True)
     assert int(resumed.optimizer.iterations.numpy()) == 3 * batches
     for name, tensor in bundle.read(whole).tensors.items():
         np.testing.assert_allclose(bundle.read(parted).tensors[name], tensor, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert bundle.read(parted).training["lr"] == 0.01  # the checkpoint's: --lr was not given again
 
 
 def test_train_checks_its_output_before_training(progressions, tmp_path):
