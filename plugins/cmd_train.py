@@ -26,11 +26,18 @@ def _transpose(text):
     return range(low, high + 1)
 
 
+MAX_LAYERS = 64  # deeper stacks of recurrent layers do not train; building 10^5 of them took minutes
+
+
 def _train(args):
     if args.layers < 1 or args.hidden < 1 or args.embedding < 0 or args.seq_len < 1 or args.batch_size < 1 or args.epochs < 1:
         raise UsageError("--layers, --hidden, --seq-len, --batch-size and --epochs must be positive, --embedding >= 0")
     if args.log_every < 0:
         raise UsageError(f"--log-every must be >= 0, got {args.log_every}")
+    if args.layers > MAX_LAYERS:
+        raise UsageError(f"--layers must be at most {MAX_LAYERS}, got {args.layers}")
+    if args.patience < 0:
+        raise UsageError(f"--patience must be >= 0, got {args.patience}")
     if args.lr is not None and not 0 < args.lr < math.inf:
         raise UsageError(f"--lr must be a positive number, got {args.lr}")
     if not 0 <= args.dropout < 1:
@@ -122,9 +129,9 @@ def register_commands(cli):
                    help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; every backend runs both) "
                         "(default: lstm)")
     p.add_argument("--hidden", type=int, default=256, help="units per recurrent layer (default: 256)")
-    p.add_argument("--layers", type=int, default=2, help="recurrent layers (default: 2)")
+    p.add_argument("--layers", type=int, default=2, help=f"recurrent layers, at most {MAX_LAYERS} (default: 2)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
-    p.add_argument("--seq-len", type=int, default=128, help="tokens per training window (default: 128)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per training window, at most the longest piece (default: 128)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")
     p.add_argument("--epochs", type=int, default=20, help="most epochs; early stopping may end sooner (default: 20)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 0.001; with --resume, the checkpoint's)")

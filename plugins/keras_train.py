@@ -7,6 +7,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import InputError, Representation, atomic_path, bundle, card, data
+from mgf import InputError, Representation, UsageError, atomic_path, bundle, card, data
 from mgf.bundle import Arch, Bundle
 
 from .keras_net import build, keras, load_keras, to_tensors
@@ -142,6 +143,7 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
+TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two moments
 DEFAULT_LR = 1e-3  # Adam's learning rate unless told otherwise
 BASELINE_TOKENS = 1_000_000  # the n-gram baselines fit on at most this many training tokens: bounded memory
 
@@ -193,6 +195,7 @@ def train(
     tf.config.experimental.enable_op_determinism()  # same seed, same data -> same bundle
     quiet = quiet or not chief
     representation, datasets = _datasets(representation, sources, val_split, workers, scheduler, quiet)
+    arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     source = " + ".join(sources)
     skipped = sum(d.manifest["files"]["skipped"] for d in datasets)
     if not any(d.manifest["pieces"] for d in datasets):
@@ -214,14 +217,15 @@ def train(
     val_count = _count(val_parts, seq_len, None)
     if train_count["windows"] == 0 or train_count["tokens"] < 2:
         raise InputError(f"{source}: too little data to train on ({train_count['tokens']} tokens)")
+    # windows are padded to seq_len: beyond the longest piece only padding grows (10^9 made a segfault)
+    seq_len = min(seq_len, max(train_count["longest"], val_count["longest"]))
+    _check_fits(arch, min(batch_size, train_count["windows"]), seq_len)
     start = representation.start_token
     train_data = _tf_windows(tf, train_parts, start, seq_len, batch_size, train_count["windows"], train_transform,
                              lambda: [seed, next(epoch_seeds)])
     validation = None
     if val_parts:
         validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], None, lambda: None)
-
-    arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     scales = (train_count["windows"] * seq_len / train_count["tokens"],
               val_count["windows"] * seq_len / val_count["tokens"] if val_parts else 1.0)
     initial_epoch, best = 0, None
@@ -377,21 +381,37 @@ def _datasets(representation, sources, val_split, workers, scheduler, quiet):
     return representation, datasets
 
 
+def _check_fits(arch: Arch, batch: int, seq_len: int) -> None:
+    """Refuse a run that cannot fit this machine's memory, before Keras builds the network (it took 54 s and 17 GB
+    to fail on an embedding of 10^8): float32 weights, gradients and Adam's two moments, and the activations that
+    backpropagation through a window keeps (per token: the input, each layer's gates, cell and output, the logits
+    and their gradient)."""
+    parameters = sum(math.prod(shape) for shape in arch.tensor_shapes().values())
+    gates = 3 if arch.cell == "gru" else 4
+    per_token = (arch.embedding_dim or arch.vocab_size) + sum((gates + 3) * h for h in arch.hidden) + 3 * arch.vocab_size
+    need = TRAINING_BYTES_PER_PARAMETER * parameters + 4 * batch * seq_len * per_token
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > memory:
+        raise UsageError(f"this network's {parameters:,} parameters and batches of {batch} windows of {seq_len} tokens "
+                         f"need about {need / 2**30:,.1f} GiB to train; this machine has {memory / 2**30:.1f} GiB")
+
+
 def _count(parts, seq_len, transform) -> dict[str, int]:
-    """Pieces, tokens and training windows of ``parts``: one pass over the shards, before training."""
-    count = {"pieces": 0, "tokens": 0, "windows": 0}
-    if transform is None:  # the offsets alone tell
-        for shards, index, mask in parts:
-            lengths = np.diff(shards.shard(index, tokens=False)[1])[mask]
-            count["pieces"] += len(lengths)
-            count["tokens"] += int(lengths.sum())
-            count["windows"] += int((-(-lengths // seq_len)).sum())
-        return count
-    for pieces in data.stream(parts, transform):
-        lengths = np.array([len(p) for p in pieces], np.int64)
+    """Pieces, tokens, training windows and the longest piece of ``parts``: one pass over the shards, before training."""
+    count = {"pieces": 0, "tokens": 0, "windows": 0, "longest": 0}
+
+    def add(lengths):
         count["pieces"] += len(lengths)
         count["tokens"] += int(lengths.sum())
         count["windows"] += int((-(-lengths // seq_len)).sum())
+        count["longest"] = max(count["longest"], int(lengths.max(initial=0)))
+
+    if transform is None:  # the offsets alone tell
+        for shards, index, mask in parts:
+            add(np.diff(shards.shard(index, tokens=False)[1])[mask])
+    else:
+        for pieces in data.stream(parts, transform):
+            add(np.array([len(p) for p in pieces], np.int64))
     return count
 
 

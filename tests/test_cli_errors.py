@@ -150,6 +150,8 @@ def test_bad_config_is_a_usage_error(tmp_path, config, message):
         (["--lr", "-1"], 2, "--lr must be a positive number, got -1.0"),
         (["--lr", "nan"], 2, "--lr must be a positive number, got nan"),
         (["--lr", "inf"], 2, "--lr must be a positive number, got inf"),
+        (["--patience", "-1"], 2, "--patience must be >= 0, got -1"),
+        (["--layers", "100000"], 2, "--layers must be at most 64, got 100000"),
     ],
 )
 def test_train_checks_transpose_and_output_before_training(tmp_path, transpose, code, message):

@@ -118,6 +118,40 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(progressions, tmp_pa
     assert bundle.read(parted).training["lr"] == 0.01  # the checkpoint's: --lr was not given again
 
 
+@pytest.mark.parametrize("size", [["--hidden", "100000000"], ["--embedding", "100000000"], ["--hidden", "40000", "--layers", "64"]])
+def test_train_refuses_a_model_this_machine_cannot_hold(progressions, tmp_path, size):
+    """Checked before the model is built: Keras took 54 s and 17 GB to fail on --embedding 100000000."""
+    started = time.perf_counter()
+    result = mgf_cli("train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, *size,
+                     "-o", tmp_path / "m.safetensors")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "parameters and batches of" in result.stderr and "GiB to train" in result.stderr
+    assert not list(tmp_path.glob("m*")) and time.perf_counter() - started < 60
+
+
+def test_windows_too_long_for_this_machine_are_refused():
+    """Backpropagation through a window keeps every step's activations: 64 windows of 10^8 tokens cannot fit."""
+    from mgf import UsageError
+    from mgf.bundle import Arch
+    from mgf.plugins.keras_train import _check_fits
+
+    arch = Arch(vocab_size=389, hidden=(256, 256), embedding_dim=64, cell="gru")
+    _check_fits(arch, 64, 256)  # the shipped midi model's run
+    with pytest.raises(UsageError, match=r"batches of 64 windows of 100000000 tokens need about [\d,.]+ GiB to train"):
+        _check_fits(arch, 64, 10**8)
+
+
+def test_a_seq_len_beyond_the_longest_piece_is_cut_to_it(progressions, tmp_path, monkeypatch):
+    """Windows are padded to --seq-len: a billion made a segfault, after trying to allocate 12 GB per piece.
+    Cut to the longest piece (60 tokens), a window holds the same predictions without the padding."""
+    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "m.safetensors"
+    result = mgf_cli("train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
+                     "--layers", "1", "--epochs", "1", "--seq-len", "1000000000", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert bundle.read(out).training["seq_len"] == 60
+
+
 def test_train_checks_its_output_before_training(progressions, tmp_path):
     started = time.perf_counter()
     result = mgf_cli("train", "--repr", "tokens", "--data", progressions, "-o", tmp_path / "missing" / "m.safetensors")
