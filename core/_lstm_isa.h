@@ -154,7 +154,7 @@ typedef int32_t MGF_ISA_NAME(mgf_ints) __attribute__((vector_size(4 * MGF_LANES)
 
 /* C[r, :cols] += X[r, :k] @ T[:k, :cols] for r < R, T a zero-padded [k, MGF_TAIL] panel (see
  * mgf_matrix): the last columns of an fp32 matrix in vector tiles, not scalar loops over strided
- * rows (7% of a step at V = 130). */
+ * rows (6% of a step at V = 130, B = 8 or 64). */
 #define MGF_TAIL_TILE(R)                                                                                       \
     MGF_INLINE void MGF_ISA_NAME(mgf_tail_tile_##R)(int cols, int k, const float *restrict x, long ldx,        \
                                                     const float *restrict tail, float *restrict c, long ldc)   \
