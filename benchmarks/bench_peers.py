@@ -182,7 +182,8 @@ def test_peers(benchmark, bundles, machine, hidden, batch):
     that all methods' medians come from the same minutes (a step's median drifts by up to 25% between
     benchmarks minutes apart on a shared VM, more than some of the ratios compared)."""
     path, loaded = bundles[hidden]
-    chosen = [m for m in methods() if has_ort() or not m.startswith("ort")]
+    ort = has_ort()
+    chosen = [m for m in methods() if ort or not m.startswith("ort")]
     benchmark.group = "peers"
     with threadpool_limits(1, user_api="blas"):
         runs = {method: prepare(method, path, loaded, batch) for method in chosen}
@@ -211,5 +212,5 @@ def test_peers(benchmark, bundles, machine, hidden, batch):
         for kept in times.values():
             kept.clear()
         benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    benchmark.extra_info.update(hidden=hidden, batch=batch, rounds=len(times[chosen[0]]),
+    benchmark.extra_info.update(hidden=hidden, batch=batch, rounds=len(times[chosen[0]]), block_seconds=BLOCK_SECONDS,
                                 medians={m: float(np.median(t)) for m, t in times.items()}, **machine)

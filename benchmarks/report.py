@@ -188,6 +188,7 @@ def fastest(row: dict[str, float], prefix: str, threads: int, only: str = "") ->
 def peers_section(results: dict) -> str:
     table, methods = medians(results)
     rounds = min(bench["extra_info"]["rounds"] for bench in results["benchmarks"])
+    block = results["benchmarks"][0]["extra_info"]["block_seconds"]
     shapes = list(table)
     head = "| method | " + " | ".join(f"{h}/{b}" for h, b in shapes) + " |\n|---|" + "--:|" * len(shapes)
     rows = [f"| {m} | " + " | ".join(f"{table[s][m]:,.1f}" if m in table[s] else "" for s in shapes) + " |"
@@ -228,8 +229,9 @@ def peers_section(results: dict) -> str:
         "`native-*-loop` is `mgf.generate` with the greedy sampler (the loop in C).  numpy is "
         "`mgf.lstm.NumpyLSTM` with BLAS at one thread.  Every fp32 method was checked against it "
         "(teacher-forced logits, rtol = atol = 1e-4; the loops: their first 16 tokens) before timing.  A shape's "
-        f"methods were timed interleaved: {rounds} rounds, each a block of about 20 ms of every method in turn "
-        "(the order rotating), so that the ratios below compare figures from the same minutes.\n\n"
+        f"methods were timed interleaved: {rounds} rounds, each a turn of about {block:g} s of every method (after a "
+        "fifth of that untimed), the order rotating, so that the ratios below compare figures from the same "
+        "minutes.\n\n"
         f"{head}\n" + "\n".join(rows) + "\n\n"
         f"## Ratio: ONNX Runtime / mgf (target {PEER_TARGET:g}x at equal threads)\n\n"
         "ONNX Runtime is the fastest of its three ways at that thread count; mgf is the `native` backend at "
