@@ -329,7 +329,7 @@ def dask_client(scheduler: str):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise UsageError("--scheduler needs Dask: pip install 'mgf[distributed]'") from None
+        raise UsageError("--scheduler needs Dask: pip install 'mgf-music[distributed]'") from None
     try:
         return Client(scheduler, timeout=10)
     except (OSError, TimeoutError, ValueError) as error:

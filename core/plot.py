@@ -1,4 +1,4 @@
-"""Piano rolls: notes ``[(pitch, velocity, start, end)]`` drawn as a PNG with matplotlib (``mgf[plot]``)."""
+"""Piano rolls: notes ``[(pitch, velocity, start, end)]`` drawn as a PNG with matplotlib (``mgf-music[plot]``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def plot_notes(notes, path, title=""):
     try:
         import matplotlib
     except ImportError:
-        raise InputError("piano rolls need matplotlib: pip install 'mgf[plot]'") from None
+        raise InputError("piano rolls need matplotlib: pip install 'mgf-music[plot]'") from None
     matplotlib.use("Agg")
     from matplotlib import pyplot
     from matplotlib.figure import Figure

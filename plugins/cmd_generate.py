@@ -50,7 +50,7 @@ def register_commands(cli):
     p.add_argument("--workers", type=int, default=1,
                    help="processes generating batches of outputs in parallel, each loading the model once (default: 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="generate the batches on this Dask cluster (pip install 'mgf[distributed]'); its workers must "
+                   help="generate the batches on this Dask cluster (pip install 'mgf-music[distributed]'); its workers must "
                         "see the bundle and the output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="with --num-outputs, regenerate outputs that exist (default: keep them, so a killed run "

@@ -1,4 +1,4 @@
-"""``mgf train`` and ``mgf export``: Keras trains, a bundle comes out.  Need ``pip install 'mgf[keras]'``."""
+"""``mgf train`` and ``mgf export``: Keras trains, a bundle comes out.  Need ``pip install 'mgf-music[keras]'``."""
 
 import math
 import os
@@ -116,7 +116,7 @@ def _trained_bundle(path):
 
 @hookimpl
 def register_commands(cli):
-    p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf[keras]).")
+    p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf-music[keras]).")
     add_repr_options(p)
     p.add_argument("--data", required=True, action="append",
                    help="a dataset directory (`mgf dataset -o`), corpus:essenFolksong, corpus:bach, a folder of files, "

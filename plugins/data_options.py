@@ -31,7 +31,7 @@ def add_parallel_options(parser):
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="local processes that encode files (default: 0, one per core)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="encode on this Dask cluster instead (pip install 'mgf[distributed]'); "
+                        help="encode on this Dask cluster instead (pip install 'mgf-music[distributed]'); "
                              "its workers must see the same file paths")
 
 

@@ -11,5 +11,5 @@ def keras_net():
     try:
         from mgf.plugins import keras_net
     except ImportError as error:
-        raise PluginError(f"Keras is not installed ({error}); install it with: pip install 'mgf[keras]'") from None
+        raise PluginError(f"Keras is not installed ({error}); install it with: pip install 'mgf-music[keras]'") from None
     return keras_net

@@ -1,4 +1,4 @@
-"""The ``keras`` backend: runs a bundle through Keras's own layers.  Needs ``pip install 'mgf[keras]'``."""
+"""The ``keras`` backend: runs a bundle through Keras's own layers.  Needs ``pip install 'mgf-music[keras]'``."""
 
 from mgf import ModelBackend, bundle, hookimpl
 

@@ -10,7 +10,7 @@ spectrum -> fast Griffin-Lim phase (``griffin_lim_iters`` iterations with moment
 codebook: the mel bands cannot tell which bins inside them sound); a bundle without it falls back on
 inverting the codeword's mel bands (non-negative least squares through the filterbank).
 Token ``codebook_size`` is START.  WAV is read with the standard library; FLAC and OGG need
-``pip install 'mgf[audio]'`` (soundfile).  MIDI files and scores (and ``corpus:`` references) are
+``pip install 'mgf-music[audio]'`` (soundfile).  MIDI files and scores (and ``corpus:`` references) are
 heard through the built-in synthesizer, so ``corpus:bach`` is audio training data offline.
 """
 
@@ -150,7 +150,7 @@ def read_audio(path, sample_rate: int) -> np.ndarray:
         try:
             import soundfile
         except ImportError:
-            raise InputError(f"{where}: reading {os.path.splitext(where)[1] or 'this'} needs soundfile: pip install 'mgf[audio]'") from None
+            raise InputError(f"{where}: reading {os.path.splitext(where)[1] or 'this'} needs soundfile: pip install 'mgf-music[audio]'") from None
         try:
             samples, rate = soundfile.read(where, dtype="float64", always_2d=True)
         except Exception as error:

@@ -279,7 +279,7 @@ def test_keras_backend_without_tensorflow_says_how_to_install(make_bundle):
             f"try:\n    mgf.load_model({str(make_bundle())!r}, backend='keras')\n"
             f"except mgf.PluginError as e:\n    print(e)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "pip install 'mgf[keras]'" in result.stdout
+    assert "pip install 'mgf-music[keras]'" in result.stdout
 
 
 def test_wrong_tensor_shape_bundle_is_one_line(make_bundle, tmp_path):
