@@ -3,6 +3,8 @@
     python benchmarks/bench_precision.py                 # notes, midi, audio; held-out CE for notes and midi
     python benchmarks/bench_precision.py --ce audio      # also audio's held-out CE (encoding its corpus takes minutes)
     python benchmarks/bench_precision.py --grid          # and the one-layer latency grid (V=130, E=64)
+    python benchmarks/bench_precision.py --ce notes midi audio --prefer int8   # store int8 as the shipped bundles'
+                                                         # preferred precision (mgf.precision), with the CEs measured
 
 Per model: a 1,000-token piece sampled from the fp32 model is fed to every precision, and at
 each step the logits are compared with fp32's: max |delta logit| and mean KL(fp32 || reduced)
@@ -46,7 +48,7 @@ def logits_along(model, tokens: np.ndarray) -> np.ndarray:
 
 def divergence(name: str) -> dict[str, dict[str, float]]:
     """max |delta logit| and mean KL(fp32 || p) along a piece sampled from the fp32 model."""
-    fp32 = mgf.load_model(packaged_model(f"{name}.safetensors"))
+    fp32 = mgf.load_model(packaged_model(f"{name}.safetensors"), precision="fp32")
     piece = mgf.generate(fp32, SAMPLED_STEPS, seed=0)
     loaded = bundle.read(packaged_model(f"{name}.safetensors"))
     reference = logits_along(NativeModel(loaded, 1, "fp32"), piece)
@@ -106,6 +108,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["notes", "midi", "audio"])
     parser.add_argument("--ce", nargs="*", default=["notes", "midi"], help="models whose held-out CE to measure")
     parser.add_argument("--grid", action="store_true", help="also the one-layer latency grid")
+    parser.add_argument("--prefer", choices=PRECISIONS, help="write this preferred precision and the held-out CEs "
+                        "(fp32 and it) into the bundles of the --ce models (metadata only: the weights are unchanged)")
     args = parser.parse_args()
 
     print(f"isa: {NativeModel(bundle.random_bundle(3, (2,)), 1).kernel.isa}, 1 thread\n")
@@ -117,15 +121,21 @@ def main() -> None:
         rows = divergence(name)
         pieces = held_out_pieces(name) if name in args.ce else None
         base_ce = base_us = None
+        scores = {}
         for precision in PRECISIONS:
             model = NativeModel(loaded, 1, precision)
             ce = cross_entropy(model, pieces) if pieces else float("nan")
             us = median_step_us(model, 1, loaded.arch.vocab_size)
             base_ce, base_us = (ce, us) if precision == "fp32" else (base_ce, base_us)
+            scores[precision] = round(ce, 6)
             row = rows.get(precision, {"max_abs_dlogit": 0.0, "mean_kl": 0.0, "argmax_agree": 1.0})
             ce_cells = f"{ce:.4f} | {ce / base_ce - 1:+.3%}" if pieces else "n/a | n/a"
             print(f"| {name} | {precision} | {row['max_abs_dlogit']:.4f} | {row['mean_kl']:.2e} | "
                   f"{row['argmax_agree']:.1%} | {ce_cells} | {us:.1f} | {us / base_us:.2f}x |", flush=True)
+        if args.prefer and pieces:
+            loaded.precision = {"preferred": args.prefer,
+                                "held_out_cross_entropy": {"fp32": scores["fp32"], args.prefer: scores[args.prefer]}}
+            bundle.write(loaded, packaged_model(f"{name}.safetensors"))
 
     if args.grid:
         print("\nOne layer, V=130, E=64, 1 thread, median us per step")

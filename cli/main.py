@@ -4,7 +4,8 @@ Exit codes (docs/contract.md): 0 when every requested output was written, 2 for 
 (unknown names, bad or inapplicable options, contradictory flags), 1 for everything else
 (input, bundle, plugin failures).  Every error is one line on stderr; ``--debug`` or
 ``MGF_DEBUG=1`` adds the traceback.  SIGINT exits with 130 and SIGTERM/SIGHUP with 128 + the
-signal, after removing any half-written output.
+signal, after removing any half-written output.  A reader of stdout that leaves (``| head``) stops
+the listing, not the work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import warnings
 
 import mgf
 from mgf import MgfError, registry
-from mgf.boundary import guard
+from mgf.boundary import guard, printable
 
 
 class Parser(argparse.ArgumentParser):
@@ -82,8 +83,38 @@ def _stop(signum, frame):
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+class ListingOut:
+    """``sys.stdout`` whose reader may leave (``mgf generate ... | head -n 1``) without stopping the command.
+
+    Commands print what they wrote or what they found; once the reader has gone, the rest goes to
+    /dev/null and the work goes on, so the exit code still says whether every output was written.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())  # what is buffered, and all later, is dropped
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def _one_line_warning(message, category, filename, lineno, line=None):
-    return f"mgf: warning: {message}\n"
+    return f"mgf: warning: {printable(str(message))}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +146,16 @@ def _join_negative_ranges(argv: list[str]) -> list[str]:
 
 def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = _one_line_warning
-    argv = _join_negative_ranges(sys.argv[1:] if argv is None else argv)
+    stdout = sys.stdout
+    sys.stdout = ListingOut(stdout)
+    try:
+        return _run(_join_negative_ranges(sys.argv[1:] if argv is None else argv))
+    finally:
+        sys.stdout.flush()  # here, where a reader that left is not an error
+        sys.stdout = stdout
+
+
+def _run(argv: list[str]) -> int:
     debug = os.environ.get("MGF_DEBUG") == "1" or "--debug" in argv
     try:
         parser = build_parser()
@@ -128,7 +168,7 @@ def _main(argv: list[str] | None) -> int:
     except MgfError as error:
         if debug:
             traceback.print_exc()
-        print(f"mgf: error: {error}", file=sys.stderr)
+        print(f"mgf: error: {printable(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("mgf: interrupted", file=sys.stderr)
@@ -136,13 +176,10 @@ def _main(argv: list[str] | None) -> int:
     except Terminated as stop:
         print("mgf: terminated", file=sys.stderr)
         return 128 + stop.signum
-    except BrokenPipeError:  # the reader of stdout left (`| head`): stop quietly, and let nothing flush into the pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
     except Exception as error:  # a bug in mgf itself: still one line, with the way to see more
         if debug:
             traceback.print_exc()
-        print(f"mgf: internal error: {type(error).__name__}: {error} (MGF_DEBUG=1 shows the traceback; "
+        print(f"mgf: internal error: {type(error).__name__}: {printable(str(error))} (MGF_DEBUG=1 shows the traceback; "
               "please report it)", file=sys.stderr)
         return 1
 

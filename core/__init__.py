@@ -16,8 +16,9 @@ from . import bundle, options
 from .api import (check_limit, generate, generation_settings, get_representation, installed, installed_commands,
                   load_model, plugin_class, read_notes)
 from .constraint import Constraint, token_pitches
+from .boundary import printable
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
-from .files import OutputError, atomic_path, check_output, output_beside
+from .files import OutputError, atomic_path, check_output, open_regular, output_beside
 from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State, as_tokens
 from .options import Option
@@ -72,11 +73,13 @@ __all__ = [
     "log_softmax",
     "lstm",
     "metrics",
+    "open_regular",
     "options",
     "output_beside",
     "plot",
     "packaged_model",
     "plugin_class",
+    "printable",
     "read_notes",
     "scores",
     "synth",

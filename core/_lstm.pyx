@@ -18,6 +18,13 @@ Work done once, at load:
 Threads: a step runs each layer, then the dense layer, as one job of `threads` chunks on the
 kernel's pool (_pool.h); the generation loop adds a job that samples the rows.
 
+Prefill (Kernel.prime) feeds a primer in blocks of tokens, layer by layer: a GRU's input gates of
+a whole block are one matrix product, the recurrence runs token by token in C, and the dense
+layer runs for the last token alone.  Each number is computed as the step computes it (the same
+products, their additions in the same order), so the logits and states are the step's, bit for
+bit; an LSTM's [x | h] product and bf16's one-row tile (which adds in another order than its
+four-row tile) keep their per-token products.
+
 The module is compiled without bounds checks: every function reachable from Python checks its
 arguments (layer indices, shapes, dtypes, sizes) with the GIL held, raising InputError, before
 any pointer is taken.  A step then runs without the GIL, allocating nothing: all buffers live
@@ -265,48 +272,62 @@ cdef struct StepJob:
     int rows, layer
 
 
-cdef void _layer_chunk(void *job, int t) noexcept nogil:
-    """Chunk t of one layer: its units' gates (table or bias, plus the products), then their cell update."""
-    cdef StepJob *j = <StepJob *> job
-    cdef const Net *net = j.net
-    cdef Buffers *s = j.buffers
-    cdef int l = j.layer, B = j.rows, n = net.n_layers, b
+cdef void _layer_rows(const Net *net, Buffers *s, int l, int t, int B, int parity, const int *ids,
+                     const float *x_gates_in, long x_in_stride, float *above, long above_stride) noexcept nogil:
+    """Chunk t of layer l for one token of B rows, from the state at `parity` to the state at parity ^ 1: its
+    units' gates (the table, the bias, or `x_gates_in`: a GRU's input gates computed beforehand, by prefill),
+    plus the products, then their cell update; the new h also goes to `above` (row stride above_stride) unless
+    NULL."""
+    cdef int n = net.n_layers, b
     cdef int u0 = net.unit_bounds[l * (net.threads + 1) + t], u1 = net.unit_bounds[l * (net.threads + 1) + t + 1]
     cdef int units = u1 - u0, gates = 3 if net.gru else 4, H = net.hidden_sizes[l]
     cdef int width = gates * units, g0 = gates * u0, gate_width = net.gate_widths[l], row_width = net.row_widths[l]
     cdef int input_width = net.input_widths[l]
-    cdef float *row = s.rows[s.parity * n + l]
-    cdef float *row_next = s.rows[(s.parity ^ 1) * n + l]
+    cdef float *row = s.rows[parity * n + l]
+    cdef float *row_next = s.rows[(parity ^ 1) * n + l]
     cdef float *x_gates = s.gates + g0
     cdef float *h_gates = s.gates + gates * H + g0  # GRU only
     cdef float *scratch = s.scratch + t * s.scratch_stride
-    cdef float *above = NULL
-    cdef int above_stride = 0
     if units == 0:
         return
     for b in range(B):
         if l == 0:
-            memcpy(x_gates + b * gate_width, net.table + j.ids[b] * gates * H + g0, width * sizeof(float))
+            memcpy(x_gates + b * gate_width, net.table + ids[b] * gates * H + g0, width * sizeof(float))
+        elif x_gates_in != NULL:
+            memcpy(x_gates + b * gate_width, x_gates_in + b * x_in_stride + g0, width * sizeof(float))
         else:
             memcpy(x_gates + b * gate_width, net.biases[l] + g0, width * sizeof(float))
         if net.gru:
             memcpy(h_gates + b * gate_width, net.recurrent_biases[l] + g0, width * sizeof(float))
-    if l + 1 < n:
-        above = s.rows[s.parity * n + l + 1] + u0
-        above_stride = net.row_widths[l + 1]
+    if above != NULL:
+        above += u0
     if not net.gru:  # one product over [x | h] (layer 0's row is [h] alone: its input part went into the table)
         mgf_product(&net.functions, &net.matrices[l * net.threads + t], B, row, row_width, x_gates, gate_width,
                     scratch)
         net.functions.lstm_cell(B, units, x_gates, gate_width, s.cells[l] + u0, H,
                                 row_next + input_width + u0, row_width, above, above_stride)
         return
-    if l > 0:
+    if l > 0 and x_gates_in == NULL:
         mgf_product(&net.functions, &net.inputs[l * net.threads + t], B, row, row_width, x_gates, gate_width,
                     scratch)
     mgf_product(&net.functions, &net.matrices[l * net.threads + t], B, row + input_width, row_width, h_gates,
                 gate_width, scratch)
     net.functions.gru_cell(B, units, x_gates, h_gates, gate_width, row + input_width + u0,
                            row_next + input_width + u0, row_width, above, above_stride)
+
+
+cdef void _layer_chunk(void *job, int t) noexcept nogil:
+    """Chunk t of one layer of a step; the new h also goes into the x part of the layer above's row."""
+    cdef StepJob *j = <StepJob *> job
+    cdef const Net *net = j.net
+    cdef Buffers *s = j.buffers
+    cdef int l = j.layer, n = net.n_layers
+    cdef float *above = NULL
+    cdef int above_stride = 0
+    if l + 1 < n:
+        above = s.rows[s.parity * n + l + 1]
+        above_stride = net.row_widths[l + 1]
+    _layer_rows(net, s, l, t, j.rows, s.parity, j.ids, NULL, 0, above, above_stride)
 
 
 cdef void _dense_chunk(void *job, int t) noexcept nogil:
@@ -345,6 +366,92 @@ cdef void net_step(const Net *net, mgf_pool *pool, Buffers *buffers, const int *
         mgf_pool_run(_pool_for(net, pool, l, B), net.threads, _layer_chunk, &job)
     mgf_pool_run(_pool_for(net, pool, net.n_layers, B), net.threads, _dense_chunk, &job)
     buffers.parity ^= 1
+
+
+# -- prefill: a primer fed layer by layer, the dense layer for its last token only --------------
+
+cdef struct PrimeJob:
+    const Net *net
+    Buffers *buffers
+    int layer, rows, parity
+    const int *ids            # one token's ids [rows] (layer 0)
+    const float *below        # the layer below's outputs [rows, H below] (the projection)
+    float *x_gates            # a GRU layer's input gates [rows, 3 H]: written by the projection, read by a token
+    float *above              # where a token's new h goes [rows, H], or NULL (the last layer)
+    float *scratch            # the projection's scratch: [threads, scratch_stride]
+    long scratch_stride
+
+
+cdef void _project_chunk(void *job, int t) noexcept nogil:
+    """Chunk t of the input gates of a GRU layer >= 1 for many tokens at once: bias + below @ kernel, each row as
+    the step computes it (the same product, the same order of additions), as one matrix product."""
+    cdef PrimeJob *j = <PrimeJob *> job
+    cdef const Net *net = j.net
+    cdef int l = j.layer, r, H = net.hidden_sizes[l]
+    cdef int u0 = net.unit_bounds[l * (net.threads + 1) + t], u1 = net.unit_bounds[l * (net.threads + 1) + t + 1]
+    if u1 == u0:
+        return
+    for r in range(j.rows):
+        memcpy(j.x_gates + r * 3 * H + 3 * u0, net.biases[l] + 3 * u0, 3 * (u1 - u0) * sizeof(float))
+    mgf_product(&net.functions, &net.inputs[l * net.threads + t], j.rows, j.below, net.hidden_sizes[l - 1],
+                j.x_gates + 3 * u0, 3 * H, j.scratch + t * j.scratch_stride)
+
+
+cdef void _prime_chunk(void *job, int t) noexcept nogil:
+    """Chunk t of one layer for one token of the primer."""
+    cdef PrimeJob *j = <PrimeJob *> job
+    cdef int l = j.layer
+    _layer_rows(j.net, j.buffers, l, t, j.rows, j.parity, j.ids, j.x_gates, 3 * j.net.hidden_sizes[l], j.above,
+                j.net.hidden_sizes[l])
+
+
+cdef void net_prime(const Net *net, mgf_pool *pool, Buffers *s, const int *ids, int T, int block, bint project,
+                    float *x_gates, float *outputs, long half, float *scratch, long scratch_stride,
+                    float *out) noexcept nogil:
+    """T steps for checked arguments (ids [T, B]), with the logits of the last alone into `out` [B, V].
+
+    Blocks of `block` tokens go layer by layer: a layer's h of every token of the block goes into
+    outputs[l % 2] ([block B, H], `half` floats apart), which the layer above reads; with `project`
+    (a GRU), layers >= 1 compute their input gates of the whole block as one product into `x_gates`
+    first.  Every number is the one T calls of net_step give.
+    """
+    cdef PrimeJob job
+    cdef StepJob dense
+    cdef int B = s.batch_size, n = net.n_layers, first, m = 0, l, i, b, below_width
+    cdef bint projected
+    cdef float *below
+    job.net, job.buffers, job.scratch, job.scratch_stride = net, s, scratch, scratch_stride
+    first = 0
+    while first < T:  # (a range with a variable step would need the GIL)
+        if first:
+            s.parity ^= m & 1  # the previous block's steps
+        m = min(block, T - first)
+        for l in range(n):
+            below, below_width = outputs + ((l + 1) % 2) * half, net.hidden_sizes[l - 1] if l else 0
+            projected = project and l > 0
+            job.layer = l
+            if projected:
+                job.rows, job.below, job.x_gates = m * B, below, x_gates
+                mgf_pool_run(_pool_for(net, pool, l, m * B), net.threads, _project_chunk, &job)
+            for i in range(m):
+                job.parity, job.rows, job.ids = s.parity ^ (i & 1), B, ids + (first + i) * B
+                if l > 0 and not projected:  # the step's row [x | h] gets this token's x
+                    for b in range(B):
+                        memcpy(s.rows[job.parity * n + l] + b * net.row_widths[l], below + (i * B + b) * below_width,
+                               below_width * sizeof(float))
+                job.x_gates = x_gates + i * B * 3 * net.hidden_sizes[l] if projected else NULL
+                job.above = outputs + (l % 2) * half + i * B * net.hidden_sizes[l] if l + 1 < n else NULL
+                mgf_pool_run(_pool_for(net, pool, l, B), net.threads, _prime_chunk, &job)
+        first += m
+    s.parity ^= (m - 1) & 1  # the last token's step: what _dense_chunk reads is its new h
+    dense.net, dense.buffers, dense.out, dense.rows = net, s, out, B
+    mgf_pool_run(_pool_for(net, pool, n, B), net.threads, _dense_chunk, &dense)
+    s.parity ^= 1
+
+
+#: primer tokens per block of prefill, times the batch size: enough rows for the products' register tiles, few
+#: enough that a block's gates and outputs leave the L2 cache to the recurrent weights
+PRIME_ROWS = 64
 
 
 # -- Python objects: the state and the kernel ---------------------------------------------------
@@ -630,6 +737,44 @@ cdef class Kernel:
         cdef float *out = _data(logits)
         with nogil:
             net_step(&self.net, self.pool, &checked_state.buffers, ids, out)
+        return logits, state
+
+    def prime(self, tokens, state):
+        """Logits [B, V] after feeding tokens [B, T] (T >= 1), column t at step t: what T calls of step give,
+        the same numbers, computed layer by layer (see net_prime); updates `state` in place and returns it."""
+        if not isinstance(state, KernelState):
+            raise InputError(f"prime needs a state of this kernel, got {type(state).__name__}")
+        cdef KernelState checked_state = <KernelState> state
+        if checked_state.owner is not self:
+            raise InputError("this state belongs to another model")
+        cdef int B = checked_state.batch_size, V = self.vocab_size
+        array = np.asarray(tokens)
+        if array.dtype.kind not in "iu":
+            raise InputError(f"token ids must be integers, got {array.dtype}")
+        if array.ndim != 2 or array.shape[0] != B or array.shape[1] < 1:
+            raise InputError(f"expected token ids [{B}, T] (a row per sequence, T >= 1), got shape {list(array.shape)}")
+        if array.min() < 0 or array.max() >= V:
+            bad = array[(array < 0) | (array >= V)][0]
+            raise InputError(f"token id {bad} is outside the vocabulary [0, {V})")
+        if array.shape[1] > _INT_MAX // B:
+            raise InputError(f"a primer of {array.shape[1]} tokens is too long")
+        cdef const int[:, ::1] ids = np.ascontiguousarray(array.T, dtype=np.int32)  # [T, B]: a step's ids together
+        cdef int T = ids.shape[0], block = max(1, PRIME_ROWS // B)
+        cdef int rows = min(block, T) * B
+        cdef bint project = self.net.gru and self.precision != "bf16"  # bf16's one-row tile adds in another order
+        x_gates = np.empty((rows, 3 * self.max_hidden if project else 1), np.float32)
+        outputs = np.empty((2, rows, self.max_hidden), np.float32)
+        stride = mgf_scratch_floats(rows, self.max_row_width) if project and self.precision != "fp32" else 1
+        scratch = np.empty((self.threads, stride), np.float32)
+        logits = np.empty((B, V), np.float32)
+        cdef float *x_gates_data = _data(x_gates)
+        cdef float *outputs_data = _data(outputs.reshape(2 * rows, self.max_hidden))
+        cdef float *scratch_data = _data(scratch)
+        cdef float *out = _data(logits)
+        cdef long half = rows * self.max_hidden
+        with nogil:
+            net_prime(&self.net, self.pool, &checked_state.buffers, &ids[0, 0], T, block, project, x_gates_data,
+                      outputs_data, half, scratch_data, stride, out)
         return logits, state
 
 

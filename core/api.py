@@ -189,9 +189,9 @@ def generate(
 
 #: upper bounds, each raisable with its environment variable: a typo (``--steps 10000000``) must not run for hours
 #: or fill memory.  ``num_outputs`` bounds one batched call; ``outputs`` the files one ``mgf generate`` writes,
-#: batch after batch, with memory flat in their number.
+#: batch after batch, with memory flat in their number; ``primer_tokens`` a primer (a model step per token).
 LIMITS = {"steps": ("MGF_MAX_STEPS", 100_000), "num_outputs": ("MGF_MAX_BATCH", 4096),
-          "outputs": ("MGF_MAX_OUTPUTS", 100_000)}
+          "outputs": ("MGF_MAX_OUTPUTS", 100_000), "primer_tokens": ("MGF_MAX_PRIMER_TOKENS", 100_000)}
 
 
 def limit(name: str) -> int:
@@ -200,7 +200,7 @@ def limit(name: str) -> int:
     text = os.environ.get(variable)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12):
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12) or int(text) == 0:
         raise UsageError(f"{variable} must be a positive integer, got {text[:40]!r}")
     return int(text)
 
@@ -224,6 +224,7 @@ def _primer_tokens(primer, model: Model) -> np.ndarray:
         return np.empty(0, np.int32)
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise InputError("primer must be a 1-D sequence of integer token ids")
+    check_limit("primer_tokens", array.size)  # before any work: the model steps through every primer token
     if array.min() < 0 or array.max() >= model.vocab_size:
         bad = array[(array < 0) | (array >= model.vocab_size)][0]
         raise InputError(f"primer: token id {bad} is outside the vocabulary [0, {model.vocab_size})")

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from .errors import BundleError
-from .files import atomic_path
+from .files import NotRegularFile, atomic_path, open_regular
 
 FORMAT_VERSION = "1"
 CELLS = ("lstm", "gru")
+#: weight precisions a bundle may prefer (``mgf.precision``): the native backend's; the others run fp32 always
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class Bundle:
     """Weights, architecture, representation and provenance of one model, and how it is best sampled.
 
     ``defaults`` (optional; see :data:`DEFAULT_KEYS`) is what ``mgf generate`` and :func:`mgf.generate`
-    use when the caller names no sampler, no constraints or leaves an option out.
+    use when the caller names no sampler, no constraints or leaves an option out.  ``precision``
+    (optional): ``{"preferred": one of PRECISIONS, "held_out_cross_entropy": {precision: nats per token}}``,
+    the weight precision a backend that has several loads by default, with the figures that justify it.
     """
 
     arch: Arch
@@ -76,6 +80,7 @@ class Bundle:
     representation: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] = field(default_factory=dict)
 
     @property
     def repr_tensors(self) -> dict[str, np.ndarray]:
@@ -91,6 +96,8 @@ class Bundle:
         }
         if self.defaults:
             metadata["mgf.defaults"] = json.dumps(self.defaults)
+        if self.precision:
+            metadata["mgf.precision"] = json.dumps(self.precision)
         return metadata
 
 
@@ -195,7 +202,9 @@ def _nesting(text: str) -> int:
 def _open(path):
     _check_file(path)
     try:
-        return open(path, "rb")
+        return open_regular(path)  # a FIFO would block for ever
+    except NotRegularFile as error:
+        raise BundleError(str(error)) from None
     except OSError as error:
         raise BundleError(f"{path}: cannot read ({error.strerror})") from None
 
@@ -206,7 +215,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if current is not None and current[0] == os.fspath(path):
         loaded = current[1]
         return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training,
-                "defaults": loaded.defaults}
+                "defaults": loaded.defaults, "precision": loaded.precision}
     with _open(path) as handle:
         return _parse_metadata(path, _parse_header(path, handle).metadata)
 
@@ -234,7 +243,7 @@ def read(path: str | os.PathLike) -> Bundle:
         header = _parse_header(path, handle)
         meta = _parse_metadata(path, header.metadata)
         tensors = _read_tensors(path, handle, header, header.entries)
-    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"])
+    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"])
     validate(loaded, where=str(path))
     return loaded
 
@@ -271,6 +280,7 @@ def write(bundle: Bundle, path: str | os.PathLike) -> None:
 def validate(bundle: Bundle, where: str = "bundle") -> None:
     """Check tensors against the architecture (names, shapes, float32, finite values within ``MAX_WEIGHT``) and the defaults."""
     _check_defaults(where, bundle.defaults)
+    _check_precision(where, bundle.precision)
     expected = bundle.arch.tensor_shapes()
     missing = sorted(set(expected) - set(bundle.tensors))
     if missing:
@@ -300,8 +310,27 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
     representation = _json_field(path, raw, "mgf.representation", dict)
     training = _json_field(path, raw, "mgf.training", dict)
     defaults = _json_field(path, raw, "mgf.defaults", dict) if "mgf.defaults" in raw else {}
+    precision = _json_field(path, raw, "mgf.precision", dict) if "mgf.precision" in raw else {}
     return {"arch": _parse_arch(path, arch), "representation": _parse_repr(path, representation), "training": training,
-            "defaults": _check_defaults(path, defaults)}
+            "defaults": _check_defaults(path, defaults), "precision": _check_precision(path, precision)}
+
+
+def _check_precision(where, precision: Any) -> dict[str, Any]:
+    """``precision`` if it names one of :data:`PRECISIONS` and gives cross-entropies as numbers by precision."""
+    if not isinstance(precision, dict):
+        raise BundleError(f"{where}: metadata mgf.precision must be a JSON object")
+    unknown = sorted(set(precision) - {"preferred", "held_out_cross_entropy"})
+    if unknown:
+        raise BundleError(f"{where}: metadata mgf.precision has an unknown key {unknown[0]!r} "
+                          "(it takes preferred, held_out_cross_entropy)")
+    if precision and precision.get("preferred") not in PRECISIONS:
+        raise BundleError(f"{where}: metadata mgf.precision preferred must be one of {', '.join(PRECISIONS)}, "
+                          f"got {precision.get('preferred')!r:.40}")
+    scores = precision.get("held_out_cross_entropy", {})
+    if not isinstance(scores, dict) or not all(
+            k in PRECISIONS and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in scores.items()):
+        raise BundleError(f"{where}: metadata mgf.precision held_out_cross_entropy must map precisions to numbers")
+    return precision
 
 
 def _check_defaults(where, defaults: Any, nested: bool = False) -> dict[str, Any]:

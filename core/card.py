@@ -87,6 +87,25 @@ def finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def describe_precision(precision: dict[str, Any]) -> str:
+    """A bundle's ``mgf.precision`` as one line: the preferred precision and its held-out cross-entropy against fp32's."""
+    preferred = precision.get("preferred", "fp32")
+    line = (f"precision: prefers {preferred} (the native backend's default where the CPU has its fast products; "
+            "--precision fp32: the numpy and keras backends' tokens)")
+    scores = precision.get("held_out_cross_entropy", {})
+    if preferred != "fp32" and {"fp32", preferred} <= set(scores):
+        line += (f"; held-out cross-entropy {scores[preferred]:.4f} against {scores['fp32']:.4f} at fp32 "
+                 f"({scores[preferred] / scores['fp32'] - 1:+.3%})")
+    return line
+
+
+def _why_no_card(training: dict[str, Any]) -> str:
+    if training.get("pieces", {}).get("validation") == 0:
+        return ("no piece was held out to compare with (trained with --val-split 0, or on too few pieces to hold one "
+                "out); train with held-out pieces for one")
+    return "this bundle was not written by mgf train, which measures one in every bundle it writes"
+
+
 def describe(training: dict[str, Any]) -> str:
     """A bundle's ``training`` metadata as text: data, command, cross-entropies, and its card's table."""
     lines = []
@@ -103,7 +122,7 @@ def describe(training: dict[str, Any]) -> str:
         lines.append("held-out cross-entropy (nats/token): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     card = training.get("card")
     if not card or "skipped" in card:
-        lines.append(f"no model card: {card['skipped']}" if card else "no model card (bundles written by mgf train have one)")
+        lines.append(f"no model card: {card['skipped'] if card else _why_no_card(training)}")
         return "\n".join(lines)
     generation = card["generation"]
     how = ", ".join([generation["sampler"], *generation["constraints"],
@@ -118,4 +137,7 @@ def describe(training: dict[str, Any]) -> str:
                      f"{row['overlap']:>8.2f}{mark}")
     lines.append(f"{card['meets_marks']} of {len(card['metrics'])} metrics within {WITHIN:.0%} of the corpus mean "
                  f"with overlap at least {OVERLAP}")
+    if card["metrics"].get("velocity_spread", {}).get("reference") == 0:
+        lines.append("velocity_spread 0: the corpus has no dynamics (every note at one velocity), so the model has "
+                     "learned none")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from .options import Option
 
 if TYPE_CHECKING:
     from .representation import Representation
-    from .sampler import Context
+    from .context import Context
 
 
 class Constraint(ABC):

@@ -5,7 +5,9 @@ workers get the representation's name, config and learned tensors, rebuild it wi
 ``mgf.get_representation`` and send back token arrays, so no plugin object is ever pickled.
 Encoded pieces are cached on disk per file, keyed by the file's content hash and the
 representation's name and config, so a second run reads arrays instead of re-parsing scores.
-Unreadable files are skipped, counted and listed, never fatal.
+Unreadable files are skipped, counted and listed, never fatal.  What the cache gives back is checked
+like input (see :mod:`mgf.npz`): an entry that is damaged, belongs to another file or holds ids the
+representation cannot make is re-encoded and replaced.
 
 A source encoded for training becomes a *dataset directory* (see :func:`build`): token shards
 that training streams one at a time, so its memory does not grow with the corpus.
@@ -29,7 +31,8 @@ import numpy as np
 
 from . import corpus
 from .errors import InputError, UsageError
-from .files import _gone, check_output, files_under
+from .files import NotRegularFile, check_output, files_under, temporary_directory, writing_elsewhere
+from .npz import Archive, Damaged, file_sha256, opened
 from .representation import Representation
 
 CACHE_FORMAT = "1"
@@ -37,6 +40,12 @@ DATASET_FORMAT = "mgf-dataset/1"
 MANIFEST = "manifest.json"
 SHARD_TOKENS = 1 << 22  # tokens per shard: 16 MB of int32, what training holds at once
 LINE_SECONDS = 30  # without a terminal, the longest silence of a long run (encoding, an epoch)
+MAX_PIECE_TOKENS = 1 << 24  # tokens of one piece, for representations without a max_tokens option
+MAX_PIECES = 65_534  # pieces of one source file (a cache entry's members, without zip64)
+MAX_META_BYTES = 1 << 24  # a cache entry's JSON (the pieces' names)
+MAX_MANIFEST_BYTES = 1 << 24  # a manifest of 100,000 shards takes about 10 MB
+MAX_LINE_BYTES = 1 << 20  # one line of files.jsonl: a path and a reason
+MAX_TENSOR_BYTES = 1 << 28  # a dataset's representation.npz (an audio codebook is at most 64 MB)
 
 
 def cache_root() -> str:
@@ -75,6 +84,27 @@ def exit_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def worker_context(method: str):
+    """``multiprocessing``'s context ``method`` for a pool of workers, its resource tracker started quietly.
+
+    A pool's queues hold named semaphores.  When the run is killed (SIGKILL, an OOM kill),
+    multiprocessing's resource tracker, a process of its own, unlinks them once the workers have
+    ended, as it is meant to, but says "There appear to be 5 leaked semaphore objects" on the
+    run's stderr although nothing is left behind.  The tracker takes its warning filters from
+    ``sys.warnoptions`` when it starts, so it is started here with its own warnings ignored.
+    """
+    import multiprocessing
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    sys.warnoptions.append(quiet)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
+    return multiprocessing.get_context(method)
 
 
 def duration(seconds: float) -> str:
@@ -161,18 +191,13 @@ def sides(positions: list[np.ndarray], validation: float) -> list[np.ndarray]:
 
 def held_out_files(paths: list[str], validation: float) -> dict[str, bool]:
     """Whether each file's first piece is held out: a split of files, for fitting a representation before encoding."""
-    keys = [piece_key(_digest(path), 0) for path in paths]
+    keys = [piece_key(file_sha256(path), 0) for path in paths]
     return dict(zip(paths, held_out(keys, validation)))
 
 
 def piece_key(digest: str, index: int) -> str:
     """The content key of the ``index``-th piece of the file whose bytes hash to ``digest``."""
     return f"{digest}:{index}"
-
-
-def _digest(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def augment(dataset: Dataset, representation: Representation, semitones: range) -> Dataset:
@@ -310,7 +335,7 @@ class _pool:
         # forkserver (spawn where there is none): workers start from a clean process, never a fork of one
         # whose threads (TensorFlow's, a BLAS pool's) may hold locks that the child would inherit locked
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
+        context = worker_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
         self.client = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
@@ -324,16 +349,54 @@ class _pool:
             self.client.shutdown(wait=exc[0] is None, cancel_futures=True)
 
 
+SCHEDULER_TIMEOUT = 10  # seconds for a Dask scheduler to answer
+
+
 def dask_client(scheduler: str):
     """A Dask client of the cluster at ``scheduler``; one-line errors when the extra or the cluster is missing."""
     try:
         from dask.distributed import Client
     except ImportError:
         raise UsageError("--scheduler needs Dask: pip install 'mgf-music[distributed]'") from None
+    check_scheduler(scheduler)
     try:
-        return Client(scheduler, timeout=10)
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as error:
         raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse, in one line, a ``tcp://`` peer that does not answer like a Dask scheduler within the timeout.
+
+    Checked before Dask meets it: Dask's own timeout covers the connection, not the handshake, so a peer
+    that accepts and never answers hung every command for ever, and an HTTP server's reply, read as the
+    length of a message, asked for 3 EiB.  A scheduler speaks first: one length-prefixed message
+    (little-endian 64-bit total length).
+    """
+    import socket
+    import struct
+
+    scheme, _, address = scheduler.rpartition("://")
+    host, _, port = address.rpartition(":")
+    if scheme not in ("", "tcp") or not port.isdigit():
+        return  # tls://, ucx://...: left to Dask
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT) as peer:
+            peer.settimeout(SCHEDULER_TIMEOUT)
+            head = b""
+            while len(head) < 8:
+                received = peer.recv(8 - len(head))
+                if not received:
+                    raise InputError(f"--scheduler {scheduler}: the peer closed the connection; is it a Dask scheduler?")
+                head += received
+    except InputError:
+        raise
+    except TimeoutError:
+        raise InputError(f"--scheduler {scheduler}: no answer within {SCHEDULER_TIMEOUT} s; is it a Dask scheduler?") from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+    if struct.unpack("<Q", head)[0] > 1 << 26:
+        raise InputError(f"--scheduler {scheduler}: not a Dask scheduler (it answered {head!r})")
 
 
 def _spec(representation: Representation) -> dict:
@@ -403,42 +466,128 @@ def _config_key(representation: Representation) -> str:
 def _encode_cached(representation, path, key, store):
     """``(pieces, error, cache_hit, content_digest)`` for one file, from the cache under ``store`` (None: no cache)."""
     try:
-        digest = _digest(path)
+        digest = file_sha256(path)  # regular files only: a FIFO among the sources would block for ever
+    except NotRegularFile as unreadable:
+        return [], str(unreadable).removeprefix(f"{path}: "), False, ""
     except OSError as unreadable:
-        return [], f"cannot read ({unreadable.strerror})", False, ""
+        return [], f"cannot read ({unreadable.strerror or unreadable})", False, ""
+    limits = _Limits.of(representation)
     entry = store and os.path.join(store, "sequences", representation.name, key, digest[:2], digest + ".npz")
-    if entry and os.path.exists(entry):
+    if entry and os.path.lexists(entry):
         try:
-            with np.load(entry, allow_pickle=False) as stored:
-                meta = json.loads(str(stored["meta"]))
-                pieces = [(name, stored[f"piece_{i}"]) for i, name in enumerate(meta["names"])]
-            return pieces, meta["error"], True, digest
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is re-encoded below
+            pieces, error = _read_entry(entry, digest, limits)
+            return pieces, error, True, digest
+        except Damaged:
+            pass  # damaged, of another file, or ids this representation cannot make: re-encoded and replaced below
     pieces, error = [], None
     try:
         for name, tokens in representation.read_pieces(path):
-            pieces.append((name, np.asarray(tokens, dtype=np.int32)))
+            pieces.append((name, limits.checked(tokens)))
+            if len(pieces) > MAX_PIECES:
+                raise InputError(f"more than {MAX_PIECES} pieces in one file")
     except InputError as exc:
         pieces, error = [], str(exc)
     except Exception as exc:  # a plugin's unexpected failure on one file must not end the run
         pieces, error = [], f"{type(exc).__name__}: {exc}"
     if entry:
-        _store(entry, pieces, error)
+        _store(entry, pieces, error, digest)
     return pieces, error, False, digest
 
 
-def _store(entry, pieces, error):
+@dataclass(frozen=True)
+class _Limits:
+    """What every piece read back must respect: ids in ``[0, vocab)`` but the start token, at most ``longest`` tokens."""
+
+    vocab: int
+    start: int
+    longest: int
+
+    @classmethod
+    def of(cls, representation: Representation) -> _Limits:
+        return cls(representation.vocab_size, representation.start_token, _longest(representation.config()))
+
+    def problem(self, tokens: np.ndarray) -> str | None:
+        """Why ``tokens`` (integers) are not a piece of this representation, or None."""
+        if len(tokens) > self.longest:
+            return f"a piece of {len(tokens):,} tokens, more than the limit of {self.longest:,}"
+        return self.ids(tokens)
+
+    def ids(self, tokens: np.ndarray) -> str | None:
+        """Why ``tokens`` (integers) are not ids of pieces of this representation, or None."""
+        if not tokens.size:
+            return None
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= self.vocab:
+            return f"token id {low if low < 0 else high} outside the vocabulary [0, {self.vocab})"
+        if (tokens == self.start).any():
+            return f"the start token {self.start} inside a piece"
+        return None
+
+    def checked(self, tokens) -> np.ndarray:
+        """A representation's freshly read piece as int32, or an ``InputError``: the cache stores only what it may read back."""
+        array = np.asarray(tokens)
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise InputError(f"the representation gave {array.dtype} tokens of shape {array.shape}, not int32[n]")
+        problem = self.problem(array)
+        if problem:
+            raise InputError(f"the representation gave {problem}")
+        return array.astype(np.int32, copy=False)
+
+
+def _longest(config: dict) -> int:
+    """The most tokens a piece may have: the representation's ``max_tokens`` option, else :data:`MAX_PIECE_TOKENS`."""
+    limit = config.get("max_tokens")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else MAX_PIECE_TOKENS
+
+
+def _read_entry(entry: str, digest: str, limits: _Limits) -> tuple[list[tuple[str, np.ndarray]], str | None]:
+    """``(pieces, error)`` of a cache entry, or :class:`Damaged`: checked against its file's digest and ``limits``."""
+    with Archive(entry, MAX_PIECES + 1) as archive:
+        try:
+            meta = json.loads(archive.array("meta", np.uint8, (None,), MAX_META_BYTES).tobytes())
+        except (ValueError, RecursionError):
+            raise Damaged("meta is not JSON") from None
+        if not isinstance(meta, dict):
+            raise Damaged("meta is not a JSON object")
+        names, error = meta.get("names"), meta.get("error")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not isinstance(error, (str, type(None))):
+            raise Damaged("meta lists no names and error")
+        if meta.get("sha256") != digest or len(archive.names) != len(names) + 1 or (error is not None and names):
+            raise Damaged("the entry of another file")
+        pieces = []
+        for i, name in enumerate(names):
+            tokens = archive.array(f"piece_{i}", np.int32, (None,), limits.longest)
+            problem = limits.problem(tokens)
+            if problem:
+                raise Damaged(problem)
+            pieces.append((name, tokens))
+    return pieces, error
+
+
+def _save(path: str, **arrays) -> None:
+    """``np.savez`` to ``path``, synced to disk: a rename after it never publishes a file whose bytes are not there yet."""
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+        _synced(handle)
+
+
+def _synced(handle) -> None:
+    """Flush ``handle`` and sync its file to disk."""
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _store(entry, pieces, error, digest):
     from .files import atomic_path
 
     arrays = {f"piece_{i}": tokens for i, (_, tokens) in enumerate(pieces)}
-    meta = json.dumps({"names": [name for name, _ in pieces], "error": error})
+    meta = json.dumps({"names": [name for name, _ in pieces], "error": error, "sha256": digest})
     try:
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         with atomic_path(entry) as tmp:
-            np.savez(tmp, meta=np.array(meta), **arrays)
+            _save(tmp, meta=np.frombuffer(meta.encode(), np.uint8), **arrays)
     except OSError:
-        pass  # an unwritable cache only costs speed
+        pass  # an unwritable cache (or a FIFO in its place) only costs speed
 
 
 # -- dataset directories: token shards and a manifest ----------------------------------------------------------
@@ -464,10 +613,14 @@ def build(representation: Representation, source: str, directory: str | None = N
     """
     paths = files(source, representation.read_suffixes)
     key = _config_key(representation)
+    shared = directory is None  # the cache's: runs building it at once build the same thing, one of them is kept
     if directory is None:
         directory = _cached_dataset(representation.name, key, paths)
         if is_dataset(directory):
-            return Shards(directory)
+            try:
+                return Shards(directory, representation=representation)
+            except InputError:  # damaged: rebuilt, as a damaged cache entry is re-encoded
+                shutil.rmtree(directory, ignore_errors=True)
     elif os.path.exists(directory):
         raise InputError(f"{directory}: exists; name a new directory for the dataset")
     parent = os.path.dirname(os.path.abspath(directory))
@@ -476,11 +629,11 @@ def build(representation: Representation, source: str, directory: str | None = N
     except OSError as error:
         raise InputError(f"{directory}: cannot create {parent} ({error.strerror or error})") from None
     check_output(os.path.join(directory + ".manifest"))  # the parent is writable: before any work
-    _remove_stale_builds(parent)
-    tmp = os.path.join(parent, f".{os.path.basename(directory)}.mgf-tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    tmp, claim = temporary_directory(os.path.join(parent, os.path.basename(directory)))
     try:
+        if not shared and writing_elsewhere(os.path.join(parent, os.path.basename(directory)), tmp):
+            raise InputError(f"{directory}: another mgf dataset is writing it; "
+                             "wait for it to finish or name another directory")
         writer = _ShardWriter(tmp)
         with open(os.path.join(tmp, "files.jsonl"), "w", encoding="utf-8") as listing:
             for done in encode(representation, paths, workers=workers, scheduler=scheduler, cache=cache,
@@ -493,10 +646,11 @@ def build(representation: Representation, source: str, directory: str | None = N
                     writer.skipped += 1
                 entry = {"path": done.path, "sha256": done.digest, "pieces": len(done.pieces)}
                 listing.write(json.dumps({**entry, "error": done.error} if done.error else entry) + "\n")
+            _synced(listing)
         writer.flush()
         tensors: dict[str, Any] = representation.tensors()
         if tensors:
-            np.savez(os.path.join(tmp, "representation.npz"), **tensors)
+            _save(os.path.join(tmp, "representation.npz"), **tensors)
         manifest = {
             "format": DATASET_FORMAT,
             "source": source,
@@ -508,20 +662,24 @@ def build(representation: Representation, source: str, directory: str | None = N
             "pieces": sum(s["pieces"] for s in writer.shards),
             "tokens": sum(s["tokens"] for s in writer.shards),
         }
-        opened = Shards(tmp, manifest)
+        opened = Shards(tmp, manifest, representation)
         manifest["split"] = opened.split_counts(validation)
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=1)
+            _synced(handle)
         try:
             os.rename(tmp, directory)
         except OSError:
+            if not shared and os.path.exists(directory):
+                raise InputError(f"{directory}: another run wrote it meanwhile; name a new directory") from None
             if not is_dataset(directory):  # else another run built the same cache entry first: use it
                 raise InputError(f"{directory}: cannot create the dataset directory") from None
     except OSError as error:
         raise InputError(f"{directory}: cannot write the dataset ({error.strerror or error})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Shards(directory)
+        os.close(claim)
+    return Shards(directory, representation=representation)
 
 
 def _cached_dataset(name: str, key: str, paths: list[str]) -> str:
@@ -549,12 +707,46 @@ def _cached_dataset(name: str, key: str, paths: list[str]) -> str:
     return os.path.join(folder, stamp.hexdigest()[:24])
 
 
-def _remove_stale_builds(parent: str) -> None:
-    """Remove dataset directories left half-built by a process that no longer runs (killed with SIGKILL)."""
-    for entry in os.scandir(parent):
-        _, mark, pid = entry.name.rpartition(".mgf-tmp-")
-        if mark and entry.name.startswith(".") and pid.isdigit() and entry.is_dir() and _gone(int(pid)):
-            shutil.rmtree(entry.path, ignore_errors=True)
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with the fields of a manifest of the right format, or None."""
+    spec, listing, shards = manifest.get("representation"), manifest.get("files"), manifest.get("shards")
+    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("config"), dict)
+            and isinstance(spec.get("key"), str) and isinstance(spec.get("tensors", 0), (str, type(None)))):
+        return "no representation name, config, key and tensors file"
+    if not (isinstance(listing, dict) and isinstance(listing.get("listing"), str)
+            and all(_is_count(listing.get(key)) for key in ("count", "skipped", "from_cache"))):
+        return "no file listing and counts"
+    if not (isinstance(shards, list) and all(
+            isinstance(s, dict) and isinstance(s.get("file"), str) and _is_count(s.get("pieces"))
+            and _is_count(s.get("tokens")) and isinstance(s.get("sha256", ""), str) for s in shards)):
+        return "its shards are not a list of files with piece and token counts"
+    if manifest.get("pieces") != sum(s["pieces"] for s in shards) or manifest.get("tokens") != sum(s["tokens"] for s in shards):
+        return "its piece and token counts are not the sums of its shards'"
+    for name in (spec["tensors"], listing["listing"], *(s["file"] for s in shards)):
+        if name is not None and not name.isprintable():
+            return f"it names {name[:200]!r}, not a printable file name"
+        if name is not None and not _relative(name):
+            return f"it names {name[:200]!r}, outside the dataset directory"
+    return None
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _relative(name: str) -> bool:
+    """Whether ``name`` is a path below a directory as written: not absolute, no ``..``, no NUL."""
+    return bool(name) and "\0" not in name and not os.path.isabs(name) and ".." not in name.replace("\\", "/").split("/")
+
+
+def _check_index(offsets: np.ndarray, positions: np.ndarray, tokens: int, longest: int) -> None:
+    """:class:`Damaged` unless ``offsets`` cut ``tokens`` tokens into pieces of at most ``longest`` and every
+    split position is in [0, 1)."""
+    lengths = np.diff(offsets)
+    if offsets[0] != 0 or offsets[-1] != tokens or (lengths < 0).any() or lengths.max(initial=0) > longest:
+        raise Damaged(f"its offsets do not cut its {tokens:,} tokens into pieces of 0 to {longest:,} tokens")
+    if not ((positions >= 0) & (positions < 1)).all():  # false for NaN too
+        raise Damaged("its split positions are not all in [0, 1)")
 
 
 class _ShardWriter:
@@ -572,7 +764,7 @@ class _ShardWriter:
         self.pieces.append(tokens)
         self.positions.append(where)
         self.size += len(tokens)
-        if self.size >= SHARD_TOKENS:
+        if self.size >= SHARD_TOKENS or len(self.pieces) >= SHARD_TOKENS:  # what Shards accepts
             self.flush()
 
     def flush(self) -> None:
@@ -582,26 +774,75 @@ class _ShardWriter:
         offsets = np.zeros(len(self.pieces) + 1, np.int64)
         np.cumsum([len(p) for p in self.pieces], out=offsets[1:])
         tokens = np.concatenate(self.pieces).astype(np.int32, copy=False)
-        np.savez(os.path.join(self.directory, name), tokens=tokens, offsets=offsets,
-                 positions=np.array(self.positions, np.float64))
-        self.shards.append({"file": name, "pieces": len(self.pieces), "tokens": int(offsets[-1])})
+        path = os.path.join(self.directory, name)
+        _save(path, tokens=tokens, offsets=offsets, positions=np.array(self.positions, np.float64))
+        self.shards.append({"file": name, "pieces": len(self.pieces), "tokens": int(offsets[-1]),
+                            "sha256": file_sha256(path)})
         self.pieces, self.positions, self.size = [], [], 0
 
 
 class Shards:
-    """A dataset directory, read one shard at a time: what training streams from."""
+    """A dataset directory, read one shard at a time: what training streams from.
 
-    def __init__(self, directory: str, manifest: dict | None = None) -> None:
+    What it holds is checked like input: the manifest's fields; that the files it names are
+    regular files inside the directory; each shard against its manifest entry (counts, offsets,
+    split positions, SHA-256) and its tokens against the representation, headers before data.
+    The first reading of a shard reads it whole, so the split that training computes first finds
+    a damaged shard before TensorFlow runs.  ``representation`` is the one the pieces were encoded
+    with, if at hand (else rebuilt from the manifest when first needed).
+    """
+
+    def __init__(self, directory: str, manifest: dict | None = None,
+                 representation: Representation | None = None) -> None:
         self.directory = os.path.expanduser(directory)
         if manifest is None:
-            try:
-                with open(os.path.join(self.directory, MANIFEST), encoding="utf-8") as handle:
-                    manifest = json.load(handle)
-            except (OSError, ValueError):
-                raise InputError(f"{directory}: not a dataset directory (no readable {MANIFEST})") from None
+            manifest = self._read_manifest()
         if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
             raise InputError(f"{directory}: {MANIFEST} is not a dataset of this mgf version ({DATASET_FORMAT})")
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise InputError(f"{os.path.join(self.directory, MANIFEST)}: {problem}; {self._remedy()}")
         self.manifest = manifest
+        longest = _longest(manifest["representation"]["config"])
+        for entry in manifest["shards"]:
+            if entry["tokens"] > SHARD_TOKENS + longest or entry["pieces"] > SHARD_TOKENS:
+                raise InputError(f"{os.path.join(self.directory, entry['file'])}: the manifest gives it "
+                                 f"{entry['tokens']:,} tokens in {entry['pieces']:,} pieces, more than a shard holds "
+                                 f"({SHARD_TOKENS:,} and a piece of at most {longest:,}); {self._remedy()}")
+        self._limits = None if representation is None else _Limits.of(representation)
+        self._checked: set[int] = set()  # shards read whole and found sound
+
+    def _read_manifest(self) -> dict:
+        path = os.path.join(self.directory, MANIFEST)
+        try:
+            with opened(path) as handle:
+                text = handle.read(MAX_MANIFEST_BYTES + 1)
+        except (Damaged, OSError) as error:
+            if isinstance(error, Damaged) and os.path.lexists(path):  # a FIFO, a directory
+                raise InputError(f"{path}: {error}; {self._remedy()}") from None
+            raise InputError(f"{self.directory}: not a dataset directory (no readable {MANIFEST})") from None
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise InputError(f"{path}: more than {MAX_MANIFEST_BYTES:,} bytes; {self._remedy()}")
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise InputError(f"{path}: not JSON ({str(error)[:200]}); {self._remedy()}") from None
+
+    def _remedy(self) -> str:
+        """What to do about a damaged dataset: rebuild it (the cache's own rebuilds itself once deleted)."""
+        cached = os.path.join(os.path.realpath(cache_root()), "datasets") + os.sep
+        if os.path.realpath(self.directory).startswith(cached):
+            return f"delete {self.directory} (mgf's cache) and run again to rebuild it"
+        return "rebuild the dataset with mgf dataset"
+
+    def _file(self, name: str) -> str:
+        """The path of the dataset's file ``name``, which must lie inside the directory (no ``..``, no link out)."""
+        path = os.path.join(self.directory, name)
+        root = os.path.realpath(self.directory)
+        if not _relative(name) or os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise InputError(f"{path}: outside the dataset directory {self.directory}, yet named in its {MANIFEST}; "
+                             f"{self._remedy()}")
+        return path
 
     def representation(self) -> Representation:
         """The representation the pieces were encoded with, its learned tensors included."""
@@ -609,10 +850,20 @@ class Shards:
 
         spec = self.manifest["representation"]
         representation = get_representation(spec["name"], **spec["config"])
-        if spec.get("tensors"):
-            with np.load(os.path.join(self.directory, spec["tensors"]), allow_pickle=False) as stored:
-                representation.load_tensors({name: stored[name] for name in stored.files})
+        if spec["tensors"]:
+            path = self._file(spec["tensors"])
+            try:
+                with Archive(path, 64, MAX_TENSOR_BYTES) as archive:
+                    tensors = {name: archive.array(name) for name in sorted(archive.names)}
+            except Damaged as error:
+                raise InputError(f"{path}: damaged representation tensors ({error}); {self._remedy()}") from None
+            representation.load_tensors(tensors)
         return representation
+
+    def _piece_limits(self) -> _Limits:
+        if self._limits is None:
+            self._limits = _Limits.of(self.representation())
+        return self._limits
 
     def matches(self, representation: Representation) -> bool:
         """Whether ``representation`` makes the tokens this dataset holds (same name, config and tensors)."""
@@ -620,17 +871,48 @@ class Shards:
 
     def skipped(self) -> list[tuple[str, str]]:
         """``(path, reason)`` of the source files that could not be encoded."""
-        with open(os.path.join(self.directory, self.manifest["files"]["listing"]), encoding="utf-8") as handle:
-            return [(e["path"], e["error"]) for e in map(json.loads, handle) if e.get("error")]
+        path = self._file(self.manifest["files"]["listing"])
+        found = []
+        try:
+            with opened(path, "r", encoding="utf-8") as handle:
+                while line := handle.readline(MAX_LINE_BYTES + 1):
+                    if len(line) > MAX_LINE_BYTES:
+                        raise ValueError(f"a line of more than {MAX_LINE_BYTES:,} characters")
+                    entry = json.loads(line)
+                    if not isinstance(entry, dict):
+                        raise ValueError(f"a line holds {type(entry).__name__}, not an object")
+                    if entry.get("error"):
+                        found.append((str(entry.get("path")), str(entry["error"])))
+        except (OSError, ValueError, RecursionError) as error:  # Damaged too: a FIFO, a missing file
+            raise InputError(f"{path}: damaged file listing ({getattr(error, 'strerror', None) or error}); "
+                             f"{self._remedy()}") from None
+        return found
 
     def shard(self, index: int, *, tokens: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(tokens, offsets, positions)`` of shard ``index`` (``tokens=False`` skips reading the tokens)."""
-        path = os.path.join(self.directory, self.manifest["shards"][index]["file"])
+        """``(tokens, offsets, positions)`` of shard ``index``, checked (``tokens=False`` reads no tokens once the
+        shard has been read whole)."""
+        entry = self.manifest["shards"][index]
+        path = self._file(entry["file"])
+        whole = tokens or index not in self._checked
+        limits = self._piece_limits() if whole else None
         try:
-            with np.load(path, allow_pickle=False) as stored:
-                return (stored["tokens"] if tokens else None), stored["offsets"], stored["positions"]
-        except (OSError, ValueError, KeyError) as error:
-            raise InputError(f"{path}: damaged dataset shard ({error})") from None
+            with Archive(path, 8) as archive:
+                offsets = archive.array("offsets", np.int64, (entry["pieces"] + 1,))
+                positions = archive.array("positions", np.float64, (entry["pieces"],))
+                _check_index(offsets, positions, entry["tokens"], _longest(self.manifest["representation"]["config"]))
+                if limits is None:
+                    archive.check("tokens", np.int32, (entry["tokens"],))
+                    return None, offsets, positions
+                stored = archive.array("tokens", np.int32, (entry["tokens"],))
+                problem = limits.ids(stored)
+                if problem:
+                    raise Damaged(problem)
+                if "sha256" in entry and archive.sha256() != entry["sha256"]:
+                    raise Damaged("its SHA-256 is not the one in the manifest")
+        except Damaged as error:
+            raise InputError(f"{path}: damaged dataset shard ({error}); {self._remedy()}") from None
+        self._checked.add(index)
+        return (stored if tokens else None), offsets, positions
 
     def __len__(self) -> int:
         return len(self.manifest["shards"])

@@ -4,13 +4,19 @@ A writer gets a temporary beside the target (same directory, so the final rename
 same suffix, so writers that pick a format by suffix still do).  The temporary is removed on
 any error, and on SIGTERM/SIGINT once the CLI turns them into exceptions.  A SIGKILL cannot be
 cleaned up after, so temporaries are named ``.NAME.mgf-tmp-PID[-N]SUFFIX`` and the next write
-into that directory removes those whose process is gone.
+into that directory removes those whose writer is gone.  A PID alone cannot tell: in another PID
+namespace (a container sharing the folder) or on another host a live writer's PID may not exist
+here.  So the writer holds an exclusive ``flock`` on its temporary (file or directory) while it
+writes, and a temporary is stale only when nobody holds its lock *and* its PID runs nowhere here.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,9 +65,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     check_output(path)
     directory = os.path.dirname(path) or "."
     _remove_stale(directory)
-    tmp = None
+    tmp = lock = None
     try:
-        tmp = _create_temporary(directory, os.path.basename(path))
+        tmp, lock = _create_temporary(directory, os.path.basename(path))
         yield tmp
         os.replace(tmp, path)
     except OutputError:
@@ -71,6 +77,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     finally:
         if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
+        if lock is not None:
+            os.close(lock)
+
+
+def temporary_directory(path: str | os.PathLike) -> tuple[str, int]:
+    """A new, empty directory beside ``path`` for the caller to fill and rename to ``path``, and its lock.
+
+    It is named and locked as :func:`atomic_path`'s temporaries are (stale ones beside it are
+    removed first).  The caller removes it unless renamed, then closes the descriptor.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    _remove_stale(directory)
+    return _create_temporary(directory, os.path.basename(path), folder=True)
+
+
+def writing_elsewhere(path: str | os.PathLike, own: str) -> bool:
+    """Whether another live writer (whose lock is held) has a temporary for ``path`` besides ``own``."""
+    path = os.fspath(path)
+    directory, head = os.path.dirname(path) or ".", "." + os.path.basename(path) + TMP_MARK
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(head) and n != os.path.basename(own)]
+    except OSError:
+        return False
+    for name in names:
+        if _STALE.fullmatch(name):
+            with _probe(os.path.join(directory, name)) as claimed:
+                if claimed:
+                    return True
+    return False
 
 
 def _name_max(directory: str) -> int:
@@ -80,9 +116,13 @@ def _name_max(directory: str) -> int:
         return 255
 
 
-def _create_temporary(directory: str, name: str) -> str:
-    """Create ``.NAME.mgf-tmp-PID[-N]SUFFIX`` exclusively, shortening NAME (then SUFFIX) to fit the file system."""
-    name_suffix = os.path.splitext(name)[1]
+def _create_temporary(directory: str, name: str, folder: bool = False) -> tuple[str, int]:
+    """Create ``.NAME.mgf-tmp-PID[-N]SUFFIX`` exclusively (a file, or a directory without SUFFIX), locked.
+
+    NAME (then SUFFIX) is shortened to fit the file system.  Returns the path and the descriptor
+    holding its lock: closing it ends the claim.
+    """
+    name_suffix = "" if folder else os.path.splitext(name)[1]
     limit = _name_max(directory)
     count = 0
     while True:
@@ -92,14 +132,31 @@ def _create_temporary(directory: str, name: str) -> str:
         head = os.fsencode(name)[: room - len(suffix)]
         candidate = os.path.join(directory, os.fsdecode(b"." + head + os.fsencode(tag) + suffix))
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
-            return candidate
+            if folder:
+                os.mkdir(candidate)
+                lock = os.open(candidate, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                lock = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # umask applies
         except FileExistsError:
             count += 1  # another thread of this process writes the same target
+            continue
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _is_open_as(candidate, lock):
+            return candidate, lock
+        os.close(lock)  # taken for stale and removed in the instant before the lock: make another
+
+
+def _is_open_as(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        here, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _remove_stale(directory: str) -> None:
-    """Remove the temporaries in ``directory`` whose writing process no longer runs (killed with SIGKILL)."""
+    """Remove the temporaries (files and directories) in ``directory`` whose writer is gone (killed with SIGKILL)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -110,11 +167,36 @@ def _remove_stale(directory: str) -> None:
         match = _STALE.fullmatch(entry.name)
         if match is None or not _gone(int(match.group(1))):
             continue
-        try:
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-        except OSError:
-            pass  # another process cleaned it first, or we may not: it costs only space
+        with _probe(entry.path) as claimed:
+            if claimed is False:  # removed while this process holds the lock: a writer that locks it meanwhile
+                try:              # then finds its path gone and makes another (_create_temporary)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    elif entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)
+                except OSError:
+                    pass  # another process cleaned it first, or we may not: it costs only space
+
+
+@contextmanager
+def _probe(path: str) -> Iterator[bool | None]:
+    """Whether a live writer holds the lock of the temporary ``path`` (None: cannot tell); if not, hold it in the block."""
+    try:
+        probe = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        yield None  # gone, a symbolic link or no permission: not ours to remove
+        return
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        claimed = None if not _is_open_as(path, probe) else False
+    except BlockingIOError:
+        claimed = True
+    except OSError:
+        claimed = None
+    try:
+        yield claimed
+    finally:
+        os.close(probe)
 
 
 def _gone(pid: int) -> bool:
@@ -132,6 +214,36 @@ def _gone(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+class NotRegularFile(InputError, OSError):
+    """A path mgf reads back names a FIFO, a device or a directory: reading it could block for ever or never end."""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | os.PathLike, mode: str = "rb", **kwargs):
+    """``open(path, mode)`` for reading, refusing anything but a regular file with :class:`NotRegularFile`.
+
+    Opening a FIFO blocks until a writer appears, so the file is opened with ``O_NONBLOCK`` (which
+    returns at once), checked with ``fstat`` on that very descriptor (no race with a rename), and only
+    then switched back to blocking reads.  ``OSError`` (a missing file, no permission) passes through.
+    """
+    if any(c in mode for c in "wax+"):
+        raise ValueError(f"open_regular reads only, not mode {mode!r}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            what = next((name for test, name in _KINDS if test(kind)), "an unusual file")
+            raise NotRegularFile(f"{os.fspath(path)}: is {what}, not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def files_under(folder: str, suffixes: tuple[str, ...]) -> list[str]:

@@ -18,9 +18,10 @@ from . import options as opts
 from . import registry
 from .boundary import Origin, guard, origin_of
 from .constraint import Constraint
+from .context import Context
 from .errors import InputError, PluginError, UsageError
 from .model import Model, State
-from .sampler import Context, Sampler
+from .sampler import Sampler
 
 
 class Run:
@@ -103,7 +104,11 @@ class Run:
         plugins = [(self.sampler, self.ctx, self.sampler_origin)] + self.constraints
         if not all(origin.distribution == "mgf" and hasattr(plugin, "_native") for plugin, _, origin in plugins):
             return None
-        return self.sampler._native(self.ctx), [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
+        natives = [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
+        stateful = [c["kind"] for c in natives if c["kind"] != "mask"]
+        if len(stateful) != len(set(stateful)):  # the C loop keeps one state of each kind (no-repeat and hold-limit)
+            return None
+        return self.sampler._native(self.ctx), natives
 
     #: steps per call of the C loop: between calls the progress bar moves
     NATIVE_CHUNK = 256
@@ -185,9 +190,17 @@ class Run:
     def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
         """The model's own logits after the start token and the primer, and the state."""
         state = self.initial_state(rows)
-        for token in np.concatenate([[self.start], self.primer]).astype(np.int32):
-            logits, state = self.step(np.full(rows, token, np.int32), state)
-        return logits, state  # the start token is always fed, so logits is set
+        tokens = np.concatenate([[self.start], self.primer]).astype(np.int32)
+        if type(self.model).prime is Model.prime:  # the contract's default steps: so do we, checking every step
+            for token in tokens:
+                logits, state = self.step(np.full(rows, token, np.int32), state)
+            return logits, state
+        with guard(self.backend, "prime"):
+            logits, state = self.model.prime(np.ascontiguousarray(np.broadcast_to(tokens, (rows, len(tokens)))), state)
+        self._check_output(logits, state, rows, "prime")
+        if self.bar is not None:
+            self.bar.update(len(tokens))
+        return logits, state
 
     def search_prime(self, rows: int) -> tuple[np.ndarray, State]:
         logits, state = self.prime(rows)
@@ -197,15 +210,19 @@ class Run:
         rows = len(tokens)
         with guard(self.backend, "step"):
             logits, state = self.model.step(tokens, state)
-        if not (isinstance(logits, np.ndarray) and logits.dtype == np.float32 and logits.shape == (rows, self.vocab_size)):
-            got = f"{getattr(logits, 'dtype', type(logits).__name__)} {list(getattr(logits, 'shape', []))}"
-            raise PluginError(f"{self._backend_name('step')}: returned logits {got}, expected float32 [{rows}, {self.vocab_size}]")
-        if not np.isfinite(logits).all():
-            raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
-        self._check_state(state, rows, "step")
+        self._check_output(logits, state, rows, "step")
         if self.bar is not None:
             self.bar.update()
         return logits, state
+
+    def _check_output(self, logits: Any, state: Any, rows: int, call: str) -> None:
+        """What the model's ``step`` or ``prime`` returned: finite float32 logits ``[rows, V]`` and a state of ``rows``."""
+        if not (isinstance(logits, np.ndarray) and logits.dtype == np.float32 and logits.shape == (rows, self.vocab_size)):
+            got = f"{getattr(logits, 'dtype', type(logits).__name__)} {list(getattr(logits, 'shape', []))}"
+            raise PluginError(f"{self._backend_name(call)}: returned logits {got}, expected float32 [{rows}, {self.vocab_size}]")
+        if not np.isfinite(logits).all():
+            raise PluginError(f"{self._backend_name(call)}: returned non-finite logits (NaN or infinity)")
+        self._check_state(state, rows, call)
 
     def constrain(self, logits: np.ndarray, generated: np.ndarray) -> np.ndarray:
         generated = np.asarray(generated, dtype=np.int32)

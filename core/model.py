@@ -56,6 +56,22 @@ class Model(ABC):
         Token ids outside ``[0, vocab_size)`` raise :class:`mgf.InputError`.
         """
 
+    def prime(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed a primer, int ``[B, T]`` (T >= 1), column ``t`` at step ``t``; return the logits after the last
+        column and the new state, as ``T`` calls of :meth:`step` give them.
+
+        This default steps; a backend overrides it when it can do the same work faster (the native
+        backend computes the input side of many tokens as one product and the output layer once).
+        """
+        array = np.asarray(tokens)
+        if array.ndim != 2 or array.shape[1] < 1:
+            from .errors import InputError
+
+            raise InputError(f"a primer must be token ids [B, T] with T >= 1, got shape {list(array.shape)}")
+        for column in array.T:
+            logits, state = self.step(np.ascontiguousarray(column), state)
+        return logits, state
+
 
 class ModelBackend(ABC):
     """Something that can turn a model file into a :class:`Model`.

@@ -44,30 +44,34 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return _called(self.name, True)
 
     def check(self, value: Any, owner: str) -> Any:
         """``value`` converted to this option's type and checked against its bounds; ``UsageError`` otherwise.
 
         ``owner`` names the plugin in the message, e.g. ``"sampler 'temperature'"``.
         """
+        return self._check(value, owner, self.name)
+
+    def _check(self, value: Any, owner: str, called: str) -> Any:
+        """:meth:`check`, with the option ``called`` in messages as the user spelled it (``top_p`` or ``--top-p``)."""
         if value is None and self.default is None:
             return None
-        converted = self._convert(value, owner)
+        converted = self._convert(value, owner, called)
         if self.type in (int, float):
             if self.type is float and not math.isfinite(converted):
-                raise UsageError(f"option {self.name} of {owner} must be a finite number, got {value!r}")
+                raise UsageError(f"option {called} of {owner} must be a finite number, got {value!r}")
             if (self.low is not None and converted < self.low) or (self.high is not None and converted > self.high):
-                raise UsageError(f"option {self.name} of {owner} must be in {self.bounds()}, got {value!r}")
+                raise UsageError(f"option {called} of {owner} must be in {self.bounds()}, got {value!r}")
         if self.choices is not None and converted not in self.choices:
             allowed = ", ".join(map(str, self.choices))
-            raise UsageError(f"option {self.name} of {owner} must be one of {allowed}; got {value!r}")
+            raise UsageError(f"option {called} of {owner} must be one of {allowed}; got {value!r}")
         return converted
 
     def bounds(self) -> str:
         """The allowed range as text, e.g. ``[1, 4096]`` or ``> 0``."""
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
+        low = "-inf" if self.low is None else _number(self.low)
+        high = "inf" if self.high is None else _number(self.high)
         return f"[{low}, {high}]"
 
     def describe(self) -> dict[str, Any]:
@@ -81,9 +85,9 @@ class Option:
             row["choices"] = list(self.choices)
         return row
 
-    def _convert(self, value: Any, owner: str) -> Any:
+    def _convert(self, value: Any, owner: str, called: str) -> Any:
         kind = self.type.__name__
-        wrong = UsageError(f"option {self.name} of {owner} must be {kind}, got {_short(value)}")
+        wrong = UsageError(f"option {called} of {owner} must be {kind}, got {_short(value)}")
         if isinstance(value, str) and self.type is not str:
             text = value.strip().lower()
             if self.type is bool:
@@ -135,24 +139,33 @@ def _is_numpy_number(value: Any) -> bool:
     return isinstance(value, (np.integer, np.floating))
 
 
-def resolve(options: Iterable[Option], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """Defaults of ``options`` updated with the checked values of ``given``; unknown names are a ``UsageError``."""
+def resolve(options: Iterable[Option], given: Mapping[str, Any], owner: str, *, flags: bool = False) -> dict[str, Any]:
+    """Defaults of ``options`` updated with the checked values of ``given``; unknown names are a ``UsageError``.
+
+    ``flags``: messages name options as the command line spells them (``--top-p``, not ``top_p``).
+    """
     declared = {option.name: option for option in options}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        known = ", ".join(declared) or "none"
-        raise UsageError(f"{owner} takes no option {', '.join(unknown)} (its options: {known})")
+        known = ", ".join(_called(name, flags) for name in declared) or "none"
+        raise UsageError(f"{owner} takes no option {', '.join(_called(name, flags) for name in unknown)} "
+                         f"(its options: {known})")
     resolved = {name: option.default for name, option in declared.items()}
     for name, value in given.items():
-        resolved[name] = declared[name].check(value, owner)
+        resolved[name] = declared[name]._check(value, owner, _called(name, flags))
     return resolved
 
 
-def split(given: Mapping[str, Any], owners: Mapping[str, Iterable[Option]]) -> dict[str, dict[str, Any]]:
+def _called(name: str, flag: bool) -> str:
+    return "--" + name.replace("_", "-") if flag else name
+
+
+def split(given: Mapping[str, Any], owners: Mapping[str, Iterable[Option]], *,
+          flags: bool = False) -> dict[str, dict[str, Any]]:
     """Route each given option to every plugin of ``owners`` (``{label: options}``) that declares it.
 
-    An option that none of them declares is a ``UsageError`` naming the option and the plugins.
-    Each plugin then checks its share with :func:`resolve`.
+    An option that none of them declares is a ``UsageError`` naming the option (as a flag with
+    ``flags``) and the plugins.  Each plugin then checks its share with :func:`resolve`.
     """
     shares: dict[str, dict[str, Any]] = {label: {} for label in owners}
     names = {label: {option.name for option in options} for label, options in owners.items()}
@@ -160,7 +173,12 @@ def split(given: Mapping[str, Any], owners: Mapping[str, Iterable[Option]]) -> d
         takers = [label for label in owners if key in names[label]]
         if not takers:
             chosen = ", ".join(owners) or "no plugin"
-            raise UsageError(f"option {key} is not taken by {chosen}")
+            raise UsageError(f"option {_called(key, flags)} is not taken by {chosen}")
         for label in takers:
             shares[label][key] = value
     return shares
+
+
+def _number(bound: float) -> str:
+    """A bound as written: ``1000000`` for an int (``:g`` would say ``1e+06``), ``0.5`` for a float."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"

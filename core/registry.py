@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.repr_notes",
     "mgf.plugins.repr_midi",
     "mgf.plugins.repr_audio",
+    "mgf.plugins.repr_miditok",
     "mgf.plugins.model_numpy",
     "mgf.plugins.model_native",
     "mgf.plugins.model_keras",
@@ -46,6 +47,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.cmd_plot",
     "mgf.plugins.cmd_render",
     "mgf.plugins.cmd_data",
+    "mgf.plugins.cmd_serve",
 )
 
 ENTRY_POINT_GROUP = "mgf"
@@ -102,7 +104,12 @@ def load_plugins() -> None:
 def _load_entry_points() -> None:
     allowed = os.environ.get("MGF_LOAD_PLUGINS")
     names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    unknown = sorted((names or set()) - set(entry_points.names))
+    if unknown:
+        _skip(f"MGF_LOAD_PLUGINS: no installed plugin is called {', '.join(map(repr, unknown))} "
+              f"(installed: {', '.join(sorted(entry_points.names)) or 'none'})")
+    for entry_point in entry_points:
         if names is not None and entry_point.name not in names:
             continue
         if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
@@ -149,7 +156,7 @@ def builtin(plugin_name: str) -> bool:
 def origin_of_impl(impl: Any, kind: str, name: str) -> Origin:
     """The :class:`Origin` of one hook implementation, for messages about what it did."""
     distribution, version = origin(impl.plugin_name, impl.plugin)
-    return Origin(kind, name, impl.plugin_name, distribution, version)
+    return Origin(kind, name, impl.plugin_name, distribution, version, builtin(impl.plugin_name))
 
 
 def skip(message: str) -> None:
@@ -207,7 +214,7 @@ def _collect(kind: str) -> dict[str, Registered]:
                     stacklevel=2,
                 )
                 continue
-            origin_ = Origin(kind, cls.name, plugin_name, distribution, version)
+            origin_ = Origin(kind, cls.name, plugin_name, distribution, version, builtin(plugin_name))
             found[cls.name] = Registered(guarded(cls, origin_), origin_)
     return found
 

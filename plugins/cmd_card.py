@@ -22,6 +22,10 @@ def _card(args):
     for sampler, own in defaults.get("samplers", {}).items():
         constraints = "" if "constraints" not in own or own["constraints"] else "no constraints "
         print(f"  with --sampler {sampler}: {constraints}{_flags(own)}".rstrip())
+    print(card.describe_precision(meta["precision"]))
+    if meta["representation"]["config"].get("dynamics", "none") != "none":
+        print(f"dynamics when writing: {meta['representation']['config']['dynamics']} (added by mgf, not learned; "
+              "mgf generate --dynamics none writes the model's own velocities)")
     print(card.describe(meta["training"]))
 
 

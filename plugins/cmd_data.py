@@ -6,7 +6,8 @@ import re
 
 import numpy as np
 
-from mgf import InputError, UsageError, bundle, check_output, data, get_representation, hookimpl, plugin_class
+from mgf import (InputError, UsageError, bundle, check_output, data, get_representation, hookimpl, plugin_class,
+                 printable)
 
 from .data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
 
@@ -111,7 +112,7 @@ def _summarise(args, representation, directory):
         if skipped:
             print(f"skipped {len(skipped)} file(s):")
             for path, reason in skipped:
-                print(f"  {path}: {_reason(path, reason)}")
+                print(printable(f"  {path}: {_reason(path, reason)}"))  # quotes what the file holds
     if not pieces:
         raise InputError(f"{args.source}: no piece could be read")
 

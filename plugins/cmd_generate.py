@@ -3,7 +3,9 @@
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -39,14 +41,18 @@ def register_commands(cli):
                         "see `mgf plugins` and `mgf card`)")
     p.add_argument("--no-defaults", action="store_true",
                    help="ignore the bundle's sampling defaults: temperature 1, no constraints, plugin defaults")
-    p.add_argument("--steps", type=int, default=256, help="tokens to generate (default: 256)")
+    p.add_argument("--steps", type=int, default=256,
+                   help="tokens to generate (default: 256; at most MGF_MAX_STEPS, by default 100,000)")
     p.add_argument("--primer", help="primer: text in the representation's notation, or a file to read")
-    p.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, as one batch (default: 1)")
+    p.add_argument("--num-outputs", type=int, default=1,
+                   help="pieces to generate, in batches of 64 (default: 1; at most MGF_MAX_OUTPUTS, by default 100,000)")
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default: generated.<suffix>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument("--render", action="store_true", help="also write each piece as a WAV file beside it")
     p.add_argument("--plot", action="store_true", help="also draw each piece's piano roll as a PNG beside it")
+    p.add_argument("--dynamics", help="midi: velocities as written: accents (metric accents and phrase swells) or none "
+                                      "(the model's own); default: the bundle's (the shipped midi model's: accents)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes generating batches of outputs in parallel, each loading the model once (default: 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
@@ -89,6 +95,7 @@ def _generate(args) -> int:
     path = _bundle_path(args)
     with bundle.reading(path) if backend.reads_bundles else contextlib.nullcontext() as loaded:  # read once
         job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
+        job.dynamics = args.dynamics
         model = job.model()
     representation = model.representation
     if args.repr is not None and args.repr != representation.name:
@@ -110,8 +117,7 @@ def _generate(args) -> int:
         return 0
     if args.workers == 1 or len(batches) < 2:
         for first, chunk in batches:
-            for path in job.write(model, first, chunk, args.overwrite or len(paths) == 1):
-                print(path, flush=True)
+            job.write(model, first, chunk, args.overwrite or len(paths) == 1, listed=_list)
         return 0
     _in_processes(job, batches, args.workers, args.overwrite)
     return 0
@@ -125,9 +131,10 @@ def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
     sampler, constraints, chosen = mgf.generation_settings(defaults, args.sampler, args.constrain, options)
     owners = {f"model backend {args.model!r}": backend.options, f"sampler {sampler!r}": plugin_class("samplers", sampler).options}
     owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in constraints})
-    shares = split({**chosen, **given}, owners)
-    for label, share in shares.items():
-        resolve(owners[label], share, label)
+    bundle_defaults = {k: v for k, v in chosen.items() if k not in given}
+    for values, typed in ((bundle_defaults, False), (given, True)):  # messages name what the user typed as typed
+        for label, share in split(values, owners, flags=typed).items():
+            resolve(owners[label], share, label, flags=typed)
     if args.output is not None:
         _check_outputs(_output_paths(args.output, args.num_outputs), args)
     return Job(path, args.model, backend_options, args.sampler, args.constrain, options, args.steps, args.seed, args.quiet,
@@ -143,16 +150,21 @@ class Job:
         self.sampler, self.constraints, self.options = sampler, constraints, options  # as given: None for the bundle's
         self.steps, self.seed, self.quiet, self.render, self.plot = steps, seed, quiet, render, plot
         self.no_defaults = no_defaults
-        self.primer = None
+        self.primer = self.dynamics = None
 
     def model(self):
         model = mgf.load_model(self.bundle, backend=self.backend, **self.backend_options)
         if self.no_defaults:
             model.defaults = {}
+        if self.dynamics is not None:
+            model.representation = _with_dynamics(model.representation, self.dynamics)
         return model
 
-    def write(self, model, first: int, paths: list[str], overwrite: bool) -> list[str]:
+    def write(self, model, first: int, paths: list[str], overwrite: bool, listed=None) -> list[str]:
         """Generate the batch of outputs ``first, first + 1, ...`` and write those of ``paths`` not there yet.
+
+        ``listed(path)``, if given, is called as each file is written, and a stop signal waits
+        for it: a run stopped by Ctrl-C has listed exactly the files it wrote.
 
         A batch's randomness depends only on the seed and the batch's place, so a run that is
         interrupted and restarted writes the missing files exactly as the first run would have.
@@ -164,7 +176,7 @@ class Job:
         written = []
         for path, tokens in zip(paths, pieces):
             if overwrite or not os.path.exists(path):
-                written.extend(_write(model.representation, tokens, path, self))
+                written.extend(_write(model.representation, tokens, path, self, listed))
         return written
 
 
@@ -173,11 +185,12 @@ _worker_state: dict = {}
 
 def _worker_start(job: Job) -> None:
     data.exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the workers too: the parent stops them
     _worker_state["job"], _worker_state["model"] = job, job.model()
 
 
 def _worker_batch(first: int, paths: list[str], overwrite: bool) -> list[str]:
-    return _worker_state["job"].write(_worker_state["model"], first, paths, overwrite)
+    return _worker_state["job"].write(_worker_state["model"], first, paths, overwrite, listed=_list)
 
 
 def _dask_batch(job: Job, first: int, paths: list[str], overwrite: bool) -> list[str]:
@@ -210,15 +223,19 @@ def _on_dask(job: Job, batches, scheduler: str, overwrite: bool) -> None:
 
 
 def _in_processes(job: Job, batches, workers: int, overwrite: bool) -> None:
-    """Batches over ``workers`` processes, each loading the bundle once; files are printed as batches complete."""
+    """Batches over ``workers`` processes, each loading the bundle once and listing each file as it writes it.
+
+    On an error or a stop signal the workers are ended at once (SIGTERM, which waits for the file
+    being written to be listed), so that nothing is written after the run has stopped."""
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     job.quiet = True  # one bar per process would interleave
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads (BLAS, OpenMP)
+    context = data.worker_context("spawn")  # no fork of a process holding threads (BLAS, OpenMP)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(job,))
     try:
-        pending = {pool.submit(_worker_batch, first, chunk, overwrite) for first, chunk in batches}
+        with _ctrl_c_held():  # the workers, which submit starts, inherit it: they import for a while before ignoring it
+            pending = {pool.submit(_worker_batch, first, chunk, overwrite) for first, chunk in batches}
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for future in done:
@@ -226,10 +243,15 @@ def _in_processes(job: Job, batches, workers: int, overwrite: bool) -> None:
                 if error is not None:
                     raise error if isinstance(error, mgf.MgfError) else mgf.PluginError(
                         f"a generation worker failed: {type(error).__name__}: {error}")
-                for path in future.result():
-                    print(path, flush=True)
-    finally:  # on an error or a signal, batches not started are dropped; started ones finish their atomic writes
+    except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
+        workers = multiprocessing.active_children()  # the pool's: the only processes this command starts
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.join()
+        raise
+    pool.shutdown()
 
 
 def _check_outputs(paths: list[str], args) -> None:
@@ -243,18 +265,72 @@ def _check_outputs(paths: list[str], args) -> None:
             check_output(stem + ".png")
 
 
-def _write(representation, tokens, path, job) -> list[str]:
-    """One piece, and its WAV and piano roll if asked; each path printed once written (and returned)."""
+def _with_dynamics(representation, style: str):
+    """``representation`` rebuilt with its ``dynamics`` config set to ``style`` (midi's: plugins/midi_dynamics.py)."""
+    if "dynamics" not in {option.name for option in type(representation).options}:
+        raise UsageError(f"--dynamics: the {representation.name} representation writes no dynamics (midi does)")
+    shaped = mgf.get_representation(representation.name, **{**representation.config(), "dynamics": style})
+    shaped.load_tensors(representation.tensors())
+    return shaped
+
+
+def _write(representation, tokens, path, job, listed=None) -> list[str]:
+    """One piece, and its WAV and piano roll if asked; each passed to ``listed`` once written (and returned)."""
     notes = representation.to_notes(tokens) if job.render or job.plot else None  # fail before writing anything
-    written = [path]
-    representation.write(tokens, path)
+    stem = os.path.splitext(path)[0]
+    writers = [(path, lambda target: representation.write(tokens, target))]
     if job.render:
-        written.append(os.path.splitext(path)[0] + ".wav")
-        synth.render_notes(notes, written[-1])
+        writers.append((stem + ".wav", lambda target: synth.render_notes(notes, target)))
     if job.plot:
-        written.append(os.path.splitext(path)[0] + ".png")
-        plot.plot_notes(notes, written[-1], title=os.path.basename(path))
-    return written
+        writers.append((stem + ".png", lambda target: plot.plot_notes(notes, target, title=os.path.basename(path))))
+    for target, write in writers:
+        with _whole() if listed else contextlib.nullcontext():
+            write(target)
+            if listed:
+                listed(target)
+    return [target for target, _ in writers]
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _whole():
+    """A stop signal (Ctrl-C, SIGTERM) waits until the file being written is written and listed, then acts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    for signum in caught[:1]:
+        signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """SIGINT blocked in this thread (where the OS has the call): it reaches another thread or waits until the end."""
+    hold = getattr(signal, "pthread_sigmask", lambda how, mask: None)
+    hold(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        hold(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _list(path: str) -> None:
+    """Print a written output's path, in the command or in a worker; a reader that left (``| head``) ends the
+    listing, not the work.  One write per line, which a pipe keeps whole when workers list at once."""
+    try:
+        sys.stdout.write(f"{path}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _bundle_path(args) -> str:

@@ -1,17 +1,20 @@
 """``mgf train`` and ``mgf export``: Keras trains, a bundle comes out.  Need ``pip install 'mgf-music[keras]'``."""
 
+import json
 import math
 import os
 import shlex
+import socket
 import sys
 import warnings
 
 import numpy as np
 
-from mgf import BundleError, InputError, UsageError, bundle, check_output, get_representation, hookimpl
+from mgf import BundleError, InputError, UsageError, bundle, check_output, data, get_representation, hookimpl
 
+from . import keras_archive
 from .data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
-from .keras_support import keras_net
+from .keras_support import in_child, keras_net, require_keras
 
 
 def _transpose(text):
@@ -50,40 +53,102 @@ def _train(args):
     representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
     if args.repr is None and args.config:
         raise UsageError("--config needs --repr")
-    keras_net()  # fail early, with the install hint, before reading data
-    if args.distributed and "TF_CONFIG" not in os.environ:
-        raise UsageError("--distributed needs TF_CONFIG describing the cluster and this worker (docs/large-collections.md)")
-    from .keras_train import train
-
-    result = train(
-        representation, args.data, args.output,
+    if not 0 < args.peer_timeout < math.inf:
+        raise UsageError(f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}")
+    require_keras()  # fail early, with the install hint, before reading data
+    if args.scheduler is not None:
+        data.check_scheduler(args.scheduler)  # before TensorFlow is imported
+    waiting = None
+    if args.distributed:
+        peers = _peers(os.environ.get("TF_CONFIG"))
+        print(f"mgf: waiting up to {args.peer_timeout:g} s (--peer-timeout) for the other workers to join: "
+              f"{', '.join(peers) or 'none'}", file=sys.stderr, flush=True)
+        waiting = (args.peer_timeout, lambda: _not_joined(peers, args.peer_timeout))
+    kwargs = dict(
         hidden=[args.hidden] * args.layers, cell=args.cell, embedding_dim=args.embedding or None, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=transpose, resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    if result is None:  # a worker of a distributed run other than the chief: the chief writes the bundle
+    # in a child process, which a signal can stop even while TensorFlow blocks (keras_support.in_child)
+    summary = in_child(_trained, representation, args.data, args.output, ready_within=waiting, **kwargs)
+    if summary is None:  # a worker of a distributed run other than the chief: the chief writes the bundle
         return
-    scores = result.training.get("validation_cross_entropy")
-    print(f"{args.output}: {result.training['epochs']} epochs, "
+    epochs, scores = summary
+    print(f"{args.output}: {epochs} epochs, "
           + (", ".join(f"{name} {value:.3f}" for name, value in scores.items()) + " nats per validation token"
              if scores else "no validation split"))
 
 
+def _trained(representation, sources, output, **kwargs):
+    """Train (in the child process): the epochs trained and the validation scores, or None on a worker but the chief."""
+    from .keras_train import train
+
+    result = train(representation, sources, output, **kwargs)
+    return None if result is None else (result.training["epochs"], result.training.get("validation_cross_entropy"))
+
+
+TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def _peers(text: str | None) -> list[str]:
+    """The addresses of the other tasks of the cluster that ``TF_CONFIG`` describes; a UsageError unless it names a
+    cluster and this task in it (``{}`` trained alone, as if there were no cluster)."""
+    if text is None:
+        raise UsageError("--distributed needs TF_CONFIG describing the cluster and this worker (docs/large-collections.md)")
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError):
+        config = None
+    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
+    jobs_ok = isinstance(cluster, dict) and cluster and all(
+        isinstance(tasks, list) and tasks and all(isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in tasks)
+        for tasks in cluster.values())
+    job, index = (task.get("type"), task.get("index")) if isinstance(task, dict) else (None, None)
+    if not (jobs_ok and isinstance(job, str) and job in cluster and isinstance(index, int) and not isinstance(index, bool)
+            and 0 <= index < len(cluster[job])):
+        raise UsageError(f"TF_CONFIG must name the cluster and this worker's task in it, e.g. {TF_CONFIG_EXAMPLE}; "
+                         f"got {text[:80]!r} (docs/large-collections.md)")
+    return [address for name, tasks in cluster.items() for i, address in enumerate(tasks) if (name, i) != (job, index)]
+
+
+def _not_joined(peers: list[str], seconds: float):
+    """Raise the error of a cluster that did not form in time, naming the workers that do not even accept a connection."""
+    absent = [peer for peer in peers if not _accepts(peer)]
+    raise InputError(f"--distributed: {', '.join(absent or peers)} did not join within {seconds:g} s; start every worker "
+                     "TF_CONFIG lists (each with its own task index), or give them longer with --peer-timeout")
+
+
+def _accepts(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=0.3).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _export(args):
-    net = keras_net()
-    model = net.load_keras(args.model)
-    arch, tensors = net.to_tensors(model)
     representation = get_representation(args.repr, **parse_config(args.config))
-    if representation.vocab_size != arch.vocab_size:
-        raise InputError(f"{args.model}: the model has {arch.vocab_size} tokens, representation "
-                         f"{representation.name!r} has {representation.vocab_size}")
     beside = os.path.splitext(args.model)[0] + ".safetensors"
     output = args.output or beside
-    if os.path.exists(output) and not args.force:
+    if os.path.exists(output) and not args.force:  # said at once, not after importing TensorFlow (6.8 s)
         raise UsageError(f"{output} exists (the trained bundle?); pass --force to replace it, or -o to write elsewhere")
-    name = os.path.basename(args.model)
+    check_output(output)
+    require_keras()
+    keras_archive.check(args.model)  # before Keras reads it: bounded members, and a network this machine can hold
+    print(in_child(_exported, args.model, representation, output, beside))
+
+
+def _exported(path, representation, output, beside):
+    """Convert the Keras model at ``path`` and write the bundle (in the child process); the bundle's path."""
+    net = keras_net()
+    arch, tensors = net.to_tensors(net.load_keras(path))
+    if representation.vocab_size != arch.vocab_size:
+        raise InputError(f"{path}: the model has {arch.vocab_size} tokens, representation "
+                         f"{representation.name!r} has {representation.vocab_size}")
+    name = os.path.basename(path)
     spec = {"name": representation.name, "config": representation.config()}
     repr_tensors, training = representation.tensors(), {}
     origin = _trained_bundle(beside)
@@ -101,7 +166,7 @@ def _export(args):
     training["exported_from"] = name
     bundle.write(bundle.Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in repr_tensors.items()}}, spec, training),
                  output)
-    print(output)
+    return output
 
 
 def _trained_bundle(path):
@@ -116,7 +181,8 @@ def _trained_bundle(path):
 
 @hookimpl
 def register_commands(cli):
-    p = cli.command("train", "Train an LSTM on music with Keras and write a bundle (needs mgf-music[keras]).")
+    p = cli.command("train", "Train an LSTM or GRU network (--cell) on music with Keras and write a bundle "
+                             "(needs mgf-music[keras]).")
     add_repr_options(p)
     p.add_argument("--data", required=True, action="append",
                    help="a dataset directory (`mgf dataset -o`), corpus:essenFolksong, corpus:bach, a folder of files, "
@@ -125,6 +191,9 @@ def register_commands(cli):
     p.add_argument("--distributed", action="store_true",
                    help="train on several machines (tf.distribute.MultiWorkerMirroredStrategy) as TF_CONFIG describes; "
                         "--batch-size is then the global batch")
+    p.add_argument("--peer-timeout", type=float, default=300, metavar="SECONDS",
+                   help="with --distributed: how long to wait for every worker in TF_CONFIG to join before giving up "
+                        "(default: 300)")
     p.add_argument("--cell", choices=bundle.CELLS, default="lstm",
                    help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; every backend runs both) "
                         "(default: lstm)")

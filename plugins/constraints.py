@@ -1,6 +1,6 @@
-"""Built-in constraints on pitch: ``scale``, ``pitch-range``, ``no-repeat``.
+"""Built-in constraints on pitch: ``scale``, ``pitch-range``, ``no-repeat``; and ``hold-limit`` on any token.
 
-Each works on any representation that says which tokens start which pitch
+The pitch constraints work on any representation that says which tokens start which pitch
 (``Representation.token_pitches``); tokens that start no note (rests, holds, time shifts,
 note-offs) are never touched.
 """
@@ -135,11 +135,18 @@ class NoRepeat(Constraint):
     WINDOW = 512  # recent tokens searched first; the whole history only when they hold too few notes
 
     def prepare(self, ctx):
-        self.pitches = token_pitches(ctx.representation, self.name)
+        self.pitches = self.keys(ctx)
         self.by_pitch = {p: np.flatnonzero(self.pitches == p) for p in np.unique(self.pitches[self.pitches >= 0])}
 
+    def keys(self, ctx) -> np.ndarray:
+        """int ``[vocab]``: what a token repeats (its pitch; -1: nothing, such tokens are skipped)."""
+        return token_pitches(ctx.representation, self.name)
+
+    def limit(self, options) -> int:
+        return options["max_repeats"]
+
     def apply(self, logits, ctx):
-        n = ctx.options["max_repeats"]
+        n = self.limit(ctx.options)
         for row, history in enumerate(ctx.history):
             starts = self._last_starts(history[-self.WINDOW:], n)
             if len(starts) < n and len(history) > self.WINDOW:
@@ -149,14 +156,33 @@ class NoRepeat(Constraint):
         return logits
 
     def _native(self, ctx):
-        return {"kind": "no_repeat", "pitches": self.pitches, "max_repeats": ctx.options["max_repeats"]}
+        return {"kind": "no_repeat", "pitches": self.pitches, "max_repeats": self.limit(ctx.options)}
 
     def _last_starts(self, history, n):
         pitches = self.pitches[history]
         return pitches[pitches >= 0][-n:]
 
 
+class HoldLimit(NoRepeat):
+    """The same token at most ``--max-holds`` times in a row: in ``notes``, a note or a rest held at most that many
+    steps after its first (NO_EVENT is the hold token).
+
+    ``no-repeat``'s rule (and its C loop) with every token as its own key instead of pitches; the C
+    loop holds one such rule, so a run with both ``no-repeat`` and ``hold-limit`` takes the Python loop.
+    """
+
+    name = "hold-limit"
+    options = (Option("max_holds", int, 31, "how many times in a row one token may occur (notes: holds after a note or rest starts)",
+                      low=1, high=10_000),)
+
+    def keys(self, ctx):
+        return np.arange(ctx.representation.vocab_size, dtype=np.int32)
+
+    def limit(self, options):
+        return options["max_holds"]
+
+
 @hookimpl
 def register_constraints(register):
-    for cls in (Scale, PitchRange, NoRepeat):
+    for cls in (Scale, PitchRange, NoRepeat, HoldLimit):
         register(cls)

@@ -16,10 +16,12 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import InputError, Representation, UsageError, atomic_path, bundle, card, data
+from mgf import InputError, Representation, UsageError, atomic_path, bundle, card, data, open_regular
 from mgf.bundle import Arch, Bundle
 
+from .keras_archive import BYTES_PER_PARAMETER, check_memory
 from .keras_net import build, keras, load_keras, to_tensors
+from .keras_support import ready
 
 
 class Progress(keras.callbacks.Callback):
@@ -103,6 +105,12 @@ class Checkpoints(keras.callbacks.Callback):
         return os.path.join(os.path.dirname(self.stem), entry["file"])
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss", math.nan)
+        largest = max((float(np.max(np.abs(w))) for w in self.model.get_weights() if w.size), default=0.0)
+        if not (math.isfinite(loss) and largest <= bundle.MAX_WEIGHT):  # a checkpoint of it would only spoil --resume
+            raise InputError(f"training diverged in epoch {epoch + 1} (loss {loss:.4g}, weights up to {largest:.3g}; "
+                             f"a bundle holds at most {bundle.MAX_WEIGHT:g}), so nothing was written: try a lower --lr "
+                             f"(this run's: {float(self.model.optimizer.learning_rate.numpy()):g})")
         name = f"{os.path.basename(self.stem)}.ckpt-{epoch + 1}.keras"
         with atomic_path(os.path.join(os.path.dirname(self.stem), name)) as tmp:
             self.model.save(tmp)
@@ -122,14 +130,17 @@ class Checkpoints(keras.callbacks.Callback):
         if not os.path.exists(self.sidecar):
             raise InputError(f"--resume: no checkpoint {self.sidecar} to continue from")
         try:
-            with open(self.sidecar) as handle:
+            with open_regular(self.sidecar, "r") as handle:  # a FIFO would block for ever
                 entries = json.load(handle)["checkpoints"]
             entries = [e for e in entries if isinstance(e["file"], str) and isinstance(e["epoch"], int)]
+        except InputError as error:
+            raise InputError(f"--resume: {error}") from None
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"--resume: {self.sidecar} is not a checkpoint list of this mgf version") from None
         for position, entry in enumerate(entries):
             path = self._path(entry)
-            if os.path.basename(entry["file"]) == entry["file"] and os.path.isfile(path) and _sha256(path) == entry.get("sha256"):
+            named = f"{os.path.basename(self.stem)}.ckpt-{entry['epoch']}.keras" == entry["file"]
+            if named and entry["epoch"] >= 1 and os.path.isfile(path) and _sha256(path) == entry.get("sha256"):
                 if position:
                     warnings.warn(f"--resume: {entries[0]['file']} does not match {self.sidecar}; "
                                   f"continuing from epoch {entry['epoch']}", stacklevel=1)
@@ -143,7 +154,6 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two moments
 DEFAULT_LR = 1e-3  # Adam's learning rate unless told otherwise
 BASELINE_TOKENS = 1_000_000  # the n-gram baselines fit on at most this many training tokens: bounded memory
 
@@ -187,7 +197,8 @@ def train(
 
     if distributed:
         with _c_logs_silenced():
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()  # returns once every worker has joined
+        ready()  # the wait that in_child() times out (--peer-timeout) is over
     else:
         strategy = tf.distribute.get_strategy()
     chief = _is_chief(strategy) if distributed else True
@@ -204,9 +215,12 @@ def train(
     held = data.sides([d.shard(i, tokens=False)[2] for d, i in shards], val_split)
     train_parts = [(d, i, ~mask) for (d, i), mask in zip(shards, held) if not mask.all()]
     val_parts = [(d, i, mask) for (d, i), mask in zip(shards, held) if mask.any()]
-    if val_split > 0 and not (val_parts and train_parts):
+    if val_split > 0 and not (val_parts and train_parts):  # a single file: trained on, whole
         pieces = sum(d.manifest["pieces"] for d in datasets)
-        raise InputError(f"{source}: too few pieces ({pieces}) for a validation split; use more data or --val-split 0")
+        warnings.warn(f"{source}: {pieces} piece{'s are' if pieces > 1 else ' is'} too few to hold any out for validation; "
+                      "training on all of it, without early stopping, held-out cross-entropy or a model card "
+                      "(--val-split 0: the same without this warning)", stacklevel=1)
+        train_parts, val_parts = [(d, i, np.ones_like(mask)) for (d, i), mask in zip(shards, held)], []
     augmenting = len(transpose) > 1 or 0 not in transpose
 
     def transform(pieces):
@@ -238,6 +252,9 @@ def train(
             progress.best = float("inf") if best is None else best
             if to_tensors(model)[0] != arch:
                 raise InputError(f"--resume: {entry['file']} has another architecture than the one asked for")
+            if initial_epoch >= epochs:
+                raise UsageError(f"--resume: {entry['file']} ended epoch {initial_epoch}, so --epochs {epochs} leaves "
+                                 "nothing to train; give more --epochs")
         else:
             model = build(arch, dropout)
         if resume and model.optimizer is not None:  # Adam goes on with its step count, moments and rate
@@ -260,35 +277,40 @@ def train(
     seconds = time.perf_counter() - started
     if not chief:
         return None
-    with atomic_path(f"{os.path.splitext(output)[0]}.keras") as tmp:
-        model.save(tmp)
-    arch, tensors = to_tensors(model)
-
     val_losses = [loss * scales[1] for loss in history.history.get("val_loss", [])] + ([best] if best is not None else [])
+    # the Keras model and the bundle are renamed into place together, after the model card: a run that
+    # fails anywhere leaves the previous ones as they were
+    with atomic_path(f"{os.path.splitext(output)[0]}.keras") as keras_tmp, atomic_path(output) as bundle_tmp:
+        model.save(keras_tmp)
+        result = _bundle(model, representation, val_parts, train_parts, train_transform, bundle_tmp, {
+            "data": list(sources),
+            "command": command,
+            "pieces": {"train": train_count["pieces"], "validation": val_count["pieces"], "skipped_files": skipped},
+            "tokens": {"train": train_count["tokens"], "validation": val_count["tokens"]},
+            "epochs": initial_epoch + len(history.history.get("loss", [])),
+            "best_val_loss": float(np.min(val_losses)) if val_losses else None,
+            "train_seconds": round(seconds, 1),
+            "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed, "dropout": dropout,
+            "transpose": [transpose.start, transpose.stop - 1],
+            "workers": strategy.num_replicas_in_sync,
+            "mgf_version": mgf.__version__,
+            "keras_version": keras.__version__,
+        })
+    return result
+
+
+def _bundle(model, representation, val_parts, train_parts, train_transform, path, training) -> Bundle:
+    """Write the trained ``model``'s bundle to ``path``, with its scores and card when there is a validation split."""
+    arch, tensors = to_tensors(model)
     result = Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in representation.tensors().items()}},
-                    {"name": representation.name, "config": representation.config()},
-                    {
-                        "data": list(sources),
-                        "command": command,
-                        "pieces": {"train": train_count["pieces"], "validation": val_count["pieces"],
-                                   "skipped_files": skipped},
-                        "tokens": {"train": train_count["tokens"], "validation": val_count["tokens"]},
-                        "epochs": initial_epoch + len(history.history.get("loss", [])),
-                        "best_val_loss": float(np.min(val_losses)) if val_losses else None,
-                        "train_seconds": round(seconds, 1),
-                        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed, "dropout": dropout,
-                        "transpose": [transpose.start, transpose.stop - 1],
-                        "workers": strategy.num_replicas_in_sync,
-                        "mgf_version": mgf.__version__,
-                        "keras_version": keras.__version__,
-                    })
-    bundle.write(result, output)
+                    {"name": representation.name, "config": representation.config()}, training)
+    bundle.write(result, path)
     if val_parts:
-        model = mgf.load_model(output, backend="native", threads=1)
+        model = mgf.load_model(path, backend="native", threads=1)
         result.training["validation_cross_entropy"] = _scores(model, representation, train_parts, val_parts,
                                                               train_transform)
         result.training.update(_card(model, val_parts))
-        bundle.write(result, output)
+        bundle.write(result, path)
     return result
 
 
@@ -389,11 +411,9 @@ def _check_fits(arch: Arch, batch: int, seq_len: int) -> None:
     parameters = sum(math.prod(shape) for shape in arch.tensor_shapes().values())
     gates = 3 if arch.cell == "gru" else 4
     per_token = (arch.embedding_dim or arch.vocab_size) + sum((gates + 3) * h for h in arch.hidden) + 3 * arch.vocab_size
-    need = TRAINING_BYTES_PER_PARAMETER * parameters + 4 * batch * seq_len * per_token
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > memory:
-        raise UsageError(f"this network's {parameters:,} parameters and batches of {batch} windows of {seq_len} tokens "
-                         f"need about {need / 2**30:,.1f} GiB to train; this machine has {memory / 2**30:.1f} GiB")
+    check_memory(BYTES_PER_PARAMETER * parameters + 4 * batch * seq_len * per_token,
+                 f"this network's {parameters:,} parameters and batches of {batch} windows of {seq_len} tokens", "to train",
+                 UsageError)
 
 
 def _count(parts, seq_len, transform) -> dict[str, int]:

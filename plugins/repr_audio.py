@@ -150,7 +150,8 @@ def read_audio(path, sample_rate: int) -> np.ndarray:
         try:
             import soundfile
         except ImportError:
-            raise InputError(f"{where}: reading {os.path.splitext(where)[1] or 'this'} needs soundfile: pip install 'mgf-music[audio]'") from None
+            raise InputError(f"{where}: reading {os.path.splitext(where)[1] or 'this'} needs soundfile: "
+                             "pip install 'mgf-music[audio]'") from None
         try:
             samples, rate = soundfile.read(where, dtype="float64", always_2d=True)
         except Exception as error:

@@ -8,10 +8,11 @@ Token ids (``S = max_shift_steps``, ``B = velocity_bins``; 100 and 32 by default
   256+S+B            START (start of sequence; never written)
 388 event tokens and START (389) by default.
 
-Reading a MIDI file (mido): every track and channel is merged; times follow the tempo map, in
-seconds; note-on with velocity 0 ends a note; a pitch struck again on its channel ends the sounding
-one; the sustain pedal (CC64 >= 64) holds released notes until it is lifted; channel 10 (drums) is
-left out unless ``drums=True``; meta and sysex events carry no notes.  The vocabulary has no channels,
+Reading a MIDI file (symusic's C++ parser, else mido; the rules in :mod:`mgf.plugins.midi_read`): every
+track and channel is merged; times follow the tempo map, in seconds; note-on with velocity 0
+ends a note; a note-off ends the earliest sounding note of its pitch on its track and channel; the
+sustain pedal (CC64 >= 64) holds released notes until it is lifted; channel 10 (drums) is left out
+unless ``drums=True``; meta and sysex events carry no notes.  The vocabulary has no channels,
 so a pitch sounds once: unisons merge (the later end, the higher velocity) and a later onset ends an earlier
 note.  Times round to the grid; a note keeps at least one step.  Scores (MusicXML, ABC, Humdrum,
 ``corpus:``) are rendered through music21 at their first metronome mark, else at ``qpm``, all parts
@@ -32,12 +33,13 @@ import re
 import numpy as np
 
 from mgf import InputError, Option, Representation, atomic_path, hookimpl, packaged_model
-from mgf.scores import (FILE_MB, LIMIT_OPTIONS, MIDI_SUFFIXES, SCORE_SUFFIXES, TRACKS, limits_config, parse,
-                        primer_source, quote, read_midi, set_limits, time_budget)
+from mgf.plugins import midi_dynamics
+from mgf.plugins.midi_read import read_midi_notes, read_midi_table  # noqa: F401 - read_midi_notes: imported from here too
+from mgf.scores import (LIMIT_OPTIONS, MIDI_SUFFIXES, SCORE_SUFFIXES, bounded, limits_config, parse, primer_source, quote,
+                        set_limits)
 
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # microseconds per quarter note: 120 qpm
-DRUM_CHANNEL = 9
 SILENCE_SECONDS = 10.0  # the default of max_silence_seconds
 
 
@@ -56,18 +58,21 @@ class Midi(Representation):
                low=0.01, high=3600),
         Option("max_silence_seconds", float, SILENCE_SECONDS, "reading: cut silences longer than this to this length",
                low=0.001, high=86400),
+        Option("dynamics", str, "none", "writing: the model's velocities as they are (none), or with metric accents and "
+               "phrase swells (accents; plugins/midi_dynamics.py)", choices=midi_dynamics.STYLES),
         *LIMIT_OPTIONS,
     )
 
     def __init__(self, time_shift_ms: int = 10, max_shift_steps: int = 100, velocity_bins: int = 32,
                  drums: bool = False, qpm: float = 120.0, max_note_seconds: float | None = None,
-                 max_silence_seconds: float = SILENCE_SECONDS, **limits) -> None:
+                 max_silence_seconds: float = SILENCE_SECONDS, dynamics: str = "none", **limits) -> None:
         """``limits``: the reading limits of :data:`mgf.scores.LIMIT_OPTIONS`, by name."""
         self.time_shift_ms, self.max_shift_steps, self.velocity_bins = time_shift_ms, max_shift_steps, velocity_bins
         self.drums, self.qpm = drums, float(qpm)
         self.max_note_steps = None if max_note_seconds is None else max(1, round(max_note_seconds * 1000 / time_shift_ms))
         self.max_silence_seconds = max_silence_seconds
         self.max_silence_steps = max(1, round(max_silence_seconds * 1000 / time_shift_ms))
+        self.dynamics = dynamics
         set_limits(self, limits)
         self.shift0 = 256
         self.velocity0 = self.shift0 + max_shift_steps
@@ -79,6 +84,8 @@ class Midi(Representation):
             config["max_note_seconds"] = self.max_note_steps * self.time_shift_ms / 1000
         if self.max_silence_seconds != SILENCE_SECONDS:  # the same: absent at the default
             config["max_silence_seconds"] = self.max_silence_seconds
+        if self.dynamics != "none":  # the same
+            config["dynamics"] = self.dynamics
         return config | limits_config(self)
 
     @property
@@ -90,8 +97,9 @@ class Midi(Representation):
         return self.vocab_size - 1
 
     # notes <-> tokens --------------------------------------------------------------------
-    def velocity_bin(self, velocity: int) -> int:
-        return min(self.velocity_bins - 1, (max(1, velocity) - 1) * self.velocity_bins // 127)
+    def velocity_bin(self, velocity):
+        """The bin of a MIDI velocity, or of each in an array."""
+        return np.minimum(self.velocity_bins - 1, (np.maximum(1, velocity) - 1) * self.velocity_bins // 127)
 
     def bin_velocity(self, index: int) -> int:
         """The middle velocity of a bin."""
@@ -106,46 +114,49 @@ class Midi(Representation):
         naming ``where``, raised before a long gap's time shifts are built.
         """
         step = self.time_shift_ms / 1000.0
-        gridded = sorted((int(round(start / step)), pitch, velocity, end) for pitch, velocity, start, end in notes if 0 <= pitch < 128)
-        merged, last = [], {}  # one pitch sounds once: unisons merge, a re-strike ends the note before it
-        for on, pitch, velocity, end in gridded:
-            off = max(on + 1, int(round(end / step)))
-            if self.max_note_steps is not None:
-                off = min(off, on + self.max_note_steps)
-            previous = last.get(pitch)
-            if previous is not None and merged[previous][0] == on:
-                merged[previous][2:] = max(merged[previous][2], velocity), max(merged[previous][3], off)
-                continue
-            if previous is not None and merged[previous][3] > on:
-                merged[previous][3] = on
-            last[pitch] = len(merged)
-            merged.append([on, pitch, velocity, off])
-        events = []  # (step, order, token, velocity bin): NOTE_OFF before NOTE_ON at the same step
-        for on, pitch, velocity, off in merged:
-            events.append((off, 0, 128 + pitch, 0))
-            events.append((on, 1, pitch, self.velocity_bin(velocity)))
-        tokens, now, cut, sounding, current_bin = [], 0, 0, 0, None  # now: steps emitted; cut: silence taken out
-        for when, order, token, velocity_bin in sorted(events):
-            gap = when - cut - now
-            if gap:
-                if sounding == 0 and gap > self.max_silence_steps:
-                    cut += gap - self.max_silence_steps
-                    gap = self.max_silence_steps
-                full, rest = divmod(gap, self.max_shift_steps)
-                if len(tokens) + full > self.max_tokens:  # checked before the shifts are made: a gap may be 2^40 steps
-                    raise InputError(f"{where}: more than max_tokens={self.max_tokens} tokens")
-                tokens += [self.shift0 + self.max_shift_steps - 1] * full
-                if rest:
-                    tokens.append(self.shift0 + rest - 1)
-                now += gap
-            if order == 1 and velocity_bin != current_bin:
-                tokens.append(self.velocity0 + velocity_bin)
-                current_bin = velocity_bin
-            tokens.append(token)
-            sounding += 1 if order == 1 else -1
-        if len(tokens) > self.max_tokens:
+        table = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+        table = table[(table[:, 0] >= 0) & (table[:, 0] < 128)]
+        pitch, velocity, start, end = table.T
+        on, off = np.round(start / step), np.round(end / step)  # half to even, as round()
+        if table.size and max(np.abs(on).max(), np.abs(off).max()) >= 2**62:
+            raise InputError(f"{where}: a note lies more than 2^62 time steps from the start")
+        on = on.astype(np.int64)
+        off = np.maximum(on + 1, off.astype(np.int64))
+        if self.max_note_steps is not None:
+            off = np.minimum(off, on + self.max_note_steps)
+        # one pitch sounds once: unisons merge (the higher velocity, the later end), a re-strike ends the note before it
+        order = np.lexsort((on, pitch))
+        pitch, on, velocity, off = pitch[order].astype(np.int64), on[order], velocity[order].astype(np.int64), off[order]
+        first = np.ones(len(on), dtype=bool)
+        first[1:] = (pitch[1:] != pitch[:-1]) | (on[1:] != on[:-1])
+        heads = np.flatnonzero(first)
+        pitch, on = pitch[heads], on[heads]
+        velocity = np.maximum.reduceat(velocity, heads) if len(heads) else velocity
+        off = np.maximum.reduceat(off, heads) if len(heads) else off
+        restruck = np.append(pitch[1:] == pitch[:-1], False)
+        following = np.append(on[1:], 0)
+        off = np.where(restruck & (off > following), following, off)
+        bins = self.velocity_bin(velocity)
+        # events by (step, NOTE_OFF before NOTE_ON, token)
+        when, is_on = np.concatenate([off, on]), np.repeat([False, True], len(on))
+        token, bins = np.concatenate([128 + pitch, pitch]), np.concatenate([np.zeros_like(bins), bins])
+        order = np.lexsort((token, is_on, when))
+        when, is_on, token, bins = when[order], is_on[order], token[order], bins[order]
+        sounding = np.cumsum(np.where(is_on, 1, -1)) - np.where(is_on, 1, -1)  # notes sounding before each event
+        gap = np.diff(when, prepend=0)
+        gap = np.where((sounding == 0) & (gap > self.max_silence_steps), self.max_silence_steps, gap)
+        full, rest = np.divmod(gap, self.max_shift_steps)
+        ons = np.flatnonzero(is_on)  # a VELOCITY token where a NOTE_ON's bin differs from the one before
+        new_bin = np.zeros(len(when), dtype=bool)
+        new_bin[ons] = np.append(True, bins[ons][1:] != bins[ons][:-1]) if len(ons) else []
+        if len(full) and full.max() > self.max_tokens:  # before the shifts are made: a gap may be 2^40 steps
             raise InputError(f"{where}: more than max_tokens={self.max_tokens} tokens")
-        return np.asarray(tokens, dtype=np.int32)
+        counts = np.stack([np.maximum(full, 0), rest > 0, new_bin, np.ones(len(when), dtype=bool)], axis=1).astype(np.int64)
+        if counts.sum() > self.max_tokens:
+            raise InputError(f"{where}: more than max_tokens={self.max_tokens} tokens")
+        values = np.stack([np.full(len(when), self.shift0 + self.max_shift_steps - 1), self.shift0 + rest - 1,
+                           self.velocity0 + bins, token], axis=1)
+        return np.repeat(values.ravel(), counts.ravel()).astype(np.int32)
 
     def to_notes(self, tokens):
         """``[(pitch, velocity, start_seconds, end_seconds)]`` of a token sequence, sorted by start.
@@ -188,14 +199,12 @@ class Midi(Representation):
     def read_pieces(self, path):
         where = str(path)
         if where.lower().endswith(MIDI_SUFFIXES):
-            notes = read_midi_notes(where, drums=self.drums, max_file_mb=self.max_file_mb, max_tracks=self.max_tracks)
-            if not notes:
+            notes = read_midi_table(where, drums=self.drums, max_file_mb=self.max_file_mb, max_tracks=self.max_tracks)
+            if not len(notes):
                 raise InputError(f"{where}: no notes in the MIDI file")
             yield where, self.encode(notes, where)
             return
-        with time_budget(self.max_read_seconds, where):
-            pieces = self._score_pieces(path)
-        yield from pieces
+        yield from bounded(self.max_read_seconds, where, self._score_pieces, path)
 
     def _score_pieces(self, path):
         from music21 import stream
@@ -243,7 +252,7 @@ class Midi(Representation):
             raise InputError(f"{path}: midi writes .mid or .midi files, not {suffix or 'files without a suffix'!r}")
         ticks_per_second = TICKS_PER_BEAT * 1_000_000 / TEMPO
         events = []
-        for pitch, velocity, start, end in self.to_notes(tokens):
+        for pitch, velocity, start, end in midi_dynamics.shape(self.to_notes(tokens), self.dynamics):
             events.append((round(end * ticks_per_second), 0, pitch, 0))
             events.append((round(start * ticks_per_second), 1, pitch, velocity))
         events.sort()
@@ -310,55 +319,6 @@ class Midi(Representation):
         moved = tokens.copy()
         moved[pitched] = (tokens[pitched] // 128) * 128 + pitch
         return moved
-
-
-def read_midi_notes(path, drums=False, max_file_mb=FILE_MB, max_tracks=TRACKS):
-    """``[(pitch, velocity, start_seconds, end_seconds)]`` of a MIDI file, by the rules in the module docstring."""
-    import mido
-
-    midi = read_midi(path, max_file_mb, max_tracks)
-    timeline = []  # (tick, track order, message)
-    for number, track in enumerate(midi.tracks):
-        tick = 0
-        for message in track:
-            tick += message.time
-            timeline.append((tick, number, message))
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    seconds, last_tick, tempo = 0.0, 0, TEMPO
-    sounding, held, pedal, notes = {}, {}, set(), []
-
-    def finish(key, when):
-        velocity_start = sounding.pop(key, None) or held.pop(key, None)
-        if velocity_start:
-            notes.append((key[1], *velocity_start, when))
-
-    for tick, _, message in timeline:
-        seconds += mido.tick2second(tick - last_tick, midi.ticks_per_beat, tempo)
-        last_tick = tick
-        if message.type == "set_tempo":
-            tempo = message.tempo
-            continue
-        if message.is_meta or not hasattr(message, "channel") or (message.channel == DRUM_CHANNEL and not drums):
-            continue
-        key = (message.channel, getattr(message, "note", None))
-        if message.type == "note_on" and message.velocity > 0:
-            finish(key, seconds)
-            sounding[key] = (message.velocity, seconds)
-        elif message.type in ("note_off", "note_on"):
-            if key in sounding and message.channel in pedal:
-                held[key] = sounding.pop(key)
-            else:
-                finish(key, seconds)
-        elif message.type == "control_change" and message.control == 64:
-            if message.value >= 64:
-                pedal.add(message.channel)
-            else:
-                pedal.discard(message.channel)
-                for other in [k for k in held if k[0] == message.channel]:
-                    finish(other, seconds)
-    for key in list(sounding) + list(held):
-        finish(key, seconds)
-    return sorted(notes, key=lambda n: (n[2], n[0]))
 
 
 @hookimpl

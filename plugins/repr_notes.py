@@ -40,8 +40,8 @@ from fractions import Fraction
 import numpy as np
 
 from mgf import InputError, MgfError, Option, Representation, UsageError, atomic_path, hookimpl, packaged_model
-from mgf.scores import (LIMIT_OPTIONS, SCORE_SUFFIXES, limits_config, midi_quarters, parse, primer_source, quote, read_midi,
-                        set_limits, time_budget)
+from mgf.scores import (LIMIT_OPTIONS, SCORE_SUFFIXES, bounded, limits_config, midi_quarters, parse, primer_source, quote,
+                        read_midi, set_limits)
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
 _MIDI_SUFFIXES = (".mid", ".midi")
@@ -95,18 +95,17 @@ class Notes(Representation):
 
     def read_pieces(self, path):
         """``(name, tokens)`` per piece; the k-th tune of a multi-tune file is ``file#k title`` (tunes without notes are left out)."""
-        with time_budget(self.max_read_seconds, str(path)):
-            pieces = self._pieces(path)
-        yield from pieces
-
-    def _pieces(self, path):
-        from music21 import stream
-
-        if str(path).lower().endswith(_MIDI_SUFFIXES) and os.path.isfile(path):
+        if str(path).lower().endswith(_MIDI_SUFFIXES) and os.path.isfile(path):  # mido, bounded by its checks
             tokens = self._midi_melody(path)
             if tokens is None:
                 raise InputError(f"{path}: no notes in the score")
-            return [(str(path), tokens)]
+            yield str(path), tokens
+            return
+        yield from bounded(self.max_read_seconds, str(path), self._score_pieces, path)
+
+    def _score_pieces(self, path):
+        from music21 import stream
+
         parsed, where = parse(path, self.max_file_mb, self.max_tracks, self.max_tokens / self.steps_per_quarter)
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         pieces = []

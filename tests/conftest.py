@@ -1,9 +1,74 @@
-"""Shared fixtures: random bundles on disk, in-process plugin registration, a Markov-chain model."""
+"""Shared fixtures: random bundles on disk, in-process plugin registration, a Markov-chain model; and the sandbox.
+
+The whole session runs in a private folder (see :func:`pytest_configure`), so that the suite
+never writes into the user's cache or home, nor leaves files in the temporary directory.
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
 
 import numpy as np
 import pytest
 
 from mgf import Model, State, bundle, registry
+
+#: what points a program at the user's files; each is set into the sandbox (MGF_CACHE_DIR is
+#: unset instead, so that the default cache folder, found by platformdirs, is the one tested)
+SANDBOXED = {"HOME": "home", "XDG_CACHE_HOME": "home/.cache", "XDG_CONFIG_HOME": "home/.config",
+             "XDG_DATA_HOME": "home/.local/share", "XDG_STATE_HOME": "home/.local/state",
+             "LOCALAPPDATA": "home/AppData/Local", "APPDATA": "home/AppData/Roaming", "USERPROFILE": "home",
+             "TMPDIR": "tmp", "TEMP": "tmp", "TMP": "tmp"}
+_SAVED = pytest.StashKey[dict]()
+
+
+def pytest_configure(config):
+    """Point HOME, the XDG folders, the cache and the temporary directory into one private folder, for
+    this process and every process it starts (they inherit the environment), and remove it at exit.
+
+    Set before the tests are collected, so that nothing computes a path from the real ones first;
+    pytest's own ``tmp_path`` folders are made in it too.  Removed at interpreter exit, after
+    multiprocessing has removed its own temporary folders in it (atexit runs handlers last in,
+    first out, and multiprocessing is imported later than this).  ``--basetemp`` keeps the
+    ``tmp_path`` folders of a run elsewhere, for a look at them.
+    """
+    sandbox = tempfile.mkdtemp(prefix="mgf-tests-")
+    config.stash[_SAVED] = {name: os.environ.get(name) for name in [*SANDBOXED, "MGF_CACHE_DIR"]}
+    for name, folder in SANDBOXED.items():
+        os.environ[name] = os.path.join(sandbox, folder)
+    os.environ.pop("MGF_CACHE_DIR", None)
+    os.makedirs(os.environ["HOME"])
+    os.makedirs(os.environ["TMPDIR"])
+    tempfile.tempdir = os.environ["TMPDIR"]  # gettempdir() may have read the real one already
+    atexit.register(shutil.rmtree, sandbox, True)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # `timeout` stopping a hung run: end it as Ctrl-C does,
+        signal.signal(signal.SIGTERM, _interrupt)  # so that the exit handlers run and remove the sandbox
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_unconfigure(config):
+    """The caller's environment back, for a session run in-process (``pytest.main``)."""
+    for name, value in config.stash.get(_SAVED, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    tempfile.tempdir = None
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """``MGF_CACHE_DIR`` in the test's own folder: one test's encoding cache, which no other test sees."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("MGF_CACHE_DIR", str(path))
+    return path
 
 
 @pytest.fixture
@@ -91,3 +156,15 @@ def counting_tokens():
             return super().read(path)
 
     return CountingTokens
+
+
+@pytest.fixture
+def progressions(tmp_path):
+    """A learnable data set: rising arithmetic progressions mod 40, as `tokens` files."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(40):
+        start, step = rng.integers(0, 40), rng.integers(1, 4)
+        (folder / f"p{i}.txt").write_text(" ".join(str((start + step * j) % 40) for j in range(60)))
+    return folder

@@ -27,7 +27,7 @@ def test_plugins_lists_every_kind_with_its_origin():
     result = mgf_cli("plugins")
     assert result.returncode == 0
     for word in ("Representations", "tokens", "vocab_size", "Model backends:", "native", "--threads", "numpy",
-                 "Samplers:", "beam", "--top-p", "int in [0, inf], default 0", "Constraints", "scale", "--key",
+                 "Samplers:", "beam", "--top-p", "int in [0, 1000000], default 0", "Constraints", "scale", "--key",
                  "Commands:", "generate  (mgf.plugins.cmd_generate)"):
         assert word in result.stdout
     listing = json.loads(mgf_cli("plugins", "--json").stdout)
@@ -35,7 +35,7 @@ def test_plugins_lists_every_kind_with_its_origin():
     assert (native["distribution"], native["version"]) == ("mgf", mgf.__version__)
     temperature = [row for row in listing["samplers"] if row["name"] == "temperature"][0]
     assert [o["name"] for o in temperature["options"]] == ["temperature", "top_k", "top_p"]
-    assert temperature["options"][1] == {"name": "top_k", "type": "int", "default": 0, "low": 0,
+    assert temperature["options"][1] == {"name": "top_k", "type": "int", "default": 0, "low": 0, "high": 1_000_000,
                                          "help": "sample only among the k most likely tokens (0: all)"}
     midi = [row for row in listing["representations"] if row["name"] == "midi"][0]
     assert "time_shift_ms" in [o["name"] for o in midi["options"]]
@@ -92,9 +92,9 @@ def test_default_output_name(make_bundle, tmp_path):
         (["generate", "--bundle", "{good}", "--repr", "midi"], 2, "--repr midi disagrees with the bundle"),
         (["generate", "--bundle", "{good}", "--model", "tf"], 2, "no model named 'tf'"),
         (["generate", "--bundle", "{good}", "--sampler", "greedy", "--top-k", "3"], 2,
-         "option top_k is not taken by model backend 'native', sampler 'greedy'"),
-        (["generate", "--bundle", "{good}", "--temperature", "-1"], 2, "option temperature of sampler 'temperature' must be in"),
-        (["generate", "--bundle", "{good}", "--temperature", "warm"], 2, "option temperature of sampler 'temperature' must be float"),
+         "option --top-k is not taken by model backend 'native', sampler 'greedy'"),
+        (["generate", "--bundle", "{good}", "--temperature", "-1"], 2, "option --temperature of sampler 'temperature' must be in"),
+        (["generate", "--bundle", "{good}", "--temperature", "warm"], 2, "option --temperature of sampler 'temperature' must be float"),
         (["generate", "--bundle", "{good}", "--seed", "-1"], 2, "--seed must be a non-negative integer"),
         (["generate", "--bundle", "{good}", "--sampler", "nope"], 2, "no sampler named 'nope'"),
         (["generate", "--bundle", "{good}", "--constrain", "nope"], 2, "no constraint named 'nope'"),
@@ -105,7 +105,7 @@ def test_default_output_name(make_bundle, tmp_path):
         (["generate", "--bundle", "{good}", "--steps", "0"], 2, "--steps must be at least 1"),
         (["generate", "--bundle", "{good}", "--steps", "many"], 2, "invalid int value: 'many'"),
         (["generate", "--bundle", "{good}", "-o", "{nodir}"], 1, "does not exist"),
-        (["generate", "--bundle", "{good}", "--threads", "0"], 2, "option threads of model backend 'native' must be in [1, 256]"),
+        (["generate", "--bundle", "{good}", "--threads", "0"], 2, "option --threads of model backend 'native' must be in [1, 256]"),
         (["generate"], 2, "give --repr"),
         (["generate", "--repr", "nope"], 2, "no representation named 'nope'"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),

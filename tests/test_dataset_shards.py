@@ -13,11 +13,7 @@ from mgf import InputError, bundle, data, get_representation
 from mgf.plugins.repr_tokens import Tokens
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("MGF_CACHE_DIR", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("cache_dir")  # conftest's: MGF_CACHE_DIR in tmp_path
 
 
 @pytest.fixture

@@ -251,3 +251,48 @@ def test_the_writing_a_plugin_snippet_works_as_written(document, heading, tmp_pa
             assert entry in result.stdout
         if "-o" in argv:
             assert (tmp_path / argv[argv.index("-o") + 1]).stat().st_size > 0
+
+
+#: where a user is told what to install: documents, examples, and every message of the code
+INSTALL_TEXTS = ("README.md", "docs", "examples", "core", "plugins", "cli", "pyproject.toml")
+_PIP = re.compile(r"pip3? install\b([^\n|;&#`)]*)")
+_BARE = re.compile(r"""(?<![\w.-])['"]?mgf(\[[^\]]*\])?\s*([<>=~!]=?[^\s'"]*)?['"]?(?![\w.-])""")
+_QUOTED = re.compile(r"""["']mgf(\[[^\]'"]*\]\s*)?([<>=~!]=[^'"]*)?["']""")
+_REQUIREMENTS = re.compile(r"""(?:dependencies|requires|install_requires)\s*=\s*\[([^\]]*)\]""")
+
+
+def bare_mgf_installs(text: str) -> list[str]:
+    """Where ``text`` tells someone to install the PyPI name ``mgf`` (another project's) instead of ``mgf-music``."""
+    found = [m.group(0) for m in _PIP.finditer(text) if any(_BARE.fullmatch(word) for word in m.group(1).split())]
+    found += [m.group(0) for m in re.finditer(r"""["']mgf(\[|\s*[<>=~!]=)""", text)]
+    for listing in _REQUIREMENTS.finditer(text):
+        found += [m.group(0) for m in _QUOTED.finditer(listing.group(1))]
+    found += [line for line in text.splitlines() if re.fullmatch(r"\s*mgf(\[[^\]]*\])?\s*([<>=~!]=\S*)?\s*", line)]
+    return found
+
+
+@pytest.mark.parametrize("text", ["pip install mgf", "pip install -U 'mgf[keras]'", 'pip install "mgf>=0.2"',
+                                  'dependencies = ["numpy", "mgf"]', 'dependencies = [\n  "mgf>=0.2",\n]',
+                                  "requires = ['mgf[plot]']", "hint: pip install mgf[plot] to draw", "mgf>=0.2\n"])
+def test_the_bare_name_check_finds_an_install_of_mgf(text):
+    assert bare_mgf_installs(text)
+
+
+@pytest.mark.parametrize("text", ["pip install mgf-music", "pip install 'mgf-music[keras]'", 'pip install ".[keras]"',
+                                  'dependencies = ["mgf-music"]', 'PluginManager("mgf")', "pip install -e . && mgf plugins",
+                                  '[project.entry-points.mgf]\nlowest = "mgf_lowest"'])
+def test_the_bare_name_check_leaves_the_right_name_alone(text):
+    assert not bare_mgf_installs(text)
+
+
+def test_nothing_tells_a_user_to_install_the_bare_pypi_name_mgf():
+    """The PyPI name ``mgf`` belongs to an unrelated package; the distribution is ``mgf-music`` (issue 24)."""
+    found = {}
+    for top in INSTALL_TEXTS:
+        paths = [top] if os.path.isfile(os.path.join(ROOT, top)) else [
+            os.path.relpath(os.path.join(folder, name), ROOT) for folder, _, names in os.walk(os.path.join(ROOT, top))
+            for name in names if name.endswith((".md", ".py", ".pyx", ".toml", ".txt", ".cfg", ".rst"))]
+        for path in paths:
+            if hits := bare_mgf_installs(read(path)):
+                found[path] = hits
+    assert not found, f"these tell a user to install the unrelated PyPI package mgf: {found}"

@@ -38,10 +38,10 @@ def _findings():
 
 
 @pytest.mark.parametrize("path", list(_findings()))
-def test_finding_stays_fixed(path):
+def test_finding_stays_fixed(path, tmp_path):
     pytest.importorskip("atheris")
     key = f"{path.parent.name}/{path.name}"
-    done = subprocess.run(run.command(path.parent.name, *run.limits(5, 1024), str(path)),
+    done = subprocess.run(run.command(path.parent.name, *run.limits(5, 1024), str(path)), cwd=tmp_path,  # a crash-* copy
                           capture_output=True, text=True, errors="replace", timeout=120, check=False)
     if done.returncode:
         output = done.stdout + done.stderr

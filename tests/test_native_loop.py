@@ -30,12 +30,20 @@ CASES = [
 
 @pytest.mark.parametrize("sampler, constraints, options", CASES)
 @pytest.mark.parametrize("repr_name", ["notes", "midi"])
-def test_c_loop_equals_python_loop(repr_name, sampler, constraints, options, python_loop):
+def test_c_loop_equals_python_loop(repr_name, sampler, constraints, options, python_loop, monkeypatch):
+    from mgf import _lstm
+
+    calls, generate = [], _lstm.generate
+    monkeypatch.setattr(_lstm, "generate", lambda *args: calls.append(1) or generate(*args))
     model = mgf.load_model(mgf.get_representation(repr_name).default_bundle)
+    if "no-repeat" in constraints:  # the notes defaults' hold-limit is no-repeat's rule, which the C loop holds once
+        model.defaults = {**model.defaults, "constraints": [c for c in model.defaults.get("constraints", [])
+                                                            if c != "hold-limit"]}
     primer = model.representation.parse_primer("C4 E4 G4") if repr_name == "notes" else None
     for seed, outputs in ((0, None), (3, 5)):
         kwargs = dict(sampler=sampler, primer=primer, seed=seed, num_outputs=outputs, constraints=constraints, **options)
         fast = mgf.generate(model, 300, **kwargs)
+        assert calls, "the loop ran in Python, not in C"
         slow = python_loop(model, 300, **kwargs)
         np.testing.assert_array_equal(fast, slow)
 

@@ -332,10 +332,10 @@ PLUGIN_BUGS = """
         (["--model", "broken", "--fault", "width"], 1, "(model 'broken', step): returned logits float32 [1, 7], "
                                                       "expected float32 [1, 20]"),
         (["--model", "broken", "--fault", "state"], 1, "(model 'broken', step): returned a state of 2 rows, expected 1"),
-        (["--model", "broken", "--fault", "oops"], 2, "option fault of model backend 'broken' must be one of nan, width"),
+        (["--model", "broken", "--fault", "oops"], 2, "option --fault of model backend 'broken' must be one of nan, width"),
         (["--sampler", "wild", "--pick", "19"], 1, "(sampler 'wild', choose) at step 1: chose the start token 19"),
         (["--sampler", "wild", "--pick", "-1"], 1, "(sampler 'wild', choose) at step 1: chose a token outside [0, 20)"),
-        (["--sampler", "wild", "--temperature", "0.5"], 2, "option temperature is not taken by model backend 'native', "
+        (["--sampler", "wild", "--temperature", "0.5"], 2, "option --temperature is not taken by model backend 'native', "
                                                            "sampler 'wild'"),
     ],
 )
@@ -379,7 +379,7 @@ def test_a_sampler_given_an_option_it_does_not_take_exits_2_naming_it(installed_
     result = run_mgf("generate", "--repr", "notes", "--sampler", "lowest", "--temperature", "0.5",
                      "-o", str(tmp_path / "x.mid"), path=path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "option temperature is not taken by model backend 'native', sampler 'lowest'" in result.stderr
+    assert "option --temperature is not taken by model backend 'native', sampler 'lowest'" in result.stderr
     result = run_mgf("generate", "--repr", "notes", "--sampler", "lowest", "--offset", "3", "--steps", "8",
                      "-o", str(tmp_path / "x.mid"), path=path)
     assert result.returncode == 0, result.stderr

@@ -191,7 +191,7 @@ def test_batch_outputs_differ_and_have_the_primer(model):
         ("temperature", {"temperature": 0}, UsageError, "option temperature of sampler 'temperature' must be in [1e-06, 100]"),
         ("temperature", {"temperature": float("nan")}, UsageError, "must be a finite number"),
         ("temperature", {"top_p": 1.5}, UsageError, "option top_p of sampler 'temperature' must be in"),
-        ("temperature", {"top_k": -1}, UsageError, "option top_k of sampler 'temperature' must be in [0, inf]"),
+        ("temperature", {"top_k": -1}, UsageError, "option top_k of sampler 'temperature' must be in [0, 1000000]"),
         ("temperature", {"top_k": 2.5}, UsageError, "must be int, got 2.5"),
         ("beam", {"beam_size": 0}, UsageError, "option beam_size of sampler 'beam' must be in [1, 1024]"),
         ("greedy", {"temperature": 0.5}, UsageError, "option temperature is not taken by sampler 'greedy'"),

@@ -58,7 +58,11 @@ def _check_tokens(tokens, representation, what: str) -> None:
 
 @functools.cache
 def _scratch() -> str:
-    """A private folder for this process's input and output files, removed when it exits."""
+    """A private folder for this process's input and output files, removed when it exits.
+
+    Under libFuzzer, which ends the process without exit handlers, in ``tempfile.tempdir``:
+    a folder that ``fuzz.py`` made for the fuzzing process and removes when it ends.
+    """
     folder = tempfile.mkdtemp(prefix="mgf-fuzz-")
     atexit.register(shutil.rmtree, folder, True)
     return folder
@@ -198,6 +202,86 @@ def generate_midi(data: bytes) -> None:
         raise ContractViolation(f"the C loop and the Python loop differ: {fast!r} against {slow!r}")
 
 
+# -- what mgf wrote and reads back: dataset directories and the encoding cache ---------------------------------
+
+#: the files of a dataset directory that a ``dataset_read`` input holds, in order, separated by ``DATASET_PART``
+DATASET_FILES = ("manifest.json", "files.jsonl", "shard-00000.npz", "shard-00001.npz", "representation.npz")
+DATASET_PART = b"\n--mgf-file--\n"
+CACHED_SOURCE = b"1 2 3 4\n"  # the file whose cache entry a ``cache_read`` input is
+
+
+@functools.cache
+def data_representation() -> mgf.Representation:
+    """The representation the seeds of ``dataset_read`` and ``cache_read`` were encoded with."""
+    return mgf.get_representation("tokens", vocab_size=41)
+
+
+@contextlib.contextmanager
+def _cache_in(folder: str):
+    """``MGF_CACHE_DIR`` set to ``folder`` for the block: replays run inside pytest, whose environment stays as found."""
+    saved = os.environ.get("MGF_CACHE_DIR")
+    os.environ["MGF_CACHE_DIR"] = folder
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MGF_CACHE_DIR")
+        else:
+            os.environ["MGF_CACHE_DIR"] = saved
+
+
+def read_dataset(data: bytes) -> None:
+    """A dataset directory of the files in ``data``, read as ``mgf train`` reads it (manifest, tensors, listing,
+    split, every shard): each piece meets the dataset's representation, or a one-line error."""
+    folder = os.path.join(_scratch(), "dataset")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    for name, part in zip(DATASET_FILES, data.split(DATASET_PART)):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(part)
+    with _cache_in(os.path.join(_scratch(), "cache")), clean():
+        shards = mgf.data.Shards(folder)
+        chosen = shards.representation()
+        shards.skipped()
+        held = shards.sides(0.2)
+        for index in range(len(shards)):
+            for piece in shards.pieces(index, held[index]) + shards.pieces(index, ~held[index]):
+                _check_tokens(piece, chosen, "Shards.pieces")
+
+
+@functools.cache
+def _cached_entry() -> tuple[str, str]:
+    """``(folder, entry)``: a folder holding one source file, and the path of that file's cache entry."""
+    root = os.path.join(_scratch(), "cache-entry")
+    os.makedirs(os.path.join(root, "music"))
+    with open(os.path.join(root, "music", "one.txt"), "wb") as handle:
+        handle.write(CACHED_SOURCE)
+    with _cache_in(os.path.join(root, "cache")):
+        mgf.data.load(data_representation(), os.path.join(root, "music"))
+    (entry,) = [os.path.join(d, n) for d, _, names in os.walk(os.path.join(root, "cache")) for n in names if n.endswith(".npz")]
+    return os.path.join(root, "music"), entry
+
+
+def read_cache_entry(data: bytes) -> None:
+    """``data`` as the cache entry of a file: ``mgf.data.load`` never fails, and gives the file's own piece or,
+    from an entry that passed its checks, pieces that meet the representation."""
+    folder, entry = _cached_entry()
+    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    with open(entry, "wb") as handle:
+        handle.write(data)
+    chosen = data_representation()
+    with _cache_in(os.path.join(os.path.dirname(folder), "cache")):
+        try:
+            loaded = mgf.data.load(chosen, folder)
+        except mgf.MgfError as error:
+            raise ContractViolation(f"a cache entry was fatal: {error}") from error
+    if not loaded.cached:
+        if [s.tolist() for s in loaded.sequences] != [[1, 2, 3, 4]] or loaded.skipped:
+            raise ContractViolation(f"re-encoding gave {loaded.sequences!r}, skipped {loaded.skipped!r}")
+    for piece in loaded.sequences:
+        _check_tokens(piece, chosen, "a cached piece")
+
+
 HARNESSES = {
     "midi_read": functools.partial(read, "midi"),
     "notes_read": functools.partial(read, "notes"),
@@ -206,4 +290,37 @@ HARNESSES = {
     **{f"decode_{name}": _on_text(decode, name) for name in ("notes", "midi", "audio", "tokens")},
     "draw": draw,
     "generate_midi": generate_midi,
+    "dataset_read": read_dataset,
+    "cache_read": read_cache_entry,
 }
+
+
+# -- `mgf export`'s Keras reader ---------------------------------------------------------------------------------
+
+def load_keras(data: bytes) -> None:
+    """A ``.keras`` file holding ``data``, read as ``mgf export`` reads it: the archive checked before Keras sees it,
+    then (if it passes) loaded by Keras and converted to bundle tensors, or a one-line error.  What passes the
+    check must fit the memory and time limits the fuzzer sets: the check is what bounds them."""
+    from mgf.plugins import keras_archive
+
+    path = _as_file(data, "input.keras")
+    with clean():
+        keras_archive.check(path)
+        net = keras_network()
+        arch, tensors = net.to_tensors(net.load_keras(path))
+        shapes = {name: tensor.shape for name, tensor in tensors.items()}
+        if shapes != arch.tensor_shapes():
+            raise ContractViolation(f"to_tensors gave {shapes} for {arch}")
+
+
+@functools.cache
+def keras_network():
+    """``mgf.plugins.keras_net``: TensorFlow's import takes seconds, so ``fuzz.py`` calls this before fuzzing."""
+    from mgf.plugins.keras_support import keras_net
+
+    return keras_net()
+
+
+HARNESSES["keras_export"] = load_keras
+#: what a harness imports before fuzzing starts, so that the import does not count as the first input's time
+PRELOAD = {"keras_export": keras_network}

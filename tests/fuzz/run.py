@@ -30,7 +30,8 @@ FUZZ = os.path.join(HERE, "fuzz.py")
 SEEDS = os.path.join(HERE, "seeds")
 CRASHES = os.path.join(HERE, "crashes")
 HARNESSES = ("midi_read", "notes_read", "bundle_load", "primer_notes", "primer_midi", "primer_audio", "primer_tokens",
-             "decode_notes", "decode_midi", "decode_audio", "decode_tokens", "draw", "generate_midi")
+             "decode_notes", "decode_midi", "decode_audio", "decode_tokens", "draw", "generate_midi",
+             "dataset_read", "cache_read", "keras_export")
 #: libFuzzer flags of one harness: audio's Griffin-Lim costs about 7 ms per token, so its inputs stay
 #: short enough (at most 300 ids) to finish well within the time limit
 FLAGS = {"decode_audio": ["-max_len=600"]}
@@ -168,6 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     harnesses = args.harness or list(HARNESSES)
     work = args.work or tempfile.mkdtemp(prefix="mgf-fuzz-run-")
+    try:
+        return 1 if run_all(args, harnesses, work) else 0
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(args: argparse.Namespace, harnesses: list[str], work: str) -> bool:
+    """Fuzz each harness in turn (findings and corpora go to ``work``); whether one found something new."""
     share = args.seconds / len(harnesses)
     failed = False
     for harness in harnesses:
@@ -188,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in save(report):
                 print(f"  saved {path}", flush=True)
         failed = failed or any(not f.signature.startswith(tuple(still_open)) for f in report.findings)
-    if args.work is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":
