@@ -22,6 +22,7 @@ import warnings
 import mgf
 from mgf import MgfError, registry
 from mgf.boundary import guard, printable
+from mgf.files import STOP_SIGNALS
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,9 +79,6 @@ def _stop(signum, frame):
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class ListingOut:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import signal
 import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import InputError
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""The signals that stop a command: a write they interrupt leaves no half-written file (the CLI exits 130 or 128 + it)."""
 
 TMP_MARK = ".mgf-tmp-"
 _STALE = re.compile(r"\..*" + re.escape(TMP_MARK) + r"(\d+)(?:-\d+)?(?:\..*)?", re.DOTALL)

@@ -14,6 +14,7 @@ import mgf
 from mgf import (PluginWarning, UsageError, bundle, check_limit, check_output, data, hookimpl, installed, plot, plugin_class,
                  synth)
 from mgf.options import resolve, split
+from mgf.files import STOP_SIGNALS
 
 
 OPTION_KINDS = ("samplers", "constraints", "models")
@@ -289,9 +290,6 @@ def _write(representation, tokens, path, job, listed=None) -> list[str]:
             if listed:
                 listed(target)
     return [target for target, _ in writers]
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
