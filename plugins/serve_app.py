@@ -21,8 +21,10 @@ import json
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import tempfile
+import weakref
 from importlib.resources import files
 
 import mgf
@@ -36,6 +38,7 @@ from starlette.routing import Route
 
 #: fields of a generate request that are not sampler or constraint options
 FIELDS = ("model", "repr", "steps", "seed", "sampler", "constraints", "format", "primer_midi", "audio")
+GENERATE_OWN = ("num_outputs", "progress", "primer")  # mgf.generate's own keywords, which no request may set
 FORMATS = {"json": "application/json", "wav": "audio/wav"}
 MEDIA_TYPES = {".mid": "audio/midi", ".wav": "audio/wav", ".txt": "text/plain; charset=utf-8"}
 ASSETS = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -113,7 +116,11 @@ class Worker:
     def __init__(self, generator: tuple) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: the server has threads
         self.connection, theirs = context.Pipe()
-        self.process = context.Process(target=_work, args=(theirs, *generator), daemon=True, name="mgf-serve-job")
+        # the jobs' files live in a folder of the server's, so that a process killed inside a job leaves none behind
+        self.scratch = tempfile.mkdtemp(prefix="mgf-serve-", dir=SCRATCH)
+        self.remove_scratch = weakref.finalize(self, shutil.rmtree, self.scratch, True)  # at stop(), else at exit
+        self.process = context.Process(target=_work, args=(theirs, self.scratch, *generator), daemon=True,
+                                       name="mgf-serve-job")
         self.process.start()
         theirs.close()
 
@@ -128,12 +135,13 @@ class Worker:
         self.process.kill()
         self.process.join(5)
         self.connection.close()
+        self.remove_scratch()
 
 
-def _work(connection, bundles: dict[str, str], max_steps: int) -> None:
+def _work(connection, scratch: str, bundles: dict[str, str], max_steps: int) -> None:
     """A worker process: answer each job with ``("ok", (media type, body))`` or ``("error", status, message)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches it too: the server stops it
-    generator = Generator(bundles, max_steps)
+    generator = Generator(bundles, max_steps, scratch)
     while True:
         try:
             job = connection.recv()
@@ -153,8 +161,8 @@ def _work(connection, bundles: dict[str, str], max_steps: int) -> None:
 class Generator:
     """The models a server offers, by name; a worker process loads each once, when a job first asks for it."""
 
-    def __init__(self, bundles: dict[str, str], max_steps: int) -> None:
-        self.bundles, self.max_steps = bundles, max_steps
+    def __init__(self, bundles: dict[str, str], max_steps: int, scratch: str | None = SCRATCH) -> None:
+        self.bundles, self.max_steps, self.scratch = bundles, max_steps, scratch
         self.shipped = shipped_models()
         self.loaded: dict = {}
         self.cards = {}
@@ -195,7 +203,7 @@ class Generator:
         """``(media type, body)`` of one piece: the representation's own file, a WAV, or JSON for the page."""
         model = self.model(name)
         representation = model.representation
-        with tempfile.TemporaryDirectory(prefix="mgf-serve-", dir=SCRATCH) as scratch:
+        with tempfile.TemporaryDirectory(prefix="mgf-serve-", dir=self.scratch) as scratch:
             if primer_midi is not None:
                 if ".mid" not in representation.read_suffixes:
                     raise ApiError(400, f"the representation {representation.name!r} reads no MIDI primer")
@@ -255,6 +263,8 @@ def _settings(body: dict, max_steps: int) -> dict:
         raise ApiError(400, "constraints must be a list of at most 16 names")
     options = {k: v for k, v in body.items() if k not in FIELDS}
     for key, value in options.items():
+        if key in GENERATE_OWN:  # one output a request, no progress bar on the server's stderr, a primer only as MIDI
+            raise ApiError(400, f"{key} is not a request field (one piece a request; a primer is primer_midi)")
         if not isinstance(value, (str, int, float, bool)) or (isinstance(value, str) and len(value) > 200):
             raise ApiError(400, f"option {key[:40]!r} must be a number, a short string or a boolean")
     return {"steps": steps, "seed": seed, "sampler": sampler, "constraints": constraints, **options}

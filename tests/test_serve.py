@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -95,6 +96,7 @@ BAD = [
     ({"bogus": 1}, "bogus"), ({"format": "mp3"}, "format"), ({"model": "nope"}, "model"), ({"repr": "nope"}, "representation"),
     ({"model": "notes", "repr": "midi"}, "trained for"), ({"primer_midi": "not base64!"}, "primer_midi"),
     ({"primer_midi": base64.b64encode(b"not a midi file").decode()}, "MIDI"), ({"repr": "tokens", "format": "midi"}, "not MIDI"),
+    ({"num_outputs": 64}, "num_outputs"), ({"progress": True}, "progress"), ({"primer": "C4 E4"}, "primer"),
 ]
 
 
@@ -147,6 +149,23 @@ def test_a_token_guards_the_api_but_not_the_page():
 
 def scratch_left():
     return sorted(n for n in os.listdir(serve_app.SCRATCH or "/tmp") if n.startswith("mgf-serve-"))
+
+
+def test_a_job_stopped_midway_leaves_no_scratch_behind():
+    """A job past its time is killed inside its writing: its scratch folder (in memory, /dev/shm) goes with it."""
+    before = set(scratch_left())
+    worker = serve_app.Worker(({}, 100_000))
+    job = ("notes", {"steps": 100_000, "seed": 1, "sampler": None, "constraints": []}, None, "file", False)
+    calling = threading.Thread(target=worker.call, args=(job,), daemon=True)
+    calling.start()
+    deadline = time.monotonic() + 60
+    while not set(scratch_left()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert set(scratch_left()) - before, "the job never made its scratch folder"
+    time.sleep(0.5)  # well inside the job: 100,000 steps take seconds
+    worker.stop()
+    calling.join(10)
+    assert set(scratch_left()) == before
 
 
 def test_nothing_is_left_on_disk(client, tmp_path, monkeypatch):
