@@ -526,6 +526,8 @@ class _Limits:
     def checked(self, tokens) -> np.ndarray:
         """A representation's freshly read piece as int32, or an ``InputError``: the cache stores only what it may read back."""
         array = np.asarray(tokens)
+        if array.size == 0 and array.ndim == 1:  # an empty list is float64 to numpy, and still no token
+            array = array.astype(np.int32)
         if array.ndim != 1 or array.dtype.kind not in "iu":
             raise InputError(f"the representation gave {array.dtype} tokens of shape {array.shape}, not int32[n]")
         problem = self.problem(array)

@@ -424,3 +424,11 @@ def test_a_file_name_with_a_line_break_in_the_manifest_is_a_one_line_error(datas
     with pytest.raises(InputError, match="not a printable file name") as raised:
         data.Shards(str(dataset))
     assert "\n" not in str(raised.value)
+
+
+def test_an_empty_piece_given_as_a_list_is_no_bad_dtype():
+    """``[]`` is float64 to numpy: a representation that reads an empty piece as a list must not be told its tokens are floats."""
+    limits = data._Limits(10, 9, 100)
+    assert limits.checked([]).dtype == np.int32 and limits.checked([]).size == 0
+    with pytest.raises(InputError, match="float64"):
+        limits.checked([1.5])
