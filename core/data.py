@@ -345,8 +345,11 @@ class _pool:
     def __exit__(self, *exc):
         if self.scheduler is not None:
             self.client.close()
-        else:
-            self.client.shutdown(wait=exc[0] is None, cancel_futures=True)
+            return
+        if exc[0] is not None:  # a signal or an error: end the workers' chunks now, not when they are done (seconds)
+            for process in list((getattr(self.client, "_processes", None) or {}).values()):  # Python < 3.14 has
+                process.terminate()                                             # no terminate_workers()
+        self.client.shutdown(wait=exc[0] is None, cancel_futures=True)
 
 
 SCHEDULER_TIMEOUT = 10  # seconds for a Dask scheduler to answer

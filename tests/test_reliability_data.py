@@ -432,3 +432,22 @@ def test_an_empty_piece_given_as_a_list_is_no_bad_dtype():
     assert limits.checked([]).dtype == np.int32 and limits.checked([]).size == 0
     with pytest.raises(InputError, match="float64"):
         limits.checked([1.5])
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_dataset_built_by_workers_stops_within_a_second(cache_dir, tmp_path, signum, code):
+    """A signal ends ``mgf dataset --workers 2`` at once: the workers are stopped, not waited for to end their chunks."""
+    run = subprocess.Popen([sys.executable, "-m", "mgf.cli.main", "dataset", "corpus:bach", "--repr", "notes", "--workers", "2",
+                            "-o", str(tmp_path / "ds")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(cache_dir.rglob("*.npz")):  # the workers are encoding
+        time.sleep(0.05)
+    assert run.poll() is None, run.stderr.read()
+    run.send_signal(signum)
+    sent = time.monotonic()
+    try:
+        code_seen = run.wait(timeout=10)
+    finally:
+        run.kill()
+    assert time.monotonic() - sent < 1.0 and code_seen == code
+    assert run.stderr.read().strip().splitlines()[-1] in ("mgf: interrupted", "mgf: terminated")
