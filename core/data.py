@@ -31,7 +31,7 @@ import numpy as np
 
 from . import corpus
 from .errors import InputError, UsageError
-from .files import NotRegularFile, check_output, files_under, temporary_directory, writing_elsewhere
+from .files import NotRegularFile, check_output, directory_locked, files_under, temporary_directory, writing_elsewhere
 from .npz import Archive, Damaged, file_sha256, opened
 from .representation import Representation
 
@@ -634,9 +634,12 @@ def build(representation: Representation, source: str, directory: str | None = N
     except OSError as error:
         raise InputError(f"{directory}: cannot create {parent} ({error.strerror or error})") from None
     check_output(os.path.join(directory + ".manifest"))  # the parent is writable: before any work
-    tmp, claim = temporary_directory(os.path.join(parent, os.path.basename(directory)))
+    place = os.path.join(parent, os.path.basename(directory))
+    with directory_locked(parent):
+        tmp, claim = temporary_directory(place)
+        elsewhere = not shared and writing_elsewhere(place, tmp)
     try:
-        if not shared and writing_elsewhere(os.path.join(parent, os.path.basename(directory)), tmp):
+        if elsewhere:
             raise InputError(f"{directory}: another mgf dataset is writing it; "
                              "wait for it to finish or name another directory")
         writer = _ShardWriter(tmp)

@@ -97,6 +97,18 @@ def temporary_directory(path: str | os.PathLike) -> tuple[str, int]:
     return _create_temporary(directory, os.path.basename(path), folder=True)
 
 
+@contextmanager
+def directory_locked(directory: str | os.PathLike) -> Iterator[None]:
+    """``directory`` locked (``flock``) for the block, so that claiming a temporary there and looking for other
+    writers are one step: two runs that start at once then do not both see the other and both give up."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
 def writing_elsewhere(path: str | os.PathLike, own: str) -> bool:
     """Whether another live writer (whose lock is held) has a temporary for ``path`` besides ``own``."""
     path = os.fspath(path)
