@@ -18,7 +18,7 @@ from .api import (check_limit, generate, generation_settings, get_representation
 from .constraint import Constraint, token_pitches
 from .boundary import printable
 from .errors import BundleError, InputError, MgfError, PluginError, UsageError
-from .files import OutputError, atomic_path, check_output, open_regular, output_beside
+from .files import STOP_SIGNALS, OutputError, atomic_path, check_output, open_regular, output_beside
 from .hookspecs import hookimpl
 from .model import Model, ModelBackend, State, as_tokens
 from .options import Option
@@ -37,6 +37,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "STOP_SIGNALS",
     "BundleError",
     "Constraint",
     "Context",

@@ -11,10 +11,9 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import (PluginWarning, UsageError, bundle, check_limit, check_output, data, hookimpl, installed, plot, plugin_class,
+from mgf import (STOP_SIGNALS, PluginWarning, UsageError, bundle, check_limit, check_output, data, hookimpl, installed, plot, plugin_class,
                  synth)
 from mgf.options import resolve, split
-from mgf.files import STOP_SIGNALS
 
 
 OPTION_KINDS = ("samplers", "constraints", "models")
