@@ -1,6 +1,6 @@
-"""Builds the one Cython extension, mgf._lstm; everything else is in pyproject.toml.
+"""Builds the one Cython extension, mgf.kernel._native; everything else is in pyproject.toml.
 
-The kernel's threads (MGF_NUM_THREADS > 1) are POSIX threads of its own (core/_pool.h), on
+The kernel's threads (MGF_NUM_THREADS > 1) are POSIX threads of its own (core/kernel/pool.h), on
 Linux; elsewhere it runs single-threaded.  MGF_DEBUG_CYTHON=1 turns bounds checks back on.
 """
 import os
@@ -14,10 +14,10 @@ threads = sys.platform.startswith("linux")
 debug = os.environ.get("MGF_DEBUG_CYTHON") == "1"
 
 extension = Extension(
-    "mgf._lstm",
-    ["core/_lstm.pyx"],
-    depends=["core/_lstm_math.h", "core/_lstm_isa.h", "core/_lstm_avx512.h", "core/_sample.h", "core/_generate.pxi", "core/_pool.h"],
-    include_dirs=[numpy.get_include(), "core"],
+    "mgf.kernel._native",
+    ["core/kernel/_native.pyx"],
+    depends=["core/kernel/dispatch.h", "core/kernel/isa.h", "core/kernel/isa_avx512.h", "core/kernel/sample.h", "core/kernel/generate.pxi", "core/kernel/pool.h"],
+    include_dirs=[numpy.get_include(), "core/kernel"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=["-O3"] + (["-pthread"] if threads else []),
     extra_link_args=["-pthread"] if threads else [],

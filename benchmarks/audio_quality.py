@@ -5,7 +5,7 @@
     python benchmarks/audio_quality.py --before old.safetensors     # "today" from an earlier bundle's codebook
 
 The material is the shipped bundle's own: its codebook, and the chorales of its ``training`` data
-split as ``mgf train`` split them (``mgf.data.held_out_files(files, 0.1)``); the held-out ones are
+split as ``mgf train`` split them (``mgf.training.data.held_out_files(files, 0.1)``); the held-out ones are
 measured (the first ``--pieces``, as ``benchmarks/model_quality.py`` does), ``repr.spectra`` are fitted
 on ``--fit-pieces`` training ones.  Definitions, on ``X`` and ``Y`` the STFT magnitudes (the bundle's
 ``n_fft`` and ``hop``) of the original and of the decoded sound, ``Y`` first scaled by the
@@ -32,9 +32,10 @@ import time
 import numpy as np
 
 import mgf
-from mgf import bundle, data
-from mgf.plugins.repr_audio import FLOOR, griffin_lim, istft, mel_to_linear, nearest, stft
-from mgf.representation import packaged_model
+from mgf.contract import bundle
+from mgf.training import data
+from mgf.plugins.representations.audio import FLOOR, griffin_lim, istft, mel_to_linear, nearest, stft
+from mgf.contract.representation import packaged_model
 
 
 def scores(original: np.ndarray, decoded: np.ndarray, n_fft: int, hop: int) -> tuple[float, float]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from mgf import get_representation, synth
-from mgf.plugins.repr_audio import Audio
+from mgf import get_representation
+from mgf.music import synth
+from mgf.plugins.representations.audio import Audio
 
 
 @pytest.fixture(scope="module")

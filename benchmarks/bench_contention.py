@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from mgf.bundle import random_bundle
-from mgf.plugins.model_native import NativeModel
+from mgf.contract.bundle import random_bundle
+from mgf.plugins.backends.native import NativeModel
 
 V, E = 130, 64
 SHAPES = [(256, 1), (256, 8), (512, 1), (512, 8)]

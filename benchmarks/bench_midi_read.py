@@ -2,7 +2,7 @@
 
     python benchmarks/bench_midi_read.py [--files 300] [--workers 1] [--repeat 3] [--keep DIR]
 
-Builds the collection with mido (the generators of ``tests/test_repr_midi_symusic.py``, seeded): multitrack
+Builds the collection with mido (the generators of ``tests/plugins/representations/test_repr_midi_symusic.py``, seeded): multitrack
 songs with drums at 96 to 960 ticks per beat, type 0 and 1, about 2.5 minutes each; piano performances of
 3 to 8 minutes; and one in fifty a piano performance of 20 to 25 minutes.  Then runs ``mgf dataset`` on it
 in fresh processes with an empty cache each (``MGF_CACHE_DIR`` in a temporary directory), as installed

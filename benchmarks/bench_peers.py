@@ -28,8 +28,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import mgf
-from mgf import bundle, registry
-from mgf.lstm import NumpyLSTM
+from mgf.contract import bundle
+from mgf.contract import registry
+from mgf.kernel.reference import NumpyLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports with --import-mode=importlib
 from bench_step import probe

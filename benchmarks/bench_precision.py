@@ -23,9 +23,9 @@ import time
 
 import mgf
 import numpy as np
-from mgf import bundle
-from mgf.plugins.model_native import NativeModel
-from mgf.representation import packaged_model
+from mgf.contract import bundle
+from mgf.plugins.backends.native import NativeModel
+from mgf.contract.representation import packaged_model
 
 PRECISIONS = ("fp32", "bf16", "int8")
 SAMPLED_STEPS = 1000

@@ -2,7 +2,7 @@
 
 Run ``pytest benchmarks/bench_repr_chorale.py``.  ``read`` parses the score with music21 each time
 (the data pipeline's cache is bypassed), ``write`` writes a MIDI file; events are tokens.
-``dataset-cached`` loads all of ``corpus:bach`` through ``mgf.data`` from a warm cache (the first,
+``dataset-cached`` loads all of ``corpus:bach`` through ``mgf.training.data`` from a warm cache (the first,
 cold load is done once in the fixture and reported in ``extra_info``).
 """
 
@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from mgf import data, get_representation
+from mgf import get_representation
+from mgf.training import data
 
 CHORALE = "corpus:bach/bwv66.6"
 

@@ -12,7 +12,7 @@ import mido
 import pytest
 
 from mgf import get_representation
-from mgf.plugins.repr_midi import read_midi_notes
+from mgf.plugins.representations.midi import read_midi_notes
 
 MINUTES, TRACKS = 10, 8
 

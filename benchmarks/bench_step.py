@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from mgf.bundle import random_bundle
+from mgf.contract.bundle import random_bundle
 from threadpoolctl import threadpool_limits
 
 V, E = 130, 64
@@ -103,12 +103,12 @@ def keras_model(loaded):
 
 def make_model(method: str, loaded):
     if method == "numpy":
-        from mgf.lstm import NumpyLSTM
+        from mgf.kernel.reference import NumpyLSTM
 
         return NumpyLSTM(loaded)
     if method == "keras":
         return keras_model(loaded)
-    from mgf.plugins.model_native import NativeModel
+    from mgf.plugins.backends.native import NativeModel
 
     _, threads, *precision = method.split("-")  # native-<threads>t[-<precision>]
     return NativeModel(loaded, int(threads[:-1]), precision[0] if precision else "fp32")

@@ -7,12 +7,12 @@ write is to their corpus.
     python benchmarks/model_quality.py --pieces 8 --models midi   # a quick look
     python benchmarks/model_quality.py --tune --models midi  # rank sampling settings against training pieces
 
-Each setting is measured by :func:`mgf.card.measure_model`, as ``mgf train`` measures the models
+Each setting is measured by :func:`mgf.training.card.measure_model`, as ``mgf train`` measures the models
 it writes: generated pieces against the **held-out** pieces of the model's training data (the
-validation side of ``mgf.data.Dataset.split(0.1)`` over the sources named in the bundle's
+validation side of ``mgf.training.data.Dataset.split(0.1)`` over the sources named in the bundle's
 ``training`` metadata), each cut to the same number of tokens as a generated piece, so that
 length-dependent metrics (pitch range, pitches used, repetition) compare like with like.  Per
-metric of :mod:`mgf.metrics`: the generated and the corpus mean, their relative difference, and
+metric of :mod:`mgf.music.metrics`: the generated and the corpus mean, their relative difference, and
 the overlapping area of the two distributions (1: the same, 0: disjoint).  Generation: the
 native backend, ``num_outputs`` pieces from the start token, seed 0, under the bundle's sampling
 defaults (what ``mgf generate`` does; with ``--write-cards``, :data:`DEFAULTS`), then under each
@@ -35,8 +35,10 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import bundle, card, data
-from mgf.representation import packaged_model
+from mgf.contract import bundle
+from mgf.training import card
+from mgf.training import data
+from mgf.contract.representation import packaged_model
 
 #: close-notes at the chorales' own limits: 4 voices; notes end by 3 s (99.9% of chorale notes last at most 2.3 s)
 CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
@@ -126,11 +128,11 @@ def corpus_floor(representation, train, held, steps: int) -> dict[str, int]:
     """Per metric, in how many of FLOOR_DRAWS draws of FLOOR_PIECES training pieces the marks hold against ``held``."""
     rng = np.random.default_rng(0)
     reference = card.measured(representation, [p[:steps] for p in held])
-    held_marks = {name: 0 for name in mgf.metrics.METRICS}
+    held_marks = {name: 0 for name in mgf.music.metrics.METRICS}
     for _ in range(FLOOR_DRAWS):
         pick = rng.choice(len(train), min(FLOOR_PIECES, len(train)), replace=False)
         sample = card.measured(representation, [train[i][:steps] for i in pick])
-        for name, row in mgf.metrics.compare(sample, reference).items():
+        for name, row in mgf.music.metrics.compare(sample, reference).items():
             held_marks[name] += card.passes(card.finite(row))
     return held_marks
 
@@ -226,7 +228,7 @@ def quality_table(cards: dict) -> str:
 
 def audio_quality(representation, pieces) -> str:
     """Encode -> decode against the original sound, on held-out pieces: the tokenizer's own loss."""
-    from mgf.plugins.repr_audio import nearest, stft
+    from mgf.plugins.representations.audio import nearest, stft
 
     convergence, distance, codebook_error = [], [], []
     for name in pieces:

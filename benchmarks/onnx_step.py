@@ -1,7 +1,7 @@
 """One step of a bundle's stacked LSTM as an ONNX graph, run by ONNX Runtime: the peer to beat.
 
 The graph is written with ``onnx.helper`` from the bundle's own tensors (no PyTorch, no export
-tracing) and computes what :class:`mgf.lstm.NumpyLSTM` computes: embedding gather, then per
+tracing) and computes what :class:`mgf.kernel.reference.NumpyLSTM` computes: embedding gather, then per
 layer ``z = x @ kernel + h @ recurrent_kernel + bias``, gates i, f, g, o, the c/h update, and
 the dense logits.  Inputs ``tokens[B]`` (int64) and ``h{l}``, ``c{l}`` per layer; outputs
 ``logits`` and ``h{l}_out``, ``c{l}_out``.  ``fold=True`` gives ONNX Runtime the precomputation
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgf.bundle import Bundle
+from mgf.contract.bundle import Bundle
 
 OPSET = 17  # Split takes its sizes as an input from 13 on; 17 is supported by every current ONNX Runtime
 

@@ -227,7 +227,7 @@ def peers_section(results: dict) -> str:
         "preallocated arrays.  These and `native-*` step from Python.  Each tool's own loop runs 256 steps in "
         "one call, timed per step: `ort-loop` is an ONNX `Loop` over the folded step and its ArgMax, "
         "`native-*-loop` is `mgf.generate` with the greedy sampler (the loop in C).  numpy is "
-        "`mgf.lstm.NumpyLSTM` with BLAS at one thread.  Every fp32 method was checked against it "
+        "`mgf.kernel.reference.NumpyLSTM` with BLAS at one thread.  Every fp32 method was checked against it "
         "(teacher-forced logits, rtol = atol = 1e-4; the loops: their first 16 tokens) before timing.  A shape's "
         f"methods were timed interleaved: {rounds} rounds, each a turn of about {block:g} s of every method (after a "
         "fifth of that untimed), the order rotating, so that the ratios below compare figures from the same "
@@ -340,7 +340,7 @@ def contention_section(results: dict) -> str:
     return (
         "Median microseconds per `model.step` (V=130, E=64, one LSTM layer), native backend at 1 and 2 threads, "
         "on an idle machine and with one busy-looping process per core (`benchmarks/bench_contention.py`).  "
-        "The kernel's threads (`core/_pool.h`) spin for at most 50 us and then sleep; the caller takes any chunk "
+        "The kernel's threads (`core/kernel/pool.h`) spin for at most 50 us and then sleep; the caller takes any chunk "
         "a worker has not started, and runs alone for a while after it had to wait for a worker preempted inside "
         "its chunk.\n\n"
         + "\n".join(lines)

@@ -20,8 +20,9 @@ import traceback
 import warnings
 
 import mgf
-from mgf import MgfError, registry
-from mgf.boundary import guard, printable
+from mgf import MgfError
+from mgf.contract import registry
+from mgf.contract.boundary import guard, printable
 from mgf.files import STOP_SIGNALS
 
 

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import InputError
+from mgf.errors import InputError
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 """The signals that stop a command: a write they interrupt leaves no half-written file (the CLI exits 130 or 128 + it)."""

@@ -1,6 +1,6 @@
 """The plugin contract as pytest suites: subclass one, set a few class attributes, run pytest.
 
-mgf's own built-ins run these same suites (``tests/test_contract_suites.py``), so a plugin that
+mgf's own built-ins run these same suites (``tests/core/contract/test_contract_suites.py``), so a plugin that
 passes them keeps the promises the core relies on.  Each suite is a plain class of ``test_*``
 methods; name your subclass ``Test...`` so that pytest collects it.  Every suite takes:
 
@@ -65,14 +65,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from . import bundle, registry
-from .api import generate, get_representation, load_model
-from .constraint import Constraint
-from .errors import BundleError, InputError, MgfError, UsageError
-from .hookspecs import hookimpl
-from .model import Model
-from .options import Option, resolve
-from .representation import Representation
+from mgf.contract import bundle
+from mgf.contract import registry
+from mgf.generation.api import generate, get_representation, load_model
+from mgf.contract.constraint import Constraint
+from mgf.errors import BundleError, InputError, MgfError, UsageError
+from mgf.contract.hookspecs import hookimpl
+from mgf.contract.model import Model
+from mgf.contract.options import Option, resolve
+from mgf.contract.representation import Representation
 
 __all__ = [
     "BackendContract",

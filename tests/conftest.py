@@ -13,7 +13,9 @@ import tempfile
 import numpy as np
 import pytest
 
-from mgf import Model, State, bundle, registry
+from mgf import Model, State
+from mgf.contract import bundle
+from mgf.contract import registry
 
 #: what points a program at the user's files; each is set into the sandbox (MGF_CACHE_DIR is
 #: unset instead, so that the default cache folder, found by platformdirs, is the one tested)
@@ -146,7 +148,7 @@ def markov():
 @pytest.fixture
 def counting_tokens():
     """A ``tokens`` representation class that counts the files it parses (``.reads``): what a cache saves."""
-    from mgf.plugins.repr_tokens import Tokens
+    from mgf.plugins.representations.tokens import Tokens
 
     class CountingTokens(Tokens):
         reads = 0

@@ -11,7 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mgf import data, get_representation
+from mgf import get_representation
+from mgf.training import data
 
 FUZZ = Path(__file__).parent / "fuzz"
 

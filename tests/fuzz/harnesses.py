@@ -6,7 +6,7 @@ Anything else raises here and is a crash.  The built-in plugins run behind mgf's
 which turns their bugs into one-line ``PluginError``s; for the fuzzer those are bugs of mgf
 itself, so the exception the boundary caught is raised again.
 
-``fuzz.py`` drives these with atheris; ``tests/test_fuzz.py`` replays the crash files through them.
+``fuzz.py`` drives these with atheris; ``tests/meta/test_fuzz.py`` replays the crash files through them.
 """
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ def read(name: str, data: bytes) -> None:
 
 
 def load_bundle(data: bytes) -> None:
-    """A bundle file holding ``data``: ``mgf.bundle.read``, ``mgf.load_model`` and one step of the model."""
+    """A bundle file holding ``data``: ``mgf.contract.bundle.read``, ``mgf.load_model`` and one step of the model."""
     path = _as_file(data, "input.safetensors")
     with clean():
-        mgf.bundle.read(path)
+        mgf.contract.bundle.read(path)
     with clean():
         model = mgf.load_model(path)
         logits, _ = model.step(np.array([model.representation.start_token], np.int32), model.initial_state(1))
@@ -240,7 +240,7 @@ def read_dataset(data: bytes) -> None:
         with open(os.path.join(folder, name), "wb") as handle:
             handle.write(part)
     with _cache_in(os.path.join(_scratch(), "cache")), clean():
-        shards = mgf.data.Shards(folder)
+        shards = mgf.training.data.Shards(folder)
         chosen = shards.representation()
         shards.skipped()
         held = shards.sides(0.2)
@@ -257,13 +257,13 @@ def _cached_entry() -> tuple[str, str]:
     with open(os.path.join(root, "music", "one.txt"), "wb") as handle:
         handle.write(CACHED_SOURCE)
     with _cache_in(os.path.join(root, "cache")):
-        mgf.data.load(data_representation(), os.path.join(root, "music"))
+        mgf.training.data.load(data_representation(), os.path.join(root, "music"))
     (entry,) = [os.path.join(d, n) for d, _, names in os.walk(os.path.join(root, "cache")) for n in names if n.endswith(".npz")]
     return os.path.join(root, "music"), entry
 
 
 def read_cache_entry(data: bytes) -> None:
-    """``data`` as the cache entry of a file: ``mgf.data.load`` never fails, and gives the file's own piece or,
+    """``data`` as the cache entry of a file: ``mgf.training.data.load`` never fails, and gives the file's own piece or,
     from an entry that passed its checks, pieces that meet the representation."""
     folder, entry = _cached_entry()
     os.makedirs(os.path.dirname(entry), exist_ok=True)
@@ -272,7 +272,7 @@ def read_cache_entry(data: bytes) -> None:
     chosen = data_representation()
     with _cache_in(os.path.join(os.path.dirname(folder), "cache")):
         try:
-            loaded = mgf.data.load(chosen, folder)
+            loaded = mgf.training.data.load(chosen, folder)
         except mgf.MgfError as error:
             raise ContractViolation(f"a cache entry was fatal: {error}") from error
     if not loaded.cached:
@@ -301,7 +301,7 @@ def load_keras(data: bytes) -> None:
     """A ``.keras`` file holding ``data``, read as ``mgf export`` reads it: the archive checked before Keras sees it,
     then (if it passes) loaded by Keras and converted to bundle tensors, or a one-line error.  What passes the
     check must fit the memory and time limits the fuzzer sets: the check is what bounds them."""
-    from mgf.plugins import keras_archive
+    from mgf.plugins.keras import archive as keras_archive
 
     path = _as_file(data, "input.keras")
     with clean():
@@ -315,8 +315,8 @@ def load_keras(data: bytes) -> None:
 
 @functools.cache
 def keras_network():
-    """``mgf.plugins.keras_net``: TensorFlow's import takes seconds, so ``fuzz.py`` calls this before fuzzing."""
-    from mgf.plugins.keras_support import keras_net
+    """``mgf.plugins.keras.net``: TensorFlow's import takes seconds, so ``fuzz.py`` calls this before fuzzing."""
+    from mgf.plugins.keras.support import keras_net
 
     return keras_net()
 

@@ -70,7 +70,7 @@ def midi_files() -> dict[str, bytes]:
 
 
 def bundles() -> dict[str, bytes]:
-    from mgf import bundle
+    from mgf.contract import bundle
 
     made = {  # no .safetensors suffix: .gitignore keeps such files out of the repository
         "tokens-v8": bundle.random_bundle(8, (4,), seed=1),
@@ -122,11 +122,11 @@ def generations() -> dict[str, bytes]:
 
 
 def dataset_files() -> dict[str, bytes]:
-    """Dataset directories written by ``mgf.data.build`` (two shards), their files joined as ``dataset_read`` reads them."""
+    """Dataset directories written by ``mgf.training.data.build`` (two shards), their files joined as ``dataset_read`` reads them."""
     from harnesses import DATASET_FILES, DATASET_PART, data_representation
 
     import numpy as np
-    from mgf import data
+    from mgf.training import data
 
     made = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -161,13 +161,13 @@ def dataset_files() -> dict[str, bytes]:
 
 
 def cache_entries() -> dict[str, bytes]:
-    """The cache entry of ``harnesses.CACHED_SOURCE`` as ``mgf.data`` writes it, one of two pieces and one of an error."""
+    """The cache entry of ``harnesses.CACHED_SOURCE`` as ``mgf.training.data`` writes it, one of two pieces and one of an error."""
     import hashlib
     import json
 
     import numpy as np
     from harnesses import CACHED_SOURCE, data_representation
-    from mgf import data
+    from mgf.training import data
 
     made = {}
     with tempfile.TemporaryDirectory() as folder:

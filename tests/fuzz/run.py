@@ -7,7 +7,7 @@ Each harness runs under libFuzzer's limits: an input must finish within ``--time
 the process must stay under ``--rss-limit-mb``.  libFuzzer stops at the first finding; with
 ``--keep-going`` the harness is restarted on its grown corpus until its time is up, and
 findings are told apart by where they happen.  ``--save`` copies each distinct finding to
-``tests/fuzz/crashes/<harness>/`` (``tests/test_fuzz.py`` replays those files); ``--known``
+``tests/fuzz/crashes/<harness>/`` (``tests/meta/test_fuzz.py`` replays those files); ``--known``
 names findings still open, which are reported but do not fail the run.  The seed corpus
 is ``tests/fuzz/seeds/<harness>/`` (``make_seeds.py`` rewrites it).
 """

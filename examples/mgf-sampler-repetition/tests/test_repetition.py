@@ -30,10 +30,10 @@ def test_penalty_pushes_recent_tokens_down():
 
 def test_fewer_repeats_than_plain_temperature(tmp_path):
     """On a model that loves one token, the penalty makes it rarer."""
-    loaded = mgf.bundle.random_bundle(12, (8,), seed=0)
+    loaded = mgf.contract.bundle.random_bundle(12, (8,), seed=0)
     loaded.tensors["dense.bias"][3] = 3.0
     path = tmp_path / "m.safetensors"
-    mgf.bundle.write(loaded, path)
+    mgf.contract.bundle.write(loaded, path)
     model = mgf.load_model(path)
 
     def share_of_3(sampler, **options):
@@ -45,7 +45,7 @@ def test_fewer_repeats_than_plain_temperature(tmp_path):
 
 def test_penalty_one_is_plain_temperature(tmp_path):
     path = tmp_path / "m.safetensors"
-    mgf.bundle.write(mgf.bundle.random_bundle(12, (8,), seed=2), path)
+    mgf.contract.bundle.write(mgf.contract.bundle.random_bundle(12, (8,), seed=2), path)
     model = mgf.load_model(path)
     np.testing.assert_array_equal(mgf.generate(model, 30, sampler="repetition", penalty=1.0, temperature=0.7, seed=4),
                                   mgf.generate(model, 30, sampler="temperature", temperature=0.7, seed=4))

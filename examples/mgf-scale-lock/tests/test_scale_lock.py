@@ -37,7 +37,7 @@ def test_keys():
 def random_model(folder, representation):
     rep = mgf.get_representation(representation)
     path = folder / "m.safetensors"
-    mgf.bundle.write(mgf.bundle.random_bundle(rep.vocab_size, (16,), 8, seed=1, scale=2.0,
+    mgf.contract.bundle.write(mgf.contract.bundle.random_bundle(rep.vocab_size, (16,), 8, seed=1, scale=2.0,
                                               representation={"name": representation, "config": rep.config()}), path)
     return mgf.load_model(path)
 

@@ -1,7 +1,7 @@
 """``abc``: the ``notes`` melody tokens, written as ABC notation text."""
 
 from mgf import InputError, atomic_path, hookimpl
-from mgf.plugins.repr_notes import Notes
+from mgf.plugins.representations.notes import Notes
 
 # every note carries its accidental (= natural): in ABC an accidental lasts to the end of the bar
 NAMES = ["=C", "^C", "=D", "^D", "=E", "=F", "^F", "=G", "^G", "=A", "^A", "=B"]

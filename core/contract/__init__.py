@@ -1,0 +1,1 @@
+"""The contract between the core and its plugins: hook specs, registry, boundary, options, base classes, bundles."""

@@ -1,0 +1,442 @@
+"""Bundle format v1: one model in one ``.safetensors`` file (see docs/bundle-format.md).
+
+Reading never executes code from the file: safetensors holds raw arrays and string metadata,
+and every shape, dtype, value and metadata field is checked before a backend sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mgf.errors import BundleError
+from mgf.files import NotRegularFile, atomic_path, open_regular
+
+FORMAT_VERSION = "1"
+CELLS = ("lstm", "gru")
+#: weight precisions a bundle may prefer (``mgf.precision``): the native backend's; the others run fp32 always
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The network's shape: ``vocab_size`` tokens in and out, optional embedding, stacked ``cell`` layers (lstm or gru)."""
+
+    vocab_size: int
+    hidden: tuple[int, ...]
+    embedding_dim: int | None = None
+    cell: str = "lstm"
+
+    def input_dim(self, layer: int) -> int:
+        """Width of what layer ``layer`` reads: the embedding (or one-hot) for 0, else the layer below."""
+        if layer == 0:
+            return self.embedding_dim or self.vocab_size
+        return self.hidden[layer - 1]
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The model tensors this architecture must have, with their shapes."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        if self.embedding_dim is not None:
+            shapes["embedding"] = (self.vocab_size, self.embedding_dim)
+        for i, h in enumerate(self.hidden):
+            if self.cell == "gru":  # Keras GRU(reset_after=True): gates z, r, h; input and recurrent bias rows
+                shapes[f"gru.{i}.kernel"] = (self.input_dim(i), 3 * h)
+                shapes[f"gru.{i}.recurrent_kernel"] = (h, 3 * h)
+                shapes[f"gru.{i}.bias"] = (2, 3 * h)
+            else:
+                shapes[f"lstm.{i}.kernel"] = (self.input_dim(i), 4 * h)
+                shapes[f"lstm.{i}.recurrent_kernel"] = (h, 4 * h)
+                shapes[f"lstm.{i}.bias"] = (4 * h,)
+        shapes["dense.kernel"] = (self.hidden[-1], self.vocab_size)
+        shapes["dense.bias"] = (self.vocab_size,)
+        return shapes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"cell": self.cell, "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden": list(self.hidden)}
+        )
+
+
+@dataclass
+class Bundle:
+    """Weights, architecture, representation and provenance of one model, and how it is best sampled.
+
+    ``defaults`` (optional; see :data:`DEFAULT_KEYS`) is what ``mgf generate`` and :func:`mgf.generate`
+    use when the caller names no sampler, no constraints or leaves an option out.  ``precision``
+    (optional): ``{"preferred": one of PRECISIONS, "held_out_cross_entropy": {precision: nats per token}}``,
+    the weight precision a backend that has several loads by default, with the figures that justify it.
+    """
+
+    arch: Arch
+    tensors: dict[str, np.ndarray]
+    representation: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def repr_tensors(self) -> dict[str, np.ndarray]:
+        """The representation's own tensors, keys without the ``repr.`` prefix."""
+        return {k[len("repr."):]: v for k, v in self.tensors.items() if k.startswith("repr.")}
+
+    def metadata(self) -> dict[str, str]:
+        metadata = {
+            "mgf.format": FORMAT_VERSION,
+            "mgf.arch": self.arch.to_json(),
+            "mgf.representation": json.dumps(self.representation),
+            "mgf.training": json.dumps(self.training),
+        }
+        if self.defaults:
+            metadata["mgf.defaults"] = json.dumps(self.defaults)
+        if self.precision:
+            metadata["mgf.precision"] = json.dumps(self.precision)
+        return metadata
+
+
+#: what ``defaults`` may hold: the sampler's name, the constraints' names (in order), option values, and per sampler
+#: name, constraints that replace the general ones and options that override them when that sampler runs (a beam
+#: search amplifies what a temperature draw only tilts, so a model may be best searched with other settings)
+DEFAULT_KEYS = {"sampler": str, "constraints": list, "options": dict, "samplers": dict}
+
+
+# Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
+MAX_HEADER_BYTES = 4 * 2**20  # mgf's headers are a few KB; safetensors itself allows 100 MB
+MAX_FIELD_BYTES = 2**20  # one metadata value (a JSON text)
+MAX_DEPTH = 32  # nesting of each metadata JSON value (the header itself nests 3 deep)
+MAX_WEIGHT = 1e4  # |w| of every model tensor: see docs/bundle-format.md for why
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A parsed safetensors header: metadata strings, ``{name: (shape, begin, end)}`` in bytes of the data section."""
+
+    metadata: dict[str, str]
+    entries: dict[str, tuple[tuple[int, ...], int, int]]
+    data_start: int
+
+
+def _parse_header(path, handle) -> _Header:
+    """Check and parse the header of the open bundle ``handle``: size and nesting before ``json.loads``, then every entry."""
+    size = os.fstat(handle.fileno()).st_size
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        raise BundleError(f"{path}: not a safetensors file (shorter than its 8-byte header size)")
+    length = int.from_bytes(prefix, "little")
+    if length > MAX_HEADER_BYTES or length > size - 8:
+        limit = "larger than the file" if length <= MAX_HEADER_BYTES else f"over the limit of {MAX_HEADER_BYTES} bytes"
+        raise BundleError(f"{path}: not a safetensors file (header of {length} bytes, {limit})")
+    try:
+        text = handle.read(length).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: not a safetensors file (header is not UTF-8)") from None
+    raw = _loads(path, "header", text, depth=3)
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path}: not a safetensors file (header is not a JSON object)")
+    metadata = raw.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise BundleError(f"{path}: not a safetensors file (__metadata__ must map strings to strings)")
+    entries, end = {}, 0
+    for (begin, stop), name, entry in sorted((_offsets(path, name, entry), name, entry) for name, entry in raw.items()):
+        dtype, shape = entry.get("dtype"), entry.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise BundleError(f"{path}: tensor {name!r} has a malformed shape {shape!r:.40}")
+        if dtype != "F32":
+            raise BundleError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}, expected float32")
+        if begin != end or stop - begin != 4 * int(np.prod(shape, dtype=object)):
+            raise BundleError(f"{path}: tensor {name!r} does not match its place in the file (shape {shape!r:.40}, "
+                              f"bytes {begin}..{stop})")
+        entries[name], end = (tuple(shape), begin, stop), stop
+    if 8 + length + end != size:
+        raise BundleError(f"{path}: the tensors take {end} bytes but the file holds {size - 8 - length} after the header")
+    return _Header(metadata, entries, 8 + length)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """numpy's name for a safetensors dtype code (``F64`` -> ``float64``), else the value as given, shortened."""
+    return _DTYPES.get(dtype, f"{dtype!r:.20}") if isinstance(dtype, str) else f"{dtype!r:.20}"
+
+
+def _offsets(path, name, entry) -> tuple[int, int]:
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets) or not 0 <= offsets[0] <= offsets[1]):
+        raise BundleError(f"{path}: tensor {name!r} has malformed data_offsets {offsets!r:.40}")
+    return offsets[0], offsets[1]
+
+
+def _loads(path, what: str, text: str, depth: int) -> Any:
+    """``json.loads(text)`` after checking that it nests at most ``depth`` deep, so that no input can exhaust the stack."""
+    deepest = _nesting(text)
+    if deepest > depth:
+        raise BundleError(f"{path}: {what} nests deeper than {depth} levels")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BundleError(f"{path}: {what} is not JSON") from None
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[``/``{`` nest in the JSON ``text``, brackets inside strings not counted; linear time (no regex)."""
+    codes = np.frombuffer(text.encode("utf-8"), np.uint8)
+    index = np.arange(len(codes), dtype=np.int32)
+    last_other = np.maximum.accumulate(np.where(codes == ord("\\"), -1, index))  # last non-backslash up to i
+    backslashes = index - 1 - np.concatenate(([-1], last_other[:-1]))  # how many backslashes stand right before i
+    quotes = (codes == ord('"')) & (backslashes % 2 == 0)  # the quotes that open or close a string
+    outside = np.cumsum(quotes, dtype=np.int32) % 2 == 0
+    opens = ((codes == ord("[")) | (codes == ord("{"))) & outside
+    closes = ((codes == ord("]")) | (codes == ord("}"))) & outside
+    steps = opens.astype(np.int32) - closes
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+
+
+def _open(path):
+    _check_file(path)
+    try:
+        return open_regular(path)  # a FIFO would block for ever
+    except NotRegularFile as error:
+        raise BundleError(str(error)) from None
+    except OSError as error:
+        raise BundleError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed metadata of a bundle (``arch`` as :class:`Arch`), without loading its tensors."""
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        loaded = current[1]
+        return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training,
+                "defaults": loaded.defaults, "precision": loaded.precision}
+    with _open(path) as handle:
+        return _parse_metadata(path, _parse_header(path, handle).metadata)
+
+
+_shared = threading.local()  # .current: (path, Bundle) while a `reading` block of this thread runs
+
+
+@contextmanager
+def reading(path: str | os.PathLike) -> Iterator[Bundle]:
+    """Read ``path`` once; inside the block, :func:`read` of the same path returns that bundle instead of reading again."""
+    loaded = read(path)
+    _shared.current = (os.fspath(path), loaded)
+    try:
+        yield loaded
+    finally:
+        _shared.current = None
+
+
+def read(path: str | os.PathLike) -> Bundle:
+    """Load and validate a bundle; every problem is a :class:`BundleError` naming the file."""
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        return current[1]
+    with _open(path) as handle:
+        header = _parse_header(path, handle)
+        meta = _parse_metadata(path, header.metadata)
+        tensors = _read_tensors(path, handle, header, header.entries)
+    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"])
+    validate(loaded, where=str(path))
+    return loaded
+
+
+def _read_tensors(path, handle, header: _Header, names) -> dict[str, np.ndarray]:
+    """The tensors ``names`` of the open bundle: one read of the bytes they span, arrays viewing it (little-endian)."""
+    if not names:
+        return {}
+    first = min(header.entries[name][1] for name in names)
+    last = max(header.entries[name][2] for name in names)
+    data = np.empty((last - first) // 4, "<f4")
+    handle.seek(header.data_start + first)
+    if handle.readinto(data.data.cast("B")) != last - first:
+        raise BundleError(f"{path}: the file is shorter than its header says (truncated?)")
+    return {name: data[(begin - first) // 4:(stop - first) // 4].reshape(shape).astype(np.float32, copy=False)
+            for name in names for shape, begin, stop in [header.entries[name]]}
+
+
+def write(bundle: Bundle, path: str | os.PathLike) -> None:
+    """Validate and write ``bundle`` to ``path`` atomically (a temporary file renamed into place)."""
+    from safetensors.numpy import save_file
+
+    validate(bundle, where=str(path))
+    metadata = bundle.metadata()
+    for key, text in metadata.items():
+        _field(path, key, text)  # never write what a reader refuses
+    tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
+    with atomic_path(path) as tmp:
+        mode = os.stat(tmp).st_mode  # the umask's: safetensors writes a new file, readable by its owner only
+        save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, stat.S_IMODE(mode))
+
+
+def validate(bundle: Bundle, where: str = "bundle") -> None:
+    """Check tensors against the architecture (names, shapes, float32, finite values within ``MAX_WEIGHT``) and the defaults."""
+    _check_defaults(where, bundle.defaults)
+    _check_precision(where, bundle.precision)
+    expected = bundle.arch.tensor_shapes()
+    missing = sorted(set(expected) - set(bundle.tensors))
+    if missing:
+        raise BundleError(f"{where}: missing tensor(s) {', '.join(missing)}")
+    for name, array in bundle.tensors.items():
+        if name not in expected and not name.startswith("repr."):
+            raise BundleError(f"{where}: unexpected tensor {name!r}")
+        if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+            dtype = getattr(array, "dtype", type(array).__name__)
+            raise BundleError(f"{where}: tensor {name!r} is {dtype}, expected float32")
+        if name in expected and array.shape != expected[name]:
+            raise BundleError(f"{where}: tensor {name!r} has shape {list(array.shape)}, expected {list(expected[name])}")
+        if not np.isfinite(array).all():
+            raise BundleError(f"{where}: tensor {name!r} has non-finite values")
+        if name in expected and array.size and max(-array.min(), array.max()) > MAX_WEIGHT:
+            raise BundleError(f"{where}: tensor {name!r} has values up to {np.abs(array).max():.0e}, "
+                              f"beyond the bound of {MAX_WEIGHT:g} on weights (a diverged or damaged model)")
+
+
+def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
+    version = raw.get("mgf.format")
+    if version is None:
+        raise BundleError(f"{path}: not an mgf bundle (no mgf.format metadata)")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {version!r} is not supported (this mgf reads {FORMAT_VERSION!r})")
+    arch = _json_field(path, raw, "mgf.arch", dict)
+    representation = _json_field(path, raw, "mgf.representation", dict)
+    training = _json_field(path, raw, "mgf.training", dict)
+    defaults = _json_field(path, raw, "mgf.defaults", dict) if "mgf.defaults" in raw else {}
+    precision = _json_field(path, raw, "mgf.precision", dict) if "mgf.precision" in raw else {}
+    return {"arch": _parse_arch(path, arch), "representation": _parse_repr(path, representation), "training": training,
+            "defaults": _check_defaults(path, defaults), "precision": _check_precision(path, precision)}
+
+
+def _check_precision(where, precision: Any) -> dict[str, Any]:
+    """``precision`` if it names one of :data:`PRECISIONS` and gives cross-entropies as numbers by precision."""
+    if not isinstance(precision, dict):
+        raise BundleError(f"{where}: metadata mgf.precision must be a JSON object")
+    unknown = sorted(set(precision) - {"preferred", "held_out_cross_entropy"})
+    if unknown:
+        raise BundleError(f"{where}: metadata mgf.precision has an unknown key {unknown[0]!r} "
+                          "(it takes preferred, held_out_cross_entropy)")
+    if precision and precision.get("preferred") not in PRECISIONS:
+        raise BundleError(f"{where}: metadata mgf.precision preferred must be one of {', '.join(PRECISIONS)}, "
+                          f"got {precision.get('preferred')!r:.40}")
+    scores = precision.get("held_out_cross_entropy", {})
+    if not isinstance(scores, dict) or not all(
+            k in PRECISIONS and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in scores.items()):
+        raise BundleError(f"{where}: metadata mgf.precision held_out_cross_entropy must map precisions to numbers")
+    return precision
+
+
+def _check_defaults(where, defaults: Any, nested: bool = False) -> dict[str, Any]:
+    """``defaults`` if it has the shape of :data:`DEFAULT_KEYS` (values are checked by the plugins that take them)."""
+    field_name = "mgf.defaults samplers entry" if nested else "mgf.defaults"
+    if not isinstance(defaults, dict):
+        raise BundleError(f"{where}: metadata {field_name} must be a JSON object")
+    allowed = ("constraints", "options") if nested else tuple(DEFAULT_KEYS)
+    for key, value in defaults.items():
+        kind = DEFAULT_KEYS.get(key) if key in allowed else None
+        if kind is None:
+            raise BundleError(f"{where}: metadata {field_name} has an unknown key {key!r} (it takes {', '.join(allowed)})")
+        if not isinstance(value, kind) or (key == "constraints" and not all(isinstance(v, str) for v in value)):
+            raise BundleError(f"{where}: metadata {field_name} {key} must be a JSON "
+                              f"{'list of names' if key == 'constraints' else kind.__name__}")
+        if key == "options" and not all(isinstance(v, (bool, int, float, str)) for v in value.values()):
+            raise BundleError(f"{where}: metadata {field_name} options must be numbers, strings or booleans")
+        if key == "samplers":
+            for own in value.values():
+                _check_defaults(where, own, nested=True)
+    return defaults
+
+
+def _json_field(path, raw: dict[str, str], key: str, kind: type) -> Any:
+    if key not in raw:
+        raise BundleError(f"{path}: metadata {key} is missing")
+    value = _field(path, key, raw[key])
+    if not isinstance(value, kind):
+        raise BundleError(f"{path}: metadata {key} must be a JSON {kind.__name__}")
+    return value
+
+
+def _field(path, key: str, text: str) -> Any:
+    """One metadata value parsed, after the checks that keep a crafted one from taking the stack or the memory."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_FIELD_BYTES:
+        raise BundleError(f"{path}: metadata {key} is {size} bytes, over the limit of {MAX_FIELD_BYTES}")
+    return _loads(path, f"metadata {key}", text, MAX_DEPTH)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _parse_arch(path, arch: dict[str, Any]) -> Arch:
+    cell = arch.get("cell")
+    if cell not in CELLS:
+        raise BundleError(f"{path}: mgf.arch cell {cell!r} is not supported (supported: {', '.join(CELLS)})")
+    vocab_size: Any = arch.get("vocab_size")
+    embedding_dim, hidden = arch.get("embedding_dim"), arch.get("hidden")
+    if not _positive_int(vocab_size):
+        raise BundleError(f"{path}: mgf.arch vocab_size must be a positive integer, got {vocab_size!r}")
+    if embedding_dim is not None and not _positive_int(embedding_dim):
+        raise BundleError(f"{path}: mgf.arch embedding_dim must be a positive integer or null, got {embedding_dim!r}")
+    if not isinstance(hidden, list) or not hidden or not all(_positive_int(h) for h in hidden):
+        raise BundleError(f"{path}: mgf.arch hidden must be a non-empty list of positive integers, got {hidden!r}")
+    return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+
+
+def _parse_repr(path, representation: dict[str, Any]) -> dict[str, Any]:
+    name, config = representation.get("name"), representation.get("config", {})
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{path}: mgf.contract.representation has no name")
+    if not isinstance(config, dict):
+        raise BundleError(f"{path}: mgf.contract.representation config must be a JSON object")
+    return {"name": name, "config": config}
+
+
+def _check_file(path) -> None:
+    if not os.path.exists(path):
+        raise BundleError(f"{path}: no such bundle file")
+    if os.path.isdir(path):
+        raise BundleError(f"{path}: is a directory, not a bundle file")
+
+
+def random_bundle(
+    vocab_size: int,
+    hidden: tuple[int, ...] | list[int],
+    embedding_dim: int | None = None,
+    representation: dict[str, Any] | None = None,
+    seed: int = 0,
+    scale: float = 1.0,
+    cell: str = "lstm",
+) -> Bundle:
+    """A bundle of random weights (Keras-like init, times ``scale``) for tests, benchmarks and smoke runs."""
+    arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in arch.tensor_shapes().items():
+        limit = scale * (0.1 if name.endswith("bias") else np.sqrt(6.0 / (shape[0] + shape[-1])))
+        tensors[name] = rng.uniform(-limit, limit, shape).astype(np.float32)
+    if representation is None:
+        representation = {"name": "tokens", "config": {"vocab_size": vocab_size}}
+    return Bundle(arch, tensors, representation, {"source": "random", "seed": seed})
+
+
+def read_repr_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Only the representation's ``repr.*`` tensors of a bundle (prefix removed), checked as finite; the rest is not read."""
+    current = getattr(_shared, "current", None)
+    if current is not None and current[0] == os.fspath(path):
+        return current[1].repr_tensors
+    with _open(path) as handle:
+        header = _parse_header(path, handle)
+        names = [name for name in header.entries if name.startswith("repr.")]
+        found = _read_tensors(path, handle, header, names)
+    for name, array in found.items():
+        if not np.isfinite(array).all():
+            raise BundleError(f"{path}: tensor {name!r} has non-finite values")
+    return {name[len("repr."):]: array for name, array in found.items()}

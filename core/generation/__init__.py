@@ -1,0 +1,1 @@
+"""Generation: the API, the run and its rules."""

@@ -1,0 +1,1 @@
+"""The native kernel (Cython and C) and its numpy reference."""

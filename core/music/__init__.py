@@ -1,0 +1,1 @@
+"""Music utilities used by plugins: scores, corpus, synthesis, plots, metrics."""

@@ -1,0 +1,1 @@
+"""Training data: sources, cache, shards, splits; baselines and model cards."""

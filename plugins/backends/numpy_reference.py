@@ -1,0 +1,20 @@
+"""The ``numpy`` backend: the plain reference LSTM or GRU, slow but obviously right."""
+
+from mgf import ModelBackend, hookimpl
+from mgf.contract import bundle
+from mgf.kernel.reference import NumpyGRU, NumpyLSTM
+
+MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU}  # bundle.CELLS -> the class that runs it
+
+
+class NumpyBackend(ModelBackend):
+    name = "numpy"
+
+    def load(self, path):
+        loaded = bundle.read(path)
+        return MODELS[loaded.arch.cell](loaded)
+
+
+@hookimpl
+def register_models(register):
+    register(NumpyBackend)

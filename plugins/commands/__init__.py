@@ -1,0 +1,1 @@
+"""Built-in commands of the `mgf` CLI."""

@@ -1,0 +1,389 @@
+"""The ASGI app of ``mgf serve``: a JSON/HTTP API over :func:`mgf.generate` and the page that plays with it.
+
+Starlette, because it is small and typed and its ``TestClient`` drives the same app the server runs.
+Every request is bounded before any work: body size, steps (``MGF_MAX_STEPS`` and the server's own cap),
+one output per request, and a fixed number of jobs admitted at once (those running, each in a worker process,
+plus a queue); past it the answer is 503 with ``Retry-After``, so a flood cannot pile up memory or work, and a
+job past the timeout is stopped.  A model is picked by
+a name the server was started with, never by a path, and requests name no file: an uploaded primer and
+the answer pass through a private scratch folder in memory (``/dev/shm``) that is gone when the request ends,
+because representations read and write paths.  Errors are one line of JSON, ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import weakref
+from importlib.resources import files
+
+import mgf
+from mgf import InputError, MgfError, installed
+from mgf.music import synth
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+#: fields of a generate request that are not sampler or constraint options
+FIELDS = ("model", "repr", "steps", "seed", "sampler", "constraints", "format", "primer_midi", "audio")
+GENERATE_OWN = ("num_outputs", "progress", "primer")  # mgf.generate's own keywords, which no request may set
+FORMATS = {"json": "application/json", "wav": "audio/wav"}
+MEDIA_TYPES = {".mid": "audio/midi", ".wav": "audio/wav", ".txt": "text/plain; charset=utf-8"}
+ASSETS = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/style.css": ("style.css", "text/css; charset=utf-8")}
+#: memory-backed, where there is one: nothing a request sends or gets is written to disk
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class ApiError(Exception):
+    """A request the server answers with ``status`` and a one-line JSON error."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status, headers)
+
+
+def shipped_models() -> dict[str, str]:
+    """Each representation's default bundle that is installed, by the representation's name."""
+    found = {}
+    for name, entry in sorted(installed("representations").items()):
+        path = entry.cls.default_bundle
+        if path and os.path.isfile(path):
+            found[name] = path
+    return found
+
+
+class Jobs:
+    """At most ``workers`` generations at once, each in a worker process, and ``queue`` more waiting; past them 503.
+
+    Processes, not threads: sampling and writing hold the GIL, so only processes use more than one core, and a
+    job that passes ``timeout`` is stopped for good by killing its process (answered 504; a new one replaces it).
+    A process is started when a job first needs it and loads each model once.
+    """
+
+    def __init__(self, workers: int, queue: int, timeout: float, generator: tuple) -> None:
+        self.capacity, self.timeout, self.generator = workers + queue, timeout, generator
+        self.idle: list = []
+        self.free = asyncio.Semaphore(workers)
+        self.admitted = 0  # read and written on the event loop only
+
+    async def run(self, job: tuple):
+        if self.admitted >= self.capacity:
+            raise ApiError(503, f"busy: {self.admitted} jobs running or queued; retry shortly", {"Retry-After": "1"})
+        self.admitted += 1
+        try:
+            async with self.free:
+                worker = self.idle.pop() if self.idle else Worker(self.generator)
+                try:
+                    answer = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, worker.call, job),
+                                                    self.timeout)
+                except BaseException as error:  # a timeout, or the client gone: the process may still be at work
+                    worker.stop()
+                    if isinstance(error, TimeoutError):
+                        raise ApiError(504, f"the job took longer than {self.timeout:g} s; ask for fewer steps") from None
+                    raise
+                self.idle.append(worker)
+        finally:
+            self.admitted -= 1
+        if answer[0] == "error":
+            raise ApiError(*answer[1:])
+        return answer[1]
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().stop()
+
+
+class Worker:
+    """One process running :meth:`Generator.generate` for the jobs sent to it, one at a time."""
+
+    def __init__(self, generator: tuple) -> None:
+        context = multiprocessing.get_context("spawn")  # not fork: the server has threads
+        self.connection, theirs = context.Pipe()
+        # the jobs' files live in a folder of the server's, so that a process killed inside a job leaves none behind
+        self.scratch = tempfile.mkdtemp(prefix="mgf-serve-", dir=SCRATCH)
+        self.remove_scratch = weakref.finalize(self, shutil.rmtree, self.scratch, True)  # at stop(), else at exit
+        self.process = context.Process(target=_work, args=(theirs, self.scratch, *generator), daemon=True,
+                                       name="mgf-serve-job")
+        self.process.start()
+        theirs.close()
+
+    def call(self, job: tuple) -> tuple:
+        self.connection.send(job)
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):  # killed by a timeout, or it died
+            return ("error", 500, "the job's process ended without an answer")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.connection.close()
+        self.remove_scratch()
+
+
+def _work(connection, scratch: str, bundles: dict[str, str], max_steps: int) -> None:
+    """A worker process: answer each job with ``("ok", (media type, body))`` or ``("error", status, message)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches it too: the server stops it
+    generator = Generator(bundles, max_steps, scratch)
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:  # the server is gone
+            return
+        try:
+            answer = ("ok", generator.generate(*job))
+        except ApiError as error:
+            answer = ("error", error.status, str(error))
+        except MgfError as error:  # bad input is the request's; a broken plugin is the server's
+            answer = ("error", 400 if isinstance(error, InputError) else 500, str(error))
+        except Exception as error:
+            answer = ("error", 500, f"internal error: {type(error).__name__}")
+        connection.send(answer)
+
+
+class Generator:
+    """The models a server offers, by name; a worker process loads each once, when a job first asks for it."""
+
+    def __init__(self, bundles: dict[str, str], max_steps: int, scratch: str | None = SCRATCH) -> None:
+        self.bundles, self.max_steps, self.scratch = bundles, max_steps, scratch
+        self.shipped = shipped_models()
+        self.loaded: dict = {}
+        self.cards = {}
+        for name, path in {**self.shipped, **bundles}.items():
+            meta = mgf.contract.bundle.read_metadata(path)
+            self.cards[name] = {"name": name, "repr": meta["representation"]["name"], "shipped": name not in bundles,
+                                "defaults": meta.get("defaults", {})}
+        self.default = "notes" if "notes" in self.cards else next(iter(self.cards), None)
+        if self.default is not None:
+            self.cards[self.default]["default"] = True
+
+    def model(self, name: str):
+        if name not in self.loaded:
+            self.loaded[name] = mgf.load_model({**self.shipped, **self.bundles}[name])
+        return self.loaded[name]
+
+    def pick(self, body: dict) -> str:
+        name, representation = body.get("model"), body.get("repr")
+        for key, value in (("model", name), ("repr", representation)):
+            if value is not None and not isinstance(value, str):
+                raise ApiError(400, f"{key} must be a string")
+        if name is None:
+            if representation is None:
+                if self.default is None:
+                    raise ApiError(400, "this server offers no model")
+                return self.default
+            if representation not in self.shipped:
+                raise ApiError(400, f"no shipped model for the representation {representation[:60]!r} "
+                                    f"(representations: {', '.join(self.shipped) or 'none'})")
+            return representation
+        if name not in self.cards:
+            raise ApiError(400, f"no model {name[:60]!r} (models: {', '.join(self.cards)}; see GET /api/models)")
+        if representation is not None and representation != self.cards[name]["repr"]:
+            raise ApiError(400, f"model {name!r} was trained for {self.cards[name]['repr']!r}, not {representation[:60]!r}")
+        return name
+
+    def generate(self, name: str, settings: dict, primer_midi: bytes | None, answer: str, audio: bool):
+        """``(media type, body)`` of one piece: the representation's own file, a WAV, or JSON for the page."""
+        model = self.model(name)
+        representation = model.representation
+        with tempfile.TemporaryDirectory(prefix="mgf-serve-", dir=self.scratch) as scratch:
+            if primer_midi is not None:
+                if ".mid" not in representation.read_suffixes:
+                    raise ApiError(400, f"the representation {representation.name!r} reads no MIDI primer")
+                path = os.path.join(scratch, "primer.mid")
+                with open(path, "wb") as handle:
+                    handle.write(primer_midi)
+                settings["primer"] = representation.read(path)
+            if answer == "midi" and representation.suffix != ".mid":
+                raise ApiError(400, f"the representation {representation.name!r} writes {representation.suffix} files, "
+                                    "not MIDI; ask for format json or file")
+            tokens = mgf.generate(model, **settings)
+            if answer == "wav":
+                notes = representation.to_notes(tokens)
+                return FORMATS["wav"], _written(scratch, ".wav", lambda p: synth.write_wav(synth.render(notes), p))
+            piece = _written(scratch, representation.suffix, lambda p: representation.write(tokens, p))
+            if answer != "json":
+                return MEDIA_TYPES.get(representation.suffix, "application/octet-stream"), piece
+            reply = {"model": name, "repr": representation.name, "seed": settings["seed"], "tokens": tokens.tolist(),
+                     "file": {"suffix": representation.suffix, "base64": base64.b64encode(piece).decode()}}
+            try:
+                notes = representation.to_notes(tokens)
+            except InputError:  # a representation without music (``tokens``): its tokens and file only
+                return FORMATS["json"], json.dumps(reply, separators=(",", ":")).encode()
+            reply["notes"] = [{"pitch": int(p), "velocity": int(v), "start": round(float(s), 6), "end": round(float(e), 6)}
+                              for p, v, s, e in notes]
+            if audio:
+                wav = _written(scratch, ".wav", lambda p: synth.write_wav(synth.render(notes), p))
+                reply["wav"] = base64.b64encode(wav).decode()
+            return FORMATS["json"], json.dumps(reply, separators=(",", ":")).encode()
+
+
+def _written(scratch: str, suffix: str, write) -> bytes:
+    path = os.path.join(scratch, "piece" + suffix)
+    write(path)
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _settings(body: dict, max_steps: int) -> dict:
+    """The arguments of :func:`mgf.generate` in a request, their types checked; values are checked by ``generate``."""
+    steps = body.get("steps", 128)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ApiError(400, f"steps must be a positive integer, got {str(steps)[:40]!r}")
+    if steps > max_steps:
+        raise ApiError(400, f"steps {steps} exceeds this server's limit {max_steps} (mgf serve --max-steps)")
+    mgf.check_limit("steps", steps)  # MGF_MAX_STEPS as this server sees it
+    seed = body.get("seed")
+    if seed is None:
+        seed = secrets.randbelow(2**31)  # told back, so that a piece heard can be generated again
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ApiError(400, f"seed must be a non-negative integer, got {str(seed)[:40]!r}")
+    sampler = body.get("sampler")
+    if sampler is not None and not isinstance(sampler, str):
+        raise ApiError(400, "sampler must be a string")
+    constraints = body.get("constraints", [])
+    if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints) or len(constraints) > 16:
+        raise ApiError(400, "constraints must be a list of at most 16 names")
+    options = {k: v for k, v in body.items() if k not in FIELDS}
+    for key, value in options.items():
+        if key in GENERATE_OWN:  # one output a request, no progress bar on the server's stderr, a primer only as MIDI
+            raise ApiError(400, f"{key} is not a request field (one piece a request; a primer is primer_midi)")
+        if not isinstance(value, (str, int, float, bool)) or (isinstance(value, str) and len(value) > 200):
+            raise ApiError(400, f"option {key[:40]!r} must be a number, a short string or a boolean")
+    return {"steps": steps, "seed": seed, "sampler": sampler, "constraints": constraints, **options}
+
+
+def _answer(body: dict, accept: str) -> str:
+    """``json``, ``wav``, ``midi`` or ``file`` (the representation's own, MIDI for the music ones): ``format``, else Accept."""
+    chosen = body.get("format")
+    if chosen is None:
+        return next((name for name, media in FORMATS.items() if media in accept), "file")
+    if chosen not in ("json", "wav", "midi", "file"):
+        raise ApiError(400, f"format must be json, wav or midi, got {str(chosen)[:40]!r}")
+    return chosen
+
+
+def _primer(encoded) -> bytes | None:
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise ApiError(400, "primer_midi must be a MIDI file in base64") from None
+
+
+def create_app(bundles: dict[str, str] | None = None, *, token: str | None = None, workers: int = 2, queue: int = 16,
+               timeout: float = 30.0, max_steps: int = 4096, max_body: int = 1_000_000) -> Starlette:
+    """The app; ``bundles``: extra models by name (paths given by whoever starts the server, never by a request)."""
+    generator = Generator(dict(bundles or {}), max_steps)
+    jobs = Jobs(workers, queue, timeout, (generator.bundles, max_steps))
+    assets = {route: ((files("mgf.plugins") / "serve_static" / name).read_bytes(), media)
+              for route, (name, media) in ASSETS.items()}
+
+    def check_token(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+            raise ApiError(401, "this server needs the header Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:
+            raise ApiError(413, f"request body over {max_body} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                raise ApiError(413, f"request body over {max_body} bytes")
+        return bytes(body)
+
+    async def parse(request: Request) -> tuple[dict, bytes | None]:
+        raw = await read_body(request)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            async def replay():
+                return {"type": "http.request", "body": raw, "more_body": False}
+
+            try:  # max_body (1 MB) is under Starlette's spooling size: an uploaded file stays in memory
+                form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+            except HTTPException as error:
+                raise ApiError(400, f"bad multipart form: {error.detail}") from None
+            try:
+                extra = set(form) - {"request", "primer"}
+                if extra:
+                    raise ApiError(400, f"unknown form fields {sorted(extra)[:4]} (send 'request' as JSON and 'primer' as a file)")
+                text, upload = form.get("request", "{}"), form.get("primer")
+                if isinstance(upload, str):
+                    raise ApiError(400, "primer must be a file in the form")
+                primer = await upload.read() if upload is not None else None
+            finally:
+                await form.close()
+        else:
+            text, primer = raw, None
+        try:
+            body = json.loads(text or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        if primer is not None and "primer_midi" in body:
+            raise ApiError(400, "give the primer once: as a file or as primer_midi")
+        return body, primer if primer is not None else _primer(body.get("primer_midi"))
+
+    async def models(request: Request) -> Response:
+        check_token(request)
+        return JSONResponse({"models": list(generator.cards.values()), "max_steps": generator.max_steps})
+
+    async def generate(request: Request) -> Response:
+        check_token(request)
+        body, primer = await parse(request)
+        name = generator.pick(body)
+        settings, answer = _settings(body, generator.max_steps), _answer(body, request.headers.get("accept", ""))
+        media, content = await jobs.run((name, settings, primer, answer, body.get("audio") is True))
+        return Response(content, media_type=media, headers={"X-Mgf-Seed": str(settings["seed"])})
+
+    async def page(request: Request) -> Response:
+        content, media = assets[request.url.path]
+        return Response(content, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    async def api_error(_request, error: ApiError) -> Response:
+        return error_response(error.status, str(error), error.headers)
+
+    async def mgf_error(_request, error: MgfError) -> Response:  # bad input is the request's; a broken plugin is the server's
+        return error_response(400 if isinstance(error, InputError) else 500, str(error))
+
+    async def http_error(_request, error: HTTPException) -> Response:
+        return error_response(error.status_code, error.detail, error.headers)
+
+    async def server_error(_request, error: Exception) -> Response:
+        return error_response(500, f"internal error: {type(error).__name__}")
+
+    routes = [Route("/api/models", models), Route("/api/generate", generate, methods=["POST"]),
+              *(Route(path, page) for path in ASSETS)]
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        jobs.close()
+
+    handlers = {ApiError: api_error, MgfError: mgf_error, HTTPException: http_error, Exception: server_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+

@@ -1,0 +1,1 @@
+"""Built-in Keras helpers (training, export; imported lazily)."""

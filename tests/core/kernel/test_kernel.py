@@ -1,0 +1,147 @@
+"""The native kernel (LSTM and GRU cells) against the plain numpy references, and its boundary checks."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import mgf
+from mgf import InputError
+from mgf.contract import bundle
+from mgf.kernel.reference import NumpyGRU, NumpyLSTM
+from mgf.plugins.backends.native import NativeModel
+
+SHAPES = [
+    # vocab, hidden, embedding, batch, threads
+    (130, (256,), 64, 1, 1),
+    (130, (64,), 16, 8, 1),
+    (50, (32, 48, 16), None, 5, 1),
+    (388, (40, 24), 32, 3, 2),
+    (17, (9,), None, 64, 2),
+    (37, (20, 30, 12), 8, 4, 3),
+]
+
+
+def run_both(native, reference, batch, steps, rng):
+    state_n, state_r = native.initial_state(batch), reference.initial_state(batch)
+    for _ in range(steps):
+        tokens = rng.integers(0, native.vocab_size, batch).astype(np.int32)
+        logits_n, state_n = native.step(tokens, state_n)
+        logits_r, state_r = reference.step(tokens, state_r)
+        np.testing.assert_allclose(logits_n, logits_r, rtol=1e-4, atol=1e-5)
+    return state_n, state_r
+
+
+REFERENCES = {"lstm": NumpyLSTM, "gru": NumpyGRU}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("vocab, hidden, embedding, batch, threads", SHAPES)
+def test_native_matches_reference_over_120_steps(vocab, hidden, embedding, batch, threads, cell):
+    loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab + batch, cell=cell)
+    native = NativeModel(loaded, threads)
+    assert native.kernel.cell == cell and native.threads == threads
+    state_n, state_r = run_both(native, REFERENCES[cell](loaded), batch, 120, np.random.default_rng(batch))
+    for layer in range(len(hidden)):
+        np.testing.assert_allclose(state_n.h(layer), state_r.h[layer], rtol=1e-4, atol=1e-5)
+        if cell == "lstm":
+            np.testing.assert_allclose(state_n.c(layer), state_r.c[layer], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_saturated_gates_stay_accurate(cell):
+    """Large weights drive the gates into saturation, where a naive exp overflows.
+
+    Few steps: with weights this large the recurrence is chaotic, and after ~20 steps float32
+    round-off alone separates any two implementations (float64 too); the GRU's sooner: by its
+    fifth step the float32 reference itself is 5e-5 away from a float64 run."""
+    loaded = bundle.random_bundle(30, (24, 16), 8, seed=5, scale=12.0, cell=cell)
+    run_both(NativeModel(loaded, 1), REFERENCES[cell](loaded), 4, 5 if cell == "lstm" else 3, np.random.default_rng(0))
+
+
+def test_reference_follows_the_lstm_equations():
+    """The reference itself, checked by hand for one unit and one step from zero state."""
+    loaded = bundle.random_bundle(3, (1,), None, seed=2)
+    t = loaded.tensors
+    model = NumpyLSTM(loaded)
+    logits, _ = model.step([2], model.initial_state(1))
+    z = t["lstm.0.kernel"][2] + t["lstm.0.bias"]
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    c = sig(z[0]) * np.tanh(z[2])
+    h = sig(z[3]) * np.tanh(c)
+    np.testing.assert_allclose(logits[0], h * t["dense.kernel"][0] + t["dense.bias"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_state_take_reorders_and_duplicates_rows(cell):
+    loaded = bundle.random_bundle(20, (12, 8), 6, seed=1, cell=cell)
+    native, reference = NativeModel(loaded, 2), REFERENCES[cell](loaded)
+    rng = np.random.default_rng(3)
+    state_n, state_r = run_both(native, reference, 3, 10, rng)
+    order = np.array([2, 2, 0, 1])
+    state_n, state_r = state_n.take(order), state_r.take(order)
+    assert state_n.batch_size == 4
+    for _ in range(10):
+        tokens = rng.integers(0, 20, 4).astype(np.int32)
+        logits_n, state_n = native.step(tokens, state_n)
+        logits_r, state_r = reference.step(tokens, state_r)
+        np.testing.assert_allclose(logits_n, logits_r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        ([20], "token id 20 is outside the vocabulary [0, 20)"),
+        ([-1], "token id -1 is outside"),
+        ([1, 2], "expected 1 token id(s)"),
+        ([1.5], "must be integers"),
+        (np.array([2**31 + 5], np.int64), "outside the vocabulary"),
+    ],
+)
+def test_bad_tokens_are_input_errors(make_bundle, backend, tokens, message):
+    model = mgf.load_model(make_bundle(20, (8,)), backend=backend)
+    with pytest.raises(InputError) as error:
+        model.step(tokens, model.initial_state(1))
+    assert message in str(error.value)
+
+
+def test_state_of_another_model_is_rejected():
+    a = NativeModel(bundle.random_bundle(10, (4,)), 1)
+    b = NativeModel(bundle.random_bundle(10, (4,)), 1)
+    with pytest.raises(InputError, match="another model"):
+        a.step([1], b.initial_state(1))
+    with pytest.raises(InputError, match="batch size"):
+        a.initial_state(0)
+    with pytest.raises(InputError, match="indices"):
+        a.initial_state(2).take([2])
+
+
+def test_threads_option_and_environment(make_bundle, monkeypatch):
+    path = make_bundle(20, (8,))
+    assert mgf.load_model(path, threads=2).threads == 2
+    monkeypatch.setenv("MGF_NUM_THREADS", "3")
+    assert mgf.load_model(path).threads == 3
+    monkeypatch.setenv("MGF_NUM_THREADS", "lots")
+    with pytest.raises(InputError, match=r"MGF_NUM_THREADS must be an integer in \[1, 256\], got 'lots'"):
+        mgf.load_model(path)
+    with pytest.raises(InputError, match=r"option threads of model backend 'native' must be in \[1, 256\], got 0"):
+        mgf.load_model(path, threads=0)
+
+
+def test_threads_sample_one_model_at_once(make_bundle):
+    """Several Python threads share one model; each gets what it gets alone."""
+    model = mgf.load_model(make_bundle(40, (32, 32), 8))
+    expected = {seed: mgf.generate(model, 200, seed=seed) for seed in range(6)}
+    results = {}
+
+    def work(seed):
+        results[seed] = mgf.generate(model, 200, seed=seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in range(6):
+        np.testing.assert_array_equal(results[seed], expected[seed])
