@@ -21,8 +21,8 @@ FLAGS = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-
 TESTS = ["tests/core/kernel/test_kernel.py", "tests/core/kernel/test_kernel_args.py", "tests/core/kernel/test_kernel_precision.py"]
 REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer", "UndefinedBehaviorSanitizer")
 BOOTSTRAP = """
-import os, sys, mgf
-mgf.__path__.insert(0, os.environ["MGF_TEST_KERNEL_DIR"])
+import os, sys, mgf.kernel
+mgf.kernel.__path__.insert(0, os.environ["MGF_TEST_KERNEL_DIR"])
 from mgf.kernel import _native
 assert _native.__file__.startswith(os.environ["MGF_TEST_KERNEL_DIR"]), _native.__file__
 assert "libasan" in open("/proc/self/maps").read(), "libasan is not loaded"
@@ -56,9 +56,9 @@ def sanitized_build(tmp_path_factory):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    (module,) = (out / "mgf").glob("_native*.so")
+    (module,) = (out / "mgf" / "kernel").glob("_native*.so")
     assert b"__asan_report" in module.read_bytes() and b"__ubsan_handle" in module.read_bytes(), "not instrumented"
-    return out / "mgf", libasan
+    return out / "mgf" / "kernel", libasan
 
 
 def test_kernel_tests_pass_under_asan_and_ubsan(sanitized_build):
