@@ -5,7 +5,7 @@
     python benchmarks/audio_quality.py --before old.safetensors     # "today" from an earlier bundle's codebook
 
 The material is the shipped bundle's own: its codebook, and the chorales of its ``training`` data
-split as ``mgf train`` split them (``mgf.training.data.held_out_files(files, 0.1)``); the held-out ones are
+split as ``mgf train`` split them (``mgf.training.split.held_out_files(files, 0.1)``); the held-out ones are
 measured (the first ``--pieces``, as ``benchmarks/model_quality.py`` does), ``repr.spectra`` are fitted
 on ``--fit-pieces`` training ones.  Definitions, on ``X`` and ``Y`` the STFT magnitudes (the bundle's
 ``n_fft`` and ``hop``) of the original and of the decoded sound, ``Y`` first scaled by the
@@ -33,7 +33,8 @@ import numpy as np
 
 import mgf
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.sources import files as source_files
+from mgf.training.split import held_out_files
 from mgf.plugins.representations.audio import FLOOR, griffin_lim, istft, mel_to_linear, nearest, stft
 from mgf.contract.representation import packaged_model
 
@@ -57,8 +58,8 @@ def main(argv=None) -> None:
     shipped = mgf.load_model(path).representation
     before = mgf.load_model(args.before).representation if args.before else shipped
     files = [f for source in bundle.read_metadata(path)["training"]["data"]
-             for f in data.files(source, shipped.read_suffixes)]
-    held = data.held_out_files(files, 0.1)
+             for f in source_files(source, shipped.read_suffixes)]
+    held = held_out_files(files, 0.1)
     training = [f for f in files if not held[f]]
     chosen = np.random.default_rng(0).choice(len(training), min(args.fit_pieces, len(training)), replace=False)
     held = [f for f in files if held[f]][: args.pieces]

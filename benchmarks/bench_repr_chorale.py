@@ -2,7 +2,7 @@
 
 Run ``pytest benchmarks/bench_repr_chorale.py``.  ``read`` parses the score with music21 each time
 (the data pipeline's cache is bypassed), ``write`` writes a MIDI file; events are tokens.
-``dataset-cached`` loads all of ``corpus:bach`` through ``mgf.training.data`` from a warm cache (the first,
+``dataset-cached`` loads all of ``corpus:bach`` through ``mgf.training.sources`` from a warm cache (the first,
 cold load is done once in the fixture and reported in ``extra_info``).
 """
 
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from mgf import get_representation
-from mgf.training import data
+from mgf.training.sources import load
 
 CHORALE = "corpus:bach/bwv66.6"
 
@@ -36,13 +36,13 @@ def warm_cache(tmp_path_factory):
     os.environ["MGF_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     representation = get_representation("notes")
     started = time.perf_counter()
-    cold = data.load(representation, "corpus:bach", progress=False)
+    cold = load(representation, "corpus:bach", progress=False)
     return representation, time.perf_counter() - started, cold
 
 
 def test_dataset_cached(benchmark, warm_cache):
     representation, cold_seconds, cold = warm_cache
     benchmark.group = "dataset"
-    loaded = benchmark.pedantic(lambda: data.load(representation, "corpus:bach", progress=False), rounds=5, iterations=1)
+    loaded = benchmark.pedantic(lambda: load(representation, "corpus:bach", progress=False), rounds=5, iterations=1)
     assert loaded.tokens == cold.tokens
     benchmark.extra_info.update(pieces=len(loaded.sequences), tokens=loaded.tokens, cold_seconds=round(cold_seconds, 1))

@@ -9,7 +9,7 @@ write is to their corpus.
 
 Each setting is measured by :func:`mgf.training.card.measure_model`, as ``mgf train`` measures the models
 it writes: generated pieces against the **held-out** pieces of the model's training data (the
-validation side of ``mgf.training.data.Dataset.split(0.1)`` over the sources named in the bundle's
+validation side of ``mgf.training.sources.Dataset.split(0.1)`` over the sources named in the bundle's
 ``training`` metadata), each cut to the same number of tokens as a generated piece, so that
 length-dependent metrics (pitch range, pitches used, repetition) compare like with like.  Per
 metric of :mod:`mgf.music.metrics`: the generated and the corpus mean, their relative difference, and
@@ -37,7 +37,8 @@ import numpy as np
 import mgf
 from mgf.contract import bundle
 from mgf.training import card
-from mgf.training import data
+from mgf.training.sources import Dataset, files as source_files, load
+from mgf.training.split import held_out_files
 from mgf.contract.representation import packaged_model
 
 #: close-notes at the chorales' own limits: 4 voices; notes end by 3 s (99.9% of chorale notes last at most 2.3 s)
@@ -103,7 +104,7 @@ TUNING = {
 FLOOR_PIECES, FLOOR_DRAWS = 50, 10
 
 
-def split(representation, sources) -> tuple[data.Dataset, data.Dataset]:
+def split(representation, sources) -> tuple[Dataset, Dataset]:
     """The training and validation sides of the split ``mgf train`` makes of ``sources``, read whole.
 
     music21 gets an hour per file instead of ``max_read_seconds``' minute: on a busy machine the
@@ -115,9 +116,9 @@ def split(representation, sources) -> tuple[data.Dataset, data.Dataset]:
         config["max_read_seconds"] = 3600
     reader = mgf.get_representation(representation.name, **config)
     reader.load_tensors(representation.tensors())  # audio's codebook
-    dataset = data.Dataset()
+    dataset = Dataset()
     for source in sources:
-        loaded = data.load(reader, source, progress=False)
+        loaded = load(reader, source, progress=False)
         if loaded.skipped:
             raise mgf.InputError(f"{source}: {len(loaded.skipped)} file(s) unreadable, e.g. {loaded.skipped[0][1]}")
         dataset.extend(loaded)
@@ -281,8 +282,8 @@ def report(name: str, pieces: int, cards: dict, write: bool) -> str:
     if name == "audio":
         representation = mgf.load_model(path).representation
         files = [f for source in bundle.read_metadata(path)["training"]["data"]
-                 for f in data.files(source, representation.read_suffixes)]
-        held = [f for f, out in data.held_out_files(files, 0.1).items() if out]  # a chorale file is one piece
+                 for f in source_files(source, representation.read_suffixes)]
+        held = [f for f, out in held_out_files(files, 0.1).items() if out]  # a chorale file is one piece
         return "\n".join(lines + ["", audio_quality(representation, held[:8]), ""])
     cards[name] = quality(name, pieces, DEFAULTS.get(name, {}) if write else bundle.read_metadata(path)["defaults"])
     return "\n".join(lines + ["", quality_table(cards[name]), ""])

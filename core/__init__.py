@@ -10,7 +10,7 @@ the base classes, bundles), ``mgf.generation`` (the API, the run, rules and proc
 See docs/contract.md.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 import importlib
 import importlib.abc
@@ -21,6 +21,8 @@ from mgf.generation.api import (check_limit, generate, generation_settings, get_
                   load_model, plugin_class, read_notes)
 from mgf.contract.constraint import Constraint, token_pitches
 from mgf.contract.boundary import printable
+from mgf.contract.clock import Clock, TokenKind
+from mgf.contract.events import Decoder, Event
 from mgf.errors import BundleError, InputError, MgfError, PluginError, UsageError
 from mgf.files import STOP_SIGNALS, OutputError, atomic_path, check_output, open_regular, output_beside
 from mgf.contract.hookspecs import hookimpl
@@ -28,7 +30,13 @@ from mgf.contract.model import Model, ModelBackend, State, as_tokens
 from mgf.contract.options import Option
 from mgf.contract.registry import PluginWarning
 from mgf.contract.representation import Representation, packaged_model
-from mgf.contract.sampler import Context, Sampler, allowed_probabilities, draw, draw_from_logits, log_softmax
+from mgf.contract.sampler import Context, Policy, Sampler, Search, log_softmax
+from mgf.generation import processors
+from mgf.generation.processors import (MinP, RepetitionPenalty, Temperature, TopK, TopP, allowed_probabilities, draw,
+                                       draw_from_logits)
+from mgf.generation import rules
+from mgf.generation.stream import Stream, stream
+from mgf.generation.rules import Automaton, BarBudget, BarMask, CloseNotes, Forbid, NgramBonus, RunLimit, TimeLimit
 
 #: Contract-2 module names and where contract 3 put them (docs/contract.md, "The layout"): old imports keep
 #: working through :class:`_MovedModules`, with a DeprecationWarning that names the new module.
@@ -78,19 +86,31 @@ def __getattr__(name):
 __all__ = [
     "STOP_SIGNALS",
     "BundleError",
+    "Clock",
     "Constraint",
     "Context",
+    "Decoder",
+    "Event",
     "InputError",
     "MgfError",
+    "MinP",
     "Model",
     "ModelBackend",
     "Option",
     "OutputError",
     "PluginError",
     "PluginWarning",
+    "Policy",
+    "RepetitionPenalty",
     "Representation",
     "Sampler",
+    "Search",
     "State",
+    "Stream",
+    "Temperature",
+    "TokenKind",
+    "TopK",
+    "TopP",
     "UsageError",
     "allowed_probabilities",
     "as_tokens",
@@ -112,6 +132,17 @@ __all__ = [
     "packaged_model",
     "plugin_class",
     "printable",
+    "processors",
     "read_notes",
+    "stream",
     "token_pitches",
+    "Automaton",
+    "BarBudget",
+    "BarMask",
+    "CloseNotes",
+    "Forbid",
+    "NgramBonus",
+    "RunLimit",
+    "TimeLimit",
+    "rules",
 ]

@@ -18,6 +18,7 @@ import re
 import signal
 import shutil
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -65,24 +66,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     Every ``OSError`` (a full disk, a read-only directory, ...) becomes one :class:`OutputError`
     naming ``path``; the temporary never outlives the block.
     """
-    path = os.fspath(path)
-    check_output(path)
-    directory = os.path.dirname(path) or "."
-    _remove_stale(directory)
-    tmp = lock = None
-    try:
-        tmp, lock = _create_temporary(directory, os.path.basename(path))
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[str]]:
+    """:func:`atomic_path` for files that belong together (a trained model and its bundle): all are renamed
+    into place, or none.  A stop signal that arrives during the renames takes effect after the last one."""
+    staged: list[tuple[str, str, int]] = []
+    current = os.fspath(paths[0]) if paths else ""
+    try:
+        for given in paths:
+            path = current = os.fspath(given)
+            check_output(path)
+            directory = os.path.dirname(path) or "."
+            _remove_stale(directory)
+            staged.append((path, *_create_temporary(directory, os.path.basename(path))))
+        yield [tmp for _, tmp, _ in staged]
+        with _signals_deferred():
+            for current, tmp, _ in staged:
+                os.replace(tmp, current)
     except OutputError:
         raise
     except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise OutputError(f"{current}: cannot write ({error.strerror or error})") from None
     finally:
-        if tmp is not None and os.path.lexists(tmp):
-            os.unlink(tmp)
-        if lock is not None:
+        for _, tmp, lock in staged:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
             os.close(lock)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold the :data:`STOP_SIGNALS` for a few renames, then deliver the first that came to its own handler.
+
+    Blocking them with ``pthread_sigmask`` would not do: another thread (TensorFlow's) would take the
+    signal and Python would run the handler in the main thread between two renames.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {number: signal.signal(number, lambda number, frame: caught.append(number)) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def synced(handle) -> None:
+    """Flush ``handle`` and sync its file to disk: a rename after it never publishes a file whose bytes are not there yet."""
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def temporary_directory(path: str | os.PathLike) -> tuple[str, int]:

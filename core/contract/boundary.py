@@ -29,11 +29,11 @@ from mgf.errors import InputError, MgfError, PluginError
 GUARDED = {
     "representations": (
         "__init__", "config", "vocab_size", "start_token", "read", "read_pieces", "write", "parse_primer",
-        "to_notes", "token_pitches", "transpose", "fit", "tensors", "load_tensors",
+        "to_notes", "decoder", "token_pitches", "clock", "transpose", "fit", "tensors", "load_tensors",
     ),
     "models": ("__init__", "load"),
-    "samplers": ("__init__", "choose", "search"),
-    "constraints": ("__init__", "prepare", "apply"),
+    "samplers": ("__init__", "choose", "search", "processors"),
+    "constraints": ("__init__", "prepare", "rules", "apply"),
 }
 
 
@@ -83,14 +83,16 @@ def _own_failure(error: Exception, origin: Origin, call: str) -> MgfError:
 
 
 def _own_frame(error: BaseException) -> str | None:
-    """``core/training/data.py:412``: the innermost line of mgf's own code (its boundary excepted) that the error passed."""
+    """``core/training/cache.py:112``: the innermost line of mgf's own code (its boundary excepted) that the error passed."""
     here = os.path.abspath(__file__)
-    folders = tuple(os.path.join(folder, "") for folder in _own_folders())
+    own = _own_folders()
+    root = os.path.dirname(own[0])  # the folder above mgf's, so that a line reads core/training/cache.py:112
+    folders = tuple(os.path.join(folder, "") for folder in own)
     found, trace = None, error.__traceback__
     while trace is not None:
         file = os.path.abspath(trace.tb_frame.f_code.co_filename)
         if file.startswith(folders) and file != here:
-            found = f"{os.path.relpath(file, os.path.dirname(os.path.dirname(here)))}:{trace.tb_lineno}"
+            found = f"{os.path.relpath(file, root)}:{trace.tb_lineno}"
         trace = trace.tb_next
     return found
 
@@ -99,7 +101,7 @@ def _own_folders() -> list[str]:
     """The folders of mgf's packages (``mgf``, ``mgf.plugins``, ``mgf.cli``: apart in a checkout, nested when installed)."""
     import importlib.util
 
-    folders = [os.path.dirname(os.path.abspath(__file__))]
+    folders = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # mgf's, this file being in mgf.contract
     for name in ("mgf.plugins", "mgf.cli"):
         spec = importlib.util.find_spec(name)
         folders.extend(os.path.abspath(f) for f in getattr(spec, "submodule_search_locations", None) or [])

@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +78,8 @@ class Bundle:
     training: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     precision: dict[str, Any] = field(default_factory=dict)
+    #: the file it was read from, named in messages (None: made in memory)
+    path: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def repr_tensors(self) -> dict[str, np.ndarray]:
@@ -211,40 +210,29 @@ def _open(path):
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed metadata of a bundle (``arch`` as :class:`Arch`), without loading its tensors."""
-    current = getattr(_shared, "current", None)
-    if current is not None and current[0] == os.fspath(path):
-        loaded = current[1]
-        return {"arch": loaded.arch, "representation": loaded.representation, "training": loaded.training,
-                "defaults": loaded.defaults, "precision": loaded.precision}
     with _open(path) as handle:
         return _parse_metadata(path, _parse_header(path, handle).metadata)
 
 
-_shared = threading.local()  # .current: (path, Bundle) while a `reading` block of this thread runs
+def read(path: str | os.PathLike, weights: bool = True) -> Bundle:
+    """Load and validate a bundle; every problem is a :class:`BundleError` naming the file.
 
-
-@contextmanager
-def reading(path: str | os.PathLike) -> Iterator[Bundle]:
-    """Read ``path`` once; inside the block, :func:`read` of the same path returns that bundle instead of reading again."""
-    loaded = read(path)
-    _shared.current = (os.fspath(path), loaded)
-    try:
-        yield loaded
-    finally:
-        _shared.current = None
-
-
-def read(path: str | os.PathLike) -> Bundle:
-    """Load and validate a bundle; every problem is a :class:`BundleError` naming the file."""
-    current = getattr(_shared, "current", None)
-    if current is not None and current[0] == os.fspath(path):
-        return current[1]
+    ``weights=False`` reads the metadata and the representation's ``repr.*`` tensors only (checked as
+    finite): what describes the model, for a process that hands the model to others; no backend loads it.
+    """
     with _open(path) as handle:
         header = _parse_header(path, handle)
         meta = _parse_metadata(path, header.metadata)
-        tensors = _read_tensors(path, handle, header, header.entries)
-    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"])
-    validate(loaded, where=str(path))
+        names = list(header.entries) if weights else [name for name in header.entries if name.startswith("repr.")]
+        tensors = _read_tensors(path, handle, header, names)
+    loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"],
+                    os.fspath(path))
+    if weights:
+        validate(loaded, where=str(path))
+    else:
+        for name, array in tensors.items():
+            if not np.isfinite(array).all():
+                raise BundleError(f"{path}: tensor {name!r} has non-finite values")
     return loaded
 
 
@@ -393,9 +381,9 @@ def _parse_arch(path, arch: dict[str, Any]) -> Arch:
 def _parse_repr(path, representation: dict[str, Any]) -> dict[str, Any]:
     name, config = representation.get("name"), representation.get("config", {})
     if not isinstance(name, str) or not name:
-        raise BundleError(f"{path}: mgf.contract.representation has no name")
+        raise BundleError(f"{path}: mgf.representation has no name")
     if not isinstance(config, dict):
-        raise BundleError(f"{path}: mgf.contract.representation config must be a JSON object")
+        raise BundleError(f"{path}: mgf.representation config must be a JSON object")
     return {"name": name, "config": config}
 
 
@@ -429,14 +417,4 @@ def random_bundle(
 
 def read_repr_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Only the representation's ``repr.*`` tensors of a bundle (prefix removed), checked as finite; the rest is not read."""
-    current = getattr(_shared, "current", None)
-    if current is not None and current[0] == os.fspath(path):
-        return current[1].repr_tensors
-    with _open(path) as handle:
-        header = _parse_header(path, handle)
-        names = [name for name in header.entries if name.startswith("repr.")]
-        found = _read_tensors(path, handle, header, names)
-    for name, array in found.items():
-        if not np.isfinite(array).all():
-            raise BundleError(f"{path}: tensor {name!r} has non-finite values")
-    return {name[len("repr."):]: array for name, array in found.items()}
+    return read(path, weights=False).repr_tensors

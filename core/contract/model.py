@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import inspect
+import warnings
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -11,6 +12,7 @@ import numpy as np
 from mgf.contract.options import Option
 
 if TYPE_CHECKING:
+    from mgf.contract.bundle import Bundle
     from mgf.contract.representation import Representation
 
 
@@ -74,7 +76,7 @@ class Model(ABC):
 
 
 class ModelBackend(ABC):
-    """Something that can turn a model file into a :class:`Model`.
+    """Something that can turn a model into a :class:`Model`.
 
     It is constructed with its resolved ``options`` as keyword arguments (every declared
     option, defaults filled in); the base class keeps them as ``self.options``.
@@ -84,9 +86,10 @@ class ModelBackend(ABC):
     name: ClassVar[str]
     #: the options this backend takes (``mgf.load_model(path, backend, **options)``, CLI flags)
     options: ClassVar[tuple[Option, ...]] = ()
-    #: True: ``load`` reads mgf bundles, and ``mgf.load_model`` reads and checks the bundle (once) and sets
-    #: the model's representation from it.  False: the backend has its own file format, and the model
-    #: ``load`` returns must carry its ``representation`` itself.
+    #: True: the backend runs mgf bundles; ``mgf.load_model`` reads and checks the bundle (once), hands ``load``
+    #: the parsed :class:`mgf.contract.bundle.Bundle` and sets the model's representation from it.  False: the
+    #: backend has its own file format, ``load`` gets the file's path, and the model it returns must carry its
+    #: ``representation`` itself.
     reads_bundles: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
@@ -94,13 +97,31 @@ class ModelBackend(ABC):
         self.options = options  # type: ignore[misc, assignment]
 
     @classmethod
-    def _contract_problem(cls, subclass: type) -> str | None:
-        """Why ``subclass`` cannot be registered as a backend, or None."""
+    def _contract_problem(cls, subclass: type[ModelBackend]) -> str | None:
+        """Why ``subclass`` cannot be registered as a backend, or None; a contract-2 ``load(path)`` is warned about."""
+        if subclass.reads_bundles and takes_path(subclass):
+            warnings.warn(f"model backend {getattr(subclass, 'name', '?')!r} ({subclass.__module__}): load(path) is "
+                          "contract 2 and reads the bundle a second time; contract 3 hands load the bundle mgf has read "
+                          "and checked: def load(self, bundle) (docs/contract.md)", DeprecationWarning, stacklevel=2)
         return None
 
     @abstractmethod
-    def load(self, path: str | os.PathLike) -> Model:
-        """Load the model stored at ``path`` (a bundle); raise :class:`mgf.BundleError` if it is not usable."""
+    def load(self, bundle: Bundle) -> Model:
+        """The model of ``bundle``, read and checked by :func:`mgf.load_model` (with ``reads_bundles = False``: the
+        path of the backend's own file); raise :class:`mgf.BundleError` if it is not usable."""
+
+
+def takes_path(backend: type[ModelBackend]) -> bool:
+    """Whether ``backend.load`` takes a file's path rather than a read bundle: a backend with a file format of its
+    own, or one on bundles written for contract 2, whose ``load(path)`` reads the file itself (its parameter is
+    named ``path``, as contract 2 documented it)."""
+    if not backend.reads_bundles:
+        return True
+    try:
+        parameters = list(inspect.signature(backend.load).parameters)
+    except (TypeError, ValueError):  # a callable without a signature: take it as contract 3's
+        return False
+    return parameters[1:2] == ["path"]
 
 
 def as_tokens(tokens, batch_size: int, vocab_size: int) -> np.ndarray:

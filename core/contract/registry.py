@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.commands.render",
     "mgf.plugins.commands.data",
     "mgf.plugins.commands.serve",
+    "mgf.plugins.commands.jam",
 )
 
 ENTRY_POINT_GROUP = "mgf"

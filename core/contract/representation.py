@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mgf.contract.clock import Clock
+from mgf.contract.events import Decoder, ReplayDecoder
 from mgf.contract.options import Option
 
 
@@ -32,7 +34,7 @@ class Representation(ABC):
     name: ClassVar[str]
     #: default suffix of files ``write`` produces, e.g. ``".mid"``
     suffix: ClassVar[str] = ".txt"
-    #: suffixes of the files ``read`` understands; ``mgf.training.data`` picks files in folders by them
+    #: suffixes of the files ``read`` understands; ``mgf.training.sources`` picks files in folders by them
     read_suffixes: ClassVar[tuple[str, ...]] = (".txt",)
     #: model bundle used by ``mgf generate`` when none is given (a path), or None
     default_bundle: ClassVar[str | None] = None
@@ -81,10 +83,32 @@ class Representation(ABC):
 
         raise InputError(f"representation {self.name!r} has no notes to render or measure")
 
+    def decoder(self) -> Decoder:
+        """A new :class:`mgf.Decoder` of one sequence: token in, the note events it makes certain out (live playback).
+
+        The default decodes the whole prefix again with ``to_notes`` at each token (:class:`mgf.contract.events.ReplayDecoder`:
+        O(n) per token); override it with an exact, O(1) one where the representation's rules allow (``notes``, ``midi``).
+        A representation without ``to_notes`` has no note events: ``UsageError``.
+        """
+        from mgf.errors import UsageError
+
+        to_notes = type(self).to_notes
+        if getattr(to_notes, "__wrapped__", to_notes) is Representation.to_notes:  # (under the registry's guard)
+            raise UsageError(f"representation {self.name!r} has no note events to decode (it has no to_notes)")
+        return ReplayDecoder(self)
+
     def token_pitches(self) -> np.ndarray | None:
         """int ``[vocab_size]``: the MIDI pitch each token starts (-1 for tokens that start no note), or None if pitch means nothing here.
 
         Pitch constraints (``scale``, ``pitch-range``, ``no-repeat``) need it.
+        """
+        return None
+
+    def clock(self) -> Clock | None:
+        """Where each token falls in steps, beats and bars (:class:`mgf.Clock`), or None (the default) if nothing here says.
+
+        Rules keyed on musical time (bars, a time limit, close-notes) need it and refuse a representation
+        without one; it must agree with ``write``: each note-on token falls where ``write`` puts its note.
         """
         return None
 

@@ -13,8 +13,9 @@ from mgf.contract import bundle
 from mgf.contract import registry
 from mgf.contract.boundary import guard
 from mgf.errors import BundleError, InputError, PluginError, UsageError
+from mgf.generation.processors import Processor, checked as checked_processors
 from mgf.generation.run import Run
-from mgf.contract.model import Model
+from mgf.contract.model import Model, takes_path
 from mgf.contract.options import resolve
 from mgf.contract.representation import Representation
 
@@ -57,7 +58,8 @@ def read_notes(representation_name, path):
 
 
 def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,
-                        options: dict[str, Any] | None = None) -> tuple[str, list[str], dict[str, Any]]:
+                        options: dict[str, Any] | None = None, *,
+                        processors: Sequence[Processor] = ()) -> tuple[str, list[str], dict[str, Any]]:
     """The sampler, constraints and options of a run: the caller's, else the model's ``defaults``, else temperature.
 
     ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``, and
@@ -66,7 +68,9 @@ def generation_settings(defaults: dict[str, Any], sampler: str | None = None, co
     runs once, where the defaults put it), so that adding a pitch rule keeps the rules the model is
     sampled with; a default option joins the caller's options when the caller left it out and the
     sampler or a constraint of the run declares it, so that a default ``top_p`` stays out of a beam
-    search.  To sample without any default, give a model whose ``defaults`` is ``{}``.
+    search.  A default option named like the kind of a given processor (``temperature``, ``top_k``,
+    ``top_p``) yields to it, so that ``--top-p 0.99`` loosens a bundle's top-p 0.95 instead of
+    running after it.  To sample without any default, give a model whose ``defaults`` is ``{}``.
     """
     sampler = sampler if sampler is not None else defaults.get("sampler", "temperature")
     own = defaults.get("samplers", {}).get(sampler, {})
@@ -76,7 +80,8 @@ def generation_settings(defaults: dict[str, Any], sampler: str | None = None, co
     declared = {option.name for option in registry.entry("samplers", sampler).cls.options}
     for name in constraints:
         declared.update(option.name for option in registry.entry("constraints", name).cls.options)
-    merged = {k: v for k, v in defaults.get("options", {}).items() if k in declared}
+    replaced = {processor.kind for processor in processors}
+    merged = {k: v for k, v in defaults.get("options", {}).items() if k in declared and k not in replaced}
     merged.update(options or {})
     return sampler, constraints, merged
 
@@ -84,9 +89,8 @@ def generation_settings(defaults: dict[str, Any], sampler: str | None = None, co
 def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = None) -> Representation:
     """The representation a bundle was trained with, rebuilt from its metadata and ``repr.*`` tensors."""
     if loaded is None:
-        spec, tensors = bundle.read_metadata(path)["representation"], bundle.read_repr_tensors(path)
-    else:
-        spec, tensors = loaded.representation, loaded.repr_tensors
+        loaded = bundle.read(path, weights=False)  # one parse of the header, no weights
+    spec, tensors = loaded.representation, loaded.repr_tensors
     if spec["name"] not in registry.registry("representations"):
         raise BundleError(
             f"{path}: needs the representation {spec['name']!r}, which is not installed (see `mgf plugins`)"
@@ -99,22 +103,34 @@ def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = No
     return representation
 
 
-def load_model(path: str | os.PathLike, backend: str = "native", **backend_options: Any) -> Model:
-    """Load the bundle at ``path`` with the model backend ``backend``; ``backend_options`` are checked against its options.
+def load_model(source: str | os.PathLike | bundle.Bundle, backend: str = "native", **backend_options: Any) -> Model:
+    """Load a model with the model backend ``backend``; ``backend_options`` are checked against its options.
 
-    The bundle is read and checked once; the backend's own ``bundle.read(path)`` gets that copy.
-    The returned model knows its representation (``model.representation``) and the bundle's
-    sampling defaults (``model.defaults``).
+    ``source`` is a bundle's path, or a :class:`mgf.contract.bundle.Bundle` in memory (checked as a file
+    would be): a command that has read the file already, a trained model scored before it is written.
+    The bundle is read and checked once, here, and the backend's ``load`` is handed that Bundle.  The
+    returned model knows its representation (``model.representation``) and the bundle's sampling
+    defaults (``model.defaults``).
     """
     entry = registry.entry("models", backend)
     values = resolve(entry.cls.options, backend_options, f"model backend {backend!r}")
-    if entry.cls.reads_bundles:
-        with bundle.reading(path) as loaded:
-            representation = representation_of(path, loaded)
-            model = entry.cls(**values).load(path)
-            defaults = loaded.defaults
+    loaded: bundle.Bundle | None
+    if isinstance(source, bundle.Bundle) and takes_path(entry.cls):  # contract 2's load(path)
+        if source.path is None:
+            raise UsageError(f"model backend {backend!r} loads from a file; give load_model the bundle's path")
+        source = source.path
+    if isinstance(source, bundle.Bundle):
+        loaded, where = source, source.path or "bundle"
+        bundle.validate(loaded, where)
     else:
-        model = entry.cls(**values).load(path)
+        where = os.fspath(source)
+        loaded = bundle.read(source) if entry.cls.reads_bundles else None
+    if loaded is not None:
+        representation = representation_of(where, loaded)
+        model = entry.cls(**values).load(source if takes_path(entry.cls) else loaded)  # a path: contract 2's load(path)
+        defaults = loaded.defaults
+    else:
+        model = entry.cls(**values).load(source)
         if not isinstance(getattr(model, "representation", None), Representation):
             raise PluginError(f"{entry.origin.describe('load')}: a backend with its own file format must set "
                               "model.representation")
@@ -126,7 +142,7 @@ def load_model(path: str | os.PathLike, backend: str = "native", **backend_optio
         vocab_size = model.vocab_size
     if vocab_size != representation.vocab_size:
         raise BundleError(
-            f"{path}: the model scores {vocab_size} tokens but its representation "
+            f"{where}: the model scores {vocab_size} tokens but its representation "
             f"{representation.name!r} has {representation.vocab_size}"
         )
     model.representation, model.defaults = representation, dict(defaults)
@@ -143,12 +159,16 @@ def generate(
     num_outputs: int | None = None,
     progress: bool | None = False,
     constraints: Sequence[str] | None = None,
+    processors: Sequence[Processor] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """The primer (without the start token) followed by ``steps`` generated tokens, as int32.
 
     ``primer`` is a sequence of token ids of the model's representation.  ``constraints`` names
-    constraints applied at every step, in order.  ``options`` go to the sampler and the
+    constraints applied at every step, in order.  ``processors`` (:mod:`mgf.processors`: ``MinP(0.05)``,
+    ``Temperature(0.8)``, ...) reshape the logits after the constraints, in the order given, under
+    every sampler; a sampler's own options that stand for processors (the ``temperature`` sampler's
+    ``temperature``, ``top_k``, ``top_p``) run before them.  ``options`` go to the sampler and the
     constraints that declare them (e.g. ``temperature=0.9, top_k=20, key="D minor"``); an option
     none of them declares, or a bad value, is a :class:`UsageError` before any work.  What is
     not given comes from the model's ``defaults`` (:func:`generation_settings`).  With
@@ -162,16 +182,9 @@ def generate(
         raise UsageError(f"num_outputs must be a positive integer, got {num_outputs!r}")
     check_limit("steps", steps)
     check_limit("num_outputs", 1 if num_outputs is None else num_outputs)
-    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (not _is_int(seed) or seed < 0):
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
-    if model.representation is None:
-        raise InputError("the model has no representation; load it with mgf.load_model")
-    user = _primer_tokens(primer, model)
     rows = 1 if num_outputs is None else int(num_outputs)
-    if isinstance(constraints, str):
-        constraints = [constraints]
-    sampler, constraints, options = generation_settings(getattr(model, "defaults", {}), sampler, constraints, options)
-    run = Run(model, sampler, constraints, options, user, np.random.default_rng(seed), rows)
+    run = checked_run(model, sampler, primer, seed, rows, constraints, processors, options)
+    user = run.primer
     bar = None
     if progress or (progress is None and sys.stderr is not None and sys.stderr.isatty()):  # tqdm's own rule for None
         from tqdm import tqdm
@@ -186,6 +199,23 @@ def generate(
             bar.close()
     pieces = np.concatenate([np.broadcast_to(user, (rows, len(user))), new], axis=1).astype(np.int32)
     return pieces[0] if num_outputs is None else pieces
+
+
+def checked_run(model: Model, sampler: str | None, primer, seed, rows: int, constraints: Sequence[str] | str | None,
+                processors: Sequence[Processor] | None, options: dict[str, Any]) -> Run:
+    """The :class:`Run` of a :func:`generate` or :func:`mgf.stream` call, its other arguments checked (``run.primer``:
+    the primer's tokens) and the model's defaults filled in (:func:`generation_settings`)."""
+    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (not _is_int(seed) or seed < 0):
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    if model.representation is None:
+        raise InputError("the model has no representation; load it with mgf.load_model")
+    user = _primer_tokens(primer, model)
+    if isinstance(constraints, str):
+        constraints = [constraints]
+    given = checked_processors(processors)
+    sampler, constraints, options = generation_settings(getattr(model, "defaults", {}), sampler, constraints, options,
+                                                        processors=given)
+    return Run(model, sampler, constraints, options, user, np.random.default_rng(seed), rows, processors=given)
 
 
 #: upper bounds, each raisable with its environment variable: a typo (``--steps 10000000``) must not run for hours

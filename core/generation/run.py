@@ -1,5 +1,11 @@
 """The generation loop, owned by the core: priming, stepping, constraints, the sampler's choice, and the checks.
 
+Two loops give the same tokens for a seed: the Python loop (a step, then the rules of
+``mgf.kernel._native.RuleSet``, the constraints that ``apply``, the processors and the choice of
+``Chooser``, or the policy's ``choose``) and the C loop (``mgf.kernel._native.generate``: the
+same C functions for every step, without the GIL), which runs when the model offers its
+``kernel``, every constraint is made of rules and the policy sets ``greedy``.
+
 Every value crossing from plugin code is checked here: a model's logits must be float32
 ``[B, V]`` and finite, its state must keep the batch size, a sampler's choice must be int
 ``[B]`` inside the vocabulary and allowed by the constraints (never the start token).  A
@@ -17,11 +23,13 @@ import numpy as np
 from mgf.contract import options as opts
 from mgf.contract import registry
 from mgf.contract.boundary import Origin, guard, origin_of
-from mgf.contract.constraint import Constraint
+from mgf.contract.constraint import Constraint, implements
 from mgf.contract.context import Context
 from mgf.errors import InputError, PluginError, UsageError
 from mgf.contract.model import Model, State
 from mgf.contract.sampler import Sampler
+from mgf.generation.processors import checked as checked_processors
+from mgf.generation.rules import RULES, BarBudget, BarMask
 
 
 class Run:
@@ -37,6 +45,7 @@ class Run:
         rng: np.random.Generator,
         num_outputs: int,
         bar=None,
+        processors: Sequence[Any] = (),
     ) -> None:
         if model.representation is None:
             raise InputError("the model has no representation; load it with mgf.load_model")
@@ -58,111 +67,96 @@ class Run:
         resolved = [opts.resolve(owners[label], shares[label], label) for label in labels]
         self.sampler: Sampler = sampler_entry.cls()
         self.sampler_origin = sampler_entry.origin
-        self.ctx = Context(self, resolved[0])
+        self.ctx = self._context(resolved[0])
+        try:  # the sampler's own processors (its options), then the caller's, in the order applied
+            own = checked_processors(self.sampler.processors(self.ctx))
+        except UsageError as error:
+            raise PluginError(f"{self.sampler_origin.describe('processors')}: {error}") from None
+        self.processors = [*own, *processors]
         self.constraints: list[tuple[Constraint, Context, Origin]] = [
-            (entry.cls(), Context(self, values), entry.origin) for entry, values in zip(constraint_entries, resolved[1:])
+            (entry.cls(), self._context(values), entry.origin) for entry, values in zip(constraint_entries, resolved[1:])
         ]
+
+    def _context(self, options: Mapping[str, Any]) -> Context:
+        """A plugin's view of this run: its data and the two calls a search makes, not the run itself."""
+        return Context(rng=self.rng, options=options, representation=self.representation, num_outputs=self.num_outputs,
+                       history=self.primer[None, :], prime=self.search_prime, constrain=self.constrain)
 
     # -- the loop --------------------------------------------------------------------------
 
     def generate(self, steps: int) -> np.ndarray:
         """``[num_outputs, steps]`` new tokens."""
-        for constraint, ctx, _ in self.constraints:
-            ctx.history = np.broadcast_to(self.primer, (self.num_outputs, len(self.primer)))
-            constraint.prepare(ctx)
+        from mgf.kernel import _native  # on first use: ``import mgf`` stays light
+
+        self._prepare(steps)
         if self.sampler.search is not None:
             return self._search(steps)
-        native = self._native_plan()
-        if native is not None:
-            return self._native(steps, *native)
         rows, P = self.num_outputs, len(self.primer)
         history = np.empty((rows, P + steps), np.int32)
         history[:, :P] = self.primer
-        logits, state = self.prime(rows)
-        ctx = self.ctx
-        for i in range(steps):
-            ctx.step, ctx.history = i, history[:, : P + i]
-            forbidden = np.isneginf(logits)  # before choose, which may edit logits
-            chosen = self.sampler.choose(logits, ctx)
-            history[:, P + i] = self._check_choice(chosen, forbidden, i)
-            if i + 1 < steps:
-                logits, state = self.step(history[:, P + i].copy(), state)
-                logits = self._constrain_rows(logits, history[:, : P + i + 1], i + 1)
+        rules = self._ruleset(history[:, :P], P + steps)
+        chooser = _native.Chooser(self.processors, bool(self.greedy))
+        logits, state = self._prime_raw(rows)
+        for first in range(0, steps, self.CHUNK):
+            count = min(self.CHUNK, steps - first)
+            logits, state = self.extend(logits, state, rules, chooser, history, P + first, count, first + count < steps)
         return history[:, P:]
 
-    # -- the loop in C, for built-in policies and constraints on a model that offers it ----------
-
-    def _native_plan(self):
-        """``(policy, constraints)`` when every plugin of this run can run inside the kernel's C loop, else None.
-
-        Only built-in plugins take part (``_native`` and ``_native_kernel`` are private to mgf):
-        third-party policies, constraints and backends keep the Python loop, which gives the
-        same tokens (``MGF_PYTHON_LOOP=1`` forces it, for tests and comparisons).
-        """
-        if os.environ.get("MGF_PYTHON_LOOP") == "1" or getattr(self.model, "_native_kernel", None) is None:
-            return None
-        plugins = [(self.sampler, self.ctx, self.sampler_origin)] + self.constraints
-        if not all(origin.distribution == "mgf" and hasattr(plugin, "_native") for plugin, _, origin in plugins):
-            return None
-        natives = [constraint._native(ctx) for constraint, ctx, _ in self.constraints]
-        stateful = [c["kind"] for c in natives if c["kind"] != "mask"]
-        if len(stateful) != len(set(stateful)):  # the C loop keeps one state of each kind (no-repeat and hold-limit)
-            return None
-        return self.sampler._native(self.ctx), natives
-
-    #: steps per call of the C loop: between calls the progress bar moves
-    NATIVE_CHUNK = 256
-
-    def _native(self, steps: int, policy: dict, constraints: list[dict]) -> np.ndarray:
+    def _prepare(self, steps: int) -> None:
+        """Each constraint prepared, then its rules gathered (``self.rules``, ``self.owners``: whose each rule is) or it
+        joins the constraints that ``apply`` (``self.applying``); the sampler's ``greedy`` (``self.greedy``)."""
         from mgf.kernel import _native
 
-        rows, vocab, P = self.num_outputs, self.vocab_size, len(self.primer)
-        kind_ids = {"mask": 0, "no_repeat": 1, "close_notes": 2, "motifs": 3}  # sample.h
-        kinds = np.array([kind_ids[c["kind"]] for c in constraints], np.int32)
-        masks = np.zeros((len(constraints), vocab), np.uint8)
-        pitches = np.full(vocab, -1, np.int32)
-        max_repeats, motif_length, motif_bonus, motif_max_run, capacity = 1, 1, 0.0, 1, 1
-        motif_run = np.zeros(rows, np.int32)
-        close = np.zeros(4, np.int32)
-        onsets, now = np.full((rows, 128), -1, np.int64), np.zeros(rows, np.int64)
-        for index, c in enumerate(constraints):
-            if c["kind"] == "mask":
-                masks[index] = c["mask"]
-            elif c["kind"] == "no_repeat":
-                pitches[:], max_repeats = c["pitches"], c["max_repeats"]
-            elif c["kind"] == "close_notes":
-                close[:] = c["shift0"], c["shift_end"], c["max_steps"], c["max_polyphony"]
-                onsets[:], now[:] = c["onsets"], c["now"]
-            else:
-                motif_length, motif_bonus, motif_max_run, motif_run[:] = c["length"], c["bonus"], c["max_run"], c["run"]
-                capacity = 1 << (2 * (P + steps) + 1).bit_length()  # a power of two above twice the tokens of a row
-        keys, ends, indexed = np.zeros((rows, capacity), np.uint64), np.zeros((rows, capacity), np.int32), np.zeros(rows, np.int32)
-        last_pitch, run = _primer_runs(self.primer, pitches, rows)
-        temperature = policy["policy"] == "temperature"
-        options = (policy.get("temperature", 1.0), policy.get("top_k", 0), policy.get("top_p", 1.0))
-        logits, state = self._prime_raw(rows)
-        logits = np.ascontiguousarray(logits)
-        history = np.empty((rows, P + steps), np.int32)
-        history[:, :P] = self.primer
-        kernel = getattr(self.model, "_native_kernel")  # noqa: B009 - not a declared attribute of Model (mypy)
-        for first in range(0, steps, self.NATIVE_CHUNK):
-            count = min(self.NATIVE_CHUNK, steps - first)
-            uniforms = self.rng.random((count, rows)) if temperature else np.empty((0, 0))
-            failure = _native.generate(kernel, state, logits, self.start, int(temperature), *options,
-                                     kinds, masks, pitches, max_repeats, last_pitch, run, close, onsets, now,
-                                     motif_length, motif_bonus, motif_max_run, motif_run, keys, ends, indexed, uniforms,
-                                     history, P + first, count,
-                                     first + count < steps)
-            if failure is not None:
-                step, row, index = failure
-                if index == -2:
-                    raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
-                which = f" for output {row + 1}" if rows > 1 else ""
-                name = self.constraints[index][2].name
-                raise InputError(f"constraint {name!r} leaves no allowed token{which} at step {first + step + 1}")
-            if self.bar is not None:
-                self.bar.update(count)
-        return history[:, P:]
+        self.steps, self.rules, self.owners, self.applying = steps, [], [], []
+        self.greedy = getattr(self.sampler, "greedy", None) if self.sampler.search is None else None
+        self.clock = self.representation.clock()
+        primer = np.broadcast_to(self.primer, (self.num_outputs, len(self.primer)))
+        where = None  # where the token after the primer falls
+        if self.clock is not None:
+            timing = _native.RuleSet([], self.clock, self.vocab_size, self.start, len(primer), len(self.primer))
+            timing.feed(primer)
+            where = timing.clock()
+        for constraint, ctx, origin in self.constraints:
+            ctx.history, ctx.clock = primer, where
+            constraint.prepare(ctx)
+            if not implements(type(constraint), "rules"):
+                self.applying.append((constraint, ctx, origin))
+                continue
+            found = constraint.rules(ctx)
+            found = list(found) if isinstance(found, (list, tuple)) else found
+            if not isinstance(found, list) or not all(isinstance(rule, RULES) for rule in found):
+                raise PluginError(f"{origin.describe('rules')}: returned {found!r:.80}, expected a list of mgf.rules")
+            for rule in found:
+                if rule.needs_clock and self.clock is None:
+                    raise UsageError(f"constraint {origin.name!r} needs the musical clock, and representation "
+                                     f"{self.representation.name!r} has none (Representation.clock)")
+                if isinstance(rule, (BarMask, BarBudget)) and not self.clock.steps_per_bar:
+                    raise UsageError(f"constraint {origin.name!r} counts bars, and representation "
+                                     f"{self.representation.name!r} writes no meter")
+            try:  # the rules alone, against the vocabulary and the clock: a bad one is its constraint's bug
+                _native.RuleSet(found, self.clock, self.vocab_size, self.start, 1, 0)
+            except InputError as error:
+                raise PluginError(f"{origin.describe('rules')}: {error}") from None
+            self.rules += found
+            self.owners += [origin] * len(found)
+
+    def _ruleset(self, history: np.ndarray, max_tokens: int):
+        """The run's rules with a state per row of ``history``, fed it."""
+        from mgf.kernel import _native
+
+        rules = _native.RuleSet(self.rules, self.clock, self.vocab_size, self.start, len(history), max_tokens)
+        rules.feed(history)
+        return rules
+
+    #: steps per chunk of the loop: between chunks the progress bar moves (the Python loop moves it every step)
+    CHUNK = 256
+
+    def _no_token(self, row: int, rows: int, step: int, rule: int) -> None:
+        """The error for a row that rule ``rule`` (of ``self.rules``; -1: the start token rule) left with no token."""
+        which = f" for output {row + 1}" if rows > 1 else ""
+        if rule < 0:
+            raise InputError(f"no token but the start token is left{which} at step {step + 1}")
+        raise InputError(f"constraint {self.owners[rule].name!r} leaves no allowed token{which} at step {step + 1}")
 
     def _search(self, steps: int) -> np.ndarray:
         self.ctx.step = 0
@@ -178,8 +172,7 @@ class Run:
 
     def prime(self, rows: int) -> tuple[np.ndarray, State]:
         logits, state = self._prime_raw(rows)
-        history = np.broadcast_to(self.primer, (rows, len(self.primer)))
-        return self._constrain_rows(logits, history, 0), state
+        return self.constrain(logits, np.empty((rows, 0), np.int32)), state
 
     def initial_state(self, rows: int) -> State:
         with guard(self.backend, "initial_state"):
@@ -189,18 +182,8 @@ class Run:
 
     def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
         """The model's own logits after the start token and the primer, and the state."""
-        state = self.initial_state(rows)
         tokens = np.concatenate([[self.start], self.primer]).astype(np.int32)
-        if type(self.model).prime is Model.prime:  # the contract's default steps: so do we, checking every step
-            for token in tokens:
-                logits, state = self.step(np.full(rows, token, np.int32), state)
-            return logits, state
-        with guard(self.backend, "prime"):
-            logits, state = self.model.prime(np.ascontiguousarray(np.broadcast_to(tokens, (rows, len(tokens)))), state)
-        self._check_output(logits, state, rows, "prime")
-        if self.bar is not None:
-            self.bar.update(len(tokens))
-        return logits, state
+        return self.prime_from(np.broadcast_to(tokens, (rows, len(tokens))), self.initial_state(rows))
 
     def search_prime(self, rows: int) -> tuple[np.ndarray, State]:
         logits, state = self.prime(rows)
@@ -225,24 +208,52 @@ class Run:
         self._check_state(state, rows, call)
 
     def constrain(self, logits: np.ndarray, generated: np.ndarray) -> np.ndarray:
+        """For a search: ``logits`` of rows that generated ``generated`` so far, with the rules, the constraints that
+        ``apply`` and the processors applied."""
         generated = np.asarray(generated, dtype=np.int32)
         history = np.concatenate([np.broadcast_to(self.primer, (len(generated), len(self.primer))), generated], axis=1)
-        return self._constrain_rows(logits, history, generated.shape[1])
+        rules = self._search_rules(history)
+        logits = self._constrain_rows(logits, rules, history, generated.shape[1])
+        if self.processors:
+            from mgf.kernel import _native
+
+            _native.Chooser(self.processors, False).process(logits, history)
+        return logits
+
+    def _search_rules(self, history: np.ndarray):
+        """A RuleSet fed ``history``: the last one's rows taken and fed one token where each row continues a row it
+        held (a search's step), else fed from the start (each row's state is a function of its history)."""
+        last = getattr(self, "_searched", None)
+        if last is not None and history.shape[1] and history.shape[1] <= last[0].max_tokens:
+            index = [last[1].get(row[:-1].tobytes()) for row in history]
+            if None not in index:
+                rules = last[0].take(np.array(index, np.int64))
+                rules.feed(history[:, -1:])
+                self._searched = rules, {row.tobytes(): i for i, row in enumerate(history)}
+                return rules
+        rules = self._ruleset(history, max(history.shape[1], len(self.primer) + getattr(self, "steps", 0)) + 1)
+        self._searched = rules, {row.tobytes(): i for i, row in enumerate(history)}
+        return rules
 
     # -- checks ----------------------------------------------------------------------------
 
-    def _constrain_rows(self, logits: np.ndarray, history: np.ndarray, step: int) -> np.ndarray:
-        if not logits.flags.writeable:
-            logits = logits.copy()
-        logits[:, self.start] = -np.inf
-        for constraint, ctx, origin in self.constraints:
-            ctx.step, ctx.history = step, history
+    def _constrain_rows(self, logits: np.ndarray, rules, history: np.ndarray, step: int) -> np.ndarray:
+        """The rules, then the constraints that ``apply``, over ``logits`` (a copy where they are not writable)."""
+        if not (logits.flags.writeable and logits.flags.c_contiguous):
+            logits = np.array(logits, np.float32, order="C")
+        failure = rules.apply(logits)
+        if failure is not None:
+            self._no_token(failure[0], len(logits), step, failure[1])
+        clock = rules.clock()
+        self.ctx.clock = clock
+        for constraint, ctx, origin in self.applying:
+            ctx.step, ctx.history, ctx.clock = step, history, clock
             out = constraint.apply(logits, ctx)
             if not (isinstance(out, np.ndarray) and out.shape == logits.shape):
                 raise PluginError(f"{origin.describe('apply')}: returned {type(out).__name__}, expected logits {list(logits.shape)}")
             if np.isnan(out).any() or np.isposinf(out).any():
                 raise PluginError(f"{origin.describe('apply')}: returned NaN or +inf logits at step {step}")
-            logits = out.astype(np.float32, copy=False)
+            logits = np.ascontiguousarray(out, dtype=np.float32)
             empty = ~(logits > -np.inf).any(axis=1)
             if empty.any():
                 row = int(np.flatnonzero(empty)[0])
@@ -275,14 +286,62 @@ class Run:
     def _backend_name(self, call: str) -> str:
         return self.backend.describe(call) if self.backend is not None else f"model {type(self.model).__name__} ({call})"
 
+    # -- chunk by chunk: what mgf.stream runs (core/generation/stream.py) ------------------------
 
-def _primer_runs(primer: np.ndarray, pitches: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``no-repeat``'s per-row state after the primer: the pitch started last, and how many times in a row."""
-    last, run = -1, 0
-    for pitch in pitches[primer]:
-        if pitch >= 0:
-            last, run = int(pitch), (run + 1 if pitch == last else 1)
-    return np.full(rows, last, np.int32), np.full(rows, run, np.int32)
+    def extend(self, logits, state, rules, chooser, history: np.ndarray, first: int, count: int,
+               more: bool) -> tuple[np.ndarray, State]:
+        """Choose ``count`` tokens per row into ``history[:, first:]`` from the model's ``logits`` and ``state`` after
+        ``history[:, :first]`` (which ``rules`` was fed): in C (core/kernel/generate.pxi) when the model offers its
+        Kernel and every rule and the policy can run there, else in Python, with the same rules, processors and
+        draws; return the logits and state after the last token if ``more`` (else after the one before).
+
+        :meth:`generate` calls it chunk by chunk; a stream too, priming the player's tokens (:meth:`prime_from`) in
+        between.
+        """
+        from mgf.kernel import _native
+
+        rows, done = len(history), first - len(self.primer)  # errors count the steps after the primer
+        kernel = getattr(self.model, "kernel", None)
+        if (isinstance(kernel, _native.Kernel) and isinstance(state, _native.KernelState) and self.greedy is not None
+                and not self.applying and os.environ.get("MGF_PYTHON_LOOP") != "1"):
+            logits = np.ascontiguousarray(logits, np.float32)  # the loop writes each step's logits into it
+            uniforms = self.rng.random((count, rows)) if not self.greedy else np.empty((0, 0))
+            failure = _native.generate(kernel, state, logits, rules, chooser, uniforms, history, first, count, more)
+            if failure is not None:
+                if failure[2] == -2:
+                    raise PluginError(f"{self._backend_name('step')}: returned non-finite logits (NaN or infinity)")
+                self._no_token(failure[1], rows, done + failure[0], failure[2])
+            if self.bar is not None:
+                self.bar.update(count)
+            return logits, state
+        for i in range(count):
+            self.ctx.step, self.ctx.history = done + i, history[:, : first + i]
+            logits = self._constrain_rows(logits, rules, self.ctx.history, done + i)
+            forbidden = np.isneginf(logits)
+            if self.greedy is None:
+                chooser.process(logits, self.ctx.history)
+                chosen = self._check_choice(self.sampler.choose(logits, self.ctx), forbidden, done + i)
+            else:
+                chosen = chooser.choose(logits, self.ctx.history, None if self.greedy else self.rng.random(rows))
+            history[:, first + i] = chosen
+            rules.feed(history[:, first + i : first + i + 1])
+            if i + 1 < count or more:
+                logits, state = self.step(history[:, first + i].copy(), state)
+        return logits, state
+
+    def prime_from(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """The model's logits and state after ``tokens`` (int32 ``[rows, T]``) fed from ``state``: ``Model.prime``,
+        checked (the contract's default prime stepped here, each step checked): the primer, and a stream's fed tokens."""
+        if type(self.model).prime is Model.prime:
+            for column in tokens.T:
+                logits, state = self.step(np.ascontiguousarray(column), state)
+            return logits, state
+        with guard(self.backend, "prime"):
+            logits, state = self.model.prime(np.ascontiguousarray(tokens), state)
+        self._check_output(logits, state, len(tokens), "prime")
+        if self.bar is not None:
+            self.bar.update(tokens.shape[1])
+        return logits, state
 
 
 class _CheckedModel(Model):

@@ -210,7 +210,7 @@ def bounded(seconds: float, where: str, function: Callable[..., T], *args: Any) 
 
     import music21.converter  # noqa: F401 - once here rather than in every child
 
-    from mgf.training import data as _data  # noqa: F401 - the same: the child calls its exit_with_parent
+    from mgf.training import workers as _workers  # noqa: F401 - the same: the child calls its exit_with_parent
 
     sys.stdout.flush()
     sys.stderr.flush()  # else a line still buffered would be written by the child too
@@ -248,7 +248,7 @@ def _child(seconds: float, pipe: tuple[int, int], function: Callable[..., Any], 
     import traceback
 
     try:
-        from mgf.training.data import exit_with_parent
+        from mgf.training.workers import exit_with_parent
 
         exit_with_parent()  # should the parent be killed (an OOM kill), no reader is left behind
         os.close(pipe[0])
@@ -284,7 +284,7 @@ def parse(path, max_file_mb: float, max_tracks: int, max_quarters: float | None 
         paths = corpus.resolve(where)
         if len(paths) != 1:
             raise InputError(f"{where}: names {len(paths)} files; read one work at a time (`mgf dataset {where}` "
-                             "encodes a whole collection; mgf.training.data.load from Python)")
+                             "encodes a whole collection; mgf.training.sources.load from Python)")
         target = paths[0]
     else:
         target = os.fspath(path)
@@ -298,7 +298,7 @@ def parse(path, max_file_mb: float, max_tracks: int, max_quarters: float | None 
     from music21 import converter  # after the checks: refusing a file takes no music21
 
     try:
-        # forceSource: music21's own pickle cache matches files by path and mtime, and mgf.training.data
+        # forceSource: music21's own pickle cache matches files by path and mtime, and mgf.training.cache
         # caches by content already; quantizePost=False: MIDI onsets reach our grid unsnapped.
         options: dict[str, Any] = {"quantizePost": False} if is_midi else {}
         return converter.parse(target, forceSource=True, **options), where

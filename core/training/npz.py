@@ -1,4 +1,4 @@
-"""Reading back the ``.npz`` files mgf wrote (cache entries, dataset shards) as untrusted input.
+"""The ``.npz`` files mgf writes (cache entries, dataset shards), synced, and read back as untrusted input.
 
 ``numpy.load`` reads a member whole before anyone sees its shape, so a 1.5 MB file can unpack
 to gigabytes, and it fails with whatever the zip or the ``.npy`` header gives (``EOFError``,
@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from mgf.files import NotRegularFile, open_regular
+from mgf.files import NotRegularFile, open_regular, synced
 
 MAX_HEADER = 10_000  # bytes of one member's .npy header (numpy's own limit)
 _EOCD = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
@@ -178,3 +178,10 @@ def file_sha256(path: str) -> str:
     """The SHA-256 of the regular file ``path``'s bytes, read a MB at a time."""
     with open_regular(path) as handle:
         return _sha256(handle)
+
+
+def save(path: str, **arrays) -> None:
+    """``np.savez`` to ``path``, synced to disk: a rename after it never publishes a file whose bytes are not there yet."""
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+        synced(handle)

@@ -1,7 +1,6 @@
 """The ``keras`` backend: runs a bundle through Keras's own layers.  Needs ``pip install 'mgf-music[keras]'``."""
 
 from mgf import ModelBackend, hookimpl
-from mgf.contract import bundle
 
 from mgf.plugins.keras.support import keras_net
 
@@ -9,10 +8,8 @@ from mgf.plugins.keras.support import keras_net
 class KerasBackend(ModelBackend):
     name = "keras"
 
-    def load(self, path):
-        net = keras_net()
-        loaded = bundle.read(path)
-        return net.KerasStepModel(loaded.arch, loaded.tensors)
+    def load(self, loaded):
+        return keras_net().KerasStepModel(loaded.arch, loaded.tensors)
 
 
 @hookimpl

@@ -71,7 +71,6 @@ class NativeModel(Model):
         self.arch = loaded.arch
         self.kernel = _kernel().Kernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
                                        precision, cell=loaded.arch.cell)
-        self._native_kernel = self.kernel  # lets mgf's generation loop run in C (core/kernel/generate.pxi)
 
     @property
     def vocab_size(self) -> int:
@@ -101,10 +100,8 @@ class NativeBackend(ModelBackend):
     name = "native"
     options = (THREADS, PRECISION)
 
-    def load(self, path):
-        threads = _threads(self.options.get("threads"))
-        loaded = bundle.read(path)
-        return NativeModel(loaded, threads, _precision(self.options["precision"], loaded))
+    def load(self, loaded):
+        return NativeModel(loaded, _threads(self.options.get("threads")), _precision(self.options["precision"], loaded))
 
 
 @hookimpl

@@ -1,7 +1,6 @@
 """The ``numpy`` backend: the plain reference LSTM or GRU, slow but obviously right."""
 
 from mgf import ModelBackend, hookimpl
-from mgf.contract import bundle
 from mgf.kernel.reference import NumpyGRU, NumpyLSTM
 
 MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU}  # bundle.CELLS -> the class that runs it
@@ -10,8 +9,7 @@ MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU}  # bundle.CELLS -> the class that 
 class NumpyBackend(ModelBackend):
     name = "numpy"
 
-    def load(self, path):
-        loaded = bundle.read(path)
+    def load(self, loaded):
         return MODELS[loaded.arch.cell](loaded)
 
 

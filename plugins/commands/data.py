@@ -8,7 +8,9 @@ import numpy as np
 
 from mgf import InputError, UsageError, check_output, get_representation, hookimpl, plugin_class, printable
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.build import build
+from mgf.training.cache import cache_root
+from mgf.training.progress import LINE_SECONDS
 
 from mgf.plugins.commands.data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
 
@@ -86,9 +88,9 @@ def _dataset(args):
 
 
 def _summarise(args, representation, directory):
-    built = data.build(representation, args.source, directory, workers=workers(args), scheduler=args.scheduler,
+    built = build(representation, args.source, directory, workers=workers(args), scheduler=args.scheduler,
                        cache=not args.no_cache, progress=False if args.quiet else None,
-                       every=None if args.quiet else data.LINE_SECONDS, validation=args.val_split)
+                       every=None if args.quiet else LINE_SECONDS, validation=args.val_split)
     manifest, skipped = built.manifest, built.skipped()
     pieces, tokens = manifest["pieces"], manifest["tokens"]
     summary = {
@@ -101,7 +103,7 @@ def _summarise(args, representation, directory):
         "skipped": [{"file": path, "reason": _reason(path, reason)} for path, reason in skipped],
         "split": manifest["split"],
         "dataset": args.output or (None if args.no_cache else built.directory),
-        "cache": None if args.no_cache else data.cache_root(),
+        "cache": None if args.no_cache else cache_root(),
     }
     if args.json:
         print(json.dumps(summary, indent=2))

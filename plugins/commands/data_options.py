@@ -4,7 +4,7 @@ A helper module of those two plugins, not a plugin: nothing here is registered.
 """
 
 from mgf import UsageError
-from mgf.training import data
+from mgf.training.workers import local_cores
 
 
 def parse_config(pairs):
@@ -45,4 +45,4 @@ def check_workers(args):
 
 def workers(args):
     """The ``--workers`` asked for; 0 means one per core."""
-    return args.workers or data.local_cores()
+    return args.workers or local_cores()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from mgf import InputError, get_representation, hookimpl, read_notes
-from mgf.training import data
+from mgf.training.sources import load
 from mgf.music import metrics
 
 
@@ -17,7 +17,7 @@ def _eval(args):
     representation = get_representation(args.repr)
     results = {path: metrics.measure(read_notes(args.repr, path)) for path in args.files}
     if args.reference:
-        loaded = data.load(representation, args.reference, progress=None if not args.quiet else False)
+        loaded = load(representation, args.reference, progress=None if not args.quiet else False)
         pieces = [representation.to_notes(s) for s in loaded.sequences]
         pieces = [p for p in pieces if p]
         if not pieces:

@@ -13,10 +13,12 @@ import numpy as np
 import mgf
 from mgf import STOP_SIGNALS, PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plugin_class
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.workers import dask_client, exit_with_parent, worker_context
 from mgf.music import plot
 from mgf.music import synth
 from mgf.contract.options import resolve, split
+from mgf.generation.api import representation_of
+from mgf.music.scores import primer_source
 
 
 OPTION_KINDS = ("samplers", "constraints", "models")
@@ -64,9 +66,16 @@ def register_commands(cli):
     p.add_argument("--overwrite", action="store_true",
                    help="with --num-outputs, regenerate outputs that exist (default: keep them, so a killed run "
                         "can be re-run to write only the missing ones)")
+    shaping = p.add_argument_group("processors (after the constraints, under every sampler, beam included, in the order "
+                                   "given here: --min-p 0.1 --temperature 2 is not --temperature 2 --min-p 0.1)")
+    for kind, (metavar, text) in PROCESSOR_FLAGS.items():
+        shaping.add_argument("--" + kind.replace("_", "-"), dest="processors", action=_InOrder, const=kind, default=[],
+                             metavar=metavar, help=text)
     group = p.add_argument_group("plugin options (each goes to the chosen sampler, constraints and backend that "
                                  "declare it; see `mgf plugins`)")
     for name, owners in sorted(declared_options().items()):
+        if name in PROCESSOR_FLAGS:  # the processor's flag: a sampler's option of that name is given from Python
+            continue
         first = owners[0][1]
         who = ", ".join(owner for owner, _ in owners)
         types = sorted({option.type.__name__ for _, option in owners})
@@ -82,6 +91,39 @@ def register_commands(cli):
 #: outputs generated as one batch; more are generated batch after batch and written as they come
 BATCH = 64
 
+#: the processors' flags (mgf.processors), each with its metavar and help
+PROCESSOR_FLAGS = {
+    "temperature": ("T", "divide the logits by T (below 1: more conservative); replaces the bundle's temperature"),
+    "top_k": ("K", "keep the K most likely tokens (0: all); replaces the bundle's top-k"),
+    "top_p": ("P", "keep the most likely tokens whose probability sums to P (nucleus); replaces the bundle's top-p"),
+    "min_p": ("P", "keep the tokens at least P times as likely as the most likely one (min-p sampling)"),
+    "repetition_penalty": ("R", "push down every token the piece already holds, primer included (CTRL's rule: R > 1 "
+                                "divides a positive logit by R, multiplies a negative one)"),
+}
+
+
+class _InOrder(argparse.Action):
+    """Appends ``(kind, text, flag)`` to one list, so that the order on the command line is the order applied."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (self.const, values, option_string)])
+
+
+def _processors(typed: list) -> list:
+    """The processors typed on the command line, in order; a bad value is one line naming the flag."""
+    found = []
+    for kind, text, flag in typed:
+        integer = kind == "top_k"
+        try:
+            value = int(text, 10) if integer else float(text)
+        except ValueError:
+            raise UsageError(f"{flag} must be {'an integer' if integer else 'a number'}, got {text!r:.40}") from None
+        try:
+            found.append(mgf.processors.KINDS[kind](value))
+        except UsageError as error:
+            raise UsageError(f"{flag} {text}: {error}") from None
+    return found
+
 
 def _generate(args) -> int:
     if args.steps < 1:
@@ -96,19 +138,22 @@ def _generate(args) -> int:
     check_limit("outputs", args.num_outputs)
     backend = plugin_class("models", args.model)
     path = _bundle_path(args)
-    with bundle.reading(path) if backend.reads_bundles else contextlib.nullcontext() as loaded:  # read once
-        job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
-        job.dynamics = args.dynamics
-        model = job.model()
-    representation = model.representation
-    if args.repr is not None and args.repr != representation.name:
-        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {representation.name!r}")
+    parallel = args.scheduler is not None or args.workers > 1  # the workers load the model; this process need not
+    loaded = bundle.read(path, weights=not parallel) if backend.reads_bundles else None  # the one read of the file
+    if loaded is not None:
+        _check_repr(args, loaded.representation["name"])  # before the backend builds anything
+    job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
+    job.dynamics = args.dynamics
+    model = None if parallel and loaded is not None else job.model(loaded)
+    representation = job.representation(loaded) if model is None else model.representation
+    if loaded is None:
+        _check_repr(args, representation.name)  # a file format of the backend's own: only its model knows
     paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
     if args.output is None:
         _check_outputs(paths, args)
-    if args.primer is not None:
-        is_music = os.path.isfile(args.primer) and args.primer.lower().endswith(tuple(representation.read_suffixes))
-        job.primer = representation.read(args.primer) if is_music else representation.parse_primer(args.primer)
+    if args.primer is not None:  # told from text here, once: a file the representation reads, else text to parse
+        primer_path, text = primer_source(args.primer, representation.read_suffixes)
+        job.primer = representation.read(primer_path) if primer_path is not None else representation.parse_primer(text)
     batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
     if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
         batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]
@@ -119,6 +164,7 @@ def _generate(args) -> int:
         _on_dask(job, batches, args.scheduler, args.overwrite)
         return 0
     if args.workers == 1 or len(batches) < 2:
+        model = model or job.model()
         for first, chunk in batches:
             job.write(model, first, chunk, args.overwrite or len(paths) == 1, listed=_list)
         return 0
@@ -126,12 +172,20 @@ def _generate(args) -> int:
     return 0
 
 
+def _check_repr(args, trained: str) -> None:
+    """``--repr``, if given, must name the representation the bundle was trained for."""
+    if args.repr is not None and args.repr != trained:
+        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {trained!r}")
+
+
 def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
     """The job of ``args``, once every option value (the bundle's defaults too) and every output path is checked."""
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     backend_options = {k: v for k, v in given.items() if k in {o.name for o in backend.options}}
     options = {k: v for k, v in given.items() if k not in backend_options}
-    sampler, constraints, chosen = mgf.generation_settings(defaults, args.sampler, args.constrain, options)
+    processors = _processors(args.processors)
+    sampler, constraints, chosen = mgf.generation_settings(defaults, args.sampler, args.constrain, options,
+                                                           processors=processors)
     owners = {f"model backend {args.model!r}": backend.options, f"sampler {sampler!r}": plugin_class("samplers", sampler).options}
     owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in constraints})
     bundle_defaults = {k: v for k, v in chosen.items() if k not in given}
@@ -141,27 +195,34 @@ def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
     if args.output is not None:
         _check_outputs(_output_paths(args.output, args.num_outputs), args)
     return Job(path, args.model, backend_options, args.sampler, args.constrain, options, args.steps, args.seed, args.quiet,
-               args.render, args.plot, args.no_defaults)
+               args.render, args.plot, args.no_defaults, processors)
 
 
 class Job:
     """Everything a process needs to generate and write batches of one run: plain data, so that it travels to workers."""
 
     def __init__(self, bundle, backend, backend_options, sampler, constraints, options, steps, seed, quiet, render, plot,
-                 no_defaults=False):
+                 no_defaults=False, processors=()):
         self.bundle, self.backend, self.backend_options = bundle, backend, backend_options
         self.sampler, self.constraints, self.options = sampler, constraints, options  # as given: None for the bundle's
         self.steps, self.seed, self.quiet, self.render, self.plot = steps, seed, quiet, render, plot
-        self.no_defaults = no_defaults
+        self.no_defaults, self.processors = no_defaults, list(processors)
         self.primer = self.dynamics = None
 
-    def model(self):
-        model = mgf.load_model(self.bundle, backend=self.backend, **self.backend_options)
+    def model(self, loaded=None):
+        """The model, from the bundle ``loaded`` if this process has read it, else from the file."""
+        model = mgf.load_model(self.bundle if loaded is None else loaded, backend=self.backend, **self.backend_options)
         if self.no_defaults:
             model.defaults = {}
         if self.dynamics is not None:
             model.representation = _with_dynamics(model.representation, self.dynamics)
         return model
+
+    def representation(self, described):
+        """The representation :meth:`model` sets, from the bundle read without its weights (``described``): what
+        the process that hands batches to workers parses the primer and names the outputs with."""
+        representation = representation_of(self.bundle, described)
+        return representation if self.dynamics is None else _with_dynamics(representation, self.dynamics)
 
     def write(self, model, first: int, paths: list[str], overwrite: bool, listed=None) -> list[str]:
         """Generate the batch of outputs ``first, first + 1, ...`` and write those of ``paths`` not there yet.
@@ -175,7 +236,7 @@ class Job:
         seed = self.seed if self.seed is None or first == 0 else np.random.SeedSequence([self.seed, first // BATCH])
         pieces = mgf.generate(model, self.steps, sampler=self.sampler, primer=self.primer, seed=seed,
                               num_outputs=len(paths), progress=False if self.quiet else None,
-                              constraints=self.constraints, **self.options)
+                              constraints=self.constraints, processors=self.processors, **self.options)
         written = []
         for path, tokens in zip(paths, pieces):
             if overwrite or not os.path.exists(path):
@@ -187,7 +248,7 @@ _worker_state: dict = {}
 
 
 def _worker_start(job: Job) -> None:
-    data.exit_with_parent()
+    exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the workers too: the parent stops them
     _worker_state["job"], _worker_state["model"] = job, job.model()
 
@@ -209,7 +270,7 @@ def _on_dask(job: Job, batches, scheduler: str, overwrite: bool) -> None:
     from dask.distributed import as_completed
 
     job.quiet = True
-    client = data.dask_client(scheduler)
+    client = dask_client(scheduler)
     try:
         futures = [client.submit(_dask_batch, job, first, chunk, overwrite, pure=False) for first, chunk in batches]
         for future in as_completed(futures):
@@ -234,7 +295,7 @@ def _in_processes(job: Job, batches, workers: int, overwrite: bool) -> None:
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     job.quiet = True  # one bar per process would interleave
-    context = data.worker_context("spawn")  # no fork of a process holding threads (BLAS, OpenMP)
+    context = worker_context("spawn")  # no fork of a process holding threads (BLAS, OpenMP)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(job,))
     try:
         with _ctrl_c_held():  # the workers, which submit starts, inherit it: they import for a while before ignoring it

@@ -295,7 +295,7 @@ def create_app(bundles: dict[str, str] | None = None, *, token: str | None = Non
     """The app; ``bundles``: extra models by name (paths given by whoever starts the server, never by a request)."""
     generator = Generator(dict(bundles or {}), max_steps)
     jobs = Jobs(workers, queue, timeout, (generator.bundles, max_steps))
-    assets = {route: ((files("mgf.plugins") / "serve_static" / name).read_bytes(), media)
+    assets = {route: ((files("mgf.plugins.commands") / "serve_static" / name).read_bytes(), media)
               for route, (name, media) in ASSETS.items()}
 
     def check_token(request: Request) -> None:

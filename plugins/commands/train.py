@@ -12,7 +12,7 @@ import numpy as np
 
 from mgf import BundleError, InputError, UsageError, check_output, get_representation, hookimpl
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.workers import check_scheduler
 
 from mgf.plugins.keras import archive as keras_archive
 from mgf.plugins.commands.data_options import add_parallel_options, add_repr_options, check_workers, parse_config, workers
@@ -59,7 +59,7 @@ def _train(args):
         raise UsageError(f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}")
     require_keras()  # fail early, with the install hint, before reading data
     if args.scheduler is not None:
-        data.check_scheduler(args.scheduler)  # before TensorFlow is imported
+        check_scheduler(args.scheduler)  # before TensorFlow is imported
     waiting = None
     if args.distributed:
         peers = _peers(os.environ.get("TF_CONFIG"))

@@ -2,7 +2,8 @@
 
 The pitch constraints work on any representation that says which tokens start which pitch
 (``Representation.token_pitches``); tokens that start no note (rests, holds, time shifts,
-note-offs) are never touched.
+note-offs) are never touched.  Each is one public rule (``mgf.Forbid``, ``mgf.RunLimit``) that
+the core applies in both loops, as it would a third-party constraint's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 
 import numpy as np
 
-from mgf import Constraint, Option, UsageError, hookimpl, token_pitches
+from mgf import Constraint, Forbid, Option, RunLimit, UsageError, hookimpl, token_pitches
 
 STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 MODES = {
@@ -80,22 +81,15 @@ def midi_number(text: str, option: str) -> int:
 
 
 class PitchMask(Constraint):
-    """A constraint that forbids a fixed set of pitches, computed once in ``prepare``."""
+    """A constraint that forbids a fixed set of pitches: one ``Forbid`` rule over the tokens that start them."""
 
-    def prepare(self, ctx):
+    def rules(self, ctx):
         pitches = token_pitches(ctx.representation, self.name)
-        self.forbidden = (pitches >= 0) & ~self.allowed_pitches(ctx.options)[np.clip(pitches, 0, 127)]
+        return [Forbid((pitches >= 0) & ~self.allowed_pitches(ctx.options)[np.clip(pitches, 0, 127)])]
 
     def allowed_pitches(self, options) -> np.ndarray:
         """bool ``[128]``: which MIDI pitches may start."""
         raise NotImplementedError
-
-    def apply(self, logits, ctx):
-        logits[:, self.forbidden] = -np.inf
-        return logits
-
-    def _native(self, ctx):
-        return {"kind": "mask", "mask": self.forbidden}
 
 
 class Scale(PitchMask):
@@ -132,50 +126,27 @@ class NoRepeat(Constraint):
 
     name = "no-repeat"
     options = (Option("max_repeats", int, 3, "how many times in a row one pitch may start", low=1, high=10_000),)
-    WINDOW = 512  # recent tokens searched first; the whole history only when they hold too few notes
 
-    def prepare(self, ctx):
-        self.pitches = self.keys(ctx)
-        self.by_pitch = {p: np.flatnonzero(self.pitches == p) for p in np.unique(self.pitches[self.pitches >= 0])}
+    def rules(self, ctx):
+        return [RunLimit(self.groups(ctx), self.limit(ctx.options))]
 
-    def keys(self, ctx) -> np.ndarray:
+    def groups(self, ctx) -> np.ndarray:
         """int ``[vocab]``: what a token repeats (its pitch; -1: nothing, such tokens are skipped)."""
         return token_pitches(ctx.representation, self.name)
 
     def limit(self, options) -> int:
         return options["max_repeats"]
 
-    def apply(self, logits, ctx):
-        n = self.limit(ctx.options)
-        for row, history in enumerate(ctx.history):
-            starts = self._last_starts(history[-self.WINDOW:], n)
-            if len(starts) < n and len(history) > self.WINDOW:
-                starts = self._last_starts(history, n)
-            if len(starts) == n and (starts == starts[0]).all():
-                logits[row, self.by_pitch[int(starts[0])]] = -np.inf
-        return logits
-
-    def _native(self, ctx):
-        return {"kind": "no_repeat", "pitches": self.pitches, "max_repeats": self.limit(ctx.options)}
-
-    def _last_starts(self, history, n):
-        pitches = self.pitches[history]
-        return pitches[pitches >= 0][-n:]
-
 
 class HoldLimit(NoRepeat):
     """The same token at most ``--max-holds`` times in a row: in ``notes``, a note or a rest held at most that many
-    steps after its first (NO_EVENT is the hold token).
-
-    ``no-repeat``'s rule (and its C loop) with every token as its own key instead of pitches; the C
-    loop holds one such rule, so a run with both ``no-repeat`` and ``hold-limit`` takes the Python loop.
-    """
+    steps after its first (NO_EVENT is the hold token); ``no-repeat``'s rule with every token its own group."""
 
     name = "hold-limit"
     options = (Option("max_holds", int, 31, "how many times in a row one token may occur (notes: holds after a note or rest starts)",
                       low=1, high=10_000),)
 
-    def keys(self, ctx):
+    def groups(self, ctx):
         return np.arange(ctx.representation.vocab_size, dtype=np.int32)
 
     def limit(self, options):

@@ -124,7 +124,7 @@ def _end(pid: int) -> None:
 def _child(send, work, args, kwargs) -> None:
     """In the forked child: run ``work``, send ``("ok", result)`` or ``("error", exception)``, and exit."""
     global _channel
-    from mgf.training.data import exit_with_parent
+    from mgf.training.workers import exit_with_parent
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # exit_with_parent's signal must end it even inside C
     exit_with_parent()

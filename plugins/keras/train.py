@@ -17,9 +17,15 @@ import numpy as np
 
 import mgf
 from mgf import InputError, Representation, UsageError, atomic_path, open_regular
+from mgf.files import atomic_paths
 from mgf.contract import bundle
 from mgf.training import card
-from mgf.training import data
+from mgf.training.build import build as build_dataset
+from mgf.training.progress import duration, LINE_SECONDS
+from mgf.training.shards import is_dataset, Shards, stream
+from mgf.training.sources import augment, Dataset, files
+from mgf.training.split import held_out_files, sides
+from mgf.training.windows import windows as cut_windows
 from mgf.contract.bundle import Arch, Bundle
 
 from mgf.plugins.keras.archive import BYTES_PER_PARAMETER, check_memory
@@ -30,7 +36,7 @@ from mgf.plugins.keras.support import ready
 class Progress(keras.callbacks.Callback):
     """What training does, on stderr: a line per epoch (losses, speed, ETA) and a bar during it on a terminal.
 
-    Without a terminal there is no bar, so a line comes every ``mgf.training.data.LINE_SECONDS`` during an epoch
+    Without a terminal there is no bar, so a line comes every ``mgf.training.progress.LINE_SECONDS`` during an epoch
     instead; ``every`` asks for one every that many batches too.  Keras averages a weighted
     loss over every position, padding included; ``scales`` (positions per real token, for
     training and validation) turn that into nats per real token.
@@ -57,13 +63,13 @@ class Progress(keras.callbacks.Callback):
         done, now = batch + 1, time.perf_counter()
         if self.quiet or done >= self.batches:
             return
-        if (self.every and done % self.every == 0) or (self.bar.disable and now - self.last_line >= data.LINE_SECONDS):
+        if (self.every and done % self.every == 0) or (self.bar.disable and now - self.last_line >= LINE_SECONDS):
             self.last_line = now
             rate = done / (now - self.started)  # batches per second
             left = (self.batches - done) / rate + (self.epochs - self.epoch - 1) * self.batches / rate
             loss = (logs or {}).get("loss", float("nan")) * self.scales[0]
             self.bar.write(f"batch {done}/{self.batches} (epoch {self.epoch + 1}/{self.epochs}), loss {loss:.4f}, "
-                           f"{rate * self.tokens / self.batches:.0f} tokens/s, ETA {data.duration(left)}", file=sys.stderr)
+                           f"{rate * self.tokens / self.batches:.0f} tokens/s, ETA {duration(left)}", file=sys.stderr)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.close()
@@ -81,7 +87,7 @@ class Progress(keras.callbacks.Callback):
         parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {logs.get('loss', float('nan')) * self.scales[0]:.4f}"]
         if val is not None:
             parts.append(f"val_loss {val:.4f}")
-        parts += [f"{self.tokens / seconds:.0f} tokens/s", f"{seconds:.0f} s", f"ETA {data.duration(left)}"]
+        parts += [f"{self.tokens / seconds:.0f} tokens/s", f"{seconds:.0f} s", f"ETA {duration(left)}"]
         print(", ".join(parts), file=sys.stderr, flush=True)
 
 
@@ -188,7 +194,7 @@ def train(
 ) -> Bundle | None:
     """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``).
 
-    A source is a dataset directory (``mgf dataset -o``) or what :func:`mgf.training.data.files` reads;
+    A source is a dataset directory (``mgf dataset -o``) or what :func:`mgf.training.sources.files` reads;
     the latter is first encoded (by ``workers`` processes or on the Dask ``scheduler``) into a
     dataset directory in the cache.  Training streams the shards through ``tf.data``, so memory
     does not grow with the data.  ``representation=None`` takes the first dataset directory's.
@@ -215,7 +221,7 @@ def train(
     if not any(d.manifest["pieces"] for d in datasets):
         raise InputError(f"{source}: no piece could be read ({skipped} file(s) skipped)")
     shards = [(d, i) for d in datasets for i in range(len(d))]
-    held = data.sides([d.shard(i, tokens=False)[2] for d, i in shards], val_split)
+    held = sides([d.shard(i, tokens=False)[2] for d, i in shards], val_split)
     train_parts = [(d, i, ~mask) for (d, i), mask in zip(shards, held) if not mask.all()]
     val_parts = [(d, i, mask) for (d, i), mask in zip(shards, held) if mask.any()]
     if val_split > 0 and not (val_parts and train_parts):  # a single file: trained on, whole
@@ -227,7 +233,7 @@ def train(
     augmenting = len(transpose) > 1 or 0 not in transpose
 
     def transform(pieces):
-        return data.augment(data.Dataset(pieces, [""] * len(pieces)), representation, transpose).sequences
+        return augment(Dataset(pieces, [""] * len(pieces)), representation, transpose).sequences
 
     train_transform = transform if augmenting else None
     train_count = _count(train_parts, seq_len, train_transform)
@@ -283,7 +289,7 @@ def train(
     val_losses = [loss * scales[1] for loss in history.history.get("val_loss", [])] + ([best] if best is not None else [])
     # the Keras model and the bundle are renamed into place together, after the model card: a run that
     # fails anywhere leaves the previous ones as they were
-    with atomic_path(f"{os.path.splitext(output)[0]}.keras") as keras_tmp, atomic_path(output) as bundle_tmp:
+    with atomic_paths(f"{os.path.splitext(output)[0]}.keras", output) as (keras_tmp, bundle_tmp):
         model.save(keras_tmp)
         result = _bundle(model, representation, val_parts, train_parts, train_transform, bundle_tmp, {
             "data": list(sources),
@@ -303,34 +309,19 @@ def train(
 
 
 def _bundle(model, representation, val_parts, train_parts, train_transform, path, training) -> Bundle:
-    """Write the trained ``model``'s bundle to ``path``, with its scores and card when there is a validation split."""
+    """The trained ``model``'s bundle, scored in memory with its card when there is a validation split, written to
+    ``path`` once: the numbers are those of the weights written, with no file written, read back and rewritten."""
     arch, tensors = to_tensors(model)
     result = Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in representation.tensors().items()}},
                     {"name": representation.name, "config": representation.config()}, training)
-    bundle.write(result, path)
     if val_parts:
-        model = mgf.load_model(path, backend="native", threads=1)
-        result.training["validation_cross_entropy"] = _scores(model, representation, train_parts, val_parts,
-                                                              train_transform)
-        result.training.update(_card(model, val_parts))
-        bundle.write(result, path)
+        scored = mgf.load_model(result, backend="native", threads=1)
+        result.training.update(_scored(scored, representation, train_parts, val_parts, train_transform))
+    bundle.write(result, path)
     return result
 
 
 CARD_PIECES = 500  # held-out pieces a card compares with, at most (the first of the split)
-
-
-def _card(model, val_parts) -> dict:
-    """``{"card": ...}``: what the model writes against held-out pieces; nothing for a representation without notes."""
-    held_out = []
-    for pieces in data.stream(val_parts):
-        held_out.extend(pieces[:CARD_PIECES - len(held_out)])
-        if len(held_out) >= CARD_PIECES:
-            break
-    try:
-        return {"card": card.measure_model(model, held_out)}
-    except InputError as error:  # audio and tokens have no notes to measure
-        return {"card": {"skipped": str(error)}}
 
 
 def _multi_worker_keras(model, tf, batch_size: int, seq_len: int) -> None:
@@ -380,27 +371,27 @@ def _is_chief(strategy) -> bool:
 def _datasets(representation, sources, val_split, workers, scheduler, quiet):
     """The representation and one dataset directory per source, encoding into the cache those that are not one."""
     if representation is None:
-        first = next((s for s in sources if data.is_dataset(s)), None)
+        first = next((s for s in sources if is_dataset(s)), None)
         if first is None:
             raise mgf.UsageError("give --repr: the --data sources are not dataset directories (`mgf dataset -o`)")
-        representation = data.Shards(first).representation()
+        representation = Shards(first).representation()
     if type(representation).fit is not Representation.fit and not representation.tensors():
         # learn the representation (a codebook) from the training side's files only
-        paths = [p for source in sources if not data.is_dataset(source)
-                 for p in data.files(source, representation.read_suffixes)]
-        held = data.held_out_files(paths, val_split)
+        paths = [p for source in sources if not is_dataset(source)
+                 for p in files(source, representation.read_suffixes)]
+        held = held_out_files(paths, val_split)
         representation.fit([p for p in paths if not held[p]] or paths)
     datasets = []
     for source in sources:
-        if data.is_dataset(source):
-            opened = data.Shards(source)
+        if is_dataset(source):
+            opened = Shards(source)
             if not opened.matches(representation):
                 spec = opened.manifest["representation"]
                 raise InputError(f"{source}: encoded with {spec['name']} {spec['config']}, not with the representation "
                                  f"asked for; leave out --repr/--config to train with the dataset's")
         else:
-            opened = data.build(representation, source, workers=workers, scheduler=scheduler,
-                                progress=False if quiet else None, every=None if quiet else data.LINE_SECONDS,
+            opened = build_dataset(representation, source, workers=workers, scheduler=scheduler,
+                                progress=False if quiet else None, every=None if quiet else LINE_SECONDS,
                                 validation=val_split)
         datasets.append(opened)
     return representation, datasets
@@ -433,7 +424,7 @@ def _count(parts, seq_len, transform) -> dict[str, int]:
         for shards, index, mask in parts:
             add(np.diff(shards.shard(index, tokens=False)[1])[mask])
     else:
-        for pieces in data.stream(parts, transform):
+        for pieces in stream(parts, transform):
             add(np.array([len(p) for p in pieces], np.int64))
     return count
 
@@ -450,8 +441,8 @@ def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform,
     def windows():
         seed = epoch_seed()
         rng = None if seed is None else np.random.default_rng(seed)
-        for pieces in data.stream(parts, transform, seed):
-            x, y, w = data.windows(pieces, start, seq_len)
+        for pieces in stream(parts, transform, seed):
+            x, y, w = cut_windows(pieces, start, seq_len)
             if rng is not None:
                 order = rng.permutation(len(x))
                 x, y, w = x[order], y[order], w[order]
@@ -467,28 +458,41 @@ def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform,
     return pipeline.prefetch(2).with_options(options)
 
 
-def _scores(model, representation, train_parts, val_parts, transform):
-    """Nats per validation token: the written model (native kernel) and the baselines fitted on the training pieces.
+def _scored(model, representation, train_parts, val_parts, transform) -> dict:
+    """``validation_cross_entropy`` (nats per validation token: the model, and the baselines fitted on the training
+    pieces) and the ``card`` (what the model writes against the first :data:`CARD_PIECES` held-out pieces; skipped
+    for a representation without notes), from one pass over the validation shards.
 
-    The baselines fit on the first :data:`BASELINE_TOKENS` training tokens; the validation side
-    is scored a shard at a time.
+    The baselines fit on the first :data:`BASELINE_TOKENS` training tokens: the training shards are read up to them.
     """
     from mgf.training.baselines import NGram, model_cross_entropy
 
-    fitted, budget = [], BASELINE_TOKENS
-    for pieces in data.stream(train_parts, transform):
-        for piece in pieces:
-            if budget <= 0:
-                break
-            fitted.append(piece[:budget])
-            budget -= len(piece)
+    fitted = _first_tokens(train_parts, transform, BASELINE_TOKENS)
     baselines = {name: NGram(order, representation.vocab_size, representation.start_token).fit(fitted)
                  for name, order in (("unigram", 1), ("5-gram", 5))}
-    totals, tokens = dict.fromkeys(["model", *baselines], 0.0), 0
-    for pieces in data.stream(val_parts):
+    totals, tokens, held_out = dict.fromkeys(["model", *baselines], 0.0), 0, []
+    for pieces in stream(val_parts):
         count = sum(len(p) for p in pieces)
         tokens += count
         totals["model"] += model_cross_entropy(model, pieces) * count
         for name, baseline in baselines.items():
             totals[name] += baseline.cross_entropy(pieces) * count
-    return {name: round(value / tokens, 4) for name, value in totals.items()}
+        held_out.extend(pieces[:CARD_PIECES - len(held_out)])
+    try:
+        measured = card.measure_model(model, held_out)
+    except InputError as error:  # audio and tokens have no notes to measure
+        measured = {"skipped": str(error)}
+    return {"validation_cross_entropy": {name: round(value / tokens, 4) for name, value in totals.items()},
+            "card": measured}
+
+
+def _first_tokens(parts, transform, budget: int) -> list:
+    """The pieces of ``parts`` up to ``budget`` tokens (the last one cut there); no shard is read beyond them."""
+    pieces = []
+    for shard in stream(parts, transform):
+        for piece in shard:
+            pieces.append(piece[:budget])
+            budget -= len(piece)
+            if budget <= 0:
+                return pieces
+    return pieces

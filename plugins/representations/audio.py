@@ -21,7 +21,7 @@ import wave
 
 import numpy as np
 
-from mgf import BundleError, InputError, Option, Representation, UsageError, hookimpl, packaged_model
+from mgf import BundleError, Clock, InputError, Option, Representation, UsageError, hookimpl, packaged_model
 from mgf.music import synth
 from mgf.music.scores import SCORE_SUFFIXES, primer_source
 
@@ -317,6 +317,13 @@ class Audio(Representation):
                              self.griffin_lim_iters, self.griffin_lim_momentum)
         peak = np.abs(signal).max()
         return signal * (synth.PEAK / peak) if peak > 0 else signal
+
+    def clock(self):
+        """Each frame one step of ``hop`` samples; no beats or bars: a sound carries no meter mgf could know."""
+        advance = np.ones(self.vocab_size, dtype=np.int32)
+        advance[self.start_token] = 0
+        kinds, pitches = np.zeros(self.vocab_size, dtype=np.int8), np.full(self.vocab_size, -1)
+        return Clock(kinds, pitches, advance, self.hop / self.sample_rate, 0, 0)
 
     def parse_primer(self, text):
         """Audio has no text notation: the primer is a file to read."""

@@ -37,7 +37,7 @@ import re
 
 import numpy as np
 
-from mgf import InputError, Option, Representation, UsageError, atomic_path, hookimpl
+from mgf import Clock, InputError, Option, Representation, TokenKind, UsageError, atomic_path, hookimpl
 from mgf.music.scores import (LIMIT_OPTIONS, MIDI_SUFFIXES, SCORE_SUFFIXES, bounded, limits_config, midi_quarters, parse, primer_source,
                         quote, read_midi, set_limits)
 
@@ -197,6 +197,18 @@ class MidiTok(Representation):
         pitches = self._vocabulary.pitches
         return None if pitches is None else pitches.copy()
 
+    def clock(self):
+        """MidiTok's grid (``time_division`` ticks per quarter note) at its 120 qpm in 4/4; None where a token alone
+        cannot say where it falls.
+
+        None for a learned vocabulary (one token may hold several notes and shifts), pitch intervals (the pitch of
+        a note depends on an earlier one), rests (a ``Rest`` starts where the last note ended) and numbered bars
+        (``Bar_N``, which MidiTok's decoder does not move time for).  A ``TimeSig`` token of another signature moves
+        the bars (x/4) or the grid (x/8) of what follows, and a ``Tempo`` token the seconds: forbid them
+        (``mgf.Forbid``) where a rule keys on bars or seconds.
+        """
+        return _clock(self._vocabulary)
+
     def transpose(self, tokens, semitones):
         """Pitches moved; None when one leaves the tokenizer's range, or for music with drums (a hit is no pitch to move)."""
         return self._vocabulary.transpose(np.asarray(tokens, dtype=np.int64), semitones)
@@ -241,6 +253,38 @@ class _Vocabulary:
             if kind in PITCH_KINDS + OTHER_PITCH_KINDS:
                 table[index] = vocab.get(f"{kind}_{int(value) + semitones}", -1)
         return table
+
+
+def _clock(vocabulary: _Vocabulary) -> Clock | None:
+    """The clock of a tokenizer's ids (see :meth:`MidiTok.clock`)."""
+    from miditok.constants import TEMPO
+
+    tokenizer = vocabulary.tokenizer
+    config = tokenizer.config
+    if tokenizer.is_trained or config.use_pitch_intervals or config.use_rests:
+        return None
+    names = [tokenizer[index] for index in range(len(tokenizer))]
+    if any(re.fullmatch(r"Bar_[0-9]+", name) for name in names):
+        return None
+    per_quarter, finest = tokenizer.time_division, max(config.beat_res.values())
+    kinds = np.full(vocabulary.size, TokenKind.OTHER, dtype=np.int8)
+    pitches = np.full(vocabulary.size, -1)
+    advance = np.zeros(vocabulary.size, dtype=np.int32)
+    for index, name in enumerate(names):
+        kind, _, value = name.partition("_")
+        if kind in PITCH_KINDS + OTHER_PITCH_KINDS:
+            kinds[index] = TokenKind.NOTE_ON if kind in PITCH_KINDS else TokenKind.NOTE_OFF
+            pitches[index] = int(value)
+        elif kind == "TimeShift":  # beats.positions.resolution
+            beats, positions, resolution = map(int, value.split("."))
+            kinds[index], advance[index] = TokenKind.TIME_SHIFT, (beats * resolution + positions) * per_quarter // resolution
+        elif kind == "Position":
+            kinds[index], advance[index] = TokenKind.POSITION, int(value) * per_quarter // finest
+        elif kind == "Velocity":
+            kinds[index] = TokenKind.VELOCITY
+        elif name == "Bar_None":
+            kinds[index] = TokenKind.BAR
+    return Clock(kinds, pitches, advance, 60 / (TEMPO * per_quarter), per_quarter, 4)
 
 
 def _params_text(params: str) -> str:

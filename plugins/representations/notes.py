@@ -39,11 +39,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from mgf import InputError, MgfError, Option, Representation, UsageError, atomic_path, hookimpl, packaged_model
+from mgf import (Clock, Decoder, Event, InputError, MgfError, Option, Representation, TokenKind, UsageError, atomic_path, hookimpl,
+                 packaged_model)
 from mgf.music.scores import (LIMIT_OPTIONS, SCORE_SUFFIXES, bounded, limits_config, midi_quarters, parse, primer_source, quote,
                         read_midi, set_limits)
 
 NO_EVENT, NOTE_OFF, FIRST_PITCH = 0, 1, 2
+VELOCITY = 90  # of every note: what music21 writes when none is given
 _MIDI_SUFFIXES = (".mid", ".midi")
 _XML_SUFFIXES = (".musicxml", ".xml")
 _PITCH_CLASSES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
@@ -242,7 +244,7 @@ class Notes(Representation):
         notes, now = [], 0
         for pitch, steps in self._segments(tokens):
             if pitch is not None:
-                notes.append((pitch, 90, now * seconds, (now + steps) * seconds))
+                notes.append((pitch, VELOCITY, now * seconds, (now + steps) * seconds))
             now += steps
         return notes
 
@@ -251,18 +253,22 @@ class Notes(Representation):
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
             raise InputError("notes: tokens must be a 1-D sequence of integer ids")
-        segments = []
+        segments, start = [], self.start_token  # once: a property read through the plugin guard costs µs
         for token in tokens.tolist():
-            if token == self.start_token:
+            if token == start:
                 continue
-            if not 0 <= token < self.start_token:
-                raise InputError(f"notes: token id {token} is outside [0, {self.start_token})")
+            if not 0 <= token < start:
+                raise InputError(f"notes: token id {token} is outside [0, {start})")
             pitch = None if token < FIRST_PITCH else self.min_pitch + token - FIRST_PITCH
             if segments and (token == NO_EVENT or (token == NOTE_OFF and segments[-1][0] is None)):
                 segments[-1][1] += 1
             else:
                 segments.append([pitch, 1])
         return segments
+
+    def decoder(self):
+        """Exact and O(1) per token (:class:`NotesDecoder`): a note-on at its token, its note-off at the next note or rest."""
+        return NotesDecoder(self)
 
     # ---- primers and augmentation
 
@@ -308,6 +314,18 @@ class Notes(Representation):
         pitches[FIRST_PITCH:self.start_token] = np.arange(self.min_pitch, self.max_pitch + 1)
         return pitches
 
+    def clock(self):
+        """One token, one grid step of ``steps_per_quarter``, in the 4/4 at ``qpm`` that ``write`` gives (a beat: a quarter).
+
+        NO_EVENT is a HOLD, NOTE_OFF a REST (it ends the sounding note), each pitch token a NOTE_ON; each sounds,
+        then moves time one step; the start token moves none.
+        """
+        kinds = np.full(self.vocab_size, TokenKind.NOTE_ON, dtype=np.int8)
+        kinds[[NO_EVENT, NOTE_OFF, self.start_token]] = TokenKind.HOLD, TokenKind.REST, TokenKind.OTHER
+        advance = np.ones(self.vocab_size, dtype=np.int32)
+        advance[self.start_token] = 0
+        return Clock(kinds, self.token_pitches(), advance, 60 / (self.qpm * self.steps_per_quarter), self.steps_per_quarter, 4)
+
     def transpose(self, tokens, semitones):
         tokens = np.asarray(tokens, dtype=np.int32)
         pitched = (tokens >= FIRST_PITCH) & (tokens != self.start_token)
@@ -317,6 +335,36 @@ class Notes(Representation):
         out = tokens.copy()
         out[pitched] = moved
         return out
+
+
+class NotesDecoder(Decoder):
+    """``to_notes`` token by token (the rules of ``Notes._segments``): each token is one step; a pitch ends the
+    sounding note and starts its own, NOTE_OFF ends it, NO_EVENT holds, START is skipped."""
+
+    def __init__(self, representation: Notes) -> None:
+        super().__init__(representation)
+        self.min_pitch, self.start = representation.min_pitch, representation.start_token
+        self.seconds = 60.0 / (representation.qpm * representation.steps_per_quarter)  # as to_notes, to the bit
+        self.step, self.sounding = 0, None
+
+    def feed(self, token):
+        token = self.check(token)
+        if token == self.start:
+            return []
+        events = []
+        if token != NO_EVENT and self.sounding is not None:
+            events.append(Event(self.step * self.seconds, "note_off", self.sounding, 0))
+            self.sounding = None
+        if token >= FIRST_PITCH:
+            self.sounding = self.min_pitch + token - FIRST_PITCH
+            events.append(Event(self.step * self.seconds, "note_on", self.sounding, VELOCITY))
+        self.step += 1
+        return events
+
+    def close(self):
+        self.closed = True
+        sounding, self.sounding = self.sounding, None
+        return [] if sounding is None else [Event(self.step * self.seconds, "note_off", sounding, 0)]
 
 
 @hookimpl

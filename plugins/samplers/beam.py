@@ -7,7 +7,9 @@ Magenta's sampled beam: each beam is copied ``branch_factor`` times, each copy e
 ``steps_per_iteration`` tokens drawn at ``temperature``, and the best ``beam_size`` copies
 survive; ``--num-outputs N`` runs N independent searches as one batch.  All rows of a search
 run as one batch through the model and reorder with ``State.take``.  Every beam has the same
-length (no end token), so no length normalisation is needed to compare them.
+length (no end token), so no length normalisation is needed to compare them.  The run's
+processors (``--min-p``, ``--repetition-penalty``, ...) reach the search through ``ctx.prime``
+and ``ctx.constrain``, after the constraints: they shape both the draws and the scores.
 
 The most probable continuation of a music model is rarely music: at each step holding the
 sounding note is likelier than any new note, so a wide exhaustive beam converges on a few held
@@ -20,13 +22,13 @@ import warnings
 
 import numpy as np
 
-from mgf import InputError, Option, Sampler, UsageError, allowed_probabilities, draw, hookimpl, log_softmax
+from mgf import InputError, Option, Search, UsageError, draw_from_logits, hookimpl, log_softmax
 
 #: share of an output's steps taken by its most frequent token above which the search counts as collapsed
 COLLAPSED = 0.85
 
 
-class Beam(Sampler):
+class Beam(Search):
     name = "beam"
     options = (
         Option("beam_size", int, 4, "number of continuations kept", low=1, high=1024),
@@ -82,7 +84,7 @@ class Beam(Sampler):
             tokens, group = tokens[parents], group[parents]
             grow = min(grow_by, steps - done)
             for j in range(grow):
-                chosen = draw(allowed_probabilities(logits, temperature), ctx.rng)
+                chosen = draw_from_logits(logits, ctx.rng, temperature)
                 scores = scores + log_softmax(logits)[np.arange(len(chosen)), chosen]
                 tokens = np.concatenate([tokens, chosen[:, None]], axis=1)
                 if done + j + 1 < steps:

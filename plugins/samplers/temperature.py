@@ -1,10 +1,19 @@
-"""``temperature``: draw from the softmax of logits / T, optionally cut to the top k or top p."""
+"""``temperature``: draw from the softmax of the processed logits (the plain draw).
 
-from mgf import Option, Sampler, draw_from_logits, hookimpl
+Its options ``temperature``, ``top_k`` and ``top_p`` (contract 2's, and the bundles' defaults)
+stand for the processors ``Temperature``, ``TopK`` and ``TopP``, in that order, before the
+run's own processors (``--min-p``, ``--repetition-penalty``, ... on the command line); values
+that change nothing are left out.
+"""
+
+from mgf import Option, Policy, hookimpl, processors
 
 
-class Temperature(Sampler):
+class Temperature(Policy):
+    """The plain draw: ``greedy = False`` tells the core to draw itself (one uniform per row from the run's rng)."""
+
     name = "temperature"
+    greedy = False
     options = (
         Option("temperature", float, 1.0, "divide logits by T before the softmax (small = conservative)", low=1e-6, high=100.0),
         Option("top_k", int, 0, "sample only among the k most likely tokens (0: all)", low=0, high=1_000_000),
@@ -12,12 +21,9 @@ class Temperature(Sampler):
                low=1e-6, high=1.0),
     )
 
-    def choose(self, logits, ctx):
+    def processors(self, ctx):
         o = ctx.options
-        return draw_from_logits(logits, ctx.rng, o["temperature"], o["top_k"], o["top_p"])
-
-    def _native(self, ctx):
-        return {"policy": "temperature", **ctx.options}
+        return processors.from_options(o["temperature"], o["top_k"], o["top_p"])
 
 
 @hookimpl

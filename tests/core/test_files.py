@@ -166,3 +166,28 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
     assert errors == ["mgf: error: out.txt: cannot write (File too large)"], result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+
+def test_files_written_together_are_renamed_together_even_when_a_signal_comes_between(tmp_path, monkeypatch):
+    """A stop signal during :func:`mgf.files.atomic_paths`' renames waits for the last one, then takes effect."""
+    from mgf.files import atomic_paths
+
+    first, second = tmp_path / "m.keras", tmp_path / "m.safetensors"
+    for path in (first, second):
+        path.write_text("old")
+    replace = os.replace
+
+    def replace_then_interrupt(source, target):
+        replace(source, target)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C right after the first rename
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths(first, second) as temporaries:
+            for temporary in temporaries:
+                with open(temporary, "w") as handle:
+                    handle.write("new")
+            monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    monkeypatch.undo()
+    assert (first.read_text(), second.read_text()) == ("new", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.safetensors"]

@@ -135,7 +135,7 @@ def test_a_live_writers_temporary_is_kept_even_when_its_pid_is_not_visible(tmp_p
 
 def test_a_live_dataset_build_in_another_pid_namespace_is_not_deleted(tmp_path):
     from mgf import get_representation
-    from mgf.training import data
+    from mgf.training.build import build
 
     source = tmp_path / "src"
     source.mkdir()
@@ -145,11 +145,11 @@ def test_a_live_dataset_build_in_another_pid_namespace_is_not_deleted(tmp_path):
     (live / "shard-00000.npz").write_bytes(b"work in progress")
     holder = _hold(live)
     try:
-        data.build(get_representation("tokens", vocab_size=8), str(source), str(tmp_path / "mine"))
+        build(get_representation("tokens", vocab_size=8), str(source), str(tmp_path / "mine"))
         assert (live / "shard-00000.npz").read_bytes() == b"work in progress"
     finally:
         holder.communicate("")
-    data.build(get_representation("tokens", vocab_size=8), str(source), str(tmp_path / "again"))
+    build(get_representation("tokens", vocab_size=8), str(source), str(tmp_path / "again"))
     assert not live.exists()
 
 
@@ -232,13 +232,14 @@ def test_after_kill_9_the_next_run_leaves_no_temporaries_and_nothing_warns_of_le
 PATCHED = """
 import sys
 import mgf
+import mgf.training.progress
 from mgf.cli.main import main
 from mgf.plugins.representations.tokens import Tokens
 
 def fault(self, text):
     kind = sys.argv[1]
     if kind == "bug":
-        return mgf.training.data.duration("soon")  # a bug in mgf's own code: the failure is raised inside core/training/data.py
+        return mgf.training.progress.duration("soon")  # a bug in mgf's own code: raised inside core/training/progress.py
     if kind == "file":
         open("/nonexistent-mgf/dir/cache.npz", "rb")
     if kind == "escape":
@@ -268,7 +269,7 @@ def test_a_bug_in_mgfs_own_code_is_an_internal_error_not_a_plugins(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "plugin mgf" not in result.stderr
     assert re.fullmatch(r"mgf: error: internal error in mgf \S+ \(representation 'tokens', parse_primer, at "
-                        r"\S*data\.py:\d+\): TypeError: .*; MGF_DEBUG=1 shows the traceback, please report it\n",
+                        r"\S*progress\.py:\d+\): TypeError: .*; MGF_DEBUG=1 shows the traceback, please report it\n",
                         result.stderr), result.stderr
     assert not (tmp_path / "o.txt").exists()
 
@@ -306,7 +307,7 @@ def test_a_skipped_files_reason_and_name_are_printed_escaped(tmp_path):
 def test_a_dataset_whose_place_is_taken_while_it_builds_fails_in_one_line(tmp_path, monkeypatch):
     """Another writer (no lock to see) creates -o while this build encodes: the build does not claim it."""
     from mgf import get_representation
-    from mgf.training import data
+    from mgf.training.build import build
 
     source = tmp_path / "src"
     source.mkdir()
@@ -321,7 +322,7 @@ def test_a_dataset_whose_place_is_taken_while_it_builds_fails_in_one_line(tmp_pa
 
     monkeypatch.setattr(type(representation), "read", read_and_race)
     with pytest.raises(InputError) as error:
-        data.build(representation, str(source), str(tmp_path / "X"), cache=False)
+        build(representation, str(source), str(tmp_path / "X"), cache=False)
     assert str(error.value) == f"{tmp_path / 'X'}: another run wrote it meanwhile; name a new directory"
     assert os.listdir(tmp_path / "X") == ["manifest.json"]
     assert sorted(os.listdir(tmp_path)) == ["X", "src"]

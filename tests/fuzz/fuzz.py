@@ -26,7 +26,7 @@ with HookManager({"mgf", "mido"}, set(), enable_loader_override=True, trace_data
     import harnesses
     import mido  # noqa: F401 - mgf imports it on first use: here, so that it is instrumented
     from mgf.contract import registry
-    from mgf.training.data import exit_with_parent
+    from mgf.training.workers import exit_with_parent
 
     registry.load_plugins()  # imports the built-in plugins here, so that they are instrumented too
 import music21.converter  # noqa: F401, E402 - imported before fuzzing starts, so that its slow import is not a hang

@@ -22,6 +22,8 @@ import tempfile
 import mgf
 import numpy as np
 from mgf.cli.main import build_parser
+from mgf.training.shards import Shards
+from mgf.training.sources import load
 
 
 class ContractViolation(AssertionError):
@@ -240,7 +242,7 @@ def read_dataset(data: bytes) -> None:
         with open(os.path.join(folder, name), "wb") as handle:
             handle.write(part)
     with _cache_in(os.path.join(_scratch(), "cache")), clean():
-        shards = mgf.training.data.Shards(folder)
+        shards = Shards(folder)
         chosen = shards.representation()
         shards.skipped()
         held = shards.sides(0.2)
@@ -257,13 +259,13 @@ def _cached_entry() -> tuple[str, str]:
     with open(os.path.join(root, "music", "one.txt"), "wb") as handle:
         handle.write(CACHED_SOURCE)
     with _cache_in(os.path.join(root, "cache")):
-        mgf.training.data.load(data_representation(), os.path.join(root, "music"))
+        load(data_representation(), os.path.join(root, "music"))
     (entry,) = [os.path.join(d, n) for d, _, names in os.walk(os.path.join(root, "cache")) for n in names if n.endswith(".npz")]
     return os.path.join(root, "music"), entry
 
 
 def read_cache_entry(data: bytes) -> None:
-    """``data`` as the cache entry of a file: ``mgf.training.data.load`` never fails, and gives the file's own piece or,
+    """``data`` as the cache entry of a file: ``mgf.training.sources.load`` never fails, and gives the file's own piece or,
     from an entry that passed its checks, pieces that meet the representation."""
     folder, entry = _cached_entry()
     os.makedirs(os.path.dirname(entry), exist_ok=True)
@@ -272,7 +274,7 @@ def read_cache_entry(data: bytes) -> None:
     chosen = data_representation()
     with _cache_in(os.path.join(os.path.dirname(folder), "cache")):
         try:
-            loaded = mgf.training.data.load(chosen, folder)
+            loaded = load(chosen, folder)
         except mgf.MgfError as error:
             raise ContractViolation(f"a cache entry was fatal: {error}") from error
     if not loaded.cached:

@@ -122,11 +122,12 @@ def generations() -> dict[str, bytes]:
 
 
 def dataset_files() -> dict[str, bytes]:
-    """Dataset directories written by ``mgf.training.data.build`` (two shards), their files joined as ``dataset_read`` reads them."""
+    """Dataset directories written by ``mgf.training.build.build`` (two shards), their files joined as ``dataset_read`` reads them."""
     from harnesses import DATASET_FILES, DATASET_PART, data_representation
 
     import numpy as np
-    from mgf.training import data
+    from mgf.training import shards
+    from mgf.training.build import build
 
     made = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -137,11 +138,11 @@ def dataset_files() -> dict[str, bytes]:
                 handle.write(text)
         with open(os.path.join(folder, "music", "bad.txt"), "w") as handle:
             handle.write("1 x")
-        saved, data.SHARD_TOKENS = data.SHARD_TOKENS, 8
+        saved, shards.SHARD_TOKENS = shards.SHARD_TOKENS, 8
         try:
-            data.build(data_representation(), os.path.join(folder, "music"), os.path.join(folder, "ds"))
+            build(data_representation(), os.path.join(folder, "music"), os.path.join(folder, "ds"))
         finally:
-            data.SHARD_TOKENS = saved
+            shards.SHARD_TOKENS = saved
         np.savez(os.path.join(folder, "ds", "representation.npz"), codebook=np.eye(3, dtype=np.float32))
 
         def joined(manifest_change=None) -> bytes:
@@ -161,13 +162,13 @@ def dataset_files() -> dict[str, bytes]:
 
 
 def cache_entries() -> dict[str, bytes]:
-    """The cache entry of ``harnesses.CACHED_SOURCE`` as ``mgf.training.data`` writes it, one of two pieces and one of an error."""
+    """The cache entry of ``harnesses.CACHED_SOURCE`` as ``mgf.training.cache`` writes it, one of two pieces and one of an error."""
     import hashlib
     import json
 
     import numpy as np
     from harnesses import CACHED_SOURCE, data_representation
-    from mgf.training import data
+    from mgf.training.sources import load
 
     made = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -175,7 +176,7 @@ def cache_entries() -> dict[str, bytes]:
         os.makedirs(os.path.join(folder, "music"))
         with open(os.path.join(folder, "music", "one.txt"), "wb") as handle:
             handle.write(CACHED_SOURCE)
-        data.load(data_representation(), os.path.join(folder, "music"))
+        load(data_representation(), os.path.join(folder, "music"))
         (entry,) = [os.path.join(d, n) for d, _, names in os.walk(os.path.join(folder, "cache")) for n in names]
         with open(entry, "rb") as handle:
             made["written"] = handle.read()

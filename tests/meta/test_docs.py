@@ -27,7 +27,7 @@ from mgf.contract import registry
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 #: the classes plugins subclass; every public member is part of the contract
-BASES = (mgf.Representation, mgf.ModelBackend, mgf.Model, mgf.State, mgf.Sampler, mgf.Constraint)
+BASES = (mgf.Representation, mgf.ModelBackend, mgf.Model, mgf.State, mgf.Sampler, mgf.Policy, mgf.Search, mgf.Constraint)
 #: public classes plugins use but never subclass or construct (no ``__init__`` in the contract)
 USED = (mgf.Context, mgf.Option)
 

@@ -186,9 +186,10 @@ def test_encoding_a_whole_collection_points_to_mgf_dataset():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--top-p", "2"], "option --top-p of sampler 'temperature' must be in [1e-06, 1], got '2'"),
-    (["--top-k", "x"], "option --top-k of sampler 'temperature' must be int, got 'x'"),
-    (["--sampler", "greedy", "--top-p", "0.5"], "option --top-p is not taken by model backend 'native', sampler 'greedy'"),
+    (["--top-p", "2"], "--top-p 2: TopP: p must be in (0, 1], got 2.0"),
+    (["--top-k", "x"], "--top-k must be an integer, got 'x'"),
+    (["--sampler", "greedy", "--max-repeats", "2"], "option --max-repeats is not taken by model backend 'native', "
+                                                    "sampler 'greedy', constraint 'motifs', constraint 'hold-limit'"),
 ])
 def test_option_errors_name_the_flag_the_user_typed(args, message, tmp_path):
     result = mgf_cli("generate", "--repr", "notes", *args, "-o", tmp_path / "x.mid")

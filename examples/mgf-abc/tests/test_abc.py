@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import mgf
+from mgf.contract import bundle as bundles
 import mgf.testing
 import mgf_abc
 import numpy as np
@@ -50,7 +51,7 @@ def test_listed_and_generates(tmp_path):
     assert [r["distribution"] for r in listing["representations"] if r["name"] == "abc"] == ["mgf-abc"]
     abc = mgf.get_representation("abc")
     model = tmp_path / "m.safetensors"
-    mgf.contract.bundle.write(mgf.contract.bundle.random_bundle(abc.vocab_size, (16,), 8, representation={"name": "abc", "config": abc.config()}), model)
+    bundles.write(bundles.random_bundle(abc.vocab_size, (16,), 8, representation={"name": "abc", "config": abc.config()}), model)
     out = tmp_path / "gen.abc"
     result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "generate", "--bundle", str(model), "--primer", "C4 E4 G4",
                              "--steps", "48", "--seed", "3", "-o", str(out)], capture_output=True, text=True)

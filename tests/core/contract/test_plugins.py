@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import mgf
-from mgf import Sampler, UsageError, hookimpl
+from mgf import Policy, UsageError, hookimpl
 from mgf.contract import hookspecs
 from mgf.contract import registry
 
 
-class Lowest(Sampler):
+class Lowest(Policy):
     """Always the lowest token id: trivially checkable output."""
 
     name = "lowest"
@@ -55,7 +55,7 @@ def test_two_plugins_with_one_name_keep_the_first_and_warn_naming_both(register_
     with pytest.warns(registry.PluginWarning) as warned:
         found = registry.registry("samplers")
     assert found["lowest"].plugin == "first-plugin"
-    message = str(warned[0].message)
+    message = str(next(w.message for w in warned if issubclass(w.category, registry.PluginWarning)))
     assert "'second-plugin'" in message and "first-plugin" in message and "'lowest'" in message
     assert "MGF_LOAD_PLUGINS" in message
 
@@ -112,7 +112,7 @@ DEMO = """
     import numpy as np
     import mgf
 
-    class Zeros(mgf.Sampler):
+    class Zeros(mgf.Policy):
         name = "zeros"
         options = (mgf.Option("level", int, 0, "the token to repeat"),)
 
@@ -268,7 +268,7 @@ PLUGIN_BUGS = """
         name = "broken"
         options = (mgf.Option("fault", str, "nan", "what goes wrong", choices=("nan", "width", "state")),)
 
-        def load(self, path):
+        def load(self, bundle):
             return BrokenModel(self.options["fault"])
 
     class BrokenState(mgf.State):
@@ -303,7 +303,7 @@ PLUGIN_BUGS = """
                 state = BrokenState(state.rows + 1)
             return logits, state
 
-    class Wild(mgf.Sampler):
+    class Wild(mgf.Policy):
         name = "wild"
         options = (mgf.Option("pick", int, 0, "token to pick", low=-5, high=100),)
 
@@ -338,15 +338,16 @@ PLUGIN_BUGS = """
         (["--model", "broken", "--fault", "oops"], 2, "option --fault of model backend 'broken' must be one of nan, width"),
         (["--sampler", "wild", "--pick", "19"], 1, "(sampler 'wild', choose) at step 1: chose the start token 19"),
         (["--sampler", "wild", "--pick", "-1"], 1, "(sampler 'wild', choose) at step 1: chose a token outside [0, 20)"),
-        (["--sampler", "wild", "--temperature", "0.5"], 2, "option --temperature is not taken by model backend 'native', "
-                                                           "sampler 'wild'"),
+        (["--sampler", "wild", "--beam-size", "2"], 2, "option --beam-size is not taken by model backend 'native', "
+                                                       "sampler 'wild'"),
     ],
 )
 def test_plugin_failures_are_one_line_naming_the_plugin(installed_plugin, tmp_path, args, code, message):
     """Whatever third-party code raises or returns, the user sees one line and no file is written."""
     path = installed_plugin(PLUGIN_BUGS)
     model = tmp_path / "spiky.safetensors"
-    mgf.contract.bundle.write(mgf.contract.bundle.random_bundle(20, [8], 4, representation={"name": "spiky", "config": {"vocab": 20}}), model)
+    bundles = mgf.contract.bundle
+    bundles.write(bundles.random_bundle(20, [8], 4, representation={"name": "spiky", "config": {"vocab": 20}}), model)
     (tmp_path / "primer.spiky").write_text("1 2")
     args = [str(tmp_path / "primer.spiky") if a == "{file}" else a for a in args]
     out = tmp_path / "out.txt"
@@ -363,7 +364,7 @@ LOWEST = """
     import numpy as np
     import mgf
 
-    class Lowest(mgf.Sampler):
+    class Lowest(mgf.Policy):
         name = "lowest"
         options = (mgf.Option("offset", int, 0, "token to repeat", low=0),)
 
@@ -377,12 +378,62 @@ LOWEST = """
 
 
 def test_a_sampler_given_an_option_it_does_not_take_exits_2_naming_it(installed_plugin, tmp_path):
-    """Issue 9: `mgf generate --repr notes --sampler lowest --temperature 0.5` is one line, exit 2."""
+    """Issue 9: `mgf generate --repr notes --sampler lowest --beam-size 2` is one line, exit 2.
+
+    (``--temperature`` is a processor since contract 3: it applies under every sampler, ``lowest`` included.)"""
     path = installed_plugin(LOWEST)
-    result = run_mgf("generate", "--repr", "notes", "--sampler", "lowest", "--temperature", "0.5",
+    result = run_mgf("generate", "--repr", "notes", "--sampler", "lowest", "--beam-size", "2",
                      "-o", str(tmp_path / "x.mid"), path=path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "option --temperature is not taken by model backend 'native', sampler 'lowest'" in result.stderr
+    assert "option --beam-size is not taken by model backend 'native', sampler 'lowest'" in result.stderr
     result = run_mgf("generate", "--repr", "notes", "--sampler", "lowest", "--offset", "3", "--steps", "8",
                      "-o", str(tmp_path / "x.mid"), path=path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_constraint_with_neither_rules_nor_apply_is_refused(register_plugin):
+    """Contract 3: a constraint implements rules or apply; one with neither is a one-line warning, not registered."""
+
+    class Idle(mgf.Constraint):
+        name = "idle-test"
+
+    class Ruled(mgf.Constraint):
+        name = "ruled-test"
+
+        def rules(self, ctx):
+            return [mgf.Forbid(np.zeros(ctx.representation.vocab_size, bool))]
+
+    class IdlePlugin:
+        @mgf.hookimpl
+        def register_constraints(self, register):
+            register(Idle)
+            register(Ruled)
+
+    register_plugin(IdlePlugin(), "idle-plugin")
+    with pytest.warns(registry.PluginWarning, match="Idle.* as a constraint, skipped: it implements neither rules nor apply"):
+        found = registry.registry("constraints")
+    assert "idle-test" not in found and "ruled-test" in found
+
+
+def test_a_contract_2_plugin_is_told_on_the_command_line_what_to_change(installed_plugin, tmp_path):
+    """The registration's DeprecationWarning reaches a user of `mgf`, in one line, and the plugin still works."""
+    path = installed_plugin("""
+        import numpy as np
+        import mgf
+
+        class Oldest(mgf.Sampler):
+            name = "oldest"
+
+            def choose(self, logits, ctx):
+                return np.argmax(logits, axis=1).astype(np.int32)
+
+        @mgf.hookimpl
+        def register_samplers(register):
+            register(Oldest)
+    """)
+    out = tmp_path / "x.txt"
+    result = run_mgf("generate", "--repr", "tokens", "--sampler", "oldest", "--steps", "4", "-o", str(out), path=path)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "contract 2" in line]
+    assert line.startswith("mgf: warning:") and "mgf.Policy" in line, line
+    assert out.exists()

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers.side_by_side import Sequence, random_tokens, step_side_by_side
 
 import mgf
 from mgf import InputError
@@ -48,13 +49,9 @@ def gru_path(tmp_path):
 @pytest.mark.parametrize("vocab, hidden, embedding", SHAPES)
 def test_numpy_gru_equals_the_keras_gru_layer_at_every_step(vocab, hidden, embedding):
     model = keras_gru(vocab, hidden, embedding, seed=vocab)
-    windows = np.random.default_rng(1).integers(0, vocab, (3, 40)).astype(np.int32)
-    expected = np.asarray(model(windows))  # [B, T, V]: Keras's GRU layers over the whole sequence
-    reference = NumpyGRU(to_bundle(model))
-    state = reference.initial_state(3)
-    for t in range(windows.shape[1]):
-        logits, state = reference.step(windows[:, t], state)
-        np.testing.assert_allclose(logits, expected[:, t], rtol=1e-4, atol=1e-4)
+    tokens = random_tokens(vocab, 3, 40, seed=1)
+    keras_layers = Sequence(model(tokens.T))  # [B, T, V]: Keras's GRU layers over the whole sequence
+    step_side_by_side(NumpyGRU(to_bundle(model)), keras_layers, tokens, atol=1e-4)
 
 
 def test_the_bundle_layout_is_the_keras_gru_layout():
@@ -92,13 +89,7 @@ def test_a_gru_arch_with_lstm_tensors_is_a_bundle_error(tmp_path):
 
 def test_numpy_and_keras_backends_agree_on_a_gru_bundle(gru_path):
     numpy_model, keras_model = (mgf.load_model(gru_path, backend=name) for name in ("numpy", "keras"))
-    rng = np.random.default_rng(0)
-    state_n, state_k = numpy_model.initial_state(4), keras_model.initial_state(4)
-    for _ in range(60):
-        tokens = rng.integers(0, 24, 4).astype(np.int32)
-        logits_n, state_n = numpy_model.step(tokens, state_n)
-        logits_k, state_k = keras_model.step(tokens, state_k)
-        np.testing.assert_allclose(logits_n, logits_k, rtol=1e-4, atol=1e-4)
+    step_side_by_side(numpy_model, keras_model, random_tokens(24, 4, 60), atol=1e-4)
 
 
 def test_generate_runs_a_gru_bundle(gru_path):
@@ -117,14 +108,10 @@ def test_generate_runs_a_gru_bundle(gru_path):
 @pytest.mark.parametrize("vocab, hidden, embedding", SHAPES)
 def test_native_gru_equals_the_keras_gru_layer_at_every_step(vocab, hidden, embedding, threads):
     model = keras_gru(vocab, hidden, embedding, seed=vocab + 1)
-    windows = np.random.default_rng(2).integers(0, vocab, (3, 40)).astype(np.int32)
-    expected = np.asarray(model(windows))
+    tokens = random_tokens(vocab, 3, 40, seed=2)
     native = NativeModel(to_bundle(model), threads)
     assert native.kernel.cell == "gru"
-    state = native.initial_state(3)
-    for t in range(windows.shape[1]):
-        logits, state = native.step(windows[:, t], state)
-        np.testing.assert_allclose(logits, expected[:, t], rtol=1e-4, atol=1e-4)
+    step_side_by_side(native, Sequence(model(tokens.T)), tokens, atol=1e-4)
 
 
 def test_mgf_generate_runs_a_gru_bundle_on_the_native_backend(gru_path, tmp_path):

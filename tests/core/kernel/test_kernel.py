@@ -4,33 +4,13 @@ import threading
 
 import numpy as np
 import pytest
+from helpers.side_by_side import SHAPES, random_tokens, step_side_by_side
 
 import mgf
 from mgf import InputError
 from mgf.contract import bundle
 from mgf.kernel.reference import NumpyGRU, NumpyLSTM
 from mgf.plugins.backends.native import NativeModel
-
-SHAPES = [
-    # vocab, hidden, embedding, batch, threads
-    (130, (256,), 64, 1, 1),
-    (130, (64,), 16, 8, 1),
-    (50, (32, 48, 16), None, 5, 1),
-    (388, (40, 24), 32, 3, 2),
-    (17, (9,), None, 64, 2),
-    (37, (20, 30, 12), 8, 4, 3),
-]
-
-
-def run_both(native, reference, batch, steps, rng):
-    state_n, state_r = native.initial_state(batch), reference.initial_state(batch)
-    for _ in range(steps):
-        tokens = rng.integers(0, native.vocab_size, batch).astype(np.int32)
-        logits_n, state_n = native.step(tokens, state_n)
-        logits_r, state_r = reference.step(tokens, state_r)
-        np.testing.assert_allclose(logits_n, logits_r, rtol=1e-4, atol=1e-5)
-    return state_n, state_r
-
 
 REFERENCES = {"lstm": NumpyLSTM, "gru": NumpyGRU}
 
@@ -41,7 +21,7 @@ def test_native_matches_reference_over_120_steps(vocab, hidden, embedding, batch
     loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab + batch, cell=cell)
     native = NativeModel(loaded, threads)
     assert native.kernel.cell == cell and native.threads == threads
-    state_n, state_r = run_both(native, REFERENCES[cell](loaded), batch, 120, np.random.default_rng(batch))
+    state_n, state_r = step_side_by_side(native, REFERENCES[cell](loaded), random_tokens(vocab, batch, 120, seed=batch))
     for layer in range(len(hidden)):
         np.testing.assert_allclose(state_n.h(layer), state_r.h[layer], rtol=1e-4, atol=1e-5)
         if cell == "lstm":
@@ -56,7 +36,7 @@ def test_saturated_gates_stay_accurate(cell):
     round-off alone separates any two implementations (float64 too); the GRU's sooner: by its
     fifth step the float32 reference itself is 5e-5 away from a float64 run."""
     loaded = bundle.random_bundle(30, (24, 16), 8, seed=5, scale=12.0, cell=cell)
-    run_both(NativeModel(loaded, 1), REFERENCES[cell](loaded), 4, 5 if cell == "lstm" else 3, np.random.default_rng(0))
+    step_side_by_side(NativeModel(loaded, 1), REFERENCES[cell](loaded), random_tokens(30, 4, 5 if cell == "lstm" else 3))
 
 
 def test_reference_follows_the_lstm_equations():
@@ -76,16 +56,11 @@ def test_reference_follows_the_lstm_equations():
 def test_state_take_reorders_and_duplicates_rows(cell):
     loaded = bundle.random_bundle(20, (12, 8), 6, seed=1, cell=cell)
     native, reference = NativeModel(loaded, 2), REFERENCES[cell](loaded)
-    rng = np.random.default_rng(3)
-    state_n, state_r = run_both(native, reference, 3, 10, rng)
+    state_n, state_r = step_side_by_side(native, reference, random_tokens(20, 3, 10, seed=3))
     order = np.array([2, 2, 0, 1])
     state_n, state_r = state_n.take(order), state_r.take(order)
     assert state_n.batch_size == 4
-    for _ in range(10):
-        tokens = rng.integers(0, 20, 4).astype(np.int32)
-        logits_n, state_n = native.step(tokens, state_n)
-        logits_r, state_r = reference.step(tokens, state_r)
-        np.testing.assert_allclose(logits_n, logits_r, rtol=1e-4, atol=1e-5)
+    step_side_by_side(native, reference, random_tokens(20, 4, 10, seed=4), states=(state_n, state_r))
 
 
 @pytest.mark.parametrize("backend", ["native", "numpy"])

@@ -28,6 +28,10 @@ PRELUDE = textwrap.dedent(
     state = kernel.initial_state(2)
     f32 = lambda *shape: np.zeros(shape, np.float32)
     ROWS, CELLS = [f32(2, 8), f32(2, 14)], [f32(2, 8), f32(2, 6)]
+    RULES = lambda rows, tokens: _native.RuleSet([mgf.NgramBonus(2, 1.0, 2), mgf.RunLimit(np.arange(20) % 3, 1)], None,
+                                                  20, 19, rows, tokens)
+    HISTORY = lambda rows, tokens: np.zeros((rows, tokens), np.int32)
+    GREEDY, DRAW = _native.Chooser([], True), _native.Chooser([mgf.TopK(3)], False)
     def changed(**replace):
         return {**tensors, **replace}
     def without(key):
@@ -101,6 +105,42 @@ CASES = [
     ("_native.Kernel(tensors, 20, HIDDEN, -2)", "threads must be at least 1, got -2"),
     ("_native.Kernel(tensors, 20, HIDDEN, 1, 'fp16')", "precision must be one of fp32, bf16, int8; got 'fp16'"),
     ("kernel.initial_state(2**40)", "batch size 1099511627776 is too large"),
+    # the generation loop, its rules and its chooser
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 8), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 0, 4, True)",
+     "no error"),
+    ("_native.generate(kernel, state, f32(3, 20), RULES(2, 8), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 0, 4, True)",
+     "generate: logits, history and rules must have 2 rows and logits 20 columns"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(3, 8), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 0, 4, True)",
+     "generate: logits, history and rules must have 2 rows and logits 20 columns"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 8), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 0, 9, True)",
+     "generate: 9 steps from 0 do not fit a history of 8 tokens"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 8), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 2, 4, True)",
+     "generate: the rules were fed 0 tokens, the history holds 2"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 3), GREEDY, np.empty((0, 0)), HISTORY(2, 8), 0, 4, True)",
+     "a RuleSet of 3 tokens per row cannot take 4 more after 0"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 8), DRAW, np.zeros((3, 2)), HISTORY(2, 8), 0, 4, True)",
+     "generate: the draw needs [4, 2] uniforms"),
+    ("_native.generate(kernel, state, f32(2, 20), RULES(2, 8), DRAW, np.ones((4, 2)), HISTORY(2, 8), 0, 4, True)",
+     "generate: uniforms must lie in [0, 1)"),
+    ("_native.generate(kernel, state, f32(2, 20), _native.RuleSet([], None, 21, 0, 2, 8), GREEDY, np.empty((0, 0)), "
+     "HISTORY(2, 8), 0, 4, True)", "generate: the rules were compiled for 21 tokens, the model has 20"),
+    ("_native.generate(kernel, _native.Kernel(tensors, 20, HIDDEN, 1).initial_state(2), f32(2, 20), RULES(2, 8), GREEDY, "
+     "np.empty((0, 0)), HISTORY(2, 8), 0, 4, True)", "generate: this state belongs to another model"),
+    ("_native.RuleSet([mgf.NgramBonus(2, 1.0, 2)], None, 20, 0, 2**19, 2**12)",
+     "n-gram bonuses over 524288 rows of 4096 tokens need more than 536870912 table slots; generate fewer rows or tokens at once"),
+    ("_native.RuleSet([], None, 20, 20, 2, 8)",
+     "a RuleSet needs a vocabulary >= 1, a start token inside it and max_tokens in [0, 2**30]; got 20, 20, 8"),
+    ("_native.RuleSet([], None, 20, 0, 0, 8)", "a RuleSet holds 1 to 2**20 rows of a vocabulary of 1 to 2**30 tokens, got 0, 20"),
+    ("_native.RuleSet([], None, 20, 0, 2**70, 8)", "a RuleSet holds 1 to 2**20 rows of a vocabulary of 1 to 2**30 tokens, got "
+     "1180591620717411303424, 20"),
+    ("_native.RuleSet([mgf.NgramBonus(2, 1.0, 2)], None, 20, 0, 1, 2**30)",
+     "n-gram bonuses over rows of 1073741824 tokens need more than 536870912 table slots"),
+    ("RULES(2, 8).feed(np.array([[1], [-1]]))", "fed tokens must lie in [0, 20)"),
+    ("RULES(2, 8).apply(f32(2, 20)[:, ::-1])", "apply takes writable C-contiguous float32 logits [2, 20]"),
+    ("RULES(2, 8).take([0, 5])", "take's indices must lie in [0, 2)"),
+    ("_native.Chooser([mgf.RepetitionPenalty(1.5)], True).choose(f32(2, 20), np.array([[3], [20]]))",
+     "history tokens must lie in [0, 20)"),
+    ("_native.Chooser([], True).choose(f32(2, 20)[:, ::2])", "a Chooser takes writable C-contiguous float32 logits"),
 ]
 
 

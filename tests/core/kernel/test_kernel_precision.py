@@ -8,6 +8,7 @@ bf16 values are exact, only the fp32 summation order differs) or in exact intege
 
 import numpy as np
 import pytest
+from helpers.side_by_side import random_tokens, step_side_by_side
 from mgf import InputError
 from mgf.kernel import _native
 from mgf.contract import bundle
@@ -135,14 +136,7 @@ def test_each_precision_and_isa_matches_its_simulation(monkeypatch, isa, precisi
 def test_fp32_of_each_isa_matches_the_reference(monkeypatch, isa):
     monkeypatch.setenv("MGF_ISA", isa)
     loaded = bundle.random_bundle(50, (32, 48, 16), None, seed=4)
-    native, reference = NativeModel(loaded, 1), NumpyLSTM(loaded)
-    rng = np.random.default_rng(0)
-    state_n, state_r = native.initial_state(9), reference.initial_state(9)
-    for _ in range(60):
-        tokens = rng.integers(0, 50, 9).astype(np.int32)
-        logits_n, state_n = native.step(tokens, state_n)
-        logits_r, state_r = reference.step(tokens, state_r)
-        np.testing.assert_allclose(logits_n, logits_r, rtol=1e-4, atol=1e-5)
+    step_side_by_side(NativeModel(loaded, 1), NumpyLSTM(loaded), random_tokens(50, 9, 60))
 
 
 def test_int8_integer_products_agree_across_isas(monkeypatch):

@@ -36,9 +36,6 @@ def test_c_loop_equals_python_loop(repr_name, sampler, constraints, options, pyt
     calls, generate = [], _native.generate
     monkeypatch.setattr(_native, "generate", lambda *args: calls.append(1) or generate(*args))
     model = mgf.load_model(mgf.get_representation(repr_name).default_bundle)
-    if "no-repeat" in constraints:  # the notes defaults' hold-limit is no-repeat's rule, which the C loop holds once
-        model.defaults = {**model.defaults, "constraints": [c for c in model.defaults.get("constraints", [])
-                                                            if c != "hold-limit"]}
     primer = model.representation.parse_primer("C4 E4 G4") if repr_name == "notes" else None
     for seed, outputs in ((0, None), (3, 5)):
         kwargs = dict(sampler=sampler, primer=primer, seed=seed, num_outputs=outputs, constraints=constraints, **options)
@@ -108,20 +105,6 @@ def test_motifs_in_c_equals_python_loop(repr_name, sampler, constraints, options
         np.testing.assert_array_equal(fast, slow)
 
 
-def test_motifs_favours_what_followed_the_last_earlier_passage():
-    from mgf.plugins.constraints.motifs import _after_last_match
-
-    history = np.array([5, 6, 7, 1, 5, 6, 8, 2, 5, 6], np.int32)
-    assert _after_last_match(history, 2) == 8  # [5, 6] last occurred before [8]
-    assert _after_last_match(history, 3) is None  # [2, 5, 6] never occurred before
-    assert _after_last_match(np.array([3, 3, 3], np.int32), 2) is None  # [3, 3] overlapping itself does not count
-    assert _after_last_match(np.array([3, 3, 3, 3, 4], np.int32), 1) is None  # [4] never occurred before
-    assert _after_last_match(np.array([3, 3, 3, 3], np.int32), 2) == 3  # [3, 3] at 0 ends before the last two begin
-    model = mgf.load_model(mgf.get_representation("tokens").default_bundle)
-    tokens = mgf.generate(model, 1, sampler="greedy", primer=history, constraints=["motifs"], length=2, bonus=50.0)
-    assert tokens[-1] == 8  # 50 nats outweigh whatever the model prefers
-
-
 class AllPitches(mgf.Representation):
     """Every token but the start token starts a note, so that built-in constraints can leave a row nothing."""
 
@@ -174,45 +157,100 @@ def test_an_empty_row_is_reported_alike_on_both_paths(register_plugin, make_bund
     assert messages[0] == messages[1] == "constraint 'no-repeat' leaves no allowed token for output 1 at step 2"
 
 
-def test_draw_rows_matches_the_numpy_reference():
+class NotesPerBar(mgf.Constraint):
+    """A third-party constraint from the public rules: at most 3 NOTE_ONs a bar, nothing past bar 4, no pitch 3 times."""
+
+    name = "notes-per-bar-test"
+
+    def rules(self, ctx):
+        clock = ctx.representation.clock()
+        note_ons = clock.kinds == mgf.TokenKind.NOTE_ON
+        return [mgf.BarBudget(note_ons, 3), mgf.TimeLimit(4 * clock.steps_per_bar),
+                mgf.RunLimit(np.where(note_ons, clock.pitches, -1), 2)]
+
+
+class StepsSeen(mgf.Constraint):
+    """Python only (apply): records where each step's token falls, from ctx.clock."""
+
+    name = "steps-seen-test"
+    seen = []
+
+    def apply(self, logits, ctx):
+        StepsSeen.seen.append(ctx.clock["step"].copy())
+        return logits
+
+
+class RulesPlugin:
+    @mgf.hookimpl
+    def register_constraints(self, register):
+        register(NotesPerBar)
+        register(StepsSeen)
+
+
+def test_a_third_party_constraint_from_rules_runs_in_c(register_plugin, python_loop, monkeypatch):
+    """Built from mgf.rules, a plugin's constraint runs inside the C loop, with the Python loop's tokens."""
     from mgf.kernel import _native
-    from mgf.contract.sampler import allowed_probabilities
 
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 3, (4000, 50)).astype(np.float32)
-    logits[:, 7] = -np.inf
-    uniforms = rng.random(4000)
-    for temperature, top_k, top_p in ((1.0, 0, 1.0), (0.5, 5, 1.0), (2.0, 0, 0.6), (1.0, 10, 0.5)):
-        chosen = _native.draw_rows(logits, uniforms, temperature, top_k, top_p)
-        prob = allowed_probabilities(logits, temperature, top_k, top_p)
-        reference = (np.cumsum(prob, axis=1) < (1.0 - uniforms)[:, None] * prob.sum(axis=1, keepdims=True)).sum(axis=1)
-        assert (prob[np.arange(4000), chosen] > 0).all()
-        assert (chosen != reference).mean() < 1e-3  # only rounding at a boundary may differ
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (5, 1.0), (0, 0.9), (5, 0.9)])
-def test_draw_refuses_nan_and_plus_infinity(bad, top_k, top_p):
-    """NaN or +inf logits are one InputError from the public draw, never a wrong token or a read out of bounds."""
-    logits = np.random.default_rng(0).normal(0, 3, (64, 300)).astype(np.float32)
-    logits[7, 150] = bad
-    with pytest.raises(mgf.InputError, match="NaN or \\+inf"):
-        mgf.draw_from_logits(logits, np.random.default_rng(0), 1.0, top_k, top_p)
+    register_plugin(RulesPlugin(), "rules-plugin")
+    calls, generate = [], _native.generate
+    monkeypatch.setattr(_native, "generate", lambda *args: calls.append(1) or generate(*args))
+    model = mgf.load_model(mgf.get_representation("midi").default_bundle)
+    model.defaults = {}
+    clock = model.representation.clock()
+    for seed in range(8):
+        kwargs = dict(seed=seed, num_outputs=3, constraints=["notes-per-bar-test"], temperature=1.2)
+        fast = mgf.generate(model, 250, **kwargs)
+        assert calls, "the loop ran in Python, not in C"
+        np.testing.assert_array_equal(fast, python_loop(model, 250, **kwargs))
+        for row in fast:
+            steps = clock.steps(row)[:-1]
+            ons = clock.kinds[row] == mgf.TokenKind.NOTE_ON
+            assert np.bincount(steps[ons] // clock.steps_per_bar).max(initial=0) <= 3
+            assert steps.max() <= 4 * clock.steps_per_bar
 
 
-def test_top_k_keeps_exactly_the_k_largest_ties_to_the_lower_id():
-    """Logits with many ties: the draw's selection keeps the k largest by (value, then lower id), never another."""
+def test_a_python_constraint_sees_the_clock(register_plugin):
+    register_plugin(RulesPlugin(), "rules-plugin")
+    model = mgf.load_model(mgf.get_representation("midi").default_bundle)
+    model.defaults = {}
+    primer = model.representation.parse_primer("NOTE_ON_60 TIME_SHIFT_100 NOTE_OFF_60")
+    StepsSeen.seen = []
+    tokens = mgf.generate(model, 60, primer=primer, seed=1, num_outputs=2, constraints=["steps-seen-test"])
+    clock = model.representation.clock()
+    for row in range(2):
+        expected = clock.steps(tokens[row])[len(primer):-1]
+        np.testing.assert_array_equal([seen[row] for seen in StepsSeen.seen], expected)
+
+
+@pytest.mark.parametrize("repr_name", ["notes", "midi"])
+def test_rows_on_two_threads_and_every_processor_give_the_python_loops_tokens(repr_name, python_loop, monkeypatch):
+    """Rows chosen on the kernel's threads, with the processors that read the history (repetition penalty) and the
+    model's default constraints: the same tokens as the Python loop."""
     from mgf.kernel import _native
 
-    rng = np.random.default_rng(0)
-    uniforms = np.linspace(0, 1, 2000, endpoint=False)
-    for _ in range(300):
-        vocab = int(rng.integers(2, 60))
-        k = int(rng.integers(1, vocab + 1))
-        logits = rng.integers(0, 4, vocab).astype(np.float32)
-        logits[rng.random(vocab) < 0.2] = -np.inf
-        logits[rng.integers(vocab)] = 0.0  # at least one allowed token
-        ranked = sorted(range(vocab), key=lambda i: (-logits[i], i))
-        expected = {i for i in ranked[:k] if np.isfinite(logits[i])}
-        drawn = set(_native.draw_rows(np.repeat(logits[None], len(uniforms), 0), uniforms, 1.0, k, 1.0).tolist())
-        assert drawn == expected
+    calls, generate = [], _native.generate
+    monkeypatch.setattr(_native, "generate", lambda *args: calls.append(1) or generate(*args))
+    model = mgf.load_model(mgf.get_representation(repr_name).default_bundle, threads=2)
+    processors = [mgf.MinP(0.05), mgf.RepetitionPenalty(1.3, window=16), mgf.Temperature(0.9), mgf.TopP(0.95)]
+    for sampler in ("temperature", "greedy"):
+        kwargs = dict(sampler=sampler, seed=4, num_outputs=9, processors=processors)
+        fast = mgf.generate(model, 300, **kwargs)
+        assert calls, "the loop ran in Python, not in C"
+        np.testing.assert_array_equal(fast, python_loop(model, 300, **kwargs))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_c_loop_stops_at_non_finite_logits(bad):
+    """A model whose logits turn non-finite: the loop reports (step, row, -2) before any rule or draw reads them."""
+    from mgf.contract import bundle
+    from mgf.kernel import _native
+
+    tensors = dict(bundle.random_bundle(20, (8,), 4, seed=0).tensors)
+    tensors["dense.bias"] = tensors["dense.bias"].copy()
+    tensors["dense.bias"][5] = bad
+    kernel = _native.Kernel(tensors, 20, (8,), 1)
+    logits, history = np.zeros((2, 20), np.float32), np.zeros((2, 8), np.int32)
+    rules = _native.RuleSet([mgf.NgramBonus(2, 1.0, 2)], None, 20, 19, 2, 8)
+    failure = _native.generate(kernel, kernel.initial_state(2), logits, rules, _native.Chooser([mgf.TopP(0.9)], False),
+                               np.full((3, 2), 0.5), history, 0, 3, True)
+    assert failure == (1, 0, -2)  # the first step's logits were the zeros given; the model's next ones are not finite

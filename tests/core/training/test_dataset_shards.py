@@ -11,7 +11,9 @@ import pytest
 
 from mgf import InputError, get_representation
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.build import build
+from mgf.training.shards import is_dataset, Shards
+from mgf.training.sources import load
 from mgf.plugins.representations.tokens import Tokens
 
 
@@ -36,10 +38,10 @@ def pieces_of(shards):
 
 @pytest.mark.parametrize("shard_tokens", [1 << 22, 100])
 def test_a_dataset_holds_every_piece_with_its_split(folder, tmp_path, monkeypatch, shard_tokens):
-    monkeypatch.setattr(data, "SHARD_TOKENS", shard_tokens)
+    monkeypatch.setattr("mgf.training.shards.SHARD_TOKENS", shard_tokens)
     tokens = get_representation("tokens", vocab_size=41)
-    built = data.build(tokens, str(folder), str(tmp_path / "ds"), workers=2, validation=0.2)
-    loaded = data.load(tokens, str(folder))
+    built = build(tokens, str(folder), str(tmp_path / "ds"), workers=2, validation=0.2)
+    loaded = load(tokens, str(folder))
     assert pieces_of(built) == [s.tolist() for s in loaded.sequences]
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert len(manifest["shards"]) == (1 if shard_tokens > 10**6 else len(built))
@@ -65,22 +67,22 @@ def test_a_dataset_holds_every_piece_with_its_split(folder, tmp_path, monkeypatc
 
 
 def test_the_cache_of_a_source_is_a_dataset_reused_until_a_file_changes(folder, counting_tokens):
-    first = data.build(counting_tokens(vocab_size=41), str(folder))
-    assert counting_tokens.reads == 61 and data.is_dataset(first.directory)
-    again = data.build(counting_tokens(vocab_size=41), str(folder))
+    first = build(counting_tokens(vocab_size=41), str(folder))
+    assert counting_tokens.reads == 61 and is_dataset(first.directory)
+    again = build(counting_tokens(vocab_size=41), str(folder))
     assert again.directory == first.directory and counting_tokens.reads == 61
     (folder / "00.txt").write_text("1 2 3")
-    changed = data.build(counting_tokens(vocab_size=41), str(folder))
+    changed = build(counting_tokens(vocab_size=41), str(folder))
     assert changed.directory != first.directory and counting_tokens.reads == 62  # the other files from the file cache
     assert [1, 2, 3] in pieces_of(changed)
-    assert data.build(counting_tokens(vocab_size=50), str(folder)).directory != changed.directory
+    assert build(counting_tokens(vocab_size=50), str(folder)).directory != changed.directory
 
 
 def test_a_dataset_is_never_half_written(folder, tmp_path):
     target = tmp_path / "ds"
     target.mkdir()
     with pytest.raises(InputError, match="exists"):
-        data.build(get_representation("tokens"), str(folder), str(target))
+        build(get_representation("tokens"), str(folder), str(target))
 
     class Failing(Tokens):
         def read(self, path):
@@ -89,27 +91,27 @@ def test_a_dataset_is_never_half_written(folder, tmp_path):
             return super().read(path)
 
     with pytest.raises(KeyboardInterrupt):
-        data.build(Failing(), str(folder), str(tmp_path / "half"))
+        build(Failing(), str(folder), str(tmp_path / "half"))
     assert sorted(os.listdir(tmp_path)) == sorted(["cache", "ds", "music"])
     # a build killed with SIGKILL leaves a temporary that the next build removes
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".old.mgf-tmp-{gone.stdout.strip()}"
     stale.mkdir()
     (stale / "shard-00000.npz").write_bytes(b"partial")
-    data.build(get_representation("tokens"), str(folder), str(tmp_path / "new"))
-    assert not stale.exists() and data.is_dataset(str(tmp_path / "new"))
+    build(get_representation("tokens"), str(folder), str(tmp_path / "new"))
+    assert not stale.exists() and is_dataset(str(tmp_path / "new"))
 
 
 def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
     with pytest.raises(InputError, match="not a dataset directory"):
-        data.Shards(str(tmp_path))
-    built = data.build(get_representation("tokens"), str(folder), str(tmp_path / "ds"))
+        Shards(str(tmp_path))
+    built = build(get_representation("tokens"), str(folder), str(tmp_path / "ds"))
     (tmp_path / "ds" / built.manifest["shards"][0]["file"]).write_bytes(b"garbage")
     with pytest.raises(InputError, match="damaged dataset shard"):
         built.pieces(0)
     (tmp_path / "ds" / "manifest.json").write_text('{"format": "something else"}')
     with pytest.raises(InputError, match="not a dataset of this mgf version"):
-        data.Shards(str(tmp_path / "ds"))
+        Shards(str(tmp_path / "ds"))
 
 
 def mgf_cli(*args):
@@ -126,8 +128,8 @@ def test_cli_dataset_writes_a_directory_that_train_reads(folder, tmp_path, monke
     again = mgf_cli("dataset", folder, "--repr", "tokens", "-o", tmp_path / "ds")
     assert again.returncode == 1 and "exists" in again.stderr and again.stderr.count("\n") == 1
     # several shards, written by the library with small shards, train the same pieces as one shard
-    monkeypatch.setattr(data, "SHARD_TOKENS", 200)
-    data.build(get_representation("tokens", vocab_size=41), str(folder), str(tmp_path / "small-shards"))
+    monkeypatch.setattr("mgf.training.shards.SHARD_TOKENS", 200)
+    build(get_representation("tokens", vocab_size=41), str(folder), str(tmp_path / "small-shards"))
     common = ["train", "--hidden", "8", "--layers", "1", "--seq-len", "16", "--epochs", "2", "--val-split", "0.2",
               "--quiet"]
     trained = {}

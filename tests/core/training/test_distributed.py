@@ -16,7 +16,7 @@ import pytest
 
 from mgf import get_representation
 from mgf.contract import bundle
-from mgf.training import data
+from mgf.training.build import build
 
 pytest.importorskip("keras")
 
@@ -64,7 +64,7 @@ def test_two_workers_train_what_one_does(tmp_path):
     for i in range(40):
         start, step = rng.integers(0, 40), rng.integers(1, 4)
         (music / f"p{i}.txt").write_text(" ".join(str((start + step * j) % 40) for j in range(60)))
-    data.build(get_representation("tokens", vocab_size=41), str(music), str(tmp_path / "ds"))
+    build(get_representation("tokens", vocab_size=41), str(music), str(tmp_path / "ds"))
     base = [sys.executable, "-m", "mgf.cli.main", "train", "--data", str(tmp_path / "ds"), "--hidden", "16",
             "--layers", "1", "--seq-len", "30", "--batch-size", "8", "--val-split", "0.2", "--lr", "0.01"]
     one = subprocess.run([*base, "--epochs", "2", "-o", str(tmp_path / "one.safetensors")], capture_output=True,

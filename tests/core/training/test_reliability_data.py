@@ -22,7 +22,10 @@ import numpy as np
 import pytest
 
 from mgf import InputError, get_representation
-from mgf.training import data
+from mgf.training.build import build
+from mgf.training.cache import _Limits
+from mgf.training.shards import Shards
+from mgf.training.sources import load
 
 VOCAB = 41  # the tokens representation's start token is 40
 
@@ -128,7 +131,7 @@ def write_deflated(archive, name, items):
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "fifo", "directory"])
 def test_a_damaged_cache_entry_is_re_encoded_and_replaced(folder, cache_dir, damage):
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     for entry in entries(cache_dir):
         content = entry.read_bytes()
         entry.unlink()
@@ -141,10 +144,10 @@ def test_a_damaged_cache_entry_is_re_encoded_and_replaced(folder, cache_dir, dam
         else:
             entry.mkdir()
     with bounded():
-        again = data.load(tokens(), str(folder))
+        again = load(tokens(), str(folder))
     assert sorted(s.tolist() for s in again.sequences) == TRUE and again.cached == 0 and not again.skipped
     if damage in ("empty", "truncated"):  # replaced by a good entry: the next run reads it
-        assert data.load(tokens(), str(folder)).cached == 3
+        assert load(tokens(), str(folder)).cached == 3
 
 
 def test_cache_entries_are_synced_to_disk_before_they_are_renamed(folder, cache_dir, monkeypatch):
@@ -156,7 +159,7 @@ def test_cache_entries_are_synced_to_disk_before_they_are_renamed(folder, cache_
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     names = {os.path.basename(e) for e in map(str, entries(cache_dir))}
     assert len(names) == 3
     assert {name for name in names if any(name in os.path.basename(path) and ".mgf-tmp-" in path for path in synced)} \
@@ -164,7 +167,7 @@ def test_cache_entries_are_synced_to_disk_before_they_are_renamed(folder, cache_
 
 
 def test_cli_dataset_survives_empty_cache_entries(folder, cache_dir, tmp_path):
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     for entry in entries(cache_dir):
         entry.write_bytes(b"")
     done = subprocess.run([sys.executable, "-m", "mgf.cli.main", "dataset", str(folder), "--repr", "tokens",
@@ -186,23 +189,23 @@ def test_cli_dataset_survives_empty_cache_entries(folder, cache_dir, tmp_path):
     np.array([[1, 2], [3, 4]], np.int32),       # not 1-D
 ], ids=["vocab", "negative", "start", "float", "int64", "2d"])
 def test_a_cache_entry_with_bad_ids_is_re_encoded(folder, cache_dir, bad):
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     rewrite(entry_of(cache_dir, folder / "one.txt"), {"piece_0.npy": npy(bad)})
-    again = data.load(tokens(), str(folder))
+    again = load(tokens(), str(folder))
     assert sorted(s.tolist() for s in again.sequences) == TRUE and again.cached == 2
     assert all(s.dtype == np.int32 for s in again.sequences)
 
 
 def test_a_cache_entry_of_another_file_is_not_used(folder, cache_dir):
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     shutil.copyfile(entry_of(cache_dir, folder / "one.txt"), entry_of(cache_dir, folder / "two.txt"))
-    again = data.load(tokens(), str(folder))
+    again = load(tokens(), str(folder))
     assert sorted(s.tolist() for s in again.sequences) == TRUE
 
 
 @pytest.mark.parametrize("how", ["deflated", "header"])
 def test_a_cache_entry_of_400_mb_is_refused_before_reading_it(folder, cache_dir, how):
-    data.load(tokens(), str(folder))
+    load(tokens(), str(folder))
     entry = entry_of(cache_dir, folder / "one.txt")
     if how == "deflated":  # 400 MB of zeros in 400 KB
         write_deflated(entry, "piece_0.npy", 100_000_000)
@@ -210,7 +213,7 @@ def test_a_cache_entry_of_400_mb_is_refused_before_reading_it(folder, cache_dir,
         rewrite(entry, {"piece_0.npy": bomb_header(100_000_000) + bytes(1 << 20)})
     assert entry.stat().st_size < 2**21
     with bounded(seconds=2, megabytes=300):
-        again = data.load(tokens(), str(folder))
+        again = load(tokens(), str(folder))
     assert sorted(s.tolist() for s in again.sequences) == TRUE
 
 
@@ -220,11 +223,11 @@ def test_a_cache_entry_longer_than_max_tokens_is_re_encoded(tmp_path, cache_dir)
     folder.mkdir()
     chorale = get_representation("midi").read("corpus:bach/bwv66.6")[:300]
     midi.write(chorale, folder / "a.mid")
-    first = data.load(midi, str(folder))
+    first = load(midi, str(folder))
     (entry,) = entries(cache_dir)
     long = np.resize(first.sequences[0], 5000)
     rewrite(entry, {"piece_0.npy": npy(long)})
-    again = data.load(midi, str(folder))
+    again = load(midi, str(folder))
     assert [len(s) for s in again.sequences] == [len(first.sequences[0])] and again.cached == 0
 
 
@@ -233,7 +236,7 @@ def test_a_cache_entry_longer_than_max_tokens_is_re_encoded(tmp_path, cache_dir)
 
 @pytest.fixture
 def dataset(folder, tmp_path):
-    data.build(tokens(), str(folder), str(tmp_path / "ds"))
+    build(tokens(), str(folder), str(tmp_path / "ds"))
     return tmp_path / "ds"
 
 
@@ -250,7 +253,7 @@ def edit_manifest(dataset, change):
 def refused(dataset, *words):
     """The one-line error of reading the dataset's first shard, checked for the file's name and ``words``."""
     with bounded(), pytest.raises(InputError) as raised:
-        opened = data.Shards(str(dataset))
+        opened = Shards(str(dataset))
         opened.shard(0, tokens=False)
         opened.pieces(0)
     message = str(raised.value)
@@ -282,7 +285,7 @@ def test_a_shard_of_another_dataset_is_refused_by_its_hash(dataset, tmp_path):
     (tmp_path / "other" / "a.txt").write_text("9 8 7\n")
     (tmp_path / "other" / "b.txt").write_text("1\n")
     (tmp_path / "other" / "c.txt").write_text("2 3 4 5 6\n")
-    other = data.build(tokens(), str(tmp_path / "other"), str(tmp_path / "ds2"))
+    other = build(tokens(), str(tmp_path / "other"), str(tmp_path / "ds2"))
     shutil.copyfile(shard_path(tmp_path / "ds2"), shard_path(dataset))
     assert other.manifest["tokens"] == 9
     refused(dataset, str(shard_path(dataset)), "SHA-256")
@@ -348,23 +351,23 @@ def test_a_fifo_as_shard_is_refused_in_one_line(dataset):
 def test_a_fifo_as_manifest_or_listing_is_refused_in_one_line(dataset):
     fifo_instead(dataset / "files.jsonl")
     with bounded(), pytest.raises(InputError, match="files.jsonl.*FIFO"):
-        data.Shards(str(dataset)).skipped()
+        Shards(str(dataset)).skipped()
     fifo_instead(dataset / "manifest.json")
     with bounded(), pytest.raises(InputError, match="manifest.json.*FIFO"):
-        data.Shards(str(dataset))
+        Shards(str(dataset))
 
 
 def test_a_fifo_as_the_manifest_tensors_is_refused_in_one_line(dataset):
     os.mkfifo(dataset / "representation.npz")
     edit_manifest(dataset, lambda m: m["representation"].update(tensors="representation.npz"))
     with bounded(), pytest.raises(InputError, match=r"representation\.npz.*FIFO"):
-        data.Shards(str(dataset)).representation()
+        Shards(str(dataset)).representation()
 
 
 def test_a_fifo_among_the_source_files_is_skipped(folder):
     os.mkfifo(folder / "pipe.txt")
     with bounded():
-        loaded = data.load(tokens(), str(folder))
+        loaded = load(tokens(), str(folder))
     assert sorted(s.tolist() for s in loaded.sequences) == TRUE
     assert [(os.path.basename(p), "FIFO" in why) for p, why in loaded.skipped] == [("pipe.txt", True)]
 
@@ -393,7 +396,7 @@ def test_manifest_files_outside_the_dataset_are_refused(dataset, field):
 
     edit_manifest(dataset, point_outside)
     with bounded(), pytest.raises(InputError, match="outside the dataset"):
-        opened = data.Shards(str(dataset))
+        opened = Shards(str(dataset))
         opened.representation()
         opened.skipped()
 
@@ -405,7 +408,7 @@ def test_manifest_files_outside_the_dataset_are_refused(dataset, field):
 def test_malformed_manifests_are_one_line_errors(dataset, manifest):
     (dataset / "manifest.json").write_text(manifest)
     with bounded(), pytest.raises(InputError) as raised:
-        data.Shards(str(dataset))
+        Shards(str(dataset))
     assert "\n" not in str(raised.value) and "manifest.json" in str(raised.value)
 
 
@@ -416,20 +419,20 @@ def test_a_dataset_is_checked_against_the_representation_it_was_built_with(folde
         name = "unregistered-tokens"
 
     for _ in range(2):  # built, then from the cache
-        built = data.build(Unregistered(vocab_size=VOCAB), str(folder))
+        built = build(Unregistered(vocab_size=VOCAB), str(folder))
         assert sorted(p.tolist() for i in range(len(built)) for p in built.pieces(i)) == TRUE
 
 
 def test_a_file_name_with_a_line_break_in_the_manifest_is_a_one_line_error(dataset):
     edit_manifest(dataset, lambda m: m["shards"][0].update(file="shard\n.npz"))
     with pytest.raises(InputError, match="not a printable file name") as raised:
-        data.Shards(str(dataset))
+        Shards(str(dataset))
     assert "\n" not in str(raised.value)
 
 
 def test_an_empty_piece_given_as_a_list_is_no_bad_dtype():
     """``[]`` is float64 to numpy: a representation that reads an empty piece as a list must not be told its tokens are floats."""
-    limits = data._Limits(10, 9, 100)
+    limits = _Limits(10, 9, 100)
     assert limits.checked([]).dtype == np.int32 and limits.checked([]).size == 0
     with pytest.raises(InputError, match="float64"):
         limits.checked([1.5])

@@ -1,6 +1,5 @@
 """`mgf export`: never overwrites a bundle unless asked, never drops training metadata silently."""
 
-import os
 import subprocess
 import sys
 
@@ -18,52 +17,42 @@ def mgf_cli(*args):
     return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny trained model: m.safetensors (with training metadata) and m.keras beside it."""
-    root = tmp_path_factory.mktemp("trained")
-    for i in range(12):
-        (root / f"{i}.txt").write_text(" ".join(str((i + 3 * j) % 20) for j in range(30)))
-    out = root / "out" / "m.safetensors"
-    out.parent.mkdir()
-    result = subprocess.run([sys.executable, "-m", "mgf.cli.main", "train", "--repr", "tokens", "--config", "vocab_size=21",
-                             "--data", root, "--hidden", "8", "--layers", "1", "--seq-len", "10", "--epochs", "1",
-                             "--quiet", "-o", out], capture_output=True, text=True,
-                            env={**os.environ, "MGF_CACHE_DIR": str(root / "cache")})
-    assert result.returncode == 0, result.stderr
-    return out
+@pytest.fixture
+def trained_bundle(trained):
+    """A tiny trained model (conftest's session run, copied): m.safetensors (with training metadata), m.keras beside it."""
+    return trained.out / "m.safetensors"
 
 
-def test_export_refuses_to_overwrite_the_trained_bundle(trained):
-    before = trained.read_bytes()
-    result = mgf_cli("export", trained.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=21")
+def test_export_refuses_to_overwrite_the_trained_bundle(trained_bundle):
+    before = trained_bundle.read_bytes()
+    result = mgf_cli("export", trained_bundle.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=41")
     assert result.returncode == 2 and "--force" in result.stderr and result.stderr.count("\n") == 1
-    assert trained.read_bytes() == before
+    assert trained_bundle.read_bytes() == before
 
 
-def test_re_export_of_the_trained_model_keeps_its_training_metadata(trained, tmp_path):
-    original = bundle.read(trained)
+def test_re_export_of_the_trained_model_keeps_its_training_metadata(trained_bundle, tmp_path):
+    original = bundle.read(trained_bundle)
     copy = tmp_path / "copy.safetensors"
-    result = mgf_cli("export", trained.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=21", "-o", copy)
+    result = mgf_cli("export", trained_bundle.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=41", "-o", copy)
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
     exported = bundle.read(copy)
     assert {k: v for k, v in exported.training.items() if k != "exported_from"} == original.training
     assert exported.training["exported_from"] == "m.keras"
     for name, array in original.tensors.items():
         np.testing.assert_array_equal(exported.tensors[name], array)
-    forced = mgf_cli("export", trained.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=21", "--force")
-    assert forced.returncode == 0 and bundle.read(trained).training["epochs"] == original.training["epochs"]
+    forced = mgf_cli("export", trained_bundle.with_suffix(".keras"), "--repr", "tokens", "--config", "vocab_size=41", "--force")
+    assert forced.returncode == 0 and bundle.read(trained_bundle).training["epochs"] == original.training["epochs"]
 
 
-def test_export_says_which_training_metadata_it_drops(trained, tmp_path):
-    model = keras.models.load_model(trained.with_suffix(".keras"), compile=False)
+def test_export_says_which_training_metadata_it_drops(trained_bundle, tmp_path):
+    model = keras.models.load_model(trained_bundle.with_suffix(".keras"), compile=False)
     model.get_layer("dense").set_weights([w + 0.5 for w in model.get_layer("dense").get_weights()])
     target, moved = tmp_path / "m.safetensors", tmp_path / "m.keras"  # fine-tuned beside a copy of the trained bundle
-    target.write_bytes(trained.read_bytes())
+    target.write_bytes(trained_bundle.read_bytes())
     model.save(moved)
-    result = mgf_cli("export", moved, "--repr", "tokens", "--config", "vocab_size=21", "--force")
+    result = mgf_cli("export", moved, "--repr", "tokens", "--config", "vocab_size=41", "--force")
     assert result.returncode == 0, result.stderr
     assert "drops its training metadata" in result.stderr and result.stderr.count("\n") == 1
     exported = bundle.read(target)
     assert exported.training == {"exported_from": "m.keras"}
-    assert mgf.load_model(target).vocab_size == 21
+    assert mgf.load_model(target).vocab_size == 41

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers.side_by_side import random_tokens, step_side_by_side
 
 import mgf
 from mgf.contract import bundle
@@ -24,13 +25,7 @@ SHAPES = [(130, (64,), 16, 1), (40, (32, 24), None, 4), (388, (48, 32, 16), 24, 
 def test_native_equals_keras_over_200_steps(vocab, hidden, embedding, batch):
     loaded = bundle.random_bundle(vocab, hidden, embedding, seed=vocab)
     native, reference = NativeModel(loaded, 1), net.KerasStepModel(loaded.arch, loaded.tensors)
-    rng = np.random.default_rng(0)
-    state_n, state_k = native.initial_state(batch), reference.initial_state(batch)
-    for _ in range(200):
-        tokens = rng.integers(0, vocab, batch).astype(np.int32)
-        logits_n, state_n = native.step(tokens, state_n)
-        logits_k, state_k = reference.step(tokens, state_k)
-        np.testing.assert_allclose(logits_n, logits_k, rtol=1e-4, atol=1e-4)
+    step_side_by_side(native, reference, random_tokens(vocab, batch, 200), atol=1e-4)
 
 
 def test_greedy_generation_is_the_same_on_both_backends(make_bundle):
@@ -69,37 +64,24 @@ def test_train_learns_and_writes_a_usable_bundle(progressions, tmp_path, monkeyp
     assert model_cross_entropy(mgf.load_model(out), unseen) < 0.5 * np.log(40)
 
 
-def test_resume_continues_from_the_checkpoint(progressions, tmp_path, monkeypatch):
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(trained, tmp_path, monkeypatch):
+    """--resume goes on from the last checkpoint and restores the optimizer too: Adam's step count and moments go
+    on, so 2 + 1 epochs (conftest's session run, resumed) give the weights of 3 epochs in one run (a fresh Adam
+    would restart its bias correction and forget its moments)."""
     monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
-    out = tmp_path / "m.safetensors"
-    common = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
-              "--layers", "1", "--seq-len", "30", "-o", out]
-    assert mgf_cli(*common, "--epochs", "1").returncode == 0
-    assert json.loads((tmp_path / "m.ckpt.json").read_text())["checkpoints"][0]["epoch"] == 1
-    result = mgf_cli(*common, "--epochs", "3", "--resume")
-    assert result.returncode == 0, result.stderr
-    assert [line.split(",")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch 2/3", "epoch 3/3"]
-    assert bundle.read(out).training["epochs"] == 3
-
-
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(progressions, tmp_path, monkeypatch):
-    """--resume restores the optimizer too: Adam's step count and moments go on, so 1 + 2 epochs give the
-    weights of 3 epochs in one run (a fresh Adam would restart its bias correction and forget its moments)."""
-    monkeypatch.setenv("MGF_CACHE_DIR", str(tmp_path / "cache"))
-    common = ["train", "--repr", "tokens", "--config", "vocab_size=41", "--data", progressions, "--hidden", "8",
-              "--layers", "1", "--seq-len", "30", "--lr", "0.01", "--val-split", "0.2", "--patience", "9"]
-    whole, parted = tmp_path / "whole" / "m.safetensors", tmp_path / "parted" / "m.safetensors"
+    whole, parted = tmp_path / "whole" / "m.safetensors", trained.out / "m.safetensors"
     (tmp_path / "whole").mkdir()
-    (tmp_path / "parted").mkdir()
-    assert mgf_cli(*common, "--epochs", "3", "-o", whole).returncode == 0
-    assert mgf_cli(*common, "--epochs", "1", "-o", parted).returncode == 0
-    first = keras.models.load_model(tmp_path / "parted" / "m.ckpt-1.keras", compile=True)
+    assert json.loads((trained.out / "m.ckpt.json").read_text())["checkpoints"][0]["epoch"] == 2
+    first = keras.models.load_model(trained.out / "m.ckpt-1.keras", compile=True)
     batches = int(first.optimizer.iterations.numpy())
     assert batches > 0
-    without_lr = [a for a in common if a not in ("--lr", "0.01")]
+    assert mgf_cli(*trained.args, "--epochs", "3", "-o", whole).returncode == 0
+    without_lr = [a for a in trained.args if a not in ("--lr", "0.01")]
     result = mgf_cli(*without_lr, "--epochs", "3", "--resume", "-o", parted)
     assert result.returncode == 0, result.stderr
-    resumed = keras.models.load_model(tmp_path / "parted" / "m.keras", compile=True)
+    assert [line.split(",")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch 3/3"]
+    assert bundle.read(parted).training["epochs"] == 3
+    resumed = keras.models.load_model(trained.out / "m.keras", compile=True)
     assert int(resumed.optimizer.iterations.numpy()) == 3 * batches
     for name, tensor in bundle.read(whole).tensors.items():
         np.testing.assert_allclose(bundle.read(parted).tensors[name], tensor, rtol=1e-5, atol=1e-6, err_msg=name)
@@ -196,8 +178,10 @@ def test_progress_lines_when_stderr_is_not_a_terminal(progressions, tmp_path, mo
     for epoch in ("1", "2"):
         assert [int(m[1]) for m in progress if m[3] == epoch] == list(range(3, batches, 3))
         assert {int(m[2]) for m in progress} == {batches}
-    quiet = mgf_cli(*args, "--quiet")
-    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_quiet_training_prints_nothing_on_stderr(trained):
+    assert trained.run.returncode == 0 and "--quiet" in trained.run.args and trained.run.stderr == ""
 
 
 def test_keras_backend_takes_no_options_and_fails_in_one_line(make_bundle, tmp_path):

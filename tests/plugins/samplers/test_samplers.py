@@ -5,10 +5,11 @@ import pytest
 from scipy import stats
 
 import mgf
-from mgf import InputError, UsageError, allowed_probabilities
+from mgf import InputError, UsageError, processors
 from mgf.contract import bundle
 from mgf.kernel.reference import NumpyLSTM
 from mgf import log_softmax
+from mgf.kernel._native import Chooser
 
 
 @pytest.fixture
@@ -120,7 +121,9 @@ def test_beam_never_ranks_below_greedy(model):
 @pytest.mark.parametrize("top_k, top_p", [(3, 1.0), (0, 0.5), (5, 0.3)])
 def test_top_k_and_top_p_never_leave_the_allowed_set(model, top_k, top_p):
     logits, state = model.step([model.representation.start_token] * 2000, model.initial_state(2000))
-    allowed = allowed_probabilities(logits[:1], 1.0, top_k, top_p)[0] > 0
+    kept = logits[:1].copy()
+    Chooser(processors.from_options(1.0, top_k, top_p), False).process(kept)  # what the run applies
+    allowed = np.isfinite(kept[0])
     prob = np.exp(log_softmax(logits[:1])[0])
     order = np.argsort(-prob)
     if top_k:

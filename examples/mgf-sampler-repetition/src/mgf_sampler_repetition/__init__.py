@@ -15,7 +15,7 @@ def penalised(logits, recent, penalty):
     return out
 
 
-class Repetition(mgf.Sampler):
+class Repetition(mgf.Policy):
     name = "repetition"
     options = (
         mgf.Option("temperature", float, 1.0, "divide logits by T before the softmax", low=1e-3, high=100.0),
@@ -26,7 +26,7 @@ class Repetition(mgf.Sampler):
     def choose(self, logits, ctx):
         o = ctx.options
         recent = ctx.history[:, -o["window"]:] if o["window"] else ctx.history[:, :0]
-        return mgf.draw(mgf.allowed_probabilities(penalised(logits, recent, o["penalty"]), o["temperature"]), ctx.rng)
+        return mgf.draw_from_logits(penalised(logits, recent, o["penalty"]).astype(np.float32), ctx.rng, o["temperature"])
 
 
 @mgf.hookimpl

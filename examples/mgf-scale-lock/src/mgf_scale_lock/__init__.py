@@ -15,7 +15,7 @@ def in_key(key: str) -> np.ndarray:
     return np.isin((np.arange(128) - TONICS[tonic]) % 12, MODES[mode])
 
 
-class ScaleLock(mgf.Sampler):
+class ScaleLock(mgf.Policy):
     name = "scale-lock"
     options = (
         mgf.Option("key", str, "C major", "the key every note must belong to", choices=KEYS),
@@ -31,7 +31,7 @@ class ScaleLock(mgf.Sampler):
         logits[:, self.outside] = -np.inf
         if not (logits > -np.inf).any(axis=1).all():
             raise mgf.InputError(f"scale-lock: no token in {ctx.options['key']} is allowed at step {ctx.step + 1}")
-        return mgf.draw(mgf.allowed_probabilities(logits, ctx.options["temperature"]), ctx.rng)
+        return mgf.draw_from_logits(logits, ctx.rng, ctx.options["temperature"])
 
 
 @mgf.hookimpl

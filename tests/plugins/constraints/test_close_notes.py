@@ -1,11 +1,11 @@
-"""``close-notes`` on the ``midi`` representation: notes end in time, polyphony stays bounded, under every sampler."""
+"""``close-notes`` on the clock of any representation: notes end in time, polyphony stays bounded, under every sampler."""
 
 import numpy as np
 import pytest
 
 import mgf
 import mgf.testing
-from mgf.plugins.constraints import close_notes as constraints_midi
+from mgf.plugins.constraints import close_notes
 
 
 def most_sounding(notes) -> int:
@@ -20,7 +20,7 @@ def most_sounding(notes) -> int:
 
 class TestCloseNotes(mgf.testing.ConstraintContract):
     name = "close-notes"
-    plugin = constraints_midi
+    plugin = close_notes
     representation = "midi"
     steps = 200
     options = {"max_note_seconds": 0.3, "max_polyphony": 2}
@@ -84,10 +84,107 @@ def test_the_shipped_chorale_model_keeps_bachs_four_voices(chorale_model):
     representation = chorale_model.representation
     free = mgf.generate(chorale_model, 400, seed=0, num_outputs=8)
     assert max(most_sounding(representation.to_notes(row)) for row in free) > 4
-    with mgf.testing.registered(constraints_midi):
+    with mgf.testing.registered(close_notes):
         kept = mgf.generate(chorale_model, 400, seed=0, num_outputs=8, constraints=["close-notes"], max_polyphony=4,
                             max_note_seconds=3.0)
     for row in kept:
         notes = representation.to_notes(row)
         assert most_sounding(notes) <= 4
         assert max(end - start for _, _, start, end in notes) <= 3.0 + 1e-9
+
+
+class Events(mgf.Representation):
+    """A toy event layout unlike midi's ids, with a clock: 0-3 TIME_SHIFT of 1-4 steps (50 ms each), 4-15 NOTE_ON of
+    pitches 60-71, 16-27 NOTE_OFF of them, 28 START; close-notes must find them through the clock alone."""
+
+    name = "events"
+
+    def config(self):
+        return {}
+
+    @property
+    def vocab_size(self):
+        return 29
+
+    @property
+    def start_token(self):
+        return 28
+
+    def clock(self):
+        kinds = np.array([mgf.TokenKind.TIME_SHIFT] * 4 + [mgf.TokenKind.NOTE_ON] * 12 + [mgf.TokenKind.NOTE_OFF] * 12
+                         + [mgf.TokenKind.OTHER], np.int8)
+        pitches = np.array([-1] * 4 + list(range(60, 72)) * 2 + [-1], np.int16)
+        advance = np.array([1, 2, 3, 4] + [0] * 25, np.int32)
+        return mgf.Clock(kinds=kinds, pitches=pitches, advance=advance, step_seconds=0.05, steps_per_beat=10,
+                         beats_per_bar=4)
+
+    def read(self, path):
+        raise mgf.InputError("events reads nothing")
+
+    def write(self, tokens, path, **options):
+        raise mgf.InputError("events writes nothing")
+
+    def parse_primer(self, text):
+        return np.array([int(t) for t in text.split()], np.int32)
+
+
+def event_notes(tokens):
+    """``[(pitch, start_step, end_step)]`` of a toy events piece, from its documented layout (unended: to the end)."""
+    now, sounding, notes = 0, {}, []
+    for token in tokens.tolist():
+        if token < 4:
+            now += token + 1
+        elif token < 16:
+            if token + 56 in sounding:
+                notes.append((token + 56, sounding.pop(token + 56), now))
+            sounding[token + 56] = now
+        elif token < 28 and token + 44 in sounding:
+            notes.append((token + 44, sounding.pop(token + 44), now))
+    return notes + [(pitch, start, now) for pitch, start in sounding.items()]
+
+
+@pytest.fixture
+def events_model(register_plugin, make_bundle):
+    class Plugin:
+        @mgf.hookimpl
+        def register_representations(self, register):
+            register(Events)
+
+    register_plugin(Plugin(), "events-plugin")
+    path = make_bundle(29, (16,), 8, seed=2, scale=2.0)
+    loaded = mgf.bundle.read(path)
+    loaded.representation = {"name": "events", "config": {}}
+    loaded.tensors["dense.bias"][4:16] += 3.0  # a model that would rather start notes than end them
+    mgf.bundle.write(loaded, path)
+    return mgf.load_model(path)
+
+
+def test_close_notes_reads_any_layout_from_the_clock(events_model, monkeypatch):
+    """On a layout with other ids than midi's: notes end within 0.5 s (10 steps), at most 2 sound at once, and the
+    C loop gives the Python loop's tokens."""
+    kwargs = dict(constraints=["close-notes"], max_note_seconds=0.5, max_polyphony=2, num_outputs=4, seed=0)
+    free = mgf.generate(events_model, 300, seed=0, num_outputs=4)
+    assert max(most_sounding([(0, 0, s, e) for _, s, e in event_notes(row)]) for row in free) > 2
+    from mgf.kernel import _native
+
+    calls, generate = [], _native.generate
+    monkeypatch.setattr(_native, "generate", lambda *args: calls.append(1) or generate(*args))
+    pieces = mgf.generate(events_model, 300, **kwargs)
+    assert calls, "the loop ran in Python, not in C"
+    monkeypatch.setenv("MGF_PYTHON_LOOP", "1")
+    np.testing.assert_array_equal(pieces, mgf.generate(events_model, 300, **kwargs))
+    for row in pieces:
+        notes = event_notes(row)
+        assert len(notes) > 20
+        assert max(end - start for _, start, end in notes) <= 10
+        assert most_sounding([(0, 0, start, end) for _, start, end in notes]) <= 2
+
+
+@pytest.mark.parametrize("name, reason", [("tokens", r"representation 'tokens' has no clock \(Representation.clock\)$"),
+                                          ("notes", r"representation 'notes' has none for some pitch it starts$"),
+                                          ("audio", r"representation 'audio' starts none \(no NOTE_ON in its clock\)$")])
+def test_a_representation_it_cannot_serve_is_refused_in_one_line(name, reason):
+    model = mgf.load_model(mgf.get_representation(name).default_bundle)
+    with pytest.raises(mgf.UsageError, match=r"^constraint 'close-notes' .*" + reason) as error:
+        mgf.generate(model, 4, constraints=["close-notes"])
+    assert "\n" not in str(error.value)

@@ -8,6 +8,8 @@ from mgf import UsageError, hookimpl
 from mgf.plugins.constraints.pitch import midi_number, scale_pitch_classes
 
 LOW = 48  # token i of the `pitched` representation starts MIDI pitch LOW + i; the last two tokens start none
+D_MINOR = {2, 4, 5, 7, 9, 10, 0}  # pitch classes, by hand: the oracles never ask the implementation
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 
 
 class Pitched(mgf.Representation):
@@ -73,7 +75,7 @@ def test_every_constraint_holds_with_every_sampler_in_batches(model, sampler, op
     pitches = model.representation.token_pitches()[out]
     notes = pitches[pitches >= 0]
     assert len(notes) > 10
-    assert set(np.unique(notes % 12)) <= set(scale_pitch_classes("D minor"))
+    assert set(np.unique(notes % 12)) <= D_MINOR
     assert notes.min() >= 50 and notes.max() <= 69
     for row in pitches:
         started = row[row >= 0]
@@ -82,18 +84,25 @@ def test_every_constraint_holds_with_every_sampler_in_batches(model, sampler, op
 
 def test_constraints_apply_in_order_after_the_start_token_and_before_the_sampler(model):
     unconstrained = mgf.generate(model, 200, seed=4)
-    assert set(unconstrained) - set(np.flatnonzero(np.isin((LOW + np.arange(38)) % 12, scale_pitch_classes("C major"))))
+    assert set(unconstrained) - set(np.flatnonzero(np.isin((LOW + np.arange(38)) % 12, sorted(C_MAJOR))))
     out = mgf.generate(model, 200, seed=4, constraints=["scale"])  # default key: C major
     pitches = model.representation.token_pitches()[out]
-    assert set(np.unique(pitches[pitches >= 0] % 12)) <= {0, 2, 4, 5, 7, 9, 11}
+    assert set(np.unique(pitches[pitches >= 0] % 12)) <= C_MAJOR
 
 
 @pytest.fixture
 def no_rest(register_plugin):
-    """A third-party constraint that forbids the rest token."""
+    """Two third-party constraints that forbid the rest token: one of rules (in order among the rules), one of
+    contract 2's ``apply`` (after every rule)."""
 
     class NoRest(mgf.Constraint):
         name = "no-rest"
+
+        def rules(self, ctx):
+            return [mgf.Forbid(np.arange(ctx.representation.vocab_size) == ctx.representation.vocab_size - 2)]
+
+    class NoRestApplied(mgf.Constraint):
+        name = "no-rest-applied"
 
         def apply(self, logits, ctx):
             logits[:, ctx.representation.vocab_size - 2] = -np.inf
@@ -103,17 +112,30 @@ def no_rest(register_plugin):
         @hookimpl
         def register_constraints(self, register):
             register(NoRest)
+            register(NoRestApplied)
 
     register_plugin(Plugin(), "no-rest-plugin")
 
 
-def test_a_constraint_that_leaves_no_token_names_itself_and_the_step(model, no_rest):
-    """Only C4 is allowed and no rest: the third C4 in a row is impossible, and no-repeat is the one that says so."""
-    with pytest.raises(mgf.InputError, match=r"^constraint 'no-repeat' leaves no allowed token at step 3$"):
-        mgf.generate(model, 10, sampler="greedy", constraints=["no-rest", "pitch-range", "no-repeat"],
-                     low="C4", high="C4", max_repeats=2)
-    with pytest.raises(mgf.InputError, match=r"constraint 'no-repeat' leaves no allowed token for output 1 at step 3"):
-        mgf.generate(model, 10, num_outputs=2, constraints=["no-rest", "pitch-range", "no-repeat"],
+@pytest.mark.parametrize("sampler", ["greedy", "temperature"])
+def test_a_constraint_that_leaves_no_token_names_itself_and_the_step(model, no_rest, sampler, monkeypatch):
+    """Only C4 is allowed and no rest: the third C4 in a row is impossible, and no-repeat is the one that says so,
+    in either loop."""
+    for loop in ("C", "Python"):
+        monkeypatch.setenv("MGF_PYTHON_LOOP", str(int(loop == "Python")))
+        with pytest.raises(mgf.InputError, match=r"^constraint 'no-repeat' leaves no allowed token at step 3$"):
+            mgf.generate(model, 10, sampler=sampler, constraints=["no-rest", "pitch-range", "no-repeat"],
+                         low="C4", high="C4", max_repeats=2)
+        with pytest.raises(mgf.InputError, match=r"^constraint 'no-repeat' leaves no allowed token for output 1 at step 3$"):
+            mgf.generate(model, 10, sampler=sampler, num_outputs=2, constraints=["no-rest", "pitch-range", "no-repeat"],
+                         low="C4", high="C4", max_repeats=2)
+
+
+def test_a_constraint_of_apply_runs_after_every_rule(model, no_rest):
+    """Contract 3: the rules of all constraints first, then each ``apply``; given first, the applied no-rest still
+    meets no-repeat's empty C4 and is the one that leaves nothing."""
+    with pytest.raises(mgf.InputError, match=r"^constraint 'no-rest-applied' leaves no allowed token at step 3$"):
+        mgf.generate(model, 10, sampler="greedy", constraints=["no-rest-applied", "pitch-range", "no-repeat"],
                      low="C4", high="C4", max_repeats=2)
 
 
@@ -186,7 +208,7 @@ def test_constraints_hold_in_the_written_midi_files(repr_name, steps, tmp_path):
     assert representation.token_pitches() is not None  # what pitch constraints need
     model = mgf.load_model(representation.default_bundle)
     cases = [
-        (["scale"], {"key": "D minor"}, lambda p: {x % 12 for x in p} <= set(scale_pitch_classes("D minor"))),
+        (["scale"], {"key": "D minor"}, lambda p: {x % 12 for x in p} <= D_MINOR),
         (["pitch-range"], {"low": "C4", "high": "C5"}, lambda p: all(60 <= x <= 72 for x in p)),
         (["no-repeat"], {"max_repeats": 2}, lambda p: not any(p[i] == p[i + 1] == p[i + 2] for i in range(len(p) - 2))),
     ]

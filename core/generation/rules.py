@@ -1,0 +1,203 @@
+"""The rules a constraint is assembled from (``mgf.rules``): public building blocks the core runs in C.
+
+A constraint's ``rules(ctx)`` returns a list of these; the core compiles them once per run
+(:class:`mgf.kernel._native.RuleSet`) and applies them in both loops, the C loop included, so a third-party
+constraint built from them runs at the speed of the built-in ones, which are built from the same blocks.
+Each rule edits a row's logits before every choice, in the order given, after the start token is forbidden:
+
+- :class:`Forbid`: these tokens are never chosen.
+- :class:`RunLimit`: tokens fall in groups; once the group started last has started ``max_run`` times in a row,
+  its tokens are forbidden (no-repeat: groups are pitches; hold-limit: each token its own group).
+- :class:`NgramBonus`: the token that followed the most recent earlier occurrence of the row's last ``length``
+  tokens (ending before they begin) gets ``bonus`` added to its logit, while the restatement has run fewer than
+  ``max_run`` tokens in a row.
+- :class:`CloseNotes`: on the representation's clock, no token carries a sounding note past ``max_steps`` grid
+  steps; once a note has sounded that long only NOTE_OFFs of such notes remain; with ``max_polyphony`` notes
+  sounding, NOTE_ONs of silent pitches are forbidden and their probability goes to the (first) NOTE_OFF of the
+  longest-sounding note (the lowest pitch among equals).  A note ends at a NOTE_OFF of its pitch or at a REST,
+  which ends every note (and is never forbidden for carrying one).
+- :class:`Automaton`: a state per row runs over the primer and each chosen token (``next[state, token]``); in
+  state s, the tokens of ``forbid[s]`` are forbidden and ``bias[s]`` is added.
+- :class:`BarMask`: in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]`` are forbidden.
+- :class:`BarBudget`: at most ``limit`` of these tokens per bar.
+- :class:`TimeLimit`: no token whose clock advance takes the row past grid step ``end``.
+
+Bar, beat and step come from the representation's :class:`mgf.Clock` (the rules that need one say so with
+``needs_clock``); a run whose representation has none refuses them with a one-line error.  Arrays are checked
+here (dtype, shape, values) and against the vocabulary when the run compiles them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+import numpy as np
+
+from mgf.errors import PluginError, UsageError
+
+__all__ = ["RULES", "Automaton", "BarBudget", "BarMask", "CloseNotes", "Forbid", "NgramBonus", "Rule", "RunLimit", "TimeLimit"]
+
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _array(rule, name: str, kinds: str, ndim: int):
+    """The field ``name`` of ``rule`` as a read-only numpy array of one of the dtype ``kinds`` and ``ndim``."""
+    value = getattr(rule, name)
+    array = np.array(value)  # a copy: the rule stays as it was made
+    if array.ndim != ndim or array.dtype.kind not in kinds or (ndim == 2 and 0 in array.shape):
+        what = {"b": "bool", "iu": "int", "f": "float"}[kinds]
+        raise PluginError(f"mgf.rules.{type(rule).__name__}: {name} must be a non-empty {ndim}-D {what} array, "
+                          f"got {array.dtype} {list(array.shape)}")
+    if kinds == "iu" and array.size and (array.min() < _INT32[0] or array.max() > _INT32[1]):
+        raise PluginError(f"mgf.rules.{type(rule).__name__}: {name} must fit int32")
+    array.flags.writeable = False
+    object.__setattr__(rule, name, array)
+    return array
+
+
+def _int(rule, name: str, low: int, high: int = 2**62) -> None:
+    value = getattr(rule, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise UsageError(f"mgf.rules.{type(rule).__name__}: {name} must be an integer in [{low}, {high}], got {value!r}")
+    object.__setattr__(rule, name, int(value))
+
+
+@dataclass(frozen=True, eq=False)
+class Forbid:
+    """``tokens``: bool [V]; these tokens are never chosen."""
+
+    tokens: np.ndarray
+    kind: ClassVar[str] = "forbid"
+    needs_clock: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _array(self, "tokens", "b", 1)
+
+
+@dataclass(frozen=True, eq=False)
+class RunLimit:
+    """``groups``: int [V], each token's group (-1: none; such tokens neither count nor end a run); once the group
+    started last has started ``max_run`` times in a row, its tokens are forbidden."""
+
+    groups: np.ndarray
+    max_run: int
+    kind: ClassVar[str] = "run_limit"
+    needs_clock: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        groups = _array(self, "groups", "iu", 1)
+        if groups.size and groups.min() < -1:
+            raise PluginError("mgf.rules.RunLimit: groups must be >= -1")
+        _int(self, "max_run", 1, 2**30)
+
+
+@dataclass(frozen=True, eq=False)
+class NgramBonus:
+    """The token after the most recent earlier occurrence of the row's last ``length`` tokens gets ``bonus`` (nats)
+    added, while the restatement has run fewer than ``max_run`` tokens in a row."""
+
+    length: int
+    bonus: float
+    max_run: int
+    kind: ClassVar[str] = "ngram_bonus"
+    needs_clock: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _int(self, "length", 1, 2**30)
+        _int(self, "max_run", 1, 2**30)
+        try:
+            bonus = float(self.bonus)
+        except (TypeError, ValueError):
+            bonus = float("nan")
+        if not 0 <= bonus <= 1e6:
+            raise UsageError(f"mgf.rules.NgramBonus: bonus must be a number in [0, 1e6], got {self.bonus!r}")
+        object.__setattr__(self, "bonus", bonus)
+
+
+@dataclass(frozen=True, eq=False)
+class CloseNotes:
+    """No note sounds longer than ``max_steps`` grid steps; at most ``max_polyphony`` (None: any) at once."""
+
+    max_steps: int
+    max_polyphony: int | None = None
+    kind: ClassVar[str] = "close_notes"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _int(self, "max_steps", 1, 2**30)
+        if self.max_polyphony is not None:
+            _int(self, "max_polyphony", 1, 128)
+
+
+@dataclass(frozen=True, eq=False)
+class Automaton:
+    """``next``: int [S, V] next state; ``forbid``: bool [S, V] forbidden per state; ``bias``: float [S, V] added per
+    state; the state starts at ``start`` and runs over the primer, then each chosen token."""
+
+    next: np.ndarray
+    forbid: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    start: int = 0
+    kind: ClassVar[str] = "automaton"
+    needs_clock: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        following = _array(self, "next", "iu", 2)
+        states = following.shape[0]
+        if following.min() < 0 or following.max() >= states:
+            raise PluginError(f"mgf.rules.Automaton: next must hold states in [0, {states})")
+        for name, kinds in (("forbid", "b"), ("bias", "f")):
+            if getattr(self, name) is not None and _array(self, name, kinds, 2).shape != following.shape:
+                raise PluginError(f"mgf.rules.Automaton: {name} must have next's shape {list(following.shape)}")
+        if self.bias is not None:
+            if not np.isfinite(self.bias).all():
+                raise PluginError("mgf.rules.Automaton: bias must be finite")
+            object.__setattr__(self, "bias", self.bias.astype(np.float32))
+        _int(self, "start", 0, states - 1)
+
+
+@dataclass(frozen=True, eq=False)
+class BarMask:
+    """``masks``: bool [K, V]; in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]``
+    are forbidden."""
+
+    masks: np.ndarray
+    cycle: bool = True
+    kind: ClassVar[str] = "bar_mask"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _array(self, "masks", "b", 2)
+        object.__setattr__(self, "cycle", bool(self.cycle))
+
+
+@dataclass(frozen=True, eq=False)
+class BarBudget:
+    """``tokens``: bool [V]; at most ``limit`` of them per bar."""
+
+    tokens: np.ndarray
+    limit: int
+    kind: ClassVar[str] = "bar_budget"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _array(self, "tokens", "b", 1)
+        _int(self, "limit", 0)
+
+
+@dataclass(frozen=True, eq=False)
+class TimeLimit:
+    """No token whose clock advance takes the row past grid step ``end``; once there, only tokens of advance 0."""
+
+    end: int
+    kind: ClassVar[str] = "time_limit"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _int(self, "end", 0)
+
+
+Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, TimeLimit]
+#: every rule class
+RULES = (Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, TimeLimit)

@@ -1,0 +1,145 @@
+# Included by _native.pyx: checking a bundle's tensors and packing them into the kernel's layouts.
+
+def _count(value, what):
+    """`value` as an int >= 1, or InputError."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise InputError(f"{what} must be integers, got {value!r}") from None
+    if number < 1:
+        raise InputError(f"{what} must be at least 1, got {number}")
+    return number
+
+
+def best_isa():
+    """The widest instruction set of ISAS this CPU runs."""
+    return ISAS[mgf_cpu_level()]
+
+
+def _isa_level(name):
+    """The instruction-set level to run: `name` (default: MGF_ISA, else the best this CPU has)."""
+    best = mgf_cpu_level()
+    if name is None:
+        name = os.environ.get("MGF_ISA") or ISAS[best]
+    if name not in ISAS:
+        raise InputError(f"MGF_ISA must be one of {', '.join(ISAS)}; got {name!r}")
+    level = ISAS.index(name)
+    if level > best:
+        raise InputError(f"MGF_ISA={name} is not supported by this CPU (it runs up to {ISAS[best]})")
+    return level
+
+
+def _chunks(int size, int parts):
+    """Bounds [0, ..., size] of `parts` near-equal contiguous chunks."""
+    return [size * t // parts for t in range(parts + 1)]
+
+
+def _gate_columns(matrix, int gates, int hidden, int u0, int u1):
+    """The columns of units [u0, u1) of each of `gates` gates of `matrix` [k, gates * hidden], in Keras order
+    ([i | f | g | o] or [z | r | h]), as one matrix (by slices: fancy indexing took milliseconds at load)."""
+    return np.concatenate([matrix[:, gate * hidden + u0:gate * hidden + u1] for gate in range(gates)], axis=1)
+
+
+def _regrouped(matrix, int gates, int hidden, list bounds):
+    """`matrix` with its columns regrouped by chunk: the gate columns of each chunk's units side by side."""
+    return np.concatenate([_gate_columns(matrix, gates, hidden, bounds[t], bounds[t + 1])
+                           for t in range(len(bounds) - 1)], axis=1)
+
+
+def _checked_tensors(tensors, int vocab_size, tuple hidden, str cell):
+    """The tensors a kernel reads, checked against the architecture, as float32 arrays."""
+    if not isinstance(tensors, dict):
+        raise InputError("tensors must be a dict of numpy arrays")
+    embedding = tensors.get("embedding")
+    if isinstance(embedding, np.ndarray) and embedding.ndim != 2:
+        raise InputError(f"tensor 'embedding' must be 2-D, got shape {embedding.shape}")
+    expected = {}
+    if embedding is not None:
+        expected["embedding"] = (vocab_size, embedding.shape[1] if isinstance(embedding, np.ndarray) else 0)
+    below = expected["embedding"][1] if embedding is not None else vocab_size
+    gates = GATES[cell]
+    for l, units in enumerate(hidden):
+        expected[f"{cell}.{l}.kernel"] = (below, gates * units)
+        expected[f"{cell}.{l}.recurrent_kernel"] = (units, gates * units)
+        expected[f"{cell}.{l}.bias"] = (4 * units,) if cell == "lstm" else (2, 3 * units)
+        below = units
+    expected["dense.kernel"] = (below, vocab_size)
+    expected["dense.bias"] = (vocab_size,)
+    checked = {}
+    for key, shape in expected.items():
+        if key not in tensors:
+            raise InputError(f"missing tensor {key!r}")
+        array = tensors[key]
+        if not isinstance(array, np.ndarray):
+            raise InputError(f"tensor {key!r} must be a numpy array, got {type(array).__name__}")
+        if array.dtype.kind != "f":
+            raise InputError(f"tensor {key!r} must hold floats, got {array.dtype}")
+        if array.shape != shape:
+            raise InputError(f"tensor {key!r} must have shape {shape}, got {array.shape}")
+        checked[key] = array.astype(np.float32)
+    for key in tensors:
+        if key.startswith(("lstm.", "gru.", "dense.")) and key not in expected:
+            raise InputError(f"unexpected tensor {key!r}")
+    return checked
+
+
+def _project(embedding, kernel, int threads):
+    """embedding @ kernel: by BLAS on one thread; with more, by einsum (10 ms instead of 1 for the largest shipped
+    model), because OpenBLAS's threads spin for a while after a call, on the cores this kernel's threads need."""
+    return embedding @ kernel if threads == 1 else np.einsum("ve,eg->vg", embedding, kernel)
+
+
+def _bf16_bits(matrix):
+    """float32 -> the nearest bf16 (ties to even) as uint32 bits in the low half."""
+    bits = np.ascontiguousarray(matrix, np.float32).view(np.uint32)
+    return (bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) >> 16
+
+
+def _quantize_columns(matrix):
+    """Symmetric int8 per column: (q, scale) with matrix ~ q * scale, scale = max |column| / 127."""
+    top = np.abs(matrix).max(axis=0).astype(np.float32)
+    inverse = np.divide(np.float32(127), top, out=np.zeros_like(top), where=top > 0)
+    q = np.clip(np.rint(matrix * inverse), -127, 127).astype(np.int8)
+    return q, top / np.float32(127)
+
+
+def _panels(words):
+    """[steps, columns] words -> [columns / PANEL, steps, PANEL], each panel contiguous."""
+    steps, columns = words.shape
+    return _aligned(words.reshape(steps, columns // MGF_PANEL, MGF_PANEL).transpose(1, 0, 2))
+
+
+def _aligned(array):
+    """A C-contiguous copy of `array` whose data starts on a 64-byte boundary: a cache line, so that no
+    vector load of a weight row straddles two (numpy's large arrays start 16 bytes past one)."""
+    array = np.asarray(array)
+    raw = np.empty(array.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    copy = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    copy[...] = array
+    return copy
+
+
+def _pack(matrix, str precision):
+    """A [k, n] float32 matrix as the arrays mgf_matrix points to: (weights, scale, col_sums)."""
+    if precision == "fp32":
+        return _aligned(matrix.astype(np.float32, copy=False)), None, None
+    k, n = matrix.shape
+    per_word = 2 if precision == "bf16" else 4
+    steps, columns = -(-k // per_word), -(-n // MGF_PANEL) * MGF_PANEL
+    if precision == "bf16":
+        bits = np.zeros((steps * 2, columns), np.uint32)
+        bits[:k, :n] = _bf16_bits(matrix)
+        return _panels(bits[0::2] | (bits[1::2] << 16)), None, None
+    q, scale = _quantize_columns(matrix)
+    quads = np.zeros((steps, 4, columns), np.int8)
+    quads.reshape(steps * 4, columns)[:k, :n] = q
+    words = np.ascontiguousarray(quads.transpose(0, 2, 1)).view("<u4").reshape(steps, columns)
+    scales, sums = np.zeros(columns, np.float32), np.zeros(columns, np.int32)
+    scales[:n], sums[:n] = scale, q.sum(axis=0, dtype=np.int32)
+    return _panels(words), scales, sums
+
+
+cdef inline float *_data(array) except NULL:
+    cdef float[:, ::1] view = array
+    return &view[0, 0]
