@@ -13,7 +13,8 @@ from mgf.contract import bundle
 from mgf.contract import registry
 from mgf.contract.boundary import guard
 from mgf.errors import BundleError, InputError, PluginError, UsageError
-from mgf.generation.processors import Processor, checked as checked_processors
+from mgf.generation.plan import Plan, check_limit, generation_settings, plan  # noqa: F401 - check_limit, generation_settings: mgf's
+from mgf.generation.processors import Processor
 from mgf.generation.run import Run
 from mgf.contract.model import Model, takes_path
 from mgf.contract.options import resolve
@@ -55,35 +56,6 @@ def read_notes(representation_name, path):
     if not notes:
         raise InputError(f"{path}: no notes in it")
     return notes
-
-
-def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,
-                        options: dict[str, Any] | None = None, *,
-                        processors: Sequence[Processor] = ()) -> tuple[str, list[str], dict[str, Any]]:
-    """The sampler, constraints and options of a run: the caller's, else the model's ``defaults``, else temperature.
-
-    ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``, and
-    ``samplers``: per sampler name, constraints that replace the general ones and options that
-    override them one by one, when that sampler runs).  Given constraints follow the default ones (a constraint named in both
-    runs once, where the defaults put it), so that adding a pitch rule keeps the rules the model is
-    sampled with; a default option joins the caller's options when the caller left it out and the
-    sampler or a constraint of the run declares it, so that a default ``top_p`` stays out of a beam
-    search.  A default option named like the kind of a given processor (``temperature``, ``top_k``,
-    ``top_p``) yields to it, so that ``--top-p 0.99`` loosens a bundle's top-p 0.95 instead of
-    running after it.  To sample without any default, give a model whose ``defaults`` is ``{}``.
-    """
-    sampler = sampler if sampler is not None else defaults.get("sampler", "temperature")
-    own = defaults.get("samplers", {}).get(sampler, {})
-    defaults = {**defaults, "constraints": own.get("constraints", defaults.get("constraints", [])),
-                "options": {**defaults.get("options", {}), **own.get("options", {})}}
-    constraints = list(dict.fromkeys([*defaults.get("constraints", []), *(constraints or [])]))
-    declared = {option.name for option in registry.entry("samplers", sampler).cls.options}
-    for name in constraints:
-        declared.update(option.name for option in registry.entry("constraints", name).cls.options)
-    replaced = {processor.kind for processor in processors}
-    merged = {k: v for k, v in defaults.get("options", {}).items() if k in declared and k not in replaced}
-    merged.update(options or {})
-    return sampler, constraints, merged
 
 
 def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = None) -> Representation:
@@ -152,7 +124,7 @@ def load_model(source: str | os.PathLike | bundle.Bundle, backend: str = "native
 
 def generate(
     model: Model,
-    steps: int,
+    steps: int | None = None,
     sampler: str | None = None,
     primer=None,
     seed: int | np.random.SeedSequence | None = None,
@@ -160,6 +132,7 @@ def generate(
     progress: bool | None = False,
     constraints: Sequence[str] | None = None,
     processors: Sequence[Processor] | None = None,
+    plan: Plan | None = None,
     **options: Any,
 ) -> np.ndarray:
     """The primer (without the start token) followed by ``steps`` generated tokens, as int32.
@@ -174,16 +147,22 @@ def generate(
     not given comes from the model's ``defaults`` (:func:`generation_settings`).  With
     ``num_outputs`` the result is 2-D, one row per output, generated as one batch.  Equal
     seeds give equal results.  ``progress=None`` shows a bar of model steps on a terminal (the
-    CLI's default), True always.
+    CLI's default), True always.  ``plan`` (:func:`mgf.generation.plan.plan`, made for this model) stands for all
+    the settings but ``progress``: a plan is checked once and can be run many times, or elsewhere.
     """
-    if not _is_int(steps) or steps < 1:
-        raise UsageError(f"steps must be a positive integer, got {steps!r}")
-    if num_outputs is not None and (not _is_int(num_outputs) or num_outputs < 1):
-        raise UsageError(f"num_outputs must be a positive integer, got {num_outputs!r}")
-    check_limit("steps", steps)
-    check_limit("num_outputs", 1 if num_outputs is None else num_outputs)
-    rows = 1 if num_outputs is None else int(num_outputs)
-    run = checked_run(model, sampler, primer, seed, rows, constraints, processors, options)
+    if plan is None:
+        if steps is None:
+            raise UsageError("steps must be a positive integer, got None")
+        run = checked_run(model, sampler, primer, seed, num_outputs, constraints, processors, options, steps=steps)
+    else:
+        if any(x is not None for x in (steps, sampler, primer, seed, num_outputs, constraints, processors)) or options:
+            raise UsageError("give generate either a plan or the settings it is made of, not both")
+        if plan.steps is None:
+            raise UsageError("a plan for generate needs steps")
+        if plan.primer and max(plan.primer) >= model.vocab_size:
+            raise InputError(f"the plan's primer does not fit the model's vocabulary [0, {model.vocab_size})")
+        run = Run(model, plan)
+    steps, num_outputs, rows = run.plan.steps, run.plan.num_outputs, run.plan.rows
     user = run.primer
     bar = None
     if progress or (progress is None and sys.stderr is not None and sys.stderr.isatty()):  # tqdm's own rule for None
@@ -201,65 +180,11 @@ def generate(
     return pieces[0] if num_outputs is None else pieces
 
 
-def checked_run(model: Model, sampler: str | None, primer, seed, rows: int, constraints: Sequence[str] | str | None,
-                processors: Sequence[Processor] | None, options: dict[str, Any]) -> Run:
-    """The :class:`Run` of a :func:`generate` or :func:`mgf.stream` call, its other arguments checked (``run.primer``:
-    the primer's tokens) and the model's defaults filled in (:func:`generation_settings`)."""
-    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (not _is_int(seed) or seed < 0):
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
-    if model.representation is None:
-        raise InputError("the model has no representation; load it with mgf.load_model")
-    user = _primer_tokens(primer, model)
-    if isinstance(constraints, str):
-        constraints = [constraints]
-    given = checked_processors(processors)
-    sampler, constraints, options = generation_settings(getattr(model, "defaults", {}), sampler, constraints, options,
-                                                        processors=given)
-    return Run(model, sampler, constraints, options, user, np.random.default_rng(seed), rows, processors=given)
-
-
-#: upper bounds, each raisable with its environment variable: a typo (``--steps 10000000``) must not run for hours
-#: or fill memory.  ``num_outputs`` bounds one batched call; ``outputs`` the files one ``mgf generate`` writes,
-#: batch after batch, with memory flat in their number; ``primer_tokens`` a primer (a model step per token).
-LIMITS = {"steps": ("MGF_MAX_STEPS", 100_000), "num_outputs": ("MGF_MAX_BATCH", 4096),
-          "outputs": ("MGF_MAX_OUTPUTS", 100_000), "primer_tokens": ("MGF_MAX_PRIMER_TOKENS", 100_000)}
-
-
-def limit(name: str) -> int:
-    """The upper bound of ``name`` in :data:`LIMITS`, from its environment variable if set."""
-    variable, default = LIMITS[name]
-    text = os.environ.get(variable)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12) or int(text) == 0:
-        raise UsageError(f"{variable} must be a positive integer, got {text[:40]!r}")
-    return int(text)
-
-
-def check_limit(name: str, value: int) -> None:
-    """``UsageError`` when ``value`` exceeds the limit of ``name``, saying how to raise it."""
-    bound = limit(name)
-    if value > bound:
-        raise UsageError(f"{name} {value} exceeds the limit {bound} (raise it with {LIMITS[name][0]})")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _primer_tokens(primer, model: Model) -> np.ndarray:
-    if primer is None:
-        return np.empty(0, np.int32)
-    array = np.asarray(primer)
-    if array.size == 0:
-        return np.empty(0, np.int32)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise InputError("primer must be a 1-D sequence of integer token ids")
-    check_limit("primer_tokens", array.size)  # before any work: the model steps through every primer token
-    if array.min() < 0 or array.max() >= model.vocab_size:
-        bad = array[(array < 0) | (array >= model.vocab_size)][0]
-        raise InputError(f"primer: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
-    start = model.representation.start_token if model.representation is not None else -1
-    if bool((array == start).any()):
-        raise InputError(f"the primer must not contain the start token {start} (it is added)")
-    return array.astype(np.int32)
+def checked_run(model: Model, sampler: str | None, primer, seed, rows: int | None, constraints: Sequence[str] | str | None,
+                processors: Sequence[Processor] | None, options: dict[str, Any], steps: int | None = None) -> Run:
+    """The :class:`Run` of a :func:`generate` or :func:`mgf.stream` call: its :func:`~mgf.generation.plan.plan`, with
+    the model's defaults filled in (:func:`generation_settings`); ``rows`` outputs, 1-D when ``rows`` is None."""
+    settings = plan(getattr(model, "defaults", {}), steps, sampler=sampler, constraints=constraints, options=options,
+                    processors=processors, primer=primer, representation=model.representation, seed=seed,
+                    num_outputs=rows)
+    return Run(model, settings)

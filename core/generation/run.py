@@ -15,12 +15,11 @@ violation is a :class:`PluginError` naming the plugin and the step.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from mgf.contract import options as opts
 from mgf.contract import registry
 from mgf.contract.boundary import Origin, guard, origin_of
 from mgf.contract.constraint import Constraint, implements
@@ -28,6 +27,7 @@ from mgf.contract.context import Context
 from mgf.errors import InputError, PluginError, UsageError
 from mgf.contract.model import Model, State
 from mgf.contract.sampler import Sampler
+from mgf.generation.plan import Plan
 from mgf.generation.processors import checked as checked_processors
 from mgf.generation.rules import RULES, BarBudget, BarMask
 
@@ -35,46 +35,28 @@ from mgf.generation.rules import RULES, BarBudget, BarMask
 class Run:
     """One call of :func:`mgf.generate`: the chosen plugins with their options, the primer, the rng."""
 
-    def __init__(
-        self,
-        model: Model,
-        sampler: str,
-        constraints: Sequence[str],
-        given: Mapping[str, Any],
-        primer: np.ndarray,
-        rng: np.random.Generator,
-        num_outputs: int,
-        bar=None,
-        processors: Sequence[Any] = (),
-    ) -> None:
+    def __init__(self, model: Model, plan: Plan, bar=None) -> None:
+        """The plugins ``plan`` names, made with their resolved options (the plan has checked them all)."""
         if model.representation is None:
             raise InputError("the model has no representation; load it with mgf.load_model")
-        self.model, self.representation, self.rng, self.bar = model, model.representation, rng, bar
-        self.primer, self.num_outputs = primer, num_outputs
+        self.model, self.representation, self.plan, self.bar = model, model.representation, plan, bar
+        self.rng = np.random.default_rng(plan.seed)
+        self.primer, self.num_outputs = np.array(plan.primer, np.int32), plan.rows
         self.vocab_size = int(model.vocab_size)
         self.start = int(self.representation.start_token)
         self.backend = origin_of(model)
-        if isinstance(constraints, str):
-            constraints = [constraints]
-        sampler_entry = registry.entry("samplers", sampler)
-        constraint_entries = [registry.entry("constraints", name) for name in constraints]
-        if len({e.origin.name for e in constraint_entries}) < len(constraint_entries):
-            raise UsageError("each constraint may be given once (its options apply to it as a whole)")
-        owners = {f"sampler {sampler!r}": sampler_entry.cls.options}
-        owners.update({f"constraint {e.origin.name!r}": e.cls.options for e in constraint_entries})
-        shares = opts.split(given, owners)
-        labels = list(owners)
-        resolved = [opts.resolve(owners[label], shares[label], label) for label in labels]
+        sampler_entry = registry.entry("samplers", plan.sampler)
         self.sampler: Sampler = sampler_entry.cls()
         self.sampler_origin = sampler_entry.origin
-        self.ctx = self._context(resolved[0])
+        self.ctx = self._context(dict(plan.options[0]))
         try:  # the sampler's own processors (its options), then the caller's, in the order applied
             own = checked_processors(self.sampler.processors(self.ctx))
         except UsageError as error:
             raise PluginError(f"{self.sampler_origin.describe('processors')}: {error}") from None
-        self.processors = [*own, *processors]
+        self.processors = [*own, *plan.processors]
+        entries = [registry.entry("constraints", name) for name in plan.constraints]
         self.constraints: list[tuple[Constraint, Context, Origin]] = [
-            (entry.cls(), self._context(values), entry.origin) for entry, values in zip(constraint_entries, resolved[1:])
+            (entry.cls(), self._context(dict(values)), entry.origin) for entry, values in zip(entries, plan.options[1:])
         ]
 
     def _context(self, options: Mapping[str, Any]) -> Context:

@@ -18,7 +18,8 @@ import numpy as np
 from mgf.contract.boundary import guard, origin_of
 from mgf.contract.model import Model
 from mgf.errors import InputError, UsageError
-from mgf.generation.api import _is_int, check_limit, checked_run, limit
+from mgf.generation.api import checked_run
+from mgf.generation.plan import _is_int, check_limit, limit
 from mgf.generation.processors import Processor
 
 #: tokens a stream without ``steps`` holds room for at first (it doubles as it grows)
@@ -61,7 +62,7 @@ def stream(
         raise UsageError("a stream shows no progress bar: it yields its tokens as they come")
     if not _is_int(chunk) or not 1 <= chunk <= 1 << 20:
         raise UsageError(f"chunk must be an integer in [1, 2**20], got {chunk!r}")
-    run = checked_run(model, sampler, primer, seed, 1, constraints, processors, options)
+    run = checked_run(model, sampler, primer, seed, 1, constraints, processors, options, steps=steps)
     if run.sampler.search is not None:
         raise UsageError(f"sampler {run.sampler_origin.name!r} searches whole sequences and cannot stream; "
                          "stream with a policy such as 'temperature' or 'greedy'")

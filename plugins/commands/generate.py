@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -16,8 +17,8 @@ from mgf.contract import bundle
 from mgf.training.workers import dask_client, exit_with_parent, worker_context
 from mgf.music import plot
 from mgf.music import synth
-from mgf.contract.options import resolve, split
 from mgf.generation.api import representation_of
+from mgf.generation.plan import plan
 from mgf.music.scores import primer_source
 
 
@@ -153,7 +154,8 @@ def _generate(args) -> int:
         _check_outputs(paths, args)
     if args.primer is not None:  # told from text here, once: a file the representation reads, else text to parse
         primer_path, text = primer_source(args.primer, representation.read_suffixes)
-        job.primer = representation.read(primer_path) if primer_path is not None else representation.parse_primer(text)
+        primer = representation.read(primer_path) if primer_path is not None else representation.parse_primer(text)
+        job.plan = job.plan.primed(primer, representation)
     batches = [(first, paths[first:first + BATCH]) for first in range(0, len(paths), BATCH)]
     if len(paths) > 1 and not args.overwrite:  # a collection: what a killed run already wrote stays
         batches = [(first, chunk) for first, chunk in batches if not all(os.path.exists(p) for p in chunk)]
@@ -179,41 +181,32 @@ def _check_repr(args, trained: str) -> None:
 
 
 def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
-    """The job of ``args``, once every option value (the bundle's defaults too) and every output path is checked."""
+    """The job of ``args``, its plan made here once (every option value, the bundle's defaults too, checked), and every
+    output path checked; the primer joins the plan once the representation has read it."""
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     backend_options = {k: v for k, v in given.items() if k in {o.name for o in backend.options}}
-    options = {k: v for k, v in given.items() if k not in backend_options}
-    processors = _processors(args.processors)
-    sampler, constraints, chosen = mgf.generation_settings(defaults, args.sampler, args.constrain, options,
-                                                           processors=processors)
-    owners = {f"model backend {args.model!r}": backend.options, f"sampler {sampler!r}": plugin_class("samplers", sampler).options}
-    owners.update({f"constraint {name!r}": plugin_class("constraints", name).options for name in constraints})
-    bundle_defaults = {k: v for k, v in chosen.items() if k not in given}
-    for values, typed in ((bundle_defaults, False), (given, True)):  # messages name what the user typed as typed
-        for label, share in split(values, owners, flags=typed).items():
-            resolve(owners[label], share, label, flags=typed)
+    settings = plan(defaults, args.steps, sampler=args.sampler, constraints=args.constrain, options=given,
+                    processors=_processors(args.processors), seed=args.seed, num_outputs=min(BATCH, args.num_outputs),
+                    typed=True, others={f"model backend {args.model!r}": backend.options})
     if args.output is not None:
         _check_outputs(_output_paths(args.output, args.num_outputs), args)
-    return Job(path, args.model, backend_options, args.sampler, args.constrain, options, args.steps, args.seed, args.quiet,
-               args.render, args.plot, args.no_defaults, processors)
+    return Job(path, args.model, backend_options, settings, args.quiet, args.render, args.plot)
 
 
 class Job:
-    """Everything a process needs to generate and write batches of one run: plain data, so that it travels to workers."""
+    """Everything a process needs to generate and write batches of one run: plain data, so that it travels to workers.
 
-    def __init__(self, bundle, backend, backend_options, sampler, constraints, options, steps, seed, quiet, render, plot,
-                 no_defaults=False, processors=()):
-        self.bundle, self.backend, self.backend_options = bundle, backend, backend_options
-        self.sampler, self.constraints, self.options = sampler, constraints, options  # as given: None for the bundle's
-        self.steps, self.seed, self.quiet, self.render, self.plot = steps, seed, quiet, render, plot
-        self.no_defaults, self.processors = no_defaults, list(processors)
-        self.primer = self.dynamics = None
+    ``plan`` (:class:`mgf.generation.plan.Plan`) is checked once, in the process that makes the job: a worker runs it
+    as it is, with each batch's seed and size."""
+
+    def __init__(self, bundle, backend, backend_options, plan, quiet, render, plot):
+        self.bundle, self.backend, self.backend_options, self.plan = bundle, backend, backend_options, plan
+        self.quiet, self.render, self.plot = quiet, render, plot
+        self.dynamics = None
 
     def model(self, loaded=None):
         """The model, from the bundle ``loaded`` if this process has read it, else from the file."""
         model = mgf.load_model(self.bundle if loaded is None else loaded, backend=self.backend, **self.backend_options)
-        if self.no_defaults:
-            model.defaults = {}
         if self.dynamics is not None:
             model.representation = _with_dynamics(model.representation, self.dynamics)
         return model
@@ -233,10 +226,10 @@ class Job:
         A batch's randomness depends only on the seed and the batch's place, so a run that is
         interrupted and restarted writes the missing files exactly as the first run would have.
         """
-        seed = self.seed if self.seed is None or first == 0 else np.random.SeedSequence([self.seed, first // BATCH])
-        pieces = mgf.generate(model, self.steps, sampler=self.sampler, primer=self.primer, seed=seed,
-                              num_outputs=len(paths), progress=False if self.quiet else None,
-                              constraints=self.constraints, processors=self.processors, **self.options)
+        seed = self.plan.seed
+        seed = seed if seed is None or first == 0 else np.random.SeedSequence([seed, first // BATCH])
+        batch = dataclasses.replace(self.plan, seed=seed, num_outputs=len(paths))  # at most the size the plan checked
+        pieces = mgf.generate(model, plan=batch, progress=False if self.quiet else None)
         written = []
         for path, tokens in zip(paths, pieces):
             if overwrite or not os.path.exists(path):

@@ -7,6 +7,7 @@ import pytest
 
 import mgf
 import mgf.testing
+from mgf.generation.plan import plan
 from mgf.generation.run import Run
 
 
@@ -87,7 +88,7 @@ def test_a_sampler_that_decides_nothing_is_skipped_with_the_reason(cls, problem)
 
 def test_the_context_holds_data_and_the_two_search_calls_not_the_run(make_bundle):
     model = mgf.load_model(make_bundle(20, (8,), seed=3))
-    run = Run(model, "temperature", [], {}, np.array([1, 2], np.int32), np.random.default_rng(0), 2)
+    run = Run(model, plan({}, None, primer=[1, 2], representation=model.representation, seed=0, num_outputs=2))
     ctx = run.ctx
     assert not hasattr(ctx, "_run") and not hasattr(ctx, "__dict__")
     for name in ctx.__slots__:

@@ -1,0 +1,195 @@
+"""The plan of a run: every setting of a generation resolved and checked once, as plain immutable data.
+
+The CLI, :func:`mgf.generate`, :func:`mgf.stream` and the ``--workers`` processes used to resolve
+a run's settings each on their own (the bundle's defaults, each plugin's share of the options, the
+limits).  :func:`plan` does it once; a :class:`Plan` is frozen and picklable, so the parent of the
+workers builds it and they run it as it is, and :class:`mgf.generation.run.Run` only instantiates
+the plugins it names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mgf.contract import options as opts
+from mgf.contract import registry
+from mgf.contract.options import Option
+from mgf.contract.representation import Representation
+from mgf.errors import InputError, UsageError
+from mgf.generation.processors import Processor, checked as checked_processors
+
+Pairs = tuple[tuple[str, Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one run does: made by :func:`plan`, never changed (``dataclasses.replace`` makes another, unchecked).
+
+    ``options`` holds each plugin's resolved options as ``(name, value)`` pairs: the sampler's first,
+    then each constraint's, in the order of ``constraints``.  ``primer``: token ids, without the start
+    token.  ``steps`` is None for a stream that runs until stopped; ``num_outputs`` None for one 1-D output.
+    """
+
+    sampler: str
+    constraints: tuple[str, ...]
+    options: tuple[Pairs, ...]
+    processors: tuple[Processor, ...] = ()
+    primer: tuple[int, ...] = ()
+    steps: int | None = None
+    num_outputs: int | None = None
+    seed: int | np.random.SeedSequence | None = None
+
+    @property
+    def rows(self) -> int:
+        """The outputs generated as one batch."""
+        return 1 if self.num_outputs is None else self.num_outputs
+
+    def primed(self, primer, representation: Representation) -> Plan:
+        """This plan with ``primer`` (token ids of ``representation``) checked and set: for a caller that reads the
+        primer with the representation only after the options are checked (``mgf generate``)."""
+        return dataclasses.replace(self, primer=tuple(_primer_tokens(primer, representation).tolist()))
+
+
+def plan(
+    defaults: dict[str, Any],
+    steps: int | None,
+    *,
+    sampler: str | None = None,
+    constraints: Sequence[str] | str | None = None,
+    options: Mapping[str, Any] | None = None,
+    processors: Sequence[Processor] | None = None,
+    primer=None,
+    representation: Representation | None = None,
+    seed: int | np.random.SeedSequence | None = None,
+    num_outputs: int | None = None,
+    typed: bool = False,
+    others: Mapping[str, Iterable[Option]] | None = None,
+) -> Plan:
+    """The checked :class:`Plan` of a run; a :class:`UsageError` or :class:`InputError` before any work.
+
+    ``defaults`` are the model's (:func:`generation_settings` merges them).  ``primer`` needs the
+    ``representation`` its tokens belong to.  ``typed``: ``options`` were typed on the command line,
+    so messages name them as flags (``--top-p``) and the bundle's defaults apart; ``others`` are more
+    owners of options that are checked here but are no part of the run (the CLI's model backend).
+    """
+    if steps is not None and (not _is_int(steps) or steps < 1):
+        raise UsageError(f"steps must be a positive integer, got {steps!r}")
+    if num_outputs is not None and (not _is_int(num_outputs) or num_outputs < 1):
+        raise UsageError(f"num_outputs must be a positive integer, got {num_outputs!r}")
+    if steps is not None:
+        check_limit("steps", steps)
+    check_limit("num_outputs", 1 if num_outputs is None else num_outputs)
+    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (not _is_int(seed) or seed < 0):
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    if primer is not None and representation is None:
+        raise InputError("the model has no representation; load it with mgf.load_model")
+    tokens = _primer_tokens(primer, representation) if primer is not None else np.empty(0, np.int32)
+    if isinstance(constraints, str):
+        constraints = [constraints]
+    given = checked_processors(processors)
+    options, others = dict(options or {}), dict(others or {})
+    theirs = {option.name for owned in others.values() for option in owned}
+    mine = {k: v for k, v in options.items() if k not in theirs}
+    sampler, constraints, merged = generation_settings(defaults, sampler, constraints, mine, processors=given)
+    sampler_entry = registry.entry("samplers", sampler)
+    constraint_entries = [registry.entry("constraints", name) for name in constraints]
+    if len({e.origin.name for e in constraint_entries}) < len(constraint_entries):
+        raise UsageError("each constraint may be given once (its options apply to it as a whole)")
+    run_owners = {f"sampler {sampler!r}": sampler_entry.cls.options}
+    run_owners.update({f"constraint {e.origin.name!r}": e.cls.options for e in constraint_entries})
+    owners = {**others, **run_owners} if typed else run_owners
+    # typed: the bundle's defaults, then what the user typed, so that each message names an option as it was given
+    groups = [({k: v for k, v in merged.items() if k not in options}, False), (options, True)] if typed else [(merged, False)]
+    resolved: dict[str, dict[str, Any]] = {}
+    for values, flags in groups:
+        for label, share in opts.split(values, owners, flags=flags).items():
+            checked = opts.resolve(owners[label], share, label, flags=flags)
+            if label not in resolved:
+                resolved[label] = checked
+            else:  # a later group's own values over the earlier one's
+                resolved[label].update({k: checked[k] for k in share if k in mine})
+    return Plan(sampler, tuple(constraints), tuple(tuple(resolved[label].items()) for label in run_owners),
+                tuple(given), tuple(tokens.tolist()), None if steps is None else int(steps),
+                None if num_outputs is None else int(num_outputs), seed)
+
+
+def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,
+                        options: dict[str, Any] | None = None, *,
+                        processors: Sequence[Processor] = ()) -> tuple[str, list[str], dict[str, Any]]:
+    """The sampler, constraints and options of a run: the caller's, else the model's ``defaults``, else temperature.
+
+    ``defaults`` is a bundle's (``Model.defaults``: ``sampler``, ``constraints``, ``options``, and
+    ``samplers``: per sampler name, constraints that replace the general ones and options that
+    override them one by one, when that sampler runs).  Given constraints follow the default ones (a constraint named in both
+    runs once, where the defaults put it), so that adding a pitch rule keeps the rules the model is
+    sampled with; a default option joins the caller's options when the caller left it out and the
+    sampler or a constraint of the run declares it, so that a default ``top_p`` stays out of a beam
+    search.  A default option named like the kind of a given processor (``temperature``, ``top_k``,
+    ``top_p``) yields to it, so that ``--top-p 0.99`` loosens a bundle's top-p 0.95 instead of
+    running after it.  To sample without any default, give a model whose ``defaults`` is ``{}``.
+    """
+    sampler = sampler if sampler is not None else defaults.get("sampler", "temperature")
+    own = defaults.get("samplers", {}).get(sampler, {})
+    defaults = {**defaults, "constraints": own.get("constraints", defaults.get("constraints", [])),
+                "options": {**defaults.get("options", {}), **own.get("options", {})}}
+    constraints = list(dict.fromkeys([*defaults.get("constraints", []), *(constraints or [])]))
+    declared = {option.name for option in registry.entry("samplers", sampler).cls.options}
+    for name in constraints:
+        declared.update(option.name for option in registry.entry("constraints", name).cls.options)
+    replaced = {processor.kind for processor in processors}
+    merged = {k: v for k, v in defaults.get("options", {}).items() if k in declared and k not in replaced}
+    merged.update(options or {})
+    return sampler, constraints, merged
+
+
+#: upper bounds, each raisable with its environment variable: a typo (``--steps 10000000``) must not run for hours
+#: or fill memory.  ``num_outputs`` bounds one batched call; ``outputs`` the files one ``mgf generate`` writes,
+#: batch after batch, with memory flat in their number; ``primer_tokens`` a primer (a model step per token).
+LIMITS = {"steps": ("MGF_MAX_STEPS", 100_000), "num_outputs": ("MGF_MAX_BATCH", 4096),
+          "outputs": ("MGF_MAX_OUTPUTS", 100_000), "primer_tokens": ("MGF_MAX_PRIMER_TOKENS", 100_000)}
+
+
+def limit(name: str) -> int:
+    """The upper bound of ``name`` in :data:`LIMITS`, from its environment variable if set."""
+    variable, default = LIMITS[name]
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12) or int(text) == 0:
+        raise UsageError(f"{variable} must be a positive integer, got {text[:40]!r}")
+    return int(text)
+
+
+def check_limit(name: str, value: int) -> None:
+    """``UsageError`` when ``value`` exceeds the limit of ``name``, saying how to raise it."""
+    bound = limit(name)
+    if value > bound:
+        raise UsageError(f"{name} {value} exceeds the limit {bound} (raise it with {LIMITS[name][0]})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _primer_tokens(primer, representation: Representation) -> np.ndarray:
+    if primer is None:
+        return np.empty(0, np.int32)
+    array = np.asarray(primer)
+    if array.size == 0:
+        return np.empty(0, np.int32)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise InputError("primer must be a 1-D sequence of integer token ids")
+    check_limit("primer_tokens", array.size)  # before any work: the model steps through every primer token
+    vocab_size = representation.vocab_size
+    if array.min() < 0 or array.max() >= vocab_size:
+        bad = array[(array < 0) | (array >= vocab_size)][0]
+        raise InputError(f"primer: token id {bad} is outside the vocabulary [0, {vocab_size})")
+    start = representation.start_token
+    if bool((array == start).any()):
+        raise InputError(f"the primer must not contain the start token {start} (it is added)")
+    return array.astype(np.int32)
