@@ -23,6 +23,7 @@ import mgf
 from mgf import MgfError
 from mgf.contract import registry
 from mgf.contract.boundary import guard, printable
+from mgf.errors import ContractWarning
 from mgf.files import STOP_SIGNALS
 
 
@@ -146,8 +147,8 @@ def _join_negative_ranges(argv: list[str]) -> list[str]:
 def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = _one_line_warning
     # what a contract-2 plugin must change is for its user to see too, not only under pytest (Python hides
-    # DeprecationWarnings outside __main__); every such message names the contract (docs/contract.md)
-    warnings.filterwarnings("default", message=r".*contract [23]", category=DeprecationWarning)
+    # DeprecationWarnings outside __main__)
+    warnings.simplefilter("default", ContractWarning)
     stdout = sys.stdout
     sys.stdout = ListingOut(stdout)
     try:

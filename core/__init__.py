@@ -23,7 +23,7 @@ from mgf.contract.constraint import Constraint, token_pitches
 from mgf.contract.boundary import printable
 from mgf.contract.clock import Clock, TokenKind
 from mgf.contract.events import Decoder, Event
-from mgf.errors import BundleError, InputError, MgfError, PluginError, UsageError
+from mgf.errors import BundleError, ContractWarning, InputError, MgfError, PluginError, UsageError
 from mgf.files import STOP_SIGNALS, OutputError, atomic_path, check_output, open_regular, output_beside
 from mgf.contract.hookspecs import hookimpl
 from mgf.contract.model import Model, ModelBackend, State, as_tokens
@@ -53,7 +53,7 @@ def _moved(name: str):
     import warnings
 
     new = f"{__name__}.{MOVED[name]}"
-    warnings.warn(f"mgf.{name} is now {new} (contract 3); import that instead", DeprecationWarning, stacklevel=3)
+    warnings.warn(f"mgf.{name} is now {new} (contract 3); import that instead", ContractWarning, stacklevel=3)
     return importlib.import_module(new)
 
 

@@ -23,3 +23,8 @@ class BundleError(MgfError):
 
 class PluginError(MgfError):
     """A plugin that is unknown, broken, or clashes with another."""
+
+
+class ContractWarning(DeprecationWarning):
+    """Code written for an earlier contract (a moved module, ``load(path)``, ``mgf.Sampler``): it still works, and the
+    message says what to write instead.  A category of its own so that ``mgf`` shows it, which Python would not."""

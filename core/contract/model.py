@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mgf.contract.options import Option
+from mgf.errors import ContractWarning
 
 if TYPE_CHECKING:
     from mgf.contract.bundle import Bundle
@@ -102,7 +103,7 @@ class ModelBackend(ABC):
         if subclass.reads_bundles and takes_path(subclass):
             warnings.warn(f"model backend {getattr(subclass, 'name', '?')!r} ({subclass.__module__}): load(path) is "
                           "contract 2 and reads the bundle a second time; contract 3 hands load the bundle mgf has read "
-                          "and checked: def load(self, bundle) (docs/contract.md)", DeprecationWarning, stacklevel=2)
+                          "and checked: def load(self, bundle) (docs/contract.md)", ContractWarning, stacklevel=2)
         return None
 
     @abstractmethod

@@ -16,6 +16,7 @@ import numpy as np
 
 from mgf.contract.context import Context
 from mgf.contract.options import Option
+from mgf.errors import ContractWarning
 
 if TYPE_CHECKING:
     from mgf.generation.processors import Processor
@@ -66,7 +67,7 @@ class Sampler:
             return "it implements neither choose nor search"
         base = "mgf.Search (it implements search)" if subclass.search is not None else "mgf.Policy (it implements choose)"
         warnings.warn(f"sampler {getattr(subclass, 'name', subclass.__name__)!r} ({subclass.__module__}) subclasses "
-                      f"mgf.Sampler, contract 2: subclass {base}", DeprecationWarning, stacklevel=2)
+                      f"mgf.Sampler, contract 2: subclass {base}", ContractWarning, stacklevel=2)
         return None
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mgf.errors import UsageError
+from mgf.errors import ContractWarning, UsageError
 
 #: the largest ``k`` and ``window`` (no vocabulary or history that large is a setting), and the range of a
 #: temperature or a penalty (beyond it a float32 logit only overflows or underflows)
@@ -182,7 +182,7 @@ def allowed_probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: i
     the run processors instead (``processors=[mgf.Temperature(t), mgf.TopK(k), mgf.TopP(p)]``).
     """
     warnings.warn("mgf.allowed_probabilities is deprecated (contract 3): give processors (mgf.Temperature, mgf.TopK, mgf.TopP, "
-                  "mgf.MinP, ...) to the run and subclass mgf.Policy with greedy = False", DeprecationWarning, stacklevel=2)
+                  "mgf.MinP, ...) to the run and subclass mgf.Policy with greedy = False", ContractWarning, stacklevel=2)
     z = np.array(logits, dtype=np.float32, order="C")
     _chooser(from_options(temperature, top_k, top_p), False).process(z, _no_history(z))
     wide = z.astype(np.float64)
@@ -198,7 +198,7 @@ def draw(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     index of probability 0 is never drawn.  Use :func:`draw_from_logits`, or ``greedy = False``.
     """
     warnings.warn("mgf.draw is deprecated (contract 3): subclass mgf.Policy with greedy = False (the core draws) or call "
-                  "mgf.draw_from_logits", DeprecationWarning, stacklevel=2)
+                  "mgf.draw_from_logits", ContractWarning, stacklevel=2)
     with np.errstate(divide="ignore"):
         logits = np.ascontiguousarray(np.log(np.asarray(prob, dtype=np.float64)), dtype=np.float32)
     return _chooser([], False).choose(logits, _no_history(logits), rng.random(len(logits)))
