@@ -22,6 +22,7 @@ import numpy as np
 
 from mgf.contract import registry
 from mgf.contract.boundary import Origin, guard, origin_of
+from mgf.contract.clock import clock_of
 from mgf.contract.constraint import Constraint, implements
 from mgf.contract.context import Context
 from mgf.errors import InputError, PluginError, UsageError
@@ -91,7 +92,7 @@ class Run:
 
         self.steps, self.rules, self.owners, self.applying = steps, [], [], []
         self.greedy = getattr(self.sampler, "greedy", None) if self.sampler.search is None else None
-        self.clock = self.representation.clock()
+        self.clock = clock_of(self.representation)
         primer = np.broadcast_to(self.primer, (self.num_outputs, len(self.primer)))
         where = None  # where the token after the primer falls
         if self.clock is not None:

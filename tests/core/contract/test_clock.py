@@ -421,3 +421,14 @@ def test_note_ons_are_the_tokens_that_start_a_pitch(name, config):
     on = clock.kinds == TokenKind.NOTE_ON
     assert on.any() and np.array_equal(on, pitches >= 0)
     assert np.array_equal(clock.pitches[on], pitches[on])
+
+
+def test_a_run_refuses_a_clock_that_does_not_fit_the_vocabulary_in_one_line(tmp_path):
+    """What a third-party ``clock()`` returns is checked before any rule reads it (``clock_of``)."""
+    notes = mgf.get_representation("notes")
+    model = mgf.load_model(notes.default_bundle)
+    wrong = mgf.Clock(kinds=np.zeros(3, np.int8), pitches=np.full(3, -1), advance=np.ones(3, np.int32),
+                      step_seconds=0.125, steps_per_beat=4, beats_per_bar=4)
+    model.representation.clock = lambda: wrong
+    with pytest.raises(mgf.PluginError, match="clock\\(\\) must give an mgf.Clock of its"):
+        mgf.generate(model, 8, seed=0)
