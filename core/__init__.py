@@ -26,6 +26,8 @@ from mgf.contract.events import Decoder, Event
 from mgf.errors import BundleError, ContractWarning, InputError, MgfError, PluginError, UsageError
 from mgf.files import STOP_SIGNALS, OutputError, atomic_path, check_output, open_regular, output_beside
 from mgf.contract.hookspecs import hookimpl
+from mgf.contract.infill import Infilling, InfillTokens
+from mgf.generation.infill import infill, infill_piece
 from mgf.contract.model import Model, ModelBackend, State, as_tokens
 from mgf.contract.options import Option
 from mgf.contract.registry import PluginWarning
@@ -91,6 +93,8 @@ __all__ = [
     "Context",
     "Decoder",
     "Event",
+    "InfillTokens",
+    "Infilling",
     "InputError",
     "MgfError",
     "MinP",
@@ -123,6 +127,8 @@ __all__ = [
     "generation_settings",
     "get_representation",
     "hookimpl",
+    "infill",
+    "infill_piece",
     "installed",
     "installed_commands",
     "load_model",

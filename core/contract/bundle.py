@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mgf.contract.infill import FORMAT, NAMES, InfillTokens
 from mgf.errors import BundleError
 from mgf.files import NotRegularFile, atomic_path, open_regular
 
@@ -70,6 +71,8 @@ class Bundle:
     use when the caller names no sampler, no constraints or leaves an option out.  ``precision``
     (optional): ``{"preferred": one of PRECISIONS, "held_out_cross_entropy": {precision: nats per token}}``,
     the weight precision a backend that has several loads by default, with the figures that justify it.
+    ``infill`` (optional, see :data:`INFILL_KEYS`): the model was trained to fill gaps (``mgf train --infill``), with
+    the four ids of :class:`mgf.InfillTokens` after its representation's own; None: it only continues.
     """
 
     arch: Arch
@@ -78,6 +81,7 @@ class Bundle:
     training: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     precision: dict[str, Any] = field(default_factory=dict)
+    infill: dict[str, Any] | None = None
     #: the file it was read from, named in messages (None: made in memory)
     path: str | None = field(default=None, compare=False, repr=False)
 
@@ -97,6 +101,8 @@ class Bundle:
             metadata["mgf.defaults"] = json.dumps(self.defaults)
         if self.precision:
             metadata["mgf.precision"] = json.dumps(self.precision)
+        if self.infill is not None:
+            metadata["mgf.infill"] = json.dumps(self.infill)
         return metadata
 
 
@@ -104,6 +110,12 @@ class Bundle:
 #: name, constraints that replace the general ones and options that override them when that sampler runs (a beam
 #: search amplifies what a temperature draw only tilts, so a model may be best searched with other settings)
 DEFAULT_KEYS = {"sampler": str, "constraints": list, "options": dict, "samplers": dict}
+
+#: what ``infill`` holds: the order of an example (``"spm"``: :func:`mgf.contract.infill.sequence`), the four ids by
+#: name, the share of training windows made examples, the context kept on each side of a gap (tokens), and whether
+#: gaps were whole bars or spans of time
+INFILL_KEYS = ("format", "tokens", "rate", "context", "gap")
+INFILL_GAPS = ("bars", "tokens")
 
 
 # Limits a reader applies before parsing anything (docs/bundle-format.md, "Limits").
@@ -226,7 +238,7 @@ def read(path: str | os.PathLike, weights: bool = True) -> Bundle:
         names = list(header.entries) if weights else [name for name in header.entries if name.startswith("repr.")]
         tensors = _read_tensors(path, handle, header, names)
     loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"],
-                    os.fspath(path))
+                    meta["infill"], path=os.fspath(path))
     if weights:
         validate(loaded, where=str(path))
     else:
@@ -269,6 +281,7 @@ def validate(bundle: Bundle, where: str = "bundle") -> None:
     """Check tensors against the architecture (names, shapes, float32, finite values within ``MAX_WEIGHT``) and the defaults."""
     _check_defaults(where, bundle.defaults)
     _check_precision(where, bundle.precision)
+    _check_infill(where, bundle.infill, bundle.arch)
     expected = bundle.arch.tensor_shapes()
     missing = sorted(set(expected) - set(bundle.tensors))
     if missing:
@@ -299,8 +312,39 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
     training = _json_field(path, raw, "mgf.training", dict)
     defaults = _json_field(path, raw, "mgf.defaults", dict) if "mgf.defaults" in raw else {}
     precision = _json_field(path, raw, "mgf.precision", dict) if "mgf.precision" in raw else {}
-    return {"arch": _parse_arch(path, arch), "representation": _parse_repr(path, representation), "training": training,
-            "defaults": _check_defaults(path, defaults), "precision": _check_precision(path, precision)}
+    infill = _json_field(path, raw, "mgf.infill", dict) if "mgf.infill" in raw else None
+    parsed = _parse_arch(path, arch)
+    return {"arch": parsed, "representation": _parse_repr(path, representation), "training": training,
+            "defaults": _check_defaults(path, defaults), "precision": _check_precision(path, precision),
+            "infill": _check_infill(path, infill, parsed)}
+
+
+def _check_infill(where, infill: Any, arch: Arch) -> dict[str, Any] | None:
+    """``infill`` if it has every key of :data:`INFILL_KEYS`, valid, and the ids that follow the representation's."""
+    if infill is None:
+        return None
+    if not isinstance(infill, dict):
+        raise BundleError(f"{where}: metadata mgf.infill must be a JSON object")
+    if set(infill) != set(INFILL_KEYS):
+        wrong = sorted(set(infill) ^ set(INFILL_KEYS))[0]
+        raise BundleError(f"{where}: metadata mgf.infill {'has an unknown key' if wrong in infill else 'lacks the key'} "
+                          f"{wrong!r} (it takes {', '.join(INFILL_KEYS)})")
+    if infill["format"] != FORMAT:
+        raise BundleError(f"{where}: metadata mgf.infill format {infill['format']!r:.40} is not supported (this mgf "
+                          f"reads {FORMAT!r})")
+    expected = InfillTokens.after(arch.vocab_size - len(NAMES)).as_dict()
+    if infill["tokens"] != expected or arch.vocab_size <= len(NAMES):
+        raise BundleError(f"{where}: metadata mgf.infill tokens must be {json.dumps(expected)} for a model of "
+                          f"{arch.vocab_size} ids (the four after its representation's own), got {infill['tokens']!r:.80}")
+    rate, context = infill["rate"], infill["context"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise BundleError(f"{where}: metadata mgf.infill rate must be a number in (0, 1], got {rate!r:.40}")
+    if not _positive_int(context):
+        raise BundleError(f"{where}: metadata mgf.infill context must be a positive integer (tokens), got {context!r:.40}")
+    if infill["gap"] not in INFILL_GAPS:
+        raise BundleError(f"{where}: metadata mgf.infill gap must be one of {', '.join(INFILL_GAPS)}, "
+                          f"got {infill['gap']!r:.40}")
+    return infill
 
 
 def _check_precision(where, precision: Any) -> dict[str, Any]:

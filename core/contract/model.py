@@ -42,6 +42,9 @@ class Model(ABC):
     #: how the model is best sampled (a bundle's ``mgf.defaults``), set by :func:`mgf.load_model`; see
     #: :func:`mgf.generation_settings`.  Read only: mgf never changes it, and a new dict replaces it.
     defaults: dict[str, Any] = {}
+    #: how the model learnt to fill gaps (a bundle's ``mgf.infill``: its ``context`` is the tokens it reads on
+    #: each side), set by :func:`mgf.load_model`; None: it only continues.  Read only, as ``defaults``.
+    infill: dict[str, Any] | None = None
 
     @property
     @abstractmethod

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.constraints.motifs",
     # commands, in the order `mgf --help` lists them
     "mgf.plugins.commands.generate",
+    "mgf.plugins.commands.infill",
     "mgf.plugins.commands.train",
     "mgf.plugins.commands.plugins",
     "mgf.plugins.commands.eval",

@@ -19,6 +19,7 @@ from mgf.generation.run import Run
 from mgf.contract.model import Model, takes_path
 from mgf.contract.options import resolve
 from mgf.contract.representation import Representation
+from mgf.contract.infill import Infilling
 
 
 def installed(kind: str) -> dict[str, registry.Registered]:
@@ -72,6 +73,8 @@ def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = No
     except UsageError as error:
         raise BundleError(f"{path}: bad representation config: {error}") from None
     representation.load_tensors(tensors)
+    if loaded.infill is not None:  # the bundle's checked ids are the ones that follow the representation's
+        return Infilling(representation)
     return representation
 
 
@@ -118,6 +121,7 @@ def load_model(source: str | os.PathLike | bundle.Bundle, backend: str = "native
             f"{representation.name!r} has {representation.vocab_size}"
         )
     model.representation, model.defaults = representation, dict(defaults)
+    model.infill = None if loaded is None or loaded.infill is None else dict(loaded.infill)
     setattr(model, "__mgf_origin__", entry.origin)  # noqa: B010 - not a declared attribute of Model (mypy)
     return model
 
@@ -164,13 +168,7 @@ def generate(
         run = Run(model, plan)
     steps, num_outputs, rows = run.plan.steps, run.plan.num_outputs, run.plan.rows
     user = run.primer
-    bar = None
-    if progress or (progress is None and sys.stderr is not None and sys.stderr.isatty()):  # tqdm's own rule for None
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(user) + 1 + int(steps) - 1, desc="generating", unit="step", leave=False,
-                   disable=None if progress is None else False)
-    run.bar = bar
+    run.bar = bar = progress_bar(progress, len(user) + 1 + int(steps) - 1)
     try:
         new = run.generate(int(steps))
     finally:
@@ -178,6 +176,15 @@ def generate(
             bar.close()
     pieces = np.concatenate([np.broadcast_to(user, (rows, len(user))), new], axis=1).astype(np.int32)
     return pieces[0] if num_outputs is None else pieces
+
+
+def progress_bar(progress: bool | None, total: int):
+    """A bar of ``total`` model steps for ``progress`` (True: always; None: on a terminal), else None."""
+    if not (progress or (progress is None and sys.stderr is not None and sys.stderr.isatty())):  # tqdm's rule for None
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="generating", unit="step", leave=False, disable=None if progress is None else False)
 
 
 def checked_run(model: Model, sampler: str | None, primer, seed, rows: int | None, constraints: Sequence[str] | str | None,

@@ -18,12 +18,34 @@ import numpy as np
 
 from mgf.contract import options as opts
 from mgf.contract import registry
+from mgf.contract.infill import Infilling, InfillTokens
 from mgf.contract.options import Option
 from mgf.contract.representation import Representation
 from mgf.errors import InputError, UsageError
 from mgf.generation.processors import Processor, checked as checked_processors
 
 Pairs = tuple[tuple[str, Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """What an infilling run (:func:`mgf.infill`) fills.  The model is primed with ``prompt`` (the gap's surroundings
+    in the order it learnt them) instead of the plan's primer, which is the music before the gap that the rules and
+    constraints read; each row ends with the END id, at grid step ``end`` (None: without a clock, where the model
+    chooses), its notes closed but those of the pitches in ``held``, which the music after the gap closes."""
+
+    prompt: tuple[int, ...]
+    end: int | None
+    held: tuple[int, ...] = ()
+
+
+def infill_tokens(representation: Representation | None) -> InfillTokens:
+    """The infilling ids of a model's representation; a :class:`UsageError` saying how to train a model that has them."""
+    if not isinstance(representation, Infilling):
+        name = getattr(representation, "name", "this")
+        raise UsageError(f"this model cannot infill (it was trained to continue only); train one that can with "
+                         f"`mgf train --repr {name} --infill 0.5 ...`")
+    return representation.infill
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +65,7 @@ class Plan:
     steps: int | None = None
     num_outputs: int | None = None
     seed: int | np.random.SeedSequence | None = None
+    gap: Gap | None = None  #: an infilling run's (:func:`mgf.infill`); None: the primer is continued
 
     @property
     def rows(self) -> int:

@@ -20,7 +20,11 @@ Each rule edits a row's logits before every choice, in the order given, after th
   state s, the tokens of ``forbid[s]`` are forbidden and ``bias[s]`` is added.
 - :class:`BarMask`: in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]`` are forbidden.
 - :class:`BarBudget`: at most ``limit`` of these tokens per bar.
-- :class:`TimeLimit`: no token whose clock advance takes the row past grid step ``end``.
+- :class:`TimeLimit`: no token moves the row to a step past ``end`` (by the clock's rules: a BAR to the next bar
+  line, a POSITION to its place in the bar).  With ``final`` (infilling's END): ``final`` is forbidden before
+  ``end``; at ``end`` the NOTE_OFFs of the notes sounding there come first (but those of ``held``), then only
+  ``final``, and after ``final`` only ``final``: a row ends exactly at ``end``, its notes closed; with ``within``
+  it does so by that many tokens, for any weights, where the clock moves time without BAR and POSITION tokens.
 
 Bar, beat and step come from the representation's :class:`mgf.Clock` (the rules that need one say so with
 ``needs_clock``); a run whose representation has none refuses them with a one-line error.  Arrays are checked
@@ -188,14 +192,30 @@ class BarBudget:
 
 @dataclass(frozen=True, eq=False)
 class TimeLimit:
-    """No token whose clock advance takes the row past grid step ``end``; once there, only tokens of advance 0."""
+    """No token moves the row to a step past ``end``.  ``final``: a token id that does not move time, chosen once
+    the row is at ``end`` and its notes but those of ``held`` (bool [128], pitches that may sound on past ``end``)
+    are closed, and only then; after it, only it (padding: allowed even where a rule before forbids it).
+    ``within``: the row's tokens (its primer's included) by which it chooses ``final``: no token after which the
+    longest moves that fit (a BAR's or a POSITION's aside), the closing NOTE_OFFs and ``final`` no longer fit in
+    them, while any token still leaves them room."""
 
     end: int
+    final: int | None = None
+    held: np.ndarray | None = None
+    within: int | None = None
     kind: ClassVar[str] = "time_limit"
     needs_clock: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _int(self, "end", 0)
+        if self.final is not None:
+            _int(self, "final", 0, 2**31 - 1)
+        if self.held is not None and _array(self, "held", "b", 1).shape != (128,):
+            raise PluginError("mgf.rules.TimeLimit: held must have one entry per MIDI pitch (128)")
+        if self.within is not None:
+            if self.final is None:
+                raise UsageError("mgf.rules.TimeLimit: within bounds the tokens before final; give final too")
+            _int(self, "within", 1, 2**30)
 
 
 Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, TimeLimit]

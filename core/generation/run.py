@@ -28,9 +28,13 @@ from mgf.contract.context import Context
 from mgf.errors import InputError, PluginError, UsageError
 from mgf.contract.model import Model, State
 from mgf.contract.sampler import Sampler
-from mgf.generation.plan import Plan
+from mgf.contract.infill import Infilling
+from mgf.generation.plan import Plan, infill_tokens
 from mgf.generation.processors import checked as checked_processors
-from mgf.generation.rules import RULES, BarBudget, BarMask
+from mgf.generation.rules import RULES, BarBudget, BarMask, Forbid, TimeLimit
+
+#: who the infilling rules (the framing ids forbidden, the gap's end) are in messages
+_INFILL = Origin("constraints", "infill", "mgf", "mgf-music", "", builtin=True)
 
 
 class Run:
@@ -68,7 +72,7 @@ class Run:
     # -- the loop --------------------------------------------------------------------------
 
     def generate(self, steps: int) -> np.ndarray:
-        """``[num_outputs, steps]`` new tokens."""
+        """``[num_outputs, steps]`` new tokens; with the plan's gap, fewer once every row has chosen END."""
         from mgf.kernel import _native  # on first use: ``import mgf`` stays light
 
         self._prepare(steps)
@@ -80,9 +84,13 @@ class Run:
         rules = self._ruleset(history[:, :P], P + steps)
         chooser = _native.Chooser(self.processors, bool(self.greedy))
         logits, state = self._prime_raw(rows)
-        for first in range(0, steps, self.CHUNK):
-            count = min(self.CHUNK, steps - first)
+        end = None if self.plan.gap is None else infill_tokens(self.representation).end
+        chunk = self.CHUNK if end is None else self.GAP_CHUNK
+        for first in range(0, steps, chunk):
+            count = min(chunk, steps - first)
             logits, state = self.extend(logits, state, rules, chooser, history, P + first, count, first + count < steps)
+            if end is not None and (history[:, P:P + first + count] == end).any(axis=1).all():
+                return history[:, P:P + first + count]
         return history[:, P:]
 
     def _prepare(self, steps: int) -> None:
@@ -122,6 +130,9 @@ class Run:
                 raise PluginError(f"{origin.describe('rules')}: {error}") from None
             self.rules += found
             self.owners += [origin] * len(found)
+        infilling = self._infill_rules()  # last: at the gap's end, only its END
+        self.rules += infilling
+        self.owners += [_INFILL] * len(infilling)
 
     def _ruleset(self, history: np.ndarray, max_tokens: int):
         """The run's rules with a state per row of ``history``, fed it."""
@@ -133,6 +144,23 @@ class Run:
 
     #: steps per chunk of the loop: between chunks the progress bar moves (the Python loop moves it every step)
     CHUNK = 256
+    #: steps per chunk when filling a gap: after each, the run stops if every row has ended
+    GAP_CHUNK = 32
+
+    def _infill_rules(self) -> list:
+        """An infilling model's framing ids, never chosen; with the plan's gap, its END only where the gap ends, and by
+        the run's last step."""
+        if not isinstance(self.representation, Infilling) and self.plan.gap is None:
+            return []
+        ids, gap = infill_tokens(self.representation), self.plan.gap
+        framing = np.zeros(self.vocab_size, bool)
+        framing[[ids.suffix, ids.prefix, ids.middle] + ([ids.end] if gap is None else [])] = True
+        rules: list = [Forbid(framing)]
+        if gap is not None and gap.end is not None:
+            held = np.zeros(128, bool)
+            held[list(gap.held)] = True
+            rules.append(TimeLimit(gap.end, ids.end, held, within=len(self.primer) + self.steps))
+        return rules
 
     def _no_token(self, row: int, rows: int, step: int, rule: int) -> None:
         """The error for a row that rule ``rule`` (of ``self.rules``; -1: the start token rule) left with no token."""
@@ -164,8 +192,9 @@ class Run:
         return state
 
     def _prime_raw(self, rows: int) -> tuple[np.ndarray, State]:
-        """The model's own logits after the start token and the primer, and the state."""
-        tokens = np.concatenate([[self.start], self.primer]).astype(np.int32)
+        """The model's own logits after the start token and the primer (a gap's prompt), and the state."""
+        prompt = self.primer if self.plan.gap is None else self.plan.gap.prompt
+        tokens = np.concatenate([[self.start], prompt]).astype(np.int32)
         return self.prime_from(np.broadcast_to(tokens, (rows, len(tokens))), self.initial_state(rows))
 
     def search_prime(self, rows: int) -> tuple[np.ndarray, State]:

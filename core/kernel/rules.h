@@ -27,15 +27,20 @@ enum { MGF_FORBID = 0, MGF_RUN_LIMIT, MGF_NGRAM_BONUS, MGF_CLOSE_NOTES, MGF_AUTO
 typedef struct {
     int kind;
     int slot;                       /* first of this op's slots in a row's slots */
-    const unsigned char *tokens;    /* FORBID, BAR_BUDGET: [V]; BAR_MASK: [count, V]; AUTOMATON: forbid [count, V] or NULL */
-    const int32_t *table;           /* RUN_LIMIT: groups [V]; AUTOMATON: next [count, V] */
+    const unsigned char *tokens;    /* FORBID, BAR_BUDGET: [V]; BAR_MASK: [count, V]; AUTOMATON: forbid [count, V] or NULL;
+                                       TIME_LIMIT: held pitches [128] or NULL */
+    const int32_t *table;           /* RUN_LIMIT: groups [V]; AUTOMATON: next [count, V]; TIME_LIMIT: [count] the
+                                       longest-first moves that cover each distance below count */
     const float *bias;              /* AUTOMATON: [count, V] or NULL */
-    int count;                      /* BAR_MASK: masks; AUTOMATON: states */
+    int count;                      /* BAR_MASK: masks; AUTOMATON: states; TIME_LIMIT: the longest move (not a BAR's
+                                       or POSITION's) */
     int64_t limit;                  /* RUN_LIMIT, NGRAM_BONUS: max_run; CLOSE_NOTES: max_steps; BAR_BUDGET: limit;
                                        TIME_LIMIT: end; AUTOMATON: start state; BAR_MASK: cycle */
     int length;                     /* NGRAM_BONUS: tokens matched; CLOSE_NOTES: max_polyphony (0: any) */
     float bonus;                    /* NGRAM_BONUS */
     int table_index;                /* NGRAM_BONUS: which of a row's hash tables */
+    int token;                      /* TIME_LIMIT: final, or -1 */
+    int64_t within;                 /* TIME_LIMIT: the row's tokens by which it chooses final (0: no bound) */
 } mgf_rule;
 
 typedef struct {
@@ -193,6 +198,79 @@ static inline int mgf_any_allowed(const float *z, int vocab)
     return 0;
 }
 
+/* The step row b moves to with token v (the clock's rules, core/contract/clock.py). */
+static inline int64_t mgf_step_after(const mgf_rules *r, const mgf_rows *s, int b, int v)
+{
+    int64_t bar = s->bar[b];
+    if (r->kinds[v] == MGF_BAR)
+        return (bar + 1) * r->bar_steps;
+    if (r->kinds[v] == MGF_POSITION)
+        return (bar > 0 ? bar : 0) * r->bar_steps + r->advance[v];
+    return s->step[b] + r->advance[v];
+}
+
+/* time-limit's notes to close at `end`: those sounding that have a NOTE_OFF, but the held ones. */
+static inline int mgf_open_notes(const mgf_rules *r, const mgf_rule *op, const int64_t *onsets)
+{
+    int open = 0;
+    for (int q = 0; q < MGF_PITCHES; q++)
+        open += onsets[q] >= 0 && r->off_token[q] >= 0 && !(op->tokens && op->tokens[q]);
+    return open;
+}
+
+/* time-limit's within: whether row b could still, after token v, reach `end` by the longest moves that fit, close its
+ * notes there (`open` now) and choose `final`, within `left` tokens after v. */
+static inline int mgf_in_time(const mgf_rules *r, const mgf_rule *op, const int64_t *onsets, int64_t next, int v,
+                              int open, int64_t left)
+{
+    int q = r->on_pitch[v], p = r->off_pitch[v];
+    int64_t distance = op->limit - next;
+    if (r->kinds[v] == MGF_REST)
+        open = 0;
+    else if (q >= 0 && onsets[q] < 0 && r->off_token[q] >= 0 && !(op->tokens && op->tokens[q]))
+        open++;
+    else if (p >= 0 && onsets[p] >= 0 && !(op->tokens && op->tokens[p]))
+        open--;
+    return left >= distance / op->count + op->table[distance % op->count] + open + 1;
+}
+
+/* time-limit: nothing moves the row past `end`; with a final token, at `end` the NOTE_OFFs of the pitches sounding
+ * there (but the held ones) come first, then only `final`, which is forbidden before (slot: the row chose it), and
+ * always allowed after.  With `within`, no token after which the row could not end in time (if any could). */
+static void mgf_time_limit(const mgf_rules *r, const mgf_rule *op, const mgf_rows *s, int b, const int64_t *slot,
+                           float *z)
+{
+    int v, q, open = -1, timely = 0;
+    int64_t now = s->step[b], left = op->within - s->length[b] - 1;
+    const int64_t *onsets = s->onsets ? s->onsets + (int64_t)b * MGF_PITCHES : NULL;
+    if (op->token >= 0 && (slot[0] || now >= op->limit)) {
+        int closing = !slot[0] && mgf_open_notes(r, op, onsets) > 0;
+        for (v = 0; v < r->vocab; v++) {
+            q = r->off_pitch[v];
+            if (closing ? !(q >= 0 && onsets[q] >= 0 && !(op->tokens && op->tokens[q])) : v != op->token)
+                z[v] = -INFINITY;
+        }
+        if (slot[0] && z[op->token] == -INFINITY) /* after final comes padding, whatever the rules before say */
+            z[op->token] = 0.0f;
+        return;
+    }
+    if (op->token >= 0)
+        z[op->token] = -INFINITY;
+    if (op->token >= 0 && op->within > 0 && op->count > 0)
+        open = mgf_open_notes(r, op, onsets);
+    for (v = 0; v < r->vocab; v++) {
+        int64_t next = mgf_step_after(r, s, b, v);
+        if (next > op->limit && next != now)
+            z[v] = -INFINITY;
+        else if (open >= 0 && z[v] > -INFINITY)
+            timely |= mgf_in_time(r, op, onsets, next, v, open, left);
+    }
+    if (timely)
+        for (v = 0; v < r->vocab; v++) {
+            if (z[v] > -INFINITY && !mgf_in_time(r, op, onsets, mgf_step_after(r, s, b, v), v, open, left))
+                z[v] = -INFINITY;
+        }
+}
 
 /* Row b's logits z [V], in place: the start token, then each op in order.  0, or 1 + the index of the op that left
  * the row no token. */
@@ -245,9 +323,7 @@ static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
                 mgf_forbid(z, op->tokens, V);
             break;
         case MGF_TIME_LIMIT:
-            for (v = 0; v < V; v++)
-                if (r->advance[v] > 0 && now + r->advance[v] > op->limit)
-                    z[v] = -INFINITY;
+            mgf_time_limit(r, op, s, b, slot, z);
             break;
         }
         if (!mgf_any_allowed(z, V))
@@ -291,6 +367,9 @@ static void mgf_rules_advance(const mgf_rules *r, mgf_rows *s, int b, int token)
             slot[0] += op->tokens[token] != 0;
             break;
         }
+        case MGF_TIME_LIMIT:
+            slot[0] |= token == op->token;
+            break;
         }
     }
     if (s->onsets) {

@@ -15,6 +15,8 @@ cdef extern from "rules.h" nogil:
         int length
         float bonus
         int table_index
+        int token
+        int64_t within
     ctypedef struct mgf_rules:
         int vocab, start, n_ops, n_slots, n_tables
         const mgf_rule *ops
@@ -46,9 +48,11 @@ cdef extern from "rules.h" nogil:
 RULE_KINDS = {"forbid": (MGF_FORBID, 0, 0), "run_limit": (MGF_RUN_LIMIT, 2, 0),
               "ngram_bonus": (MGF_NGRAM_BONUS, 4, 0), "close_notes": (MGF_CLOSE_NOTES, 0, 1),
               "automaton": (MGF_AUTOMATON, 1, 0), "bar_mask": (MGF_BAR_MASK, 0, 2),
-              "bar_budget": (MGF_BAR_BUDGET, 2, 2), "time_limit": (MGF_TIME_LIMIT, 0, 1)}
+              "bar_budget": (MGF_BAR_BUDGET, 2, 2), "time_limit": (MGF_TIME_LIMIT, 1, 1)}
 #: slots of n-gram hash tables one RuleSet may hold, all rows together (6 GiB of keys and ends)
 MAX_TABLE_SLOTS = 1 << 29
+#: the longest move for which TimeLimit.within is kept (a table of that many entries); beyond, within is not
+MAX_MOVE = 1 << 16
 
 
 cdef int32_t _NOTHING[1]
@@ -187,13 +191,39 @@ cdef _Compiled _compile(list rules, clock, int vocab, int start, int max_tokens)
             op.tokens = c._keep8(_table(rule.tokens, np.bool_, (V,), f"rule {i}: BarBudget.tokens"))
             op.limit = _natural(rule.limit, f"rule {i}: BarBudget.limit")
         else:
-            op.limit = _natural(rule.end, f"rule {i}: TimeLimit.end")
+            op.limit, op.token = _natural(rule.end, f"rule {i}: TimeLimit.end"), -1
+            final = getattr(rule, "final", None)
+            if final is not None:
+                op.token = _in_range(np.array([operator.index(final)]), 0, V, f"rule {i}: TimeLimit.final")[0]
+                if advance[op.token] != 0:
+                    raise InputError(f"rule {i}: TimeLimit.final must be a token that does not move time")
+                c.needs_onsets = True
+                within = getattr(rule, "within", None)
+                op.within = 0 if within is None else _positive(within, f"rule {i}: TimeLimit.within")
+                plain = (kinds != 7) & (kinds != 8)  # TokenKind.BAR, POSITION: their moves depend on the bar
+                sizes = np.unique(advance[plain & (advance > 0)])
+                if op.within and sizes.size and sizes[-1] <= MAX_MOVE:
+                    op.count = sizes[-1]
+                    op.table = c._keep32(_longest_first(sizes))
+            held = getattr(rule, "held", None)
+            if held is not None:
+                op.tokens = c._keep8(_table(held, np.bool_, (MGF_PITCHES,), f"rule {i}: TimeLimit.held"))
     c.rules.ops, c.rules.n_ops, c.rules.n_slots, c.rules.n_tables = c.ops, len(rules), slots, tables
     capacity = 1 << (2 * max_tokens + 1).bit_length() if tables else 0
     if capacity > MAX_TABLE_SLOTS:
         raise InputError(f"n-gram bonuses over rows of {max_tokens} tokens need more than {MAX_TABLE_SLOTS} table slots")
     c.rules.capacity = capacity
     return c
+
+
+def _longest_first(sizes):
+    """int32 [sizes[-1]]: the moves that cover each shorter distance exactly, the longest that fits first; 2**20 where
+    they cannot."""
+    table = np.zeros(int(sizes[-1]), np.int32)
+    for distance in range(1, len(table)):
+        fits = sizes[sizes <= distance]
+        table[distance] = 1 << 20 if not fits.size else min(1 << 20, 1 + table[distance - fits[-1]])
+    return table
 
 
 def _positive(value, what):

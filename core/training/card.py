@@ -99,6 +99,15 @@ def describe_precision(precision: dict[str, Any]) -> str:
     return line
 
 
+def describe_infill(infill: dict[str, Any]) -> str:
+    """A bundle's ``mgf.infill`` as one line: that the model fills gaps, how it learned to, and the ids that frame them."""
+    gaps = "whole bars" if infill["gap"] == "bars" else "spans of time"
+    tokens = infill["tokens"]
+    return (f"infilling: yes (mgf infill): {infill['rate']:.0%} of its training windows were gaps of {gaps} to fill, with "
+            f"up to {infill['context']} tokens of context each side (ids {tokens['suffix']}-{tokens['end']}: suffix, prefix, "
+            "middle, end)")
+
+
 def _why_no_card(training: dict[str, Any]) -> str:
     if training.get("pieces", {}).get("validation") == 0:
         return ("no piece was held out to compare with (trained with --val-split 0, or on too few pieces to hold one "

@@ -25,6 +25,8 @@ def _card(args):
         constraints = "" if "constraints" not in own or own["constraints"] else "no constraints "
         print(f"  with --sampler {sampler}: {constraints}{_flags(own)}".rstrip())
     print(card.describe_precision(meta["precision"]))
+    if meta["infill"] is not None:
+        print(card.describe_infill(meta["infill"]))
     if meta["representation"]["config"].get("dynamics", "none") != "none":
         print(f"dynamics when writing: {meta['representation']['config']['dynamics']} (added by mgf, not learned; "
               "mgf generate --dynamics none writes the model's own velocities)")

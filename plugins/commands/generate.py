@@ -1,52 +1,30 @@
 """``mgf generate``: load a bundle, sample, write the pieces with the bundle's representation."""
 
-import argparse
 import contextlib
 import dataclasses
 import os
 import signal
 import sys
 import threading
-import warnings
 
 import numpy as np
 
 import mgf
-from mgf import STOP_SIGNALS, PluginWarning, UsageError, check_limit, check_output, hookimpl, installed, plugin_class
+from mgf import STOP_SIGNALS, UsageError, check_limit, check_output, hookimpl, plugin_class
 from mgf.contract import bundle
 from mgf.training.workers import dask_client, exit_with_parent, worker_context
 from mgf.music import plot
 from mgf.music import synth
 from mgf.generation.api import representation_of
-from mgf.generation.plan import plan
 from mgf.music.scores import primer_source
-
-
-OPTION_KINDS = ("samplers", "constraints", "models")
-
-
-def declared_options() -> dict[str, list[tuple[str, mgf.Option]]]:
-    """Every option a sampler, constraint or backend declares: ``{name: [(owner, Option), ...]}``."""
-    found: dict[str, list[tuple[str, mgf.Option]]] = {}
-    for kind in OPTION_KINDS:
-        for name, entry in installed(kind).items():
-            for option in entry.cls.options:
-                found.setdefault(option.name, []).append((f"{kind[:-1]} {name}", option))
-    return found
+from mgf.plugins.commands.sampling_options import (add_model_options, add_sampling_options, backend_options, bundle_path,
+                                                   check_repr, output_paths, sampling_plan, with_dynamics)
 
 
 @hookimpl
 def register_commands(cli):
     p = cli.command("generate", "Generate music with a model bundle and a sampler.")
-    p.add_argument("--repr", help="representation (default: the bundle's)")
-    p.add_argument("--model", default="native", help="model backend (default: native)")
-    p.add_argument("--bundle", help="model bundle (.safetensors; default: the representation's default model)")
-    p.add_argument("--sampler", help="sampler (default: the bundle's, see `mgf card`, else temperature)")
-    p.add_argument("--constrain", action="append", metavar="NAME",
-                   help="apply a constraint at every step (repeatable, in order, after the bundle's default ones; "
-                        "see `mgf plugins` and `mgf card`)")
-    p.add_argument("--no-defaults", action="store_true",
-                   help="ignore the bundle's sampling defaults: temperature 1, no constraints, plugin defaults")
+    add_model_options(p)
     p.add_argument("--steps", type=int, default=256,
                    help="tokens to generate (default: 256; at most MGF_MAX_STEPS, by default 100,000)")
     p.add_argument("--primer", help="primer: text in the representation's notation, or a file to read")
@@ -67,64 +45,12 @@ def register_commands(cli):
     p.add_argument("--overwrite", action="store_true",
                    help="with --num-outputs, regenerate outputs that exist (default: keep them, so a killed run "
                         "can be re-run to write only the missing ones)")
-    shaping = p.add_argument_group("processors (after the constraints, under every sampler, beam included, in the order "
-                                   "given here: --min-p 0.1 --temperature 2 is not --temperature 2 --min-p 0.1)")
-    for kind, (metavar, text) in PROCESSOR_FLAGS.items():
-        shaping.add_argument("--" + kind.replace("_", "-"), dest="processors", action=_InOrder, const=kind, default=[],
-                             metavar=metavar, help=text)
-    group = p.add_argument_group("plugin options (each goes to the chosen sampler, constraints and backend that "
-                                 "declare it; see `mgf plugins`)")
-    for name, owners in sorted(declared_options().items()):
-        if name in PROCESSOR_FLAGS:  # the processor's flag: a sampler's option of that name is given from Python
-            continue
-        first = owners[0][1]
-        who = ", ".join(owner for owner, _ in owners)
-        types = sorted({option.type.__name__ for _, option in owners})
-        try:
-            group.add_argument(first.flag, dest=f"opt_{name}", default=None, metavar="/".join(types).upper(),
-                               help=f"{first.help} [{who}]")
-        except argparse.ArgumentError:
-            warnings.warn(f"option {name!r} of {who} clashes with a flag of `mgf generate`; it can be given from "
-                          "Python only", PluginWarning, stacklevel=1)
+    add_sampling_options(p, "generate")
     p.set_defaults(run=_generate)
 
 
 #: outputs generated as one batch; more are generated batch after batch and written as they come
 BATCH = 64
-
-#: the processors' flags (mgf.processors), each with its metavar and help
-PROCESSOR_FLAGS = {
-    "temperature": ("T", "divide the logits by T (below 1: more conservative); replaces the bundle's temperature"),
-    "top_k": ("K", "keep the K most likely tokens (0: all); replaces the bundle's top-k"),
-    "top_p": ("P", "keep the most likely tokens whose probability sums to P (nucleus); replaces the bundle's top-p"),
-    "min_p": ("P", "keep the tokens at least P times as likely as the most likely one (min-p sampling)"),
-    "repetition_penalty": ("R", "push down every token the piece already holds, primer included (CTRL's rule: R > 1 "
-                                "divides a positive logit by R, multiplies a negative one)"),
-}
-
-
-class _InOrder(argparse.Action):
-    """Appends ``(kind, text, flag)`` to one list, so that the order on the command line is the order applied."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (self.const, values, option_string)])
-
-
-def _processors(typed: list) -> list:
-    """The processors typed on the command line, in order; a bad value is one line naming the flag."""
-    found = []
-    for kind, text, flag in typed:
-        integer = kind == "top_k"
-        try:
-            value = int(text, 10) if integer else float(text)
-        except ValueError:
-            raise UsageError(f"{flag} must be {'an integer' if integer else 'a number'}, got {text!r:.40}") from None
-        try:
-            found.append(mgf.processors.KINDS[kind](value))
-        except UsageError as error:
-            raise UsageError(f"{flag} {text}: {error}") from None
-    return found
-
 
 def _generate(args) -> int:
     if args.steps < 1:
@@ -138,18 +64,18 @@ def _generate(args) -> int:
     check_limit("steps", args.steps)
     check_limit("outputs", args.num_outputs)
     backend = plugin_class("models", args.model)
-    path = _bundle_path(args)
+    path = bundle_path(args)
     parallel = args.scheduler is not None or args.workers > 1  # the workers load the model; this process need not
     loaded = bundle.read(path, weights=not parallel) if backend.reads_bundles else None  # the one read of the file
     if loaded is not None:
-        _check_repr(args, loaded.representation["name"])  # before the backend builds anything
+        check_repr(args, loaded.representation["name"])  # before the backend builds anything
     job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
     job.dynamics = args.dynamics
     model = None if parallel and loaded is not None else job.model(loaded)
     representation = job.representation(loaded) if model is None else model.representation
     if loaded is None:
-        _check_repr(args, representation.name)  # a file format of the backend's own: only its model knows
-    paths = _output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
+        check_repr(args, representation.name)  # a file format of the backend's own: only its model knows
+    paths = output_paths(args.output or f"generated{representation.suffix}", args.num_outputs)
     if args.output is None:
         _check_outputs(paths, args)
     if args.primer is not None:  # told from text here, once: a file the representation reads, else text to parse
@@ -174,23 +100,13 @@ def _generate(args) -> int:
     return 0
 
 
-def _check_repr(args, trained: str) -> None:
-    """``--repr``, if given, must name the representation the bundle was trained for."""
-    if args.repr is not None and args.repr != trained:
-        raise UsageError(f"--repr {args.repr} disagrees with the bundle, which was trained for {trained!r}")
-
-
 def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
     """The job of ``args``, its plan made here once (every option value, the bundle's defaults too, checked), and every
     output path checked; the primer joins the plan once the representation has read it."""
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
-    backend_options = {k: v for k, v in given.items() if k in {o.name for o in backend.options}}
-    settings = plan(defaults, args.steps, sampler=args.sampler, constraints=args.constrain, options=given,
-                    processors=_processors(args.processors), seed=args.seed, num_outputs=min(BATCH, args.num_outputs),
-                    typed=True, others={f"model backend {args.model!r}": backend.options})
+    settings = sampling_plan(args, backend, defaults, args.steps, min(BATCH, args.num_outputs))
     if args.output is not None:
-        _check_outputs(_output_paths(args.output, args.num_outputs), args)
-    return Job(path, args.model, backend_options, settings, args.quiet, args.render, args.plot)
+        _check_outputs(output_paths(args.output, args.num_outputs), args)
+    return Job(path, args.model, backend_options(args, backend), settings, args.quiet, args.render, args.plot)
 
 
 class Job:
@@ -208,14 +124,14 @@ class Job:
         """The model, from the bundle ``loaded`` if this process has read it, else from the file."""
         model = mgf.load_model(self.bundle if loaded is None else loaded, backend=self.backend, **self.backend_options)
         if self.dynamics is not None:
-            model.representation = _with_dynamics(model.representation, self.dynamics)
+            model.representation = with_dynamics(model.representation, self.dynamics)
         return model
 
     def representation(self, described):
         """The representation :meth:`model` sets, from the bundle read without its weights (``described``): what
         the process that hands batches to workers parses the primer and names the outputs with."""
         representation = representation_of(self.bundle, described)
-        return representation if self.dynamics is None else _with_dynamics(representation, self.dynamics)
+        return representation if self.dynamics is None else with_dynamics(representation, self.dynamics)
 
     def write(self, model, first: int, paths: list[str], overwrite: bool, listed=None) -> list[str]:
         """Generate the batch of outputs ``first, first + 1, ...`` and write those of ``paths`` not there yet.
@@ -322,15 +238,6 @@ def _check_outputs(paths: list[str], args) -> None:
             check_output(stem + ".png")
 
 
-def _with_dynamics(representation, style: str):
-    """``representation`` rebuilt with its ``dynamics`` config set to ``style`` (midi's: plugins/representations/midi_dynamics.py)."""
-    if "dynamics" not in {option.name for option in type(representation).options}:
-        raise UsageError(f"--dynamics: the {representation.name} representation writes no dynamics (midi does)")
-    shaped = mgf.get_representation(representation.name, **{**representation.config(), "dynamics": style})
-    shaped.load_tensors(representation.tensors())
-    return shaped
-
-
 def _write(representation, tokens, path, job, listed=None) -> list[str]:
     """One piece, and its WAV and piano roll if asked; each passed to ``listed`` once written (and returned)."""
     notes = representation.to_notes(tokens) if job.render or job.plot else None  # fail before writing anything
@@ -385,21 +292,3 @@ def _list(path: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _bundle_path(args) -> str:
-    if args.bundle is not None:
-        return args.bundle
-    if args.repr is None:
-        raise UsageError("give --repr (to use its default model) or --bundle")
-    cls = plugin_class("representations", args.repr)
-    if not cls.default_bundle or not os.path.isfile(cls.default_bundle):
-        raise UsageError(f"representation {args.repr!r} ships no default model; give --bundle")
-    return cls.default_bundle
-
-
-def _output_paths(output: str, count: int) -> list[str]:
-    if count == 1:
-        return [output]
-    stem, suffix = os.path.splitext(output)
-    return [f"{stem}-{i + 1}{suffix}" for i in range(count)]

@@ -10,8 +10,9 @@ import warnings
 
 import numpy as np
 
-from mgf import BundleError, InputError, UsageError, check_output, get_representation, hookimpl
+from mgf import BundleError, Infilling, InputError, UsageError, check_output, get_representation, hookimpl
 from mgf.contract import bundle
+from mgf.contract.clock import clock_of
 from mgf.training.workers import check_scheduler
 
 from mgf.plugins.keras import archive as keras_archive
@@ -49,12 +50,18 @@ def _train(args):
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {args.val_split}")
+    if not 0 <= args.infill <= 1:
+        raise UsageError(f"--infill must be in [0, 1] (the share of windows made gaps to fill), got {args.infill}")
+    if args.infill_context is not None and (args.infill_context < 1 or not args.infill):
+        raise UsageError("--infill-context takes a positive number of tokens, with --infill")
     check_workers(args)
     transpose = _transpose(args.transpose)
     check_output(args.output)  # before hours of training, not at the first checkpoint
     representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
     if args.repr is None and args.config:
         raise UsageError("--config needs --repr")
+    if args.infill and representation is not None:
+        clock_of(representation, "--infill")  # before TensorFlow is imported; a dataset's representation: in train()
     if not 0 < args.peer_timeout < math.inf:
         raise UsageError(f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}")
     require_keras()  # fail early, with the install hint, before reading data
@@ -71,6 +78,7 @@ def _train(args):
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=transpose, resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
+        infill=args.infill, infill_context=args.infill_context,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     # in a child process, which a signal can stop even while TensorFlow blocks (keras_support.in_child)
@@ -147,13 +155,16 @@ def _exported(path, representation, output, beside):
     """Convert the Keras model at ``path`` and write the bundle (in the child process); the bundle's path."""
     net = keras_net()
     arch, tensors = net.to_tensors(net.load_keras(path))
-    if representation.vocab_size != arch.vocab_size:
+    origin = _trained_bundle(beside)
+    # a model trained with --infill scores the representation's ids and four more: its bundle beside it says so
+    infill = origin.infill if origin is not None and origin.arch.vocab_size == arch.vocab_size else None
+    expected = Infilling(representation).vocab_size if infill else representation.vocab_size
+    if expected != arch.vocab_size:
         raise InputError(f"{path}: the model has {arch.vocab_size} tokens, representation "
-                         f"{representation.name!r} has {representation.vocab_size}")
+                         f"{representation.name!r} has {expected}")
     name = os.path.basename(path)
     spec = {"name": representation.name, "config": representation.config()}
     repr_tensors, training = representation.tensors(), {}
-    origin = _trained_bundle(beside)
     if origin is not None and origin.arch == arch and origin.representation == spec and all(
             np.array_equal(origin.tensors[key], value) for key, value in tensors.items()):
         repr_tensors, training = origin.repr_tensors, dict(origin.training)  # the same model: keep how it was trained
@@ -166,8 +177,8 @@ def _exported(path, representation, output, beside):
             warnings.warn(f"{name} differs from {beside} beside it, so its training metadata is not carried over",
                           stacklevel=1)
     training["exported_from"] = name
-    bundle.write(bundle.Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in repr_tensors.items()}}, spec, training),
-                 output)
+    bundle.write(bundle.Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in repr_tensors.items()}}, spec, training,
+                               infill=infill), output)
     return output
 
 
@@ -210,6 +221,12 @@ def register_commands(cli):
     p.add_argument("--patience", type=int, default=3, help="epochs without validation gain before stopping (default: 3)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer, in training (default: 0)")
     p.add_argument("--transpose", default="0", help="augment training pieces by these semitones, LOW:HIGH, e.g. -5:6 (default: 0)")
+    p.add_argument("--infill", type=float, default=0.0, metavar="RATE",
+                   help="make this share of training windows gaps to fill (fill-in-the-middle), so that the model can "
+                        "infill (`mgf infill`); gaps are whole bars, or spans of time without bars (default: 0, off)")
+    p.add_argument("--infill-context", type=int, metavar="TOKENS",
+                   help="with --infill: music kept on each side of a gap, in tokens (default: a quarter of --seq-len, "
+                        "so that half a window is context and the gap has the other half)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -16,10 +16,12 @@ import warnings
 import numpy as np
 
 import mgf
-from mgf import InputError, Representation, UsageError, atomic_path, open_regular
+from mgf import Infilling, InputError, Representation, UsageError, atomic_path, open_regular
 from mgf.files import atomic_paths
 from mgf.contract import bundle
+from mgf.contract.clock import clock_of
 from mgf.training import card
+from mgf.training.infill import Examples
 from mgf.training.build import build as build_dataset
 from mgf.training.progress import duration, LINE_SECONDS
 from mgf.training.shards import is_dataset, Shards, stream
@@ -191,6 +193,8 @@ def train(
     workers: int = 1,
     scheduler: str | None = None,
     distributed: bool = False,
+    infill: float = 0.0,
+    infill_context: int | None = None,
 ) -> Bundle | None:
     """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``).
 
@@ -200,7 +204,9 @@ def train(
     does not grow with the data.  ``representation=None`` takes the first dataset directory's.
     ``distributed`` trains under ``MultiWorkerMirroredStrategy`` as configured by ``TF_CONFIG``
     (``batch_size`` is then the global batch); only the chief writes checkpoints and the bundle,
-    and the other workers return None.
+    and the other workers return None.  ``infill`` (0: off) is the share of training windows made fill-in-the-middle
+    examples (:mod:`mgf.training.infill`) with ``infill_context`` tokens each side (default: a quarter of the window);
+    the model then scores the representation's ids and the four of :class:`mgf.Infilling`.
     """
     import tensorflow as tf
 
@@ -214,8 +220,12 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same data -> same bundle
     quiet = quiet or not chief
+    representation = _representation(representation, sources)
+    clock = clock_of(representation, "--infill") if infill else None  # gaps are cut by it: checked before any data is read
     representation, datasets = _datasets(representation, sources, val_split, workers, scheduler, quiet)
-    arch = Arch(vocab_size=representation.vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    infilling = None if clock is None else Infilling(representation)
+    arch = Arch(vocab_size=(infilling or representation).vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim,
+                cell=cell)
     source = " + ".join(sources)
     skipped = sum(d.manifest["files"]["skipped"] for d in datasets)
     if not any(d.manifest["pieces"] for d in datasets):
@@ -243,13 +253,16 @@ def train(
     # windows are padded to seq_len: beyond the longest piece only padding grows (10^9 made a segfault)
     seq_len = min(seq_len, max(train_count["longest"], val_count["longest"]))
     _check_fits(arch, min(batch_size, train_count["windows"]), seq_len)
+    examples = None if infilling is None else Examples(infilling.infill, clock, infill,
+                                                       seq_len // 4 if infill_context is None else infill_context)
     start = representation.start_token
     train_data = _tf_windows(tf, train_parts, start, seq_len, batch_size, train_count["windows"], train_transform,
-                             lambda: [seed, next(epoch_seeds)])
+                             lambda: [seed, next(epoch_seeds)], examples)
     validation = None
     if val_parts:
         validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], None, lambda: None)
-    scales = (train_count["windows"] * seq_len / train_count["tokens"],
+    positions = train_count["tokens"] * _positions_per_token(examples, train_parts, train_transform, start, seq_len, seed)
+    scales = (train_count["windows"] * seq_len / positions,
               val_count["windows"] * seq_len / val_count["tokens"] if val_parts else 1.0)
     initial_epoch, best = 0, None
     progress = Progress(epochs, -(-train_count["windows"] // batch_size), train_count["tokens"], scales, quiet, log_every)
@@ -291,7 +304,7 @@ def train(
     # fails anywhere leaves the previous ones as they were
     with atomic_paths(f"{os.path.splitext(output)[0]}.keras", output) as (keras_tmp, bundle_tmp):
         model.save(keras_tmp)
-        result = _bundle(model, representation, val_parts, train_parts, train_transform, bundle_tmp, {
+        result = _bundle(model, representation, examples, val_parts, train_parts, train_transform, bundle_tmp, {
             "data": list(sources),
             "command": command,
             "pieces": {"train": train_count["pieces"], "validation": val_count["pieces"], "skipped_files": skipped},
@@ -308,12 +321,15 @@ def train(
     return result
 
 
-def _bundle(model, representation, val_parts, train_parts, train_transform, path, training) -> Bundle:
+def _bundle(model, representation, examples, val_parts, train_parts, train_transform, path, training) -> Bundle:
     """The trained ``model``'s bundle, scored in memory with its card when there is a validation split, written to
-    ``path`` once: the numbers are those of the weights written, with no file written, read back and rewritten."""
+    ``path`` once: the numbers are those of the weights written, with no file written, read back and rewritten.
+
+    Scores and card are of plain music, with or without infilling (``examples``): the validation pieces continued."""
     arch, tensors = to_tensors(model)
     result = Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in representation.tensors().items()}},
-                    {"name": representation.name, "config": representation.config()}, training)
+                    {"name": representation.name, "config": representation.config()}, training,
+                    infill=None if examples is None else examples.metadata())
     if val_parts:
         scored = mgf.load_model(result, backend="native", threads=1)
         result.training.update(_scored(scored, representation, train_parts, val_parts, train_transform))
@@ -368,13 +384,18 @@ def _is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
 
 
-def _datasets(representation, sources, val_split, workers, scheduler, quiet):
-    """The representation and one dataset directory per source, encoding into the cache those that are not one."""
+def _representation(representation, sources):
+    """``representation``, or for None the first dataset directory's."""
     if representation is None:
         first = next((s for s in sources if is_dataset(s)), None)
         if first is None:
             raise mgf.UsageError("give --repr: the --data sources are not dataset directories (`mgf dataset -o`)")
         representation = Shards(first).representation()
+    return representation
+
+
+def _datasets(representation, sources, val_split, workers, scheduler, quiet):
+    """The representation and one dataset directory per source, encoding into the cache those that are not one."""
     if type(representation).fit is not Representation.fit and not representation.tensors():
         # learn the representation (a codebook) from the training side's files only
         paths = [p for source in sources if not is_dataset(source)
@@ -410,6 +431,19 @@ def _check_fits(arch: Arch, batch: int, seq_len: int) -> None:
                  UsageError)
 
 
+SAMPLE_TOKENS = 100_000  # training tokens that tell how many positions examples weigh, per token of music
+
+
+def _positions_per_token(examples, parts, transform, start, seq_len, seed) -> float:
+    """Weighted positions per token of music in training windows: 1 without ``examples``; with them, fewer (an example
+    holds its gap and some context, not all the music of the window it replaces), measured on the first pieces."""
+    if examples is None:
+        return 1.0
+    sample = _first_tokens(parts, transform, SAMPLE_TOKENS)
+    weights = examples.windows(sample, start, seq_len, np.random.default_rng([seed, 2**31]))[2]  # no epoch's stream
+    return float(weights.sum()) / sum(len(piece) for piece in sample)
+
+
 def _count(parts, seq_len, transform) -> dict[str, int]:
     """Pieces, tokens, training windows and the longest piece of ``parts``: one pass over the shards, before training."""
     count = {"pieces": 0, "tokens": 0, "windows": 0, "longest": 0}
@@ -429,12 +463,13 @@ def _count(parts, seq_len, transform) -> dict[str, int]:
     return count
 
 
-def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform, epoch_seed):
+def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform, epoch_seed, examples=None):
     """A ``tf.data`` pipeline of ``(inputs, targets, weights)`` batches read from the shards, one shard at a time.
 
     Each pass (epoch) asks ``epoch_seed()`` for its seed: shards come in a shuffled order and
-    each shard's windows shuffled (no shuffling for None).  Its length (``windows_count``,
-    counted beforehand) is declared, so Keras knows an epoch's batches from the first one on.
+    each shard's windows shuffled (no shuffling for None), and with ``examples`` (a seed needed) a share
+    of them made fill-in-the-middle examples, new gaps each epoch.  Its length (``windows_count``,
+    counted beforehand: examples replace windows) is declared, so Keras knows an epoch's batches from the first one on.
     Multi-worker runs shard it by batch.
     """
 
@@ -442,7 +477,10 @@ def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform,
         seed = epoch_seed()
         rng = None if seed is None else np.random.default_rng(seed)
         for pieces in stream(parts, transform, seed):
-            x, y, w = cut_windows(pieces, start, seq_len)
+            if examples is None:
+                x, y, w = cut_windows(pieces, start, seq_len)
+            else:
+                x, y, w = examples.windows(pieces, start, seq_len, rng)
             if rng is not None:
                 order = rng.permutation(len(x))
                 x, y, w = x[order], y[order], w[order]

@@ -18,23 +18,41 @@ NOTE_ON, NOTE_OFF, SHIFT, REST, HOLD, BAR, POSITION = (TokenKind.NOTE_ON, TokenK
 
 # -- the oracle ---------------------------------------------------------------------------------------------------
 
-def clock_steps(clock, tokens):
-    """The step each token falls at, then the step after them (mgf.Clock's docstring: BAR, POSITION, the rest)."""
-    per_bar = clock.steps_per_beat * clock.beats_per_bar
+def clock_steps(clock, tokens, bars=False):
+    """The step each token falls at, then the step after them (mgf.Clock's docstring: BAR, POSITION, the rest);
+    with ``bars``, also the bar the row is in after them."""
     steps, step, bar = [], 0, -1
     for token in tokens:
         steps.append(step)
-        kind, move = int(clock.kinds[token]), int(clock.advance[token])
-        if kind == BAR:
-            bar += 1
-            step = bar * per_bar
-        elif kind == POSITION:
-            bar = max(bar, 0)
-            step = bar * per_bar + move
-        elif move:
-            step += move
-            bar = max(bar, step // per_bar) if per_bar else bar
-    return steps + [step]
+        step, bar = moved(clock, step, bar, token)
+    return (steps + [step], bar) if bars else steps + [step]
+
+
+def moved(clock, step, bar, token):
+    """The step and bar after ``token`` from ``step`` in ``bar``."""
+    per_bar = clock.steps_per_beat * clock.beats_per_bar
+    kind, move = int(clock.kinds[token]), int(clock.advance[token])
+    if kind == BAR:
+        return (bar + 1) * per_bar, bar + 1
+    if kind == POSITION:
+        return max(bar, 0) * per_bar + move, max(bar, 0)
+    if move:
+        return step + move, max(bar, (step + move) // per_bar) if per_bar else bar
+    return step, bar
+
+
+def sounding(clock, history):
+    """The pitches sounding after ``history`` and the step each started at (NOTE_ON, NOTE_OFF, REST)."""
+    onsets = {}
+    for token, step in zip(history, clock_steps(clock, history)):
+        kind, pitch = int(clock.kinds[token]), int(clock.pitches[token])
+        if kind == NOTE_ON:
+            onsets[pitch] = step
+        elif kind == NOTE_OFF:
+            onsets.pop(pitch, None)
+        elif kind == REST:
+            onsets.clear()
+    return onsets
 
 
 def favoured(history, length):
@@ -94,23 +112,61 @@ def oracle(rules, clock, vocab, start, history, logits):
             if used >= rule.limit:
                 z[rule.tokens] = -np.inf
         elif isinstance(rule, mgf.TimeLimit):
-            z[(clock.advance > 0) & (now + clock.advance > rule.end)] = -np.inf
+            time_limit(rule, clock, history, z)
         if not (z > -np.inf).any():
             return z, index
     return z, None
 
 
+def time_limit(rule, clock, history, z):
+    """TimeLimit (mgf.rules): nothing moves past end; with final, the notes closed at end, then final only; with
+    within, no token after which the longest moves that fit, the closing and final no longer fit in it (if one does)."""
+    steps, bar = clock_steps(clock, history, bars=True)
+    now = steps[-1]
+    held = set() if rule.held is None else set(np.flatnonzero(rule.held).tolist())
+    closable = set(clock.pitches[clock.kinds == NOTE_OFF].tolist())
+    notes = set(sounding(clock, history))
+    open_ = (notes - held) & closable
+    if rule.final is not None and (rule.final in history or now >= rule.end):
+        closing = (clock.kinds == NOTE_OFF) & np.isin(clock.pitches, list(open_)) & (rule.final not in history)
+        if closing.any():
+            z[~closing] = -np.inf
+        else:
+            z[np.arange(len(z)) != rule.final] = -np.inf
+        if rule.final in history and z[rule.final] == -np.inf:  # padding, whatever the rules before said
+            z[rule.final] = 0.0
+        return
+    if rule.final is not None:
+        z[rule.final] = -np.inf
+    after = np.array([moved(clock, now, bar, token)[0] for token in range(len(z))])
+    z[(after > rule.end) & (after != now)] = -np.inf
+    sizes = sorted(set(clock.advance[(clock.kinds != BAR) & (clock.kinds != POSITION)].tolist()) - {0})
+    if rule.within is None or not sizes:
+        return
+    left = rule.within - len(history) - 1
+
+    def in_time(token):
+        kind, pitch = int(clock.kinds[token]), int(clock.pitches[token])
+        count = len(open_)
+        if kind == REST:
+            count = 0
+        elif kind == NOTE_ON and pitch not in notes and pitch in closable and pitch not in held:
+            count += 1
+        elif kind == NOTE_OFF and pitch in open_:
+            count -= 1
+        moves, distance = 0, rule.end - after[token]  # the longest move that fits, again and again
+        while distance > 0 and any(size <= distance for size in sizes):
+            moves, distance = moves + 1, distance - max(size for size in sizes if size <= distance)
+        return left >= (moves if distance == 0 else 1 << 20) + count + 1
+
+    timely = np.array([z[token] > -np.inf and in_time(token) for token in range(len(z))])
+    if timely.any():
+        z[~timely] = -np.inf
+
+
 def close_notes(rule, clock, history, steps, z):
     """CloseNotes (mgf.rules): the notes sounding after `history`, then its three rules."""
-    onsets = {}
-    for token, step in zip(history, steps):
-        kind, pitch = int(clock.kinds[token]), int(clock.pitches[token])
-        if kind == NOTE_ON:
-            onsets[pitch] = step
-        elif kind == NOTE_OFF:
-            onsets.pop(pitch, None)
-        elif kind == REST:
-            onsets.clear()
+    onsets = sounding(clock, history)
     now = steps[-1]
     if not onsets:
         return
@@ -168,8 +224,18 @@ def random_rules(rng, vocab, clock):
         elif kind == 6 and clock is not None:
             found.append(mgf.BarBudget(rng.random(vocab) < 0.3, int(rng.integers(0, 4))))
         elif kind == 7 and clock is not None:
-            found.append(mgf.TimeLimit(int(rng.integers(0, 60))))
+            found.append(random_time_limit(rng, clock))
     return found
+
+
+def random_time_limit(rng, clock):
+    """A TimeLimit, with a final token (of advance 0), held pitches and a bound on its tokens or not."""
+    end = int(rng.integers(0, 60))
+    still = np.flatnonzero(clock.advance == 0)
+    if rng.random() < 0.5 or not still.size:
+        return mgf.TimeLimit(end)
+    return mgf.TimeLimit(end, int(rng.choice(still)), None if rng.random() < 0.5 else rng.random(128) < 0.5,
+                         None if rng.random() < 0.5 else int(rng.integers(1, 40)))
 
 
 def _check_against_oracle(rules, clock, vocab, start, histories, rng):
@@ -217,9 +283,53 @@ def test_each_rule_alone_matches_the_oracle():
                   [mgf.Automaton(np.roll(np.arange(3), 1)[np.arange(vocab) % 3][None].repeat(3, 0) % 3,
                                  np.eye(3, vocab, dtype=bool), np.ones((3, vocab), np.float32))],
                   [mgf.BarMask(np.eye(2, vocab, dtype=bool), cycle=False)], [mgf.BarBudget(np.arange(vocab) < 12, 2)],
-                  [mgf.TimeLimit(20)]):
+                  [mgf.TimeLimit(20)], [mgf.TimeLimit(20, int(np.flatnonzero(clock.advance == 0)[0]))],
+                  [mgf.TimeLimit(12, int(np.flatnonzero(clock.advance == 0)[-1]), np.arange(128) % 2 == 0)]):
         histories = rng.integers(0, vocab, (4, 60)).astype(np.int32)
         _check_against_oracle(rules, clock, vocab, vocab - 1, histories, rng)
+
+
+def test_a_time_limit_with_a_final_token_ends_each_row_exactly_there_with_its_notes_closed():
+    """Rows drawn at random under TimeLimit(end, final, held, within) (infilling's end rule): each reaches ``end``
+    exactly, closes every note sounding there but the held ones, then chooses only ``final``, by the clock's own
+    reckoning; with ``within``, by then, even when the weights would rather not move time."""
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        vocab = int(rng.integers(8, 30))
+        clock = random_clock(rng, vocab, bars=bool(trial % 2))
+        clock = mgf.Clock(clock.kinds, clock.pitches, np.where(clock.kinds == SHIFT, 1, clock.advance), 0.125, 2, 4)
+        final = vocab - 1  # an OTHER token of advance 0, as infilling's END
+        kinds = clock.kinds.copy()
+        kinds[final], kinds[-2], kinds[-3] = TokenKind.OTHER, SHIFT, TokenKind.OTHER  # a shift of 1: every end is
+        advance = clock.advance.copy()  # reachable; the start token is no note's
+        advance[final], advance[-2], advance[-3] = 0, 1, 0
+        pitches = np.where(np.isin(kinds, [NOTE_ON, NOTE_OFF]), np.maximum(clock.pitches, 60), -1)
+        clock = mgf.Clock(kinds, pitches, advance, 0.125, 2, 4)
+        end, held = int(rng.integers(8, 40)), rng.random(128) < 0.3
+        sizes = sorted(set(advance[(kinds != BAR) & (kinds != POSITION)].tolist()) - {0})
+        moves, left = 0, end
+        while left:
+            moves, left = moves + 1, left - max(size for size in sizes if size <= left)
+        within = moves + 1 + int(rng.integers(0, 20)) if trial % 3 else None  # the fewest it can take, and more
+        rows, length = 4, 400
+        ruleset = RuleSet([mgf.TimeLimit(end, final, held, within)], clock, vocab, vocab - 3, rows, length)
+        history = np.zeros((rows, 0), np.int32)
+        stalling = np.where(advance == 0, 8.0, 0.0).astype(np.float32)  # weights that would rather not move time
+        for _ in range(length):
+            logits = rng.normal(0, 2, (rows, vocab)).astype(np.float32) + (stalling if within else 0)
+            assert ruleset.apply(logits) is None
+            chosen = np.array([rng.choice(np.flatnonzero(row > -np.inf)) for row in logits], np.int32)
+            ruleset.feed(chosen[:, None])
+            history = np.concatenate([history, chosen[:, None]], axis=1)
+            if (history == final).any(axis=1).all():
+                break
+        for row in history:
+            first = int(np.flatnonzero(row == final)[0])
+            assert within is None or first < within, (trial, first, within)
+            assert (row[first:] == final).all()
+            assert clock_steps(clock, row[:first])[-1] == end
+            left = set(sounding(clock, row[:first]))
+            assert all(held[p] or not (kinds[(pitches == p)] == NOTE_OFF).any() for p in left), (left, trial)
 
 
 def test_take_copies_rows_with_their_state():
@@ -256,6 +366,11 @@ def test_the_boundary_checks_before_any_work():
         RuleSet([mgf.TimeLimit(3)], None, 4, 0, 1, 4)
     with pytest.raises(InputError, match="bars"):
         RuleSet([mgf.BarBudget(np.zeros(4, bool), 1)], clock, 4, 0, 1, 4)
+    with pytest.raises(InputError, match="final must lie"):
+        RuleSet([mgf.TimeLimit(3, 4)], clock, 4, 0, 1, 4)
+    moving = mgf.Clock(np.full(4, SHIFT, np.int8), np.full(4, -1), np.ones(4, np.int32), 0.1, 0, 0)
+    with pytest.raises(InputError, match="does not move time"):
+        RuleSet([mgf.TimeLimit(3, 1)], moving, 4, 0, 1, 4)
     with pytest.raises(InputError, match="Automaton.next"):
         RuleSet([mgf.Automaton(np.zeros((2, 4), np.int32))], None, 5, 0, 1, 4)
     ruleset = RuleSet([mgf.NgramBonus(2, 1.0, 2)], clock, 4, 0, 2, 3)
@@ -278,6 +393,8 @@ def test_the_boundary_checks_before_any_work():
     lambda: mgf.CloseNotes(0), lambda: mgf.CloseNotes(4, 200), lambda: mgf.Automaton([[0, 2]]),
     lambda: mgf.Automaton([[0, 0]], bias=[[0.0, np.inf]]), lambda: mgf.Automaton([[0, 0]], start=1),
     lambda: mgf.BarMask(np.zeros((0, 3), bool)), lambda: mgf.BarBudget(np.zeros(3, bool), -1), lambda: mgf.TimeLimit(-1),
+    lambda: mgf.TimeLimit(4, -1), lambda: mgf.TimeLimit(4, 2, np.zeros(12, bool)), lambda: mgf.TimeLimit(4, 2, [0, 1]),
+    lambda: mgf.TimeLimit(4, within=3), lambda: mgf.TimeLimit(4, 2, within=0),
 ])
 def test_a_bad_rule_is_a_one_line_error(make):
     with pytest.raises(mgf.MgfError) as error:
