@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers.infill import infill_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +87,7 @@ def test_continues_an_uploaded_midi_file_as_json_base64_or_multipart(client, tmp
     assert as_json["tokens"][:len(expected)] == expected and len(as_json["tokens"]) == len(expected) + 32
     assert as_form["tokens"] == as_json["tokens"]
     one_line_error(client.post("/api/generate", data={"request": "{}", "other": "x"}, files={"primer": ("a.mid", primer)}), 400)
+    one_line_error(client.post("/api/generate", files={"request": ("request.json", b'{"steps": 8}')}), 400)  # a file, not a field
 
 
 BAD = [
@@ -155,7 +157,7 @@ def test_a_job_stopped_midway_leaves_no_scratch_behind():
     """A job past its time is killed inside its writing: its scratch folder (in memory, /dev/shm) goes with it."""
     before = set(scratch_left())
     worker = serve_app.Worker(({}, 100_000))
-    job = ("notes", {"steps": 100_000, "seed": 1, "sampler": None, "constraints": []}, None, "file", False)
+    job = ("generate", "notes", {"steps": 100_000, "seed": 1, "sampler": None, "constraints": []}, None, "file", False)
     calling = threading.Thread(target=worker.call, args=(job,), daemon=True)
     calling.start()
     deadline = time.monotonic() + 60
@@ -216,8 +218,8 @@ def serve(tmp_path):
         process.wait(10)
 
 
-def post(url, body, timeout=30):
-    request = urllib.request.Request(url + "/api/generate", json.dumps(body).encode(), {"Content-Type": "application/json"})
+def post(url, body, timeout=30, path="/api/generate"):
+    request = urllib.request.Request(url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers, response.read()
@@ -240,10 +242,11 @@ def test_the_command_refuses_a_bad_bundle_in_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.startswith("mgf: error:") and len(result.stderr.splitlines()) == 1
 
 
-def test_the_command_without_the_extra_says_how_to_install_it(tmp_path):
-    blocked = "import sys; sys.modules['starlette'] = None; from mgf.cli.main import main; sys.exit(main(['serve']))"
+@pytest.mark.parametrize("missing", ["starlette", "websockets"])
+def test_the_command_without_the_extra_says_how_to_install_it(tmp_path, missing):
+    blocked = f"import sys; sys.modules[{missing!r}] = None; from mgf.cli.main import main; sys.exit(main(['serve']))"
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr == "mgf: error: mgf serve needs starlette: pip install 'mgf-music[serve]'\n"
+    assert result.returncode == 2 and result.stderr == f"mgf: error: mgf serve needs {missing}: pip install 'mgf-music[serve]'\n"
 
 
 def test_load_200_requests_from_16_clients_then_a_flood_gets_503(serve):
@@ -278,49 +281,166 @@ def test_load_200_requests_from_16_clients_then_a_flood_gets_503(serve):
 
 # --- the page in a real browser --------------------------------------------------------------------------------------
 
-def test_the_page_generates_draws_the_notes_and_can_play_them(serve, tmp_path):
+@pytest.fixture
+def browser(tmp_path):
+    """Debian's headless Chromium through Selenium (nothing downloaded at run time)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if chromium is None or driver_path is None:
         assert not os.environ.get("CI"), "CI must run the page test: .ci/run installs chromium and chromium-driver"
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    url, _, _ = serve()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,760",
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1000",
                      "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(driver_path))
-    try:
-        browser.get(url)
-        wait = WebDriverWait(browser, 30)
-        wait.until(lambda b: b.execute_script("return document.getElementById('model').value") == "notes")
-        browser.find_element(By.ID, "seed").send_keys("7")
-        browser.find_element(By.ID, "steps").clear()
-        browser.find_element(By.ID, "steps").send_keys("128")
-        browser.find_element(By.ID, "generate").click()
-        wait.until(lambda b: b.find_element(By.ID, "roll").get_attribute("data-notes-drawn") != "0")
-        drawn = int(browser.find_element(By.ID, "roll").get_attribute("data-notes-drawn"))
-        _, _, body = post(url, {"model": "notes", "steps": 128, "seed": 7, "format": "json"})
-        assert drawn == len(json.loads(body)["notes"]) > 0
-        assert browser.find_element(By.ID, "status").text.startswith(f"{drawn} notes")
-        ready = browser.execute_async_script("""
-            const done = arguments[arguments.length - 1], audio = document.getElementById('audio');
-            if (audio.readyState >= 3) { done([audio.readyState, audio.duration]); return; }
-            audio.addEventListener('canplay', () => done([audio.readyState, audio.duration]));
-            audio.addEventListener('error', () => done([-1, 0]));""")
-        assert ready[0] >= 3 and ready[1] > 1
-        assert browser.execute_script("return document.getElementById('download').href").startswith("blob:")
-        shot = os.environ.get("MGF_SERVE_SCREENSHOT") or str(tmp_path / "serve.png")
-        assert browser.save_screenshot(shot)
-        with open(shot, "rb") as handle:
-            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    finally:
-        browser.quit()
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+#: records every message the page's sockets receive in ``window.received``, apart from the page's own code
+RECORD_SOCKETS = """
+    window.received = [];
+    const Socket = window.WebSocket;
+    window.WebSocket = class extends Socket {
+        constructor(...args) { super(...args); this.addEventListener('message', (m) => window.received.push(JSON.parse(m.data))); }
+    };"""
+
+
+def open_page(browser, url):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    browser.execute_script(RECORD_SOCKETS)
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda b: b.execute_script("return document.getElementById('model').value") == "notes")
+    return wait
+
+
+def test_the_page_streams_draws_the_notes_and_can_play_them(serve, browser):
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = serve()
+    wait = open_page(browser, url)
+    browser.find_element(By.ID, "seed").send_keys("7")
+    browser.find_element(By.ID, "steps").clear()
+    browser.find_element(By.ID, "steps").send_keys("128")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text.endswith("seed 7."))
+    drawn = int(browser.find_element(By.ID, "roll").get_attribute("data-notes-drawn"))
+    _, _, body = post(url, {"model": "notes", "steps": 128, "seed": 7, "format": "json"})
+    assert drawn == len(json.loads(body)["notes"]) > 0
+    assert browser.find_element(By.ID, "status").text.startswith(f"{drawn} notes")
+    streamed = browser.execute_script("return window.received")  # the notes came over the socket first
+    assert streamed[0]["type"] == "ready" and streamed[-1]["type"] == "end"
+    assert sum(e["type"] == "note_on" for m in streamed if m.get("type") == "events" for e in m["events"]) == drawn
+    ready = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1], audio = document.getElementById('audio');
+        if (audio.readyState >= 3) { done([audio.readyState, audio.duration]); return; }
+        audio.addEventListener('canplay', () => done([audio.readyState, audio.duration]));
+        audio.addEventListener('error', () => done([-1, 0]));""")
+    assert ready[0] >= 3 and ready[1] > 1
+    assert browser.execute_script("return document.getElementById('download').href").startswith("blob:")
+
+
+def test_the_page_jams_from_the_keyboard(serve, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = serve()
+    wait = open_page(browser, url)
+    browser.find_element(By.ID, "seed").send_keys("3")
+    for field, value in (("qpm", "240"), ("pause", "0.5")):
+        browser.find_element(By.ID, field).clear()
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.ID, "jam-start").click()
+    wait.until(lambda b: b.find_element(By.ID, "jam-status").text.startswith("Jamming"))
+    roll = browser.find_element(By.ID, "roll")
+    for call in range(1, 6):  # an answer may be silence: call again, a few times at most
+        keys = ActionChains(browser)
+        for key in "adgk":  # C4 E4 G4 C5
+            keys.key_down(key).pause(0.1).key_up(key).pause(0.05)
+        keys.perform()
+        wait.until(lambda b, call=call: int(b.find_element(By.ID, "jam-status").get_attribute("data-answers")) >= call)
+        if int(roll.get_attribute("data-answer-notes")) > 0:
+            break
+    received = browser.execute_script("return window.received")
+    answered = [e for m in received if m.get("type") == "events" for e in m["events"]]
+    assert int(roll.get_attribute("data-answer-notes")) == sum(e["type"] == "note_on" for e in answered) > 0
+    assert int(roll.get_attribute("data-notes-drawn")) >= 4 * call + len(answered) // 2  # the player's notes too
+    assert not [m for m in received if "error" in m]
+    shot = str(tmp_path / "jam.png")
+    assert browser.save_screenshot(shot)
+    with open(shot, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    browser.find_element(By.ID, "jam-start").click()
+    wait.until(lambda b: b.find_element(By.ID, "jam-status").text.startswith("Jam over"))
+    assert browser.execute_script("return window.received")[-1]["type"] == "end"
+
+
+def outside(notes, start, end):
+    """The music of ``notes`` outside ``start``-``end`` seconds: the notes before it, cut at ``start``, and those after."""
+    before = [(n["pitch"], n["velocity"], n["start"], min(n["end"], start)) for n in notes if n["start"] < start]
+    return sorted(before) + sorted((n["pitch"], n["velocity"], n["start"], n["end"]) for n in notes if n["start"] >= end)
+
+
+def test_the_page_fills_the_bars_dragged_over(serve, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    url, _, _ = serve("--bundle", f"fill={infill_bundle(tmp_path / 'fill.safetensors')}")
+    wait = open_page(browser, url)
+    fill = browser.find_element(By.ID, "fill")
+    assert not fill.is_enabled()
+    Select(browser.find_element(By.ID, "model")).select_by_value("fill")
+    browser.find_element(By.ID, "seed").send_keys("7")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text.endswith("seed 7."))
+    assert not fill.is_enabled() and "drag" in fill.get_attribute("title")
+    roll = browser.find_element(By.ID, "roll")
+    width = browser.execute_script("return arguments[0].getBoundingClientRect().width", roll)
+    at = lambda seconds: round((seconds / 16 - 0.5) * width)  # noqa: E731 - 8 bars of 2 s; offsets from the roll's middle
+    ActionChains(browser).move_to_element_with_offset(roll, at(5), 0).click_and_hold().move_to_element_with_offset(
+        roll, at(7), 10).move_to_element_with_offset(roll, at(9), 20).release().perform()  # from bar 3 to bar 5
+    assert roll.get_attribute("data-selection") == "3-5" and fill.is_enabled()
+    fill.click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text.startswith("Filled bars 3–5"))
+    drawn = browser.execute_script("return document.getElementById('roll').notes")
+    _, _, made = post(url, {"model": "fill", "steps": 128, "seed": 7, "format": "json"})
+    original = json.loads(made)
+    _, _, answer = post(url, {"model": "fill", "tokens": original["tokens"], "bars": [3, 5], "seed": 7, "format": "json"},
+                        path="/api/infill")
+    filled = json.loads(answer)
+    assert filled["filled"]["start"] == 4.0 and filled["filled"]["end"] == 10.0
+    assert outside(drawn, 4.0, 10.0) == outside(original["notes"], 4.0, 10.0) and outside(drawn, 4.0, 10.0)
+    inside = [n for n in drawn if 4.0 <= n["start"] < 10.0]
+    assert inside == [n for n in filled["notes"] if 4.0 <= n["start"] < 10.0] and inside
+    assert inside != [n for n in original["notes"] if 4.0 <= n["start"] < 10.0]
+    assert int(roll.get_attribute("data-filled-notes")) == len(inside)
+    link = browser.find_element(By.ID, "download")
+    assert link.get_attribute("download") == "mgf-fill-7-filled-3-5.mid" and link.get_attribute("href").startswith("blob:")
+    playable = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1], audio = document.getElementById('audio');
+        if (audio.readyState >= 3) { done(audio.duration); return; }
+        audio.addEventListener('canplay', () => done(audio.duration));
+        audio.addEventListener('error', () => done(-1));""")
+    assert playable > 1
+    shot = os.environ.get("MGF_SERVE_SCREENSHOT") or str(tmp_path / "serve.png")  # docs/serve.png
+    assert browser.save_screenshot(shot)
+    (tmp_path / "filled.mid").write_bytes(base64.b64decode(filled["file"]["base64"]))
+    browser.find_element(By.ID, "primer").send_keys(str(tmp_path / "filled.mid"))  # opened: drawn, its bars to fill
+    wait.until(lambda b: b.find_element(By.ID, "status").text.startswith(f"{len(filled['notes'])} notes, 8 bars"))
+    assert browser.execute_script("return document.getElementById('roll').notes") == filled["notes"]
+    assert roll.get_attribute("data-selection") == "" and not fill.is_enabled()
+    ActionChains(browser).move_to_element_with_offset(roll, at(1), 0).click().perform()  # bar 1 alone
+    assert roll.get_attribute("data-selection") == "1-1" and fill.is_enabled()
+    Select(browser.find_element(By.ID, "model")).select_by_value("notes")
+    assert not fill.is_enabled() and "cannot infill" in fill.get_attribute("title")
 
 
 def test_the_page_ships_in_the_wheel():
