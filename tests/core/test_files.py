@@ -182,12 +182,16 @@ def test_files_written_together_are_renamed_together_even_when_a_signal_comes_be
         replace(source, target)
         signal.raise_signal(signal.SIGINT)  # Ctrl-C right after the first rename
 
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_paths(first, second) as temporaries:
-            for temporary in temporaries:
-                with open(temporary, "w") as handle:
-                    handle.write("new")
-            monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: a pytest-xdist worker ignores SIGINT
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_paths(first, second) as temporaries:
+                for temporary in temporaries:
+                    with open(temporary, "w") as handle:
+                        handle.write("new")
+                monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     assert (first.read_text(), second.read_text()) == ("new", "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.safetensors"]
