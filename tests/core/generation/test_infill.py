@@ -17,19 +17,14 @@ import mgf
 from mgf.contract.bundle import random_bundle
 from mgf.contract.infill import InfillTokens, gap_bounds
 
+from helpers.infill import infill_made, note_events
+
 CHORALE = "corpus:bach/bwv7.7"  # 18 bars of notes, 45 s of midi
 
 
 def infill_model(name, hidden=(32,), seed=0, context=64):
     """A model of random weights over ``name``'s vocabulary and the four infilling ids, as mgf train --infill writes."""
-    base = mgf.get_representation(name)
-    made = random_bundle(base.vocab_size + 4, hidden, representation={"name": name, "config": base.config()}, seed=seed)
-    if name == "audio":  # a codebook of random log-mel frames
-        codebook = np.random.default_rng(seed).normal(-4, 1, (base.codebook_size, base.n_mels)).astype(np.float32)
-        made = dataclasses.replace(made, tensors={**made.tensors, "repr.codebook": codebook})
-    made = dataclasses.replace(made, infill={"format": "spm", "tokens": InfillTokens.after(base.vocab_size).as_dict(),
-                                             "rate": 0.5, "context": context, "gap": "bars"})
-    return mgf.load_model(made)
+    return mgf.load_model(infill_made(name, hidden, seed, context))
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +91,10 @@ def test_a_gap_in_seconds_ends_on_its_grid_step_in_one_batch(pieces):
 
 
 def events(path):
-    """``{tick: Counter of (type, note, velocity)}`` of a MIDI file's notes, read with mido; note_on 0 is a note_off."""
+    """``{tick: Counter of (type, note, velocity)}`` of a MIDI file's notes."""
     found = collections.defaultdict(collections.Counter)
-    for track in mido.MidiFile(path).tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            if message.type in ("note_on", "note_off"):
-                off = message.type == "note_off" or message.velocity == 0
-                found[tick][("off" if off else "on", message.note, 0 if off else message.velocity)] += 1
+    for tick, *event in note_events(path):
+        found[tick][tuple(event)] += 1
     return found
 
 

@@ -1,6 +1,5 @@
 """`mgf infill` as a user runs it: the console script, real files read back, exit codes and one-line errors."""
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 import mgf
 from mgf.contract import bundle
 from mgf.contract.bundle import random_bundle
-from mgf.contract.infill import InfillTokens
+from helpers.infill import infill_bundle, note_events
 
 MGF = shutil.which("mgf") or os.path.join(os.path.dirname(sys.executable), "mgf")
 CHORALE = "corpus:bach/bwv7.7"  # 18 bars
@@ -30,10 +29,7 @@ def files(tmp_path_factory):
     found = {}
     for name in ("notes", "midi"):
         base = mgf.get_representation(name)
-        made = random_bundle(base.vocab_size + 4, (32,), representation={"name": name, "config": base.config()}, seed=1)
-        made = dataclasses.replace(made, infill={"format": "spm", "tokens": InfillTokens.after(base.vocab_size).as_dict(),
-                                                 "rate": 0.5, "context": 64, "gap": "bars"})
-        bundle.write(made, folder / f"{name}.safetensors")
+        infill_bundle(folder / f"{name}.safetensors", name, seed=1)
         base.write(base.read(CHORALE), folder / f"{name}.mid")
         found[name], found[f"{name} piece"] = folder / f"{name}.safetensors", folder / f"{name}.mid"
     bundle.write(random_bundle(40, (16,), representation={"name": "notes", "config": {}}), folder / "plain.safetensors")
@@ -51,19 +47,6 @@ def test_infill_writes_what_the_api_fills(files, tmp_path):
     expected = mgf.infill_piece(model, piece, bars=(5, 8), seed=3)
     assert model.representation.read(tmp_path / "out.mid").tolist() == expected.tolist()
     assert expected.tolist() != piece.tolist()
-
-
-def note_events(path):
-    """``[(tick, type, note, velocity)]`` of a MIDI file, sorted; a note_on of velocity 0 is a note_off."""
-    found = []
-    for track in mido.MidiFile(path).tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            if message.type in ("note_on", "note_off"):
-                off = message.type == "note_off" or message.velocity == 0
-                found.append((tick, "off" if off else "on", message.note, 0 if off else message.velocity))
-    return sorted(found)
 
 
 def test_several_takes_in_seconds_keep_the_music_before_and_after_the_gap(files, tmp_path):
