@@ -90,4 +90,4 @@ def test_constraints_prepare_in_linear_time(constraint):
     # milliseconds each: the fastest of many runs, so that a busy machine's preemption does not count
     short = min(timeit.repeat(lambda: prepare(16_000), number=1, repeat=15))
     long = min(timeit.repeat(lambda: prepare(64_000), number=1, repeat=15))
-    assert long / short < 6, (short, long)
+    assert long / short < 8, (short, long)  # linear: 4, quadratic: 16; 8 is halfway on a log scale (6 failed at load 4)
