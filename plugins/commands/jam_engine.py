@@ -104,6 +104,25 @@ class Scheduler:
         sys.setswitchinterval(self._switch)
 
 
+class FloodGate:
+    """The input rate of a jam, a token bucket: ``FLOOD_BURST`` messages at once, then ``FLOOD_RATE`` a second; a
+    message past it is dropped and counted in ``counts["dropped (flood)"]``."""
+
+    def __init__(self, counts: Counter[str], clock=time.perf_counter) -> None:
+        self.counts, self.clock = counts, clock
+        self.bucket, self.filled = float(FLOOD_BURST), clock()
+
+    def accept(self) -> bool:
+        now = self.clock()
+        self.bucket = min(FLOOD_BURST, self.bucket + (now - self.filled) * FLOOD_RATE)
+        self.filled = now
+        if self.bucket < 1:
+            self.counts["dropped (flood)"] += 1
+            return False
+        self.bucket -= 1
+        return True
+
+
 class CallReader:
     """The tokens of a call ``[(pitch, velocity, start, end)]`` (wall seconds), as the representation reads a MIDI file of it.
 
@@ -169,21 +188,14 @@ class Jam:
         self.counts: Counter[str] = Counter()
         self.compute: deque[float] = deque(maxlen=KEPT)  # seconds from the answer's start to its first event scheduled
         self.answers: deque[tuple[float, float]] = deque(maxlen=KEPT)  # (wall time it starts, seconds) of each answer
-        self._bucket, self._filled = float(FLOOD_BURST), self.clock()
+        self.flood = FloodGate(self.counts, self.clock)
         self._quantized: tuple = ((), None)  # (call, its tokens): quantized during the pause, fed when it is over
 
     # ---- what the player plays
 
     def accept(self) -> bool:
-        """Whether one more input message fits the rate (a token bucket); one that does not is dropped and counted."""
-        now = self.clock()
-        self._bucket = min(FLOOD_BURST, self._bucket + (now - self._filled) * FLOOD_RATE)
-        self._filled = now
-        if self._bucket < 1:
-            self.counts["dropped (flood)"] += 1
-            return False
-        self._bucket -= 1
-        return True
+        """Whether one more input message fits the rate; one that does not is dropped and counted."""
+        return self.flood.accept()
 
     def note_on(self, pitch: int, velocity: int, now: float | None = None) -> None:
         if velocity == 0:

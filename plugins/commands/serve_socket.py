@@ -227,7 +227,7 @@ class Conversation:
         self.max_first, self.idle = max_first, idle
         self.counts: Counter[str] = Counter()
         self.clocks = Clocks()
-        self.bucket, self.filled = float(jam_engine.FLOOD_BURST), time.perf_counter()
+        self.flood = jam_engine.FloodGate(self.counts)  # the rate of ``mgf jam``: a message past it is dropped, unanswered
         self.ended: dict | None = None  # the worker's counts, once it has ended
         self.failed: int | None = None  # the status of the worker's error, if it sent one
 
@@ -367,7 +367,7 @@ class Conversation:
                 return
             except WebSocketDisconnect:
                 return
-            if not self._accept():
+            if not self.flood.accept():
                 continue
             try:
                 message = play_message(_text(received, MAX_MESSAGE))
@@ -383,17 +383,6 @@ class Conversation:
             if kind != "handover":
                 args = (*args[:-1], self.clocks.place(time.perf_counter(), args[-1]))
             connection.send(("play", [(kind, args)]))
-
-    def _accept(self) -> bool:
-        """The rate of ``mgf jam`` (a token bucket): a message past it is dropped and counted, unanswered."""
-        now = time.perf_counter()
-        self.bucket = min(jam_engine.FLOOD_BURST, self.bucket + (now - self.filled) * jam_engine.FLOOD_RATE)
-        self.filled = now
-        if self.bucket < 1:
-            self.counts["dropped (flood)"] += 1
-            return False
-        self.bucket -= 1
-        return True
 
     async def _bad(self, message: str) -> None:
         self.counts["bad messages"] += 1
