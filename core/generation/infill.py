@@ -203,4 +203,5 @@ def _budget(clock: Clock | None, before: np.ndarray, after: np.ndarray, length: 
         return length // int(moves.min()) + 1
     spanned = int(clock.steps(before)[-1]) + int(clock.steps(after)[-1])
     fewest = length // max(int(moves[plain].max(initial=0)), 1) + 1  # by the longest moves
+    # then room for a NOTE_OFF of every pitch, and END
     return max(math.ceil(length * max(len(before) + len(after), 1) / max(spanned, 1) * MARGIN), fewest) + 128 + 1
