@@ -7,8 +7,8 @@ import mgf
 from mgf import UsageError, atomic_path, check_limit, check_output, hookimpl, plugin_class
 from mgf.contract import bundle
 from mgf.generation.plan import infill_tokens
-from mgf.plugins.commands.sampling_options import (add_model_options, add_sampling_options, backend_options, bundle_path,
-                                                   check_repr, output_paths, sampling_plan, with_dynamics)
+from mgf.plugins.commands.sampling_options import (add_model_options, add_sampling_options, as_read, backend_options,
+                                                   bundle_path, check_repr, output_paths, sampling_plan)
 
 
 @hookimpl
@@ -57,8 +57,7 @@ def _infill(args) -> int:
     paths = output_paths(args.output or f"{stem}-infilled{suffix}", args.num_outputs)
     for target in paths:
         check_output(target)
-    if "dynamics" in model.representation.config():  # what is written is what was read: no accents added twice
-        model.representation = with_dynamics(model.representation, "none")
+    model.representation = as_read(model.representation)  # what is written is what was read: no accents added twice
     piece = model.representation.read(args.piece)
     pieces = mgf.infill_piece(model, piece, bars=gap, seconds=span, plan=settings, max_tokens=args.max_tokens,
                               progress=False if args.quiet else None)

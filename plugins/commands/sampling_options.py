@@ -137,6 +137,11 @@ def output_paths(output: str, count: int) -> list[str]:
     return [f"{stem}-{i + 1}{suffix}" for i in range(count)]
 
 
+def as_read(representation):
+    """``representation`` writing notes back as it read them: its ``dynamics`` (midi's accents) none, where it has any."""
+    return with_dynamics(representation, "none") if "dynamics" in representation.config() else representation
+
+
 def with_dynamics(representation, style: str):
     """``representation`` rebuilt with its ``dynamics`` config set to ``style`` (midi's: plugins/representations/midi_dynamics.py),
     an infilling model's ids kept."""

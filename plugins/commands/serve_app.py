@@ -38,7 +38,7 @@ from mgf import InputError, MgfError, installed
 from mgf.contract.infill import gap_bounds, gap_bounds_seconds
 from mgf.generation.plan import infill_tokens, limit
 from mgf.music import synth
-from mgf.plugins.commands.sampling_options import with_dynamics
+from mgf.plugins.commands.sampling_options import as_read
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -251,9 +251,7 @@ class Generator:
     def read(self, name: str, piece: bytes, audio: bool):
         """The JSON of a MIDI file as the model's representation reads it (as :meth:`infill` reads one): for the page
         to draw a piece whose bars it then fills."""
-        representation = self.model(name).representation
-        if "dynamics" in representation.config():
-            representation = with_dynamics(representation, "none")
+        representation = as_read(self.model(name).representation)
         with tempfile.TemporaryDirectory(prefix="mgf-serve-", dir=self.scratch) as scratch:
             tokens = self.primer(representation, piece, scratch)
             return _reply(scratch, representation, tokens, "json", audio, {"model": name})
@@ -267,8 +265,7 @@ class Generator:
         representation = model.representation
         with tempfile.TemporaryDirectory(prefix="mgf-serve-", dir=self.scratch) as scratch:
             if isinstance(piece, bytes):  # written back as read: no accents added twice (as mgf infill does)
-                if "dynamics" in representation.config():
-                    representation = with_dynamics(representation, "none")
+                representation = as_read(representation)
                 tokens = self.primer(representation, piece, scratch)
             else:
                 tokens = _music(representation, piece)
