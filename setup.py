@@ -16,8 +16,9 @@ debug = os.environ.get("MGF_DEBUG_CYTHON") == "1"
 extension = Extension(
     "mgf.kernel._native",
     ["core/kernel/_native.pyx"],
-    depends=[f"core/kernel/{name}" for name in ("dispatch.h", "isa.h", "isa_avx512.h", "pool.h", "rules.h", "choose.h", "weights.pxi",
-                                                "step.pxi", "prime.pxi", "kernel.pxi", "rules.pxi", "choose.pxi", "generate.pxi")],
+    depends=[f"core/kernel/{name}" for name in ("dispatch.h", "isa.h", "isa_avx512.h", "isa_amx.h", "pool.h", "rules.h",
+                                                "choose.h", "weights.pxi", "step.pxi", "prime.pxi", "kernel.pxi",
+                                                "rules.pxi", "choose.pxi", "generate.pxi")],
     include_dirs=[numpy.get_include(), "core/kernel"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=["-O3"] + (["-pthread"] if threads else []),

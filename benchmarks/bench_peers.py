@@ -7,7 +7,8 @@ thread), ``native`` at each precision its ``precision`` option declares (fp32 on
 none) with 1 and 2 threads, and ONNX Runtime at 1 and 2 intra-op threads on the graph of
 ``onnx_step.py``, plain and with the embedding folded into a gate table, each stepped from
 Python.  Each tool also runs the loop its own way, in one call for LOOP_STEPS steps:
-``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C), ``ort-loop`` an
+``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C; on CPUs with AMX,
+``native-{bf16,int8}-avx512`` are the same products on AVX-512 BF16/VNNI), ``ort-loop`` an
 ONNX ``Loop`` graph of the folded step and its argmax.  The fp32 methods are checked against the
 numpy reference before they are timed (the loops: their tokens against the stepped loop's).  A
 shape's methods are timed interleaved, in rounds (:func:`test_peers`); the per-method medians are
@@ -19,6 +20,7 @@ round (seconds).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from threadpoolctl import threadpool_limits
 import mgf
 from mgf.contract import bundle
 from mgf.contract import registry
+from mgf.kernel import _native
 from mgf.kernel.reference import NumpyLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports with --import-mode=importlib
@@ -58,6 +61,9 @@ def native_precisions() -> tuple[str | None, ...]:
 def methods() -> list[str]:
     native = [f"native-{precision or 'fp32'}{loop}-{t}t" for precision in native_precisions() for loop in ("", "-loop")
               for t in THREADS]
+    if _native.best_isa() == "amx":  # the same products without the tiles, side by side
+        native += [f"native-{precision}-avx512-{t}t" for precision in ("bf16", "int8") if precision in native_precisions()
+                   for t in THREADS]
     ort = [f"{graph}-{t}t" for graph in ("ort", "ort-folded", "ort-loop") for t in THREADS]
     return ["numpy-1t", *native, *ort]
 
@@ -74,10 +80,19 @@ class MgfStep:
 
 
 def native_model(method: str, path) -> mgf.Model:
-    """The native model of ``method`` (``native-<precision>[-loop]-<threads>t``) on the bundle at ``path``."""
+    """The native model of ``method`` (``native-<precision>[-loop|-avx512]-<threads>t``) on the bundle at ``path``;
+    ``-avx512``: that instruction set (MGF_ISA) where the best is AMX."""
     precision, threads = method.split("-")[1], int(method.rsplit("-", 1)[1][:-1])
     options = {} if native_precisions() == (None,) else {"precision": precision}
-    return mgf.load_model(path, backend="native", threads=threads, **options)
+    isa = os.environ.get("MGF_ISA")
+    os.environ["MGF_ISA"] = "avx512" if "-avx512-" in method else (isa or _native.best_isa())
+    try:
+        return mgf.load_model(path, backend="native", threads=threads, **options)
+    finally:
+        if isa is None:
+            del os.environ["MGF_ISA"]
+        else:
+            os.environ["MGF_ISA"] = isa
 
 
 def make_step(method: str, path, loaded: bundle.Bundle, batch: int):

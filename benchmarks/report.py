@@ -238,7 +238,29 @@ def peers_section(results: dict) -> str:
         "its fastest precision and way (named), and at fp32 alone in the last column of each half.  Bold: the "
         "target met.\n\n"
         f"{ratio_head}\n" + "\n".join(ratio_rows) + "\n\n"
-        f"Target met in {sum(verdicts)} of {len(verdicts)} cells.\n\n" + fp32_limits(results, table)
+        f"Target met in {sum(verdicts)} of {len(verdicts)} cells.\n\n" + amx_gains(table) + fp32_limits(results, table)
+    )
+
+
+def amx_gains(table: dict) -> str:
+    """The step with the reduced-precision products on the AMX tiles against the same on AVX-512 BF16/VNNI (the
+    ``-avx512`` methods bench_peers adds on an AMX CPU), per shape and thread count; empty elsewhere."""
+    lines = []
+    for (hidden, batch), row in table.items():
+        cells = []
+        for precision in ("int8", "bf16"):
+            for threads in (1, 2):
+                tiles, vector = row.get(f"native-{precision}-{threads}t"), row.get(f"native-{precision}-avx512-{threads}t")
+                cells.append(f"{vector:,.1f} / {tiles:,.1f} = {vector / tiles:.2f}x" if tiles and vector else "")
+        if any(cells):
+            lines.append(f"| {hidden}/{batch} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    return (
+        "**AMX.**  The same step with its int8 or bf16 products on AVX-512 VNNI/BF16 (`MGF_ISA=avx512`) and on the "
+        "AMX tiles (the default where the CPU has them; from 16 rows, so B = 1 and B = 8 run the same code): "
+        "microseconds, VNNI / AMX.\n\n"
+        "| H/B | int8 1t | int8 2t | bf16 1t | bf16 2t |\n|---|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n\n"
     )
 
 

@@ -83,7 +83,7 @@ cdef extern from "pool.h" nogil:
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
-ISAS = ("baseline", "avx2", "avx512")
+ISAS = ("baseline", "avx2", "avx512", "amx")
 CELLS = ("lstm", "gru")
 GATES = {"lstm": 4, "gru": 3}
 _INT_MAX = 2**31 - 1

@@ -2,7 +2,9 @@
  *
  * Every function comes in three builds, one per instruction set (AVX-512, AVX2, baseline
  * x86-64), from the one template isa.h; the AVX-512 build of the reduced-precision
- * products uses BF16/VNNI instructions (isa_avx512.h) where the CPU has them.  A kernel
+ * products uses BF16/VNNI instructions (isa_avx512.h) where the CPU has them, and the AMX
+ * level is that build with the reduced-precision products of 16 rows or more on the tiles
+ * (isa_amx.h).  A kernel
  * picks its table once, at load (mgf_isa_for), so that a test can run every build on one
  * machine (MGF_ISA) and a step pays no dispatch.
  *
@@ -22,7 +24,7 @@
 #define MGF_COMMA ,
 
 enum { MGF_FP32 = 0, MGF_BF16 = 1, MGF_INT8 = 2 };
-enum { MGF_BASELINE = 0, MGF_AVX2 = 1, MGF_AVX512 = 2 };
+enum { MGF_BASELINE = 0, MGF_AVX2 = 1, MGF_AVX512 = 2, MGF_AMX = 3 };
 
 typedef struct {
     void (*matmul_f32)(int rows, int n, int k, const float *x, long ldx, const float *w, long ldw, const float *tail,
@@ -86,6 +88,10 @@ MGF_INLINE int mgf_quantize(float v)
 #undef MGF_ISA_LEVEL
 
 #include "isa_avx512.h"
+#ifdef __linux__
+#define MGF_AMX_BUILD 1
+#include "isa_amx.h"
+#endif
 #endif
 
 #define MGF_ISA_NAME(name) name##_baseline
@@ -98,11 +104,15 @@ MGF_INLINE int mgf_quantize(float v)
 #pragma GCC pop_options
 #endif
 
-/* The best level this CPU runs (MGF_AVX512, MGF_AVX2 or MGF_BASELINE). */
+/* The best level this CPU (and, for AMX, the operating system) runs: an MGF_* level. */
 static int mgf_cpu_level(void)
 {
 #ifdef MGF_X86
     __builtin_cpu_init();
+#ifdef MGF_AMX_BUILD
+    if (mgf_amx_usable())
+        return MGF_AMX;
+#endif
     if (__builtin_cpu_supports("x86-64-v4"))
         return MGF_AVX512;
     if (__builtin_cpu_supports("x86-64-v3"))
@@ -116,6 +126,14 @@ static int mgf_cpu_level(void)
 static const char *mgf_isa_for(int level, mgf_isa *table)
 {
 #ifdef MGF_X86
+#ifdef MGF_AMX_BUILD
+    if (level == MGF_AMX) { /* mgf_amx_usable() said the CPU has BF16 and VNNI too */
+        *table = mgf_isa_table_avx512;
+        table->matmul_bf16 = mgf_matmul_bf16_amx;
+        table->matmul_int8 = mgf_matmul_int8_amx;
+        return "amx (int8, bf16 from 16 rows; below: avx512 vnni, bf16)";
+    }
+#endif
     if (level == MGF_AVX512) {
         *table = mgf_isa_table_avx512;
         __builtin_cpu_init();

@@ -21,6 +21,9 @@ SHAPES = [
     (37, (20, 30), 8, 7, 2),
     (130, (96,), 16, 1, 1),
     (200, (33, 17), None, 5, 1),
+    # enough rows for AMX tiles: two row tiles then a partial one (37 = 16 + 16 + 5), k with whole tile blocks and a
+    # remainder (72 = 64 + 8: 18 quads, 36 pairs), a dense layer too short for the tiles (40: 10 quads)
+    (130, (72, 40), 24, 37, 2),
 ]
 
 
@@ -139,21 +142,25 @@ def test_fp32_of_each_isa_matches_the_reference(monkeypatch, isa):
     step_side_by_side(NativeModel(loaded, 1), NumpyLSTM(loaded), random_tokens(50, 9, 60))
 
 
-def test_int8_integer_products_agree_across_isas(monkeypatch):
-    """int8 sums are exact integers: the builds may differ only by float rounding of the dequantisation."""
-    loaded = bundle.random_bundle(40, (64,), 8, seed=2)
-    tokens = np.arange(6, dtype=np.int32)
+@pytest.mark.parametrize("rows", [6, 40])  # 40: on AMX tiles (from 16 rows), 18 quads of k
+def test_int8_integer_products_agree_across_isas(monkeypatch, rows):
+    """int8 sums are exact integers: the builds may differ only by float rounding of the dequantisation, and the
+    AMX build finishes its tiles' sums with the AVX-512 build's arithmetic, so those two agree bit for bit."""
+    loaded = bundle.random_bundle(40, (72,), 8, seed=2)
+    tokens = np.arange(rows, dtype=np.int32) % 40
     logits = {}
     for isa in ISAS:
         monkeypatch.setenv("MGF_ISA", isa)
         model = NativeModel(loaded, 1, "int8")
-        logits[isa], _ = model.step(tokens, model.initial_state(6))
+        logits[isa], _ = model.step(tokens, model.initial_state(rows))
         logits[isa], _ = model.step(tokens, _)
     for isa in ISAS:
         np.testing.assert_allclose(logits[isa], logits[ISAS[0]], rtol=1e-6, atol=1e-6)
+    if "amx" in ISAS:
+        assert np.array_equal(logits["amx"], logits["avx512"])
 
 
-@pytest.mark.parametrize("value, message", [("avx1024", "MGF_ISA must be one of baseline, avx2, avx512; got 'avx1024'")])
+@pytest.mark.parametrize("value, message", [("avx1024", "MGF_ISA must be one of baseline, avx2, avx512, amx; got 'avx1024'")])
 def test_unknown_isa_is_an_input_error(monkeypatch, value, message):
     monkeypatch.setenv("MGF_ISA", value)
     with pytest.raises(InputError) as error:
