@@ -2,9 +2,10 @@
 
 Run ``python benchmarks/bench_prime.py [--rounds N]``; it prints a Markdown table (the priming
 section of RESULTS.md).  The primer is real music: Bach chorales from music21's corpus, each
-written as MIDI and encoded by the ``midi`` representation, end to end until 16,000 tokens.
-The shipped ``midi`` model runs on the native backend, one thread, one output (B=1), with the
-bundle's defaults on (its constraints ``close-notes`` and ``motifs``, its sampling options).
+written as MIDI and encoded by the model's representation, end to end until 16,000 tokens.
+The models: the shipped ``midi`` and ``notes`` models, and an LSTM of 512 units (one layer, random
+weights, E=64) with the ``midi`` bundle's representation and defaults; each on the native backend,
+one thread, one output (B=1), with its bundle's defaults on (constraints, sampling options).
 
 - priming: ``mgf.generate`` of one token after the primer, per primer token: the constraints'
   preparation, ``Model.prime`` and the first choice;
@@ -21,6 +22,7 @@ wall times of the same call varied 2x from one second to the next, CPU times by 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -32,6 +34,7 @@ import numpy as np
 
 import mgf
 from mgf import Model
+from mgf.contract import bundle
 
 LENGTHS = (8_000, 16_000)
 GENERATED = 2_000
@@ -64,9 +67,19 @@ def _seconds(model: Model, steps: int, primer: np.ndarray) -> float:
     return time.process_time() - start
 
 
-def measure(precision: str, primer: np.ndarray, rounds: int) -> dict:
+def lstm_512(folder: str) -> str:
+    """The path of an LSTM of 512 units with random weights and the shipped midi bundle's representation and defaults."""
+    shipped = bundle.read(mgf.packaged_model("midi.safetensors"))
+    random = bundle.random_bundle(shipped.arch.vocab_size, (512,), 64, shipped.representation, seed=0)
+    tensors = {**random.tensors, **{k: v for k, v in shipped.tensors.items() if k.startswith("repr.")}}
+    path = os.path.join(folder, "lstm512.safetensors")
+    bundle.write(dataclasses.replace(random, tensors=tensors, defaults=shipped.defaults), path)
+    return path
+
+
+def measure(path: str, precision: str, primer: np.ndarray, rounds: int) -> dict:
     """Median microseconds per token of each kind of work (see the module's docstring) over ``rounds``."""
-    model = mgf.load_model(mgf.packaged_model("midi.safetensors"), precision=precision, threads=1)
+    model = mgf.load_model(path, precision=precision, threads=1)
     samples = defaultdict(list)
     for _ in range(rounds):
         for length in LENGTHS:
@@ -84,18 +97,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    model = mgf.load_model(mgf.packaged_model("midi.safetensors"))
-    primer = chorale_tokens(model.representation, max(LENGTHS))
-    print(f"{args.rounds} rounds, instructions: {model.kernel.isa}, 1-min load average {os.getloadavg()[0]:.2f}")
-    print("| precision | primer tokens | priming (us/token) | priming by stepping (us/token) | generating (us/token) "
-          "| priming / generating |")
-    print("|---|--:|--:|--:|--:|--:|")
-    for precision in ("fp32", "int8"):
-        result = measure(precision, primer, args.rounds)
-        for length in LENGTHS:
-            prime, generate = result["prime", length], result["generate"]
-            print(f"| {precision} | {length:,} | {prime:.1f} | {result['stepping', length]:.1f} | {generate:.1f} "
-                  f"| {prime / generate:.2f}x |")
+    with tempfile.TemporaryDirectory() as folder:
+        models = {"midi (GRU 2 x 256)": str(mgf.packaged_model("midi.safetensors")),
+                  "notes (GRU 2 x 256)": str(mgf.packaged_model("notes.safetensors")),
+                  "LSTM 512, midi's defaults": lstm_512(folder)}
+        first = mgf.load_model(models["midi (GRU 2 x 256)"])
+        print(f"{args.rounds} rounds, instructions: {first.kernel.isa}, 1-min load average {os.getloadavg()[0]:.2f}")
+        print("| model | precision | primer tokens | priming (us/token) | priming by stepping (us/token) "
+              "| generating (us/token) | priming / generating |")
+        print("|---|---|--:|--:|--:|--:|--:|")
+        primers = {}
+        for name, path in models.items():
+            representation = mgf.load_model(path).representation
+            key = repr(representation)
+            if key not in primers:
+                primers[key] = chorale_tokens(representation, max(LENGTHS))
+            for precision in ("fp32", "int8"):
+                result = measure(path, precision, primers[key], args.rounds)
+                for length in LENGTHS:
+                    prime, generate = result["prime", length], result["generate"]
+                    print(f"| {name} | {precision} | {length:,} | {prime:.1f} | {result['stepping', length]:.1f} "
+                          f"| {generate:.1f} | {prime / generate:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -157,19 +157,57 @@ static int mgf_probabilities(const float *z, int vocab, mgf_workspace *w, mgf_pe
     return 1;
 }
 
+/* The k-th greatest of z (ties: lower id first) as (*key, *id), for small k: one pass that keeps the k best so far in
+ * order; as the scan goes up the ids, a later token is better than a kept one only if its logit is strictly greater,
+ * and after the first few it is rarely better than the k-th (a quickselect over the vocabulary took 1.4 us of a
+ * 6.5 us token at V = 389, k = 8, B = 64). */
+#define MGF_TOP_K_SCAN 32
+static void mgf_kth(const float *z, int vocab, int k, float *key, int *id)
+{
+    float keys[MGF_TOP_K_SCAN];
+    int ids[MGF_TOP_K_SCAN], filled = 0;
+    for (int v = 0; v < vocab; v++) {
+        float x = z[v];
+        if (filled == k && !(x > keys[k - 1]))
+            continue;
+        int i = filled < k ? filled++ : k - 1;
+        for (; i > 0 && x > keys[i - 1]; i--) {
+            keys[i] = keys[i - 1];
+            ids[i] = ids[i - 1];
+        }
+        keys[i] = x;
+        ids[i] = v;
+    }
+    *key = keys[k - 1];
+    *id = ids[k - 1];
+}
+
+static void mgf_cut(float *z, int v, mgf_workspace *w, mgf_pending *p)
+{
+    if (w->q && p->valid)
+        w->q[v] = 0.0f;
+    z[v] = -INFINITY;
+}
+
 static void mgf_top_k(float *z, int vocab, int k, mgf_workspace *w, mgf_pending *p)
 {
     if (k <= 0 || k >= vocab)
         return;
-    for (int v = 0; v < vocab; v++) {
-        w->ranked[v].key = z[v];
-        w->ranked[v].id = v;
-    }
-    mgf_select(w->ranked, vocab, k);
-    for (int v = k; v < vocab; v++) {
-        if (w->q && p->valid)
-            w->q[w->ranked[v].id] = 0.0f;
-        z[w->ranked[v].id] = -INFINITY;
+    if (k <= MGF_TOP_K_SCAN) {
+        float key;
+        int id;
+        mgf_kth(z, vocab, k, &key, &id);
+        for (int v = 0; v < vocab; v++)
+            if (z[v] < key || (z[v] == key && v > id))
+                mgf_cut(z, v, w, p);
+    } else {
+        for (int v = 0; v < vocab; v++) {
+            w->ranked[v].key = z[v];
+            w->ranked[v].id = v;
+        }
+        mgf_select(w->ranked, vocab, k);
+        for (int v = k; v < vocab; v++)
+            mgf_cut(z, w->ranked[v].id, w, p);
     }
     if (p->valid)
         p->total = mgf_sum(w->q, vocab);
