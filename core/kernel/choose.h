@@ -54,13 +54,14 @@ typedef struct { /* one thread's scratch, each [V] */
     unsigned char *seen;
 } mgf_workspace;
 
-/* Where a row's processing stands: the temperature not yet applied, and whether q holds exp((z - max) * inverse)
- * with its sum. */
+/* Where a row's processing stands: the temperature not yet applied, whether q holds exp((z - max) * inverse) with its
+ * sum, and, when `kept` > 0, that every token not in ranked[0:kept].id is forbidden (after a small top-k). */
 typedef struct {
     float inverse;
     double scale;
     int valid;
     double total;
+    int kept;
 } mgf_pending;
 
 static int mgf_by_key_desc(const void *a, const void *b)
@@ -147,11 +148,22 @@ static inline int mgf_bucket(float x)
  * when its uniform falls within about 1e-7 of a boundary between two tokens.  0 when every token is forbidden. */
 static int mgf_probabilities(const float *z, int vocab, mgf_workspace *w, mgf_pending *p)
 {
-    float top = mgf_max(z, vocab);
-    if (top == -INFINITY)
-        return 0;
-    for (int v = 0; v < vocab; v++) /* -inf gives 0; no branch, so the loop vectorises (exp at about 2 ulp) */
-        w->q[v] = mgf_exp_baseline((z[v] - top) * p->inverse);
+    if (p->kept > 0) { /* the same numbers, only where they can be other than 0 */
+        float top = -INFINITY;
+        for (int i = 0; i < p->kept; i++)
+            top = z[w->ranked[i].id] > top ? z[w->ranked[i].id] : top;
+        if (top == -INFINITY)
+            return 0;
+        memset(w->q, 0, sizeof(float) * vocab);
+        for (int i = 0; i < p->kept; i++)
+            w->q[w->ranked[i].id] = mgf_exp_baseline((z[w->ranked[i].id] - top) * p->inverse);
+    } else {
+        float top = mgf_max(z, vocab);
+        if (top == -INFINITY)
+            return 0;
+        for (int v = 0; v < vocab; v++) /* -inf gives 0; no branch, so the loop vectorises (exp at about 2 ulp) */
+            w->q[v] = mgf_exp_baseline((z[v] - top) * p->inverse);
+    }
     p->total = mgf_sum(w->q, vocab);
     p->valid = 1;
     return 1;
@@ -197,9 +209,12 @@ static void mgf_top_k(float *z, int vocab, int k, mgf_workspace *w, mgf_pending 
         float key;
         int id;
         mgf_kth(z, vocab, k, &key, &id);
+        p->kept = 0;
         for (int v = 0; v < vocab; v++)
             if (z[v] < key || (z[v] == key && v > id))
                 mgf_cut(z, v, w, p);
+            else
+                w->ranked[p->kept++].id = v; /* for mgf_probabilities */
     } else {
         for (int v = 0; v < vocab; v++) {
             w->ranked[v].key = z[v];
@@ -208,6 +223,7 @@ static void mgf_top_k(float *z, int vocab, int k, mgf_workspace *w, mgf_pending 
         mgf_select(w->ranked, vocab, k);
         for (int v = k; v < vocab; v++)
             mgf_cut(z, w->ranked[v].id, w, p);
+        p->kept = 0;
     }
     if (p->valid)
         p->total = mgf_sum(w->q, vocab);
@@ -224,6 +240,7 @@ static void mgf_top_p(float *z, int vocab, double top_p, mgf_workspace *w, mgf_p
     float *q = w->q;
     if (top_p >= 1.0 || (!p->valid && !mgf_probabilities(z, vocab, w, p)))
         return;
+    p->kept = 0; /* ranked is reused below */
     for (v = 0; v < vocab; v++)
         mass[mgf_bucket(q[v])] += q[v];
     for (int b = 0; b < 64; b++) {
@@ -289,6 +306,7 @@ static void mgf_process_pending(const mgf_chooser *c, float *z, int vocab, const
     p->inverse = 1.0f;
     p->scale = 1.0;
     p->valid = 0;
+    p->kept = 0;
     for (int i = 0; i < c->n; i++) {
         const mgf_processor *op = c->ops + i;
         switch (op->kind) {
