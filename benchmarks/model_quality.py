@@ -44,8 +44,9 @@ from mgf.contract.representation import packaged_model
 #: close-notes at the chorales' own limits: 4 voices; notes end by 3 s (99.9% of chorale notes last at most 2.3 s)
 CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: how each shipped model samples by default (its bundle's ``mgf.defaults``, written by --write-cards): the
-#: setting --tune ranked first against training pieces (notes: of the two that met every mark, the one at motifs'
-#: own bonus and cap; the other, bonus 3 capped at 16, is a column below), and for `notes` under --sampler beam a
+#: setting --tune ranked first against training pieces (notes, since it was trained with --infill 0.25: the one
+#: setting of the grid that met every mark, temperature 1.2, top-p 0.9, motifs bonus 3; the defaults of the model
+#: before, temperature 1, top-p 0.95, bonus 2, met 7 and are a column below), and for `notes` under --sampler beam a
 #: sampled beam (an exhaustive one collapses to held notes) with a smaller motifs bonus (a search amplifies it: at
 #: 2, repetition +94% and 3 marks of 10), tuned the same way; `midi`: top-k instead of top-p (a nucleus cuts the
 #: long, spread-out time shifts first: notes +15% too dense at every top-p of the grid), and motifs for the
@@ -54,7 +55,7 @@ CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: held one for 4 bars or more
 DEFAULTS = {
     "notes": {"constraints": ["motifs", "hold-limit"],
-              "options": {"temperature": 1.0, "top_p": 0.95, "length": 8, "bonus": 2.0, "max_run": 32, "max_holds": 31},
+              "options": {"temperature": 1.2, "top_p": 0.9, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31},
               "samplers": {"beam": {"options": {"branch_factor": 2, "steps_per_iteration": 8, "temperature": 1.2,
                                                 "bonus": 0.75}}}},
     "midi": {"constraints": ["close-notes", "motifs"],
@@ -67,7 +68,10 @@ WRITING = {"midi": {"dynamics": "accents"}}
 #: first row of the tables, "defaults", is what ``mgf generate`` does (the bundle's DEFAULTS)
 SETTINGS = {
     "notes": {
-        "the defaults without hold-limit (before)": ("temperature", ("motifs",), {"top_p": 0.95}),
+        "the defaults without hold-limit": ("temperature", ("motifs",), {"temperature": 1.2, "top_p": 0.9,
+                                                                          "bonus": 3.0}),
+        "motifs, top-p 0.95, hold-limit (the defaults before)": ("temperature", ("motifs", "hold-limit"),
+                                                                 {"top_p": 0.95, "max_holds": 31}),
         "temperature 1": ("temperature", (), {}),
         "top-p 0.95, no motifs": ("temperature", (), {"top_p": 0.95}),
         "motifs, bonus 3, max-run 16, top-p 0.95": ("temperature", ("motifs",), {"top_p": 0.95, "bonus": 3.0,

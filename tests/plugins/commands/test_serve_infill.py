@@ -59,7 +59,7 @@ def scratch_left():
 
 def test_models_say_which_can_infill(client):
     models = {m["name"]: m["infill"] for m in client.get("/api/models").json()["models"]}
-    assert models["fill"] and models["fill-midi"] and not models["notes"] and not models["midi"]
+    assert models["fill"] and models["fill-midi"] and models["notes"] and not models["midi"]  # shipped notes: --infill
 
 
 def test_the_notes_outside_the_bars_are_the_originals_and_the_tokens_infill_pieces(client, piece, bundles):
@@ -125,7 +125,7 @@ def test_read_answers_a_midi_file_as_the_representation_reads_it(client, bundles
 
 
 BAD = [
-    ({"model": "notes"}, "cannot infill"), ({"model": "nope"}, "no model"), ({"bars": [2, 9]}, "past the piece"),
+    ({"model": "midi"}, "cannot infill"), ({"model": "nope"}, "no model"), ({"bars": [2, 9]}, "past the piece"),
     ({"bars": [3, 2]}, "first no later"), ({"bars": [0, 2]}, "from 1"), ({"bars": [1]}, "bars must be"),
     ({"bars": "1-2"}, "bars must be"), ({"bars": [1.5, 2]}, "whole numbers"), ({"bars": [True, 2]}, "bars must be"),
     ({"seconds": [2, 1]}, "seconds"), ({"seconds": [1, 99]}, "past the piece"), ({"seconds": [-1, 1]}, "seconds"),
