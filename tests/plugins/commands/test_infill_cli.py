@@ -105,3 +105,26 @@ def test_a_gap_where_no_token_falls_is_one_line(files, tmp_path):
     result = mgf_cli("infill", tmp_path / "sparse.mid", "--seconds", "0.25-0.5", "--bundle", files["midi"], cwd=tmp_path)
     assert result.returncode == 2 and "no music falls in seconds 0.25-0.5 of the piece" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_the_shipped_notes_model_fills_bars_of_a_chorale_and_keeps_the_rest(tmp_path):
+    """The README's command: the shipped notes model (trained with --infill) rewrites bars 3-4 of a chorale's melody; the
+    notes before bar 3 and from bar 5 on are the chorale's own, event for event, and the gap holds new music."""
+    result = mgf_cli("infill", "corpus:bach/bwv66.6", "--bars", "3-4", "--repr", "notes", "-o", "filled.mid", "--seed", "2",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = mgf.get_representation("notes")
+    notes.write(notes.read("corpus:bach/bwv66.6"), tmp_path / "original.mid")
+    original, filled = note_events(tmp_path / "original.mid"), note_events(tmp_path / "filled.mid")
+    bar = mido.MidiFile(tmp_path / "original.mid").ticks_per_beat * 4  # 4/4
+    assert [e for e in filled if e[0] < 2 * bar] == [e for e in original if e[0] < 2 * bar]
+    assert [e for e in filled if e[0] > 4 * bar] == [e for e in original if e[0] > 4 * bar]
+    assert [e for e in filled if 2 * bar <= e[0] <= 4 * bar] != [e for e in original if 2 * bar <= e[0] <= 4 * bar]
+
+
+def test_the_shipped_midi_model_says_how_to_train_one_that_fills(tmp_path):
+    midi = mgf.get_representation("midi")
+    midi.write(midi.read(CHORALE), tmp_path / "piece.mid")
+    result = mgf_cli("infill", "piece.mid", "--bars", "2-3", "--repr", "midi", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot infill" in result.stderr and "--infill" in result.stderr
+    assert result.stderr.count("\n") == 1 and os.listdir(tmp_path) == ["piece.mid"]
