@@ -439,8 +439,10 @@ def test_the_page_fills_the_bars_dragged_over(serve, browser, tmp_path):
     assert roll.get_attribute("data-selection") == "" and not fill.is_enabled()
     ActionChains(browser).move_to_element_with_offset(roll, at(1), 0).click().perform()  # bar 1 alone
     assert roll.get_attribute("data-selection") == "1-1" and fill.is_enabled()
-    Select(browser.find_element(By.ID, "model")).select_by_value("notes")
+    Select(browser.find_element(By.ID, "model")).select_by_value("midi")  # the shipped midi model only continues
     assert not fill.is_enabled() and "cannot infill" in fill.get_attribute("title")
+    Select(browser.find_element(By.ID, "model")).select_by_value("notes")  # the shipped notes model fills (--infill)
+    assert fill.is_enabled()
 
 
 def test_the_page_ships_in_the_wheel():
