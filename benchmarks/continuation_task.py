@@ -8,7 +8,7 @@ benchmarks/model_quality.py finds it) that lasts 16 bars, bars 1-4 are the promp
 A bar is the clock's (``notes``: 16 steps of its 16th-note grid, as MIREX's grid); for a representation without bars
 (``midi``), 2 seconds, a 4/4 bar at the 120 quarter notes a minute the chorales are rendered at.  Each method writes 12
 bars after every prompt, cut at the 16th bar line: the model under its bundle's defaults (``mgf generate`` primed with
-the prompt, one batch, seed 0), the model at temperature 1 without its defaults, each ``--bundle`` the same way as
+the prompt, seed 0), the model at temperature 1 without its defaults, each ``--bundle`` the same way as
 the first, and two baselines without a model: the prompt played three times over, and bars 5-16 of as many training
 pieces (real music of the same corpus: how far two sets of real continuations lie apart).  Per metric of
 ``mgf.metrics``, each method's continuations against the true ones as ``docs/models.md`` compares pieces: mean
@@ -66,8 +66,7 @@ def sample(found: list, count: int) -> list:
 
 
 def continued(model, prompts, truths, **options) -> list[np.ndarray]:
-    """12 bars after each prompt: one batch per prompt length group is not possible (primers differ), so one call
-    each, seed 0; the tokens are cut at the 16th bar line."""
+    """12 bars after each prompt, a call each (the prompts differ in length), seed 0, cut at the 16th bar line."""
     clock = clock_of(model.representation)
     longest = max(len(t) for t in truths)
     out = []
