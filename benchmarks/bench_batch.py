@@ -14,6 +14,7 @@ import argparse
 import os
 import statistics
 import time
+from unittest import mock
 
 import numpy as np
 
@@ -25,15 +26,12 @@ MODELS = ("midi", "notes")
 
 def isas() -> list[str]:
     best = _native.ISAS.index(_native.best_isa())
-    return [isa for isa in _native.ISAS[_native.ISAS.index("avx512"):best + 1]] or [_native.best_isa()]
+    return list(_native.ISAS[_native.ISAS.index("avx512"):best + 1]) or [_native.best_isa()]
 
 
 def load(name: str, isa: str) -> mgf.Model:
-    os.environ["MGF_ISA"] = isa
-    try:
+    with mock.patch.dict(os.environ, {"MGF_ISA": isa}):
         return mgf.load_model(mgf.packaged_model(f"{name}.safetensors"), precision="int8", threads=1)
-    finally:
-        del os.environ["MGF_ISA"]
 
 
 def generating(model: mgf.Model, rows: int, steps: int, seed: int) -> float:

@@ -7,9 +7,9 @@ thread), ``native`` at each precision its ``precision`` option declares (fp32 on
 none) with 1 and 2 threads, and ONNX Runtime at 1 and 2 intra-op threads on the graph of
 ``onnx_step.py``, plain and with the embedding folded into a gate table, each stepped from
 Python.  Each tool also runs the loop its own way, in one call for LOOP_STEPS steps:
-``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C; on CPUs with AMX,
-``native-{bf16,int8}-avx512`` are the same products on AVX-512 BF16/VNNI), ``ort-loop`` an
-ONNX ``Loop`` graph of the folded step and its argmax.  The fp32 methods are checked against the
+``native-*-loop`` is ``mgf.generate`` with the greedy sampler (the loop in C), ``ort-loop`` an
+ONNX ``Loop`` graph of the folded step and its argmax.  On a CPU with AMX, ``native-{bf16,int8}-avx512``
+step with the same products on AVX-512 BF16/VNNI (``MGF_ISA=avx512``), beside the tiles.  The fp32 methods are checked against the
 numpy reference before they are timed (the loops: their tokens against the stepped loop's).  A
 shape's methods are timed interleaved, in rounds (:func:`test_peers`); the per-method medians are
 in each benchmark's ``extra_info["medians"]`` (µs per step).  Without onnx and onnxruntime (the
@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -84,15 +85,8 @@ def native_model(method: str, path) -> mgf.Model:
     ``-avx512``: that instruction set (MGF_ISA) where the best is AMX."""
     precision, threads = method.split("-")[1], int(method.rsplit("-", 1)[1][:-1])
     options = {} if native_precisions() == (None,) else {"precision": precision}
-    isa = os.environ.get("MGF_ISA")
-    os.environ["MGF_ISA"] = "avx512" if "-avx512-" in method else (isa or _native.best_isa())
-    try:
+    with mock.patch.dict(os.environ, {"MGF_ISA": "avx512"} if "-avx512-" in method else {}):
         return mgf.load_model(path, backend="native", threads=threads, **options)
-    finally:
-        if isa is None:
-            del os.environ["MGF_ISA"]
-        else:
-            os.environ["MGF_ISA"] = isa
 
 
 def make_step(method: str, path, loaded: bundle.Bundle, batch: int):
