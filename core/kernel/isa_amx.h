@@ -38,11 +38,11 @@ static int mgf_amx_usable(void)
 {
     static int usable = -1; /* racing first calls ask twice, harmlessly */
     if (usable < 0) {
-        unsigned a, b, c, d;
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
-        int tiles = (d >> 22 & 1) && (d >> 24 & 1) && (d >> 25 & 1); /* AMX-BF16, AMX-TILE, AMX-INT8 */
-        usable = tiles && __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512bf16")
-                 && __builtin_cpu_supports("avx512vnni") && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+        __builtin_cpu_init();
+        usable = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8")
+                 && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("x86-64-v4")
+                 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni")
+                 && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
     }
     return usable;
 }

@@ -110,25 +110,32 @@ def _panels(words):
 
 
 def _strided(matrix):
-    """`matrix` [k, n] in rows of an odd number of cache lines (zero-padded columns), its row stride for the products.
-    With rows a power-of-two multiple of 4 KiB apart (n = 1024, 2048: H = 256 or 512 LSTM gates), a tile's column
-    strip of the weights fell into a few cache sets and was evicted before its reuse: 64 x 512 @ 512 x 2048 ran at
-    79 GFLOP/s, and at 130 with rows 64 bytes longer (Intel Xeon, AVX-512)."""
+    """`matrix` [k, n] as float32 rows of an odd number of cache lines (zero-padded columns), 64-byte aligned: its row
+    stride for the products.  With rows a power-of-two multiple of 4 KiB apart (n = 1024, 2048: H = 256 or 512 LSTM
+    gates), a tile's column strip of the weights fell into a few cache sets and was evicted before its reuse:
+    64 x 512 @ 512 x 2048 ran at 79 GFLOP/s, and at 130 with rows 64 bytes longer (Intel Xeon, AVX-512)."""
     k, n = matrix.shape
     lines = -(-n // 16)
     lines += 1 - lines % 2
-    padded = np.zeros((k, 16 * lines), np.float32)
+    padded = _aligned_empty((k, 16 * lines), np.float32)
+    padded[:, n:] = 0
     padded[:, :n] = matrix
     return padded
 
 
-def _aligned(array):
-    """A C-contiguous copy of `array` whose data starts on a 64-byte boundary: a cache line, so that no
+def _aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary: a cache line, so that no
     vector load of a weight row straddles two (numpy's large arrays start 16 bytes past one)."""
-    array = np.asarray(array)
-    raw = np.empty(array.nbytes + 64, np.uint8)
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
     start = -raw.ctypes.data % 64
-    copy = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned(array):
+    """A C-contiguous copy of `array` on a 64-byte boundary (see _aligned_empty)."""
+    array = np.asarray(array)
+    copy = _aligned_empty(array.shape, array.dtype)
     copy[...] = array
     return copy
 
@@ -136,7 +143,7 @@ def _aligned(array):
 def _pack(matrix, str precision):
     """A [k, n] float32 matrix as the arrays mgf_matrix points to: (weights, scale, col_sums)."""
     if precision == "fp32":
-        return _aligned(_strided(matrix.astype(np.float32, copy=False))), None, None
+        return _strided(matrix), None, None
     k, n = matrix.shape
     per_word = 2 if precision == "bf16" else 4
     steps, columns = -(-k // per_word), -(-n // MGF_PANEL) * MGF_PANEL
