@@ -78,10 +78,9 @@ def continued(model, prompts, truths, **options) -> list[np.ndarray]:
     return out
 
 
-def repeated(representation, prompts) -> list[np.ndarray]:
+def repeated(prompts) -> list[np.ndarray]:
     """The prompt three times over (12 bars), as tokens: its bars are whole, so the clock carries on."""
-    return [np.concatenate([prompt[bounds(clock_of(representation), prompt, 0, PROMPT_BARS)[0]:]] * 3)
-            for prompt in prompts]
+    return [np.tile(prompt, 3) for prompt in prompts]
 
 
 def table(representation, methods: dict, truths) -> str:
@@ -123,7 +122,7 @@ def main(argv=None) -> None:
             for extra in args.bundle:
                 label, _, other = extra.partition("=")
                 methods[label] = continued(mgf.load_model(other), prompts, truths)
-        methods["the prompt three times"] = repeated(representation, prompts)
+        methods["the prompt three times"] = repeated(prompts)
         methods["training pieces' bars 5-16"] = [t for _, t in sample(tasks(representation, train.sequences), len(found))]
         print(f"## `{name}`: {len(found)} held-out pieces of 16 bars or more; prompt bars 1-4, bars 5-16 written\n")
         print(table(representation, methods, truths) + "\n")
