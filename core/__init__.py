@@ -20,6 +20,7 @@ import sys
 from mgf.generation.api import (check_limit, generate, generation_settings, get_representation, installed, installed_commands,
                   load_model, plugin_class, read_notes)
 from mgf.contract.constraint import Constraint, token_pitches
+from mgf.contract.controls import BarNotes, Conditioned, Control
 from mgf.contract.boundary import printable
 from mgf.contract.clock import Clock, TokenKind
 from mgf.contract.events import Decoder, Event
@@ -38,7 +39,7 @@ from mgf.generation.processors import (MinP, RepetitionPenalty, Temperature, Top
                                        draw_from_logits)
 from mgf.generation import rules
 from mgf.generation.stream import Stream, stream
-from mgf.generation.rules import Automaton, BarBudget, BarMask, CloseNotes, Forbid, NgramBonus, RunLimit, TimeLimit
+from mgf.generation.rules import Automaton, BarBudget, BarMask, BarTokens, CloseNotes, Forbid, NgramBonus, RunLimit, TimeLimit
 
 #: Contract-2 module names and where contract 3 put them (docs/contract.md, "The layout"): old imports keep
 #: working through :class:`_MovedModules`, with a DeprecationWarning that names the new module.
@@ -86,6 +87,9 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BarNotes",
+    "Conditioned",
+    "Control",
     "STOP_SIGNALS",
     "BundleError",
     "Clock",
@@ -145,6 +149,7 @@ __all__ = [
     "Automaton",
     "BarBudget",
     "BarMask",
+    "BarTokens",
     "CloseNotes",
     "Forbid",
     "NgramBonus",

@@ -34,6 +34,7 @@ GUARDED = {
     "models": ("__init__", "load"),
     "samplers": ("__init__", "choose", "search", "processors"),
     "constraints": ("__init__", "prepare", "rules", "apply"),
+    "controls": ("__init__", "supports", "values", "extract", "parse"),
 }
 
 

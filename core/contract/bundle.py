@@ -82,6 +82,9 @@ class Bundle:
     defaults: dict[str, Any] = field(default_factory=dict)
     precision: dict[str, Any] = field(default_factory=dict)
     infill: dict[str, Any] | None = None
+    #: ``mgf.controls``: the attribute controls the model was trained with (``mgf train --controls``), in the order of
+    #: their token families after the representation's (and infilling's) ids: ``[{"name": ..., "values": [...]}]``
+    controls: list[dict[str, Any]] | None = None
     #: the file it was read from, named in messages (None: made in memory)
     path: str | None = field(default=None, compare=False, repr=False)
 
@@ -103,6 +106,8 @@ class Bundle:
             metadata["mgf.precision"] = json.dumps(self.precision)
         if self.infill is not None:
             metadata["mgf.infill"] = json.dumps(self.infill)
+        if self.controls is not None:
+            metadata["mgf.controls"] = json.dumps(self.controls)
         return metadata
 
 
@@ -238,7 +243,7 @@ def read(path: str | os.PathLike, weights: bool = True) -> Bundle:
         names = list(header.entries) if weights else [name for name in header.entries if name.startswith("repr.")]
         tensors = _read_tensors(path, handle, header, names)
     loaded = Bundle(meta["arch"], tensors, meta["representation"], meta["training"], meta["defaults"], meta["precision"],
-                    meta["infill"], path=os.fspath(path))
+                    meta["infill"], meta["controls"], path=os.fspath(path))
     if weights:
         validate(loaded, where=str(path))
     else:
@@ -281,7 +286,7 @@ def validate(bundle: Bundle, where: str = "bundle") -> None:
     """Check tensors against the architecture (names, shapes, float32, finite values within ``MAX_WEIGHT``) and the defaults."""
     _check_defaults(where, bundle.defaults)
     _check_precision(where, bundle.precision)
-    _check_infill(where, bundle.infill, bundle.arch)
+    _check_infill(where, bundle.infill, bundle.arch, _check_controls(where, bundle.controls))
     expected = bundle.arch.tensor_shapes()
     missing = sorted(set(expected) - set(bundle.tensors))
     if missing:
@@ -313,13 +318,33 @@ def _parse_metadata(path, raw: dict[str, str]) -> dict[str, Any]:
     defaults = _json_field(path, raw, "mgf.defaults", dict) if "mgf.defaults" in raw else {}
     precision = _json_field(path, raw, "mgf.precision", dict) if "mgf.precision" in raw else {}
     infill = _json_field(path, raw, "mgf.infill", dict) if "mgf.infill" in raw else None
+    controls = _json_field(path, raw, "mgf.controls", list) if "mgf.controls" in raw else None
     parsed = _parse_arch(path, arch)
     return {"arch": parsed, "representation": _parse_repr(path, representation), "training": training,
             "defaults": _check_defaults(path, defaults), "precision": _check_precision(path, precision),
-            "infill": _check_infill(path, infill, parsed)}
+            "infill": _check_infill(path, infill, parsed, _check_controls(path, controls)), "controls": controls}
 
 
-def _check_infill(where, infill: Any, arch: Arch) -> dict[str, Any] | None:
+def _check_controls(where, controls: Any) -> list[dict[str, Any]] | None:
+    """``controls`` if a non-empty list of ``{"name", "values"}`` with unique names and labels (mgf.contract.controls);
+    whether each is installed is checked when the representation is rebuilt."""
+    from mgf.contract.controls import check_values
+
+    if controls is None:
+        return None
+    if not isinstance(controls, list) or not 1 <= len(controls) <= 64:
+        raise BundleError(f"{where}: metadata mgf.controls must be a list of 1 to 64 controls")
+    for entry in controls:
+        if not isinstance(entry, dict) or set(entry) != {"name", "values"} or not isinstance(entry["name"], str) \
+                or not 0 < len(entry["name"]) <= 64:
+            raise BundleError(f"{where}: each entry of metadata mgf.controls must be {{\"name\": ..., \"values\": [...]}}")
+        check_values(entry["name"], entry["values"])
+    if len({entry["name"] for entry in controls}) < len(controls):
+        raise BundleError(f"{where}: metadata mgf.controls names a control twice")
+    return controls
+
+
+def _check_infill(where, infill: Any, arch: Arch, controls: list | None = None) -> dict[str, Any] | None:
     """``infill`` if it has every key of :data:`INFILL_KEYS`, valid, and the ids that follow the representation's."""
     if infill is None:
         return None
@@ -332,10 +357,12 @@ def _check_infill(where, infill: Any, arch: Arch) -> dict[str, Any] | None:
     if infill["format"] != FORMAT:
         raise BundleError(f"{where}: metadata mgf.infill format {infill['format']!r:.40} is not supported (this mgf "
                           f"reads {FORMAT!r})")
-    expected = InfillTokens.after(arch.vocab_size - len(NAMES)).as_dict()
-    if infill["tokens"] != expected or arch.vocab_size <= len(NAMES):
+    controlled = sum(len(entry["values"]) + 1 for entry in controls or [])  # the controls' ids follow infilling's
+    expected = InfillTokens.after(arch.vocab_size - controlled - len(NAMES)).as_dict()
+    if infill["tokens"] != expected or arch.vocab_size - controlled <= len(NAMES):
         raise BundleError(f"{where}: metadata mgf.infill tokens must be {json.dumps(expected)} for a model of "
-                          f"{arch.vocab_size} ids (the four after its representation's own), got {infill['tokens']!r:.80}")
+                          f"{arch.vocab_size} ids (the four after its representation's own"
+                          f"{', then the controls' if controlled else ''}), got {infill['tokens']!r:.80}")
     rate, context = infill["rate"], infill["context"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
         raise BundleError(f"{where}: metadata mgf.infill rate must be a number in (0, 1], got {rate!r:.40}")

@@ -53,6 +53,17 @@ def register_constraints(register):
 
 
 @hookspec
+def register_controls(register):
+    """Register attribute controls (contract 3): call ``register(cls)`` once for each.
+
+    :param register: callable taking a subclass of :class:`mgf.Control` with a unique ``name``
+        that implements ``values`` and ``extract`` (docs/contract.md, "Controls"); same rules as
+        for representations.  A model trained with ``mgf train --controls NAME`` needs it installed
+        to load.  Returns ``None``.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the ``mgf`` command line.
 

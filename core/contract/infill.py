@@ -65,12 +65,14 @@ class InfillTokens:
 def sequence(tokens: InfillTokens, before: ArrayLike, after: ArrayLike, middle: ArrayLike = ()) -> np.ndarray:
     """int32 ``[SUFFIX, *after, PREFIX, *before, MIDDLE, *middle, END]`` (no start token: windows and generation add it).
 
-    With ``middle`` empty it ends at MIDDLE: the prompt a model fills from.  ``InputError`` for an id that is not music.
+    With ``middle`` empty it ends at MIDDLE: the prompt a model fills from.  ``InputError`` for an infilling id or a
+    negative one (a conditioned model's control ids, after the infilling ones, are music's own here).
     """
     parts = [np.asarray(part, dtype=np.int64).reshape(-1) for part in (before, after, middle)]
     for name, part in zip(("before", "after", "middle"), parts):
-        if part.size and (part.min() < 0 or part.max() >= tokens.base_vocab_size):
-            raise InputError(f"infill: {name} must be token ids in [0, {tokens.base_vocab_size}), the representation's own")
+        if part.size and (part.min() < 0 or ((part >= tokens.suffix) & (part <= tokens.end)).any()):
+            raise InputError(f"infill: {name} must be token ids of music (below {tokens.base_vocab_size}, or a control's "
+                             "after the infilling ones)")
     before_, after_, middle_ = parts
     closing = [[tokens.middle], middle_, [tokens.end]] if middle_.size else [[tokens.middle]]
     return np.concatenate([[tokens.suffix], after_, [tokens.prefix], before_, *closing]).astype(np.int32)

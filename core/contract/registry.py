@@ -38,6 +38,8 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.constraints.pitch",
     "mgf.plugins.constraints.close_notes",
     "mgf.plugins.constraints.motifs",
+    "mgf.plugins.controls.harmony",
+    "mgf.plugins.controls.texture",
     # commands, in the order `mgf --help` lists them
     "mgf.plugins.commands.generate",
     "mgf.plugins.commands.infill",
@@ -53,7 +55,7 @@ DEFAULT_PLUGINS = (
 )
 
 ENTRY_POINT_GROUP = "mgf"
-KINDS = ("representations", "models", "samplers", "constraints")
+KINDS = ("representations", "models", "samplers", "constraints", "controls")
 
 pm = pluggy.PluginManager("mgf")
 pm.add_hookspecs(hookspecs)
@@ -173,7 +175,7 @@ def hook_implementations(hook_name: str) -> list:
 
 
 def registry(kind: str) -> dict[str, Registered]:
-    """``{name: Registered}`` of one kind: ``"representations"``, ``"models"``, ``"samplers"`` or ``"constraints"``."""
+    """``{name: Registered}`` of one kind: ``"representations"``, ``"models"``, ``"samplers"``, ``"constraints"`` or ``"controls"``."""
     if kind not in _registries:
         load_plugins()
         _registries[kind] = _collect(kind)
@@ -182,11 +184,13 @@ def registry(kind: str) -> dict[str, Registered]:
 
 def _base(kind: str) -> Any:
     from mgf.contract.constraint import Constraint
+    from mgf.contract.controls import Control
     from mgf.contract.model import ModelBackend
     from mgf.contract.representation import Representation
     from mgf.contract.sampler import Sampler
 
-    return {"representations": Representation, "models": ModelBackend, "samplers": Sampler, "constraints": Constraint}[kind]
+    return {"representations": Representation, "models": ModelBackend, "samplers": Sampler, "constraints": Constraint,
+            "controls": Control}[kind]
 
 
 def _collect(kind: str) -> dict[str, Registered]:

@@ -19,6 +19,7 @@ from mgf.generation.run import Run
 from mgf.contract.model import Model, takes_path
 from mgf.contract.options import resolve
 from mgf.contract.representation import Representation
+from mgf.contract.controls import Conditioned
 from mgf.contract.infill import Infilling
 
 
@@ -74,8 +75,18 @@ def representation_of(path: str | os.PathLike, loaded: bundle.Bundle | None = No
         raise BundleError(f"{path}: bad representation config: {error}") from None
     representation.load_tensors(tensors)
     if loaded.infill is not None:  # the bundle's checked ids are the ones that follow the representation's
-        return Infilling(representation)
+        representation = Infilling(representation)
+    if loaded.controls is not None:  # their families follow
+        representation = _conditioned(representation, loaded.controls, os.fspath(path))
     return representation
+
+
+def _conditioned(base: Representation, spec: list[dict[str, Any]], where: str) -> Conditioned:
+    """The :class:`Conditioned` of a bundle's ``mgf.controls`` (checked when read): each control must be installed."""
+    missing = [entry["name"] for entry in spec if entry["name"] not in registry.registry("controls")]
+    if missing:
+        raise BundleError(f"{where}: needs the control {missing[0]!r:.40}, which is not installed (see `mgf plugins`)")
+    return Conditioned(base, [(registry.get("controls", entry["name"])(), entry["values"]) for entry in spec])
 
 
 def load_model(source: str | os.PathLike | bundle.Bundle, backend: str = "native", **backend_options: Any) -> Model:
@@ -167,7 +178,7 @@ def generate(
             raise InputError(f"the plan's primer does not fit the model's vocabulary [0, {model.vocab_size})")
         run = Run(model, plan)
     steps, num_outputs, rows = run.plan.steps, run.plan.num_outputs, run.plan.rows
-    user = run.primer
+    user = run.music_primer
     run.bar = bar = progress_bar(progress, len(user) + 1 + int(steps) - 1)
     try:
         new = run.generate(int(steps))

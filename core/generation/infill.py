@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mgf.contract.clock import Clock, TokenKind, clock_of
+from mgf.contract.controls import Conditioned, frame
 from mgf.contract.infill import gap_bounds, gap_bounds_seconds, sequence
 from mgf.contract.model import Model
 from mgf.errors import InputError, UsageError
@@ -73,7 +74,6 @@ def infill(
     start = model.representation.start_token
     budget = int(max_tokens) if max_tokens is not None else _budget(clock, before, after, int(length), ids.suffix, start)
     context = (model.infill or {}).get("context", max(len(before), len(after)))
-    prompt = sequence(ids, before[max(0, len(before) - context):], after[:context])
     if (after == start).any():
         raise InputError(f"infill: after must not contain the start token {start} (it is added)")
     if plan is None:
@@ -86,7 +86,16 @@ def infill(
         check_limit("steps", budget)
         settings = dataclasses.replace(plan.primed(before, model.representation), steps=budget)
     end = None if clock is None else int(clock.steps(before)[-1]) + int(length)
-    gap = Gap(tuple(prompt.tolist()), end, () if clock is None else _held(clock, after))
+    read_before, read_after = before, after
+    conditioned = model.representation if isinstance(model.representation, Conditioned) else None
+    if conditioned is not None and end is not None:  # both sides with their bars' controls, as the model learnt them
+        framed = frame(conditioned, before, settings.controls, after, end)
+        read_before, read_after = framed.before, framed.after
+        settings = dataclasses.replace(settings, steps=budget + len(conditioned.families) * (-(-int(length) //
+                                                                                              clock.steps_per_bar) + 2))
+        budget = settings.steps
+    prompt = sequence(ids, read_before[max(0, len(read_before) - context):], read_after[:context])
+    gap = Gap(tuple(prompt.tolist()), end, () if clock is None else _held(clock, after), tuple(after.tolist()))
     run = Run(model, dataclasses.replace(settings, gap=gap))
     run.bar = bar = progress_bar(progress, len(prompt) + budget)
     try:

@@ -18,6 +18,7 @@ import numpy as np
 
 from mgf.contract import options as opts
 from mgf.contract import registry
+from mgf.contract.controls import Conditioned, resolve as resolve_controls
 from mgf.contract.infill import Infilling, InfillTokens
 from mgf.contract.options import Option
 from mgf.contract.representation import Representation
@@ -37,10 +38,14 @@ class Gap:
     prompt: tuple[int, ...]
     end: int | None
     held: tuple[int, ...] = ()
+    #: the music after the gap (a conditioned model's key is read from both sides)
+    after: tuple[int, ...] = ()
 
 
 def infill_tokens(representation: Representation | None) -> InfillTokens:
     """The infilling ids of a model's representation; a :class:`UsageError` saying how to train a model that has them."""
+    if isinstance(representation, Conditioned):
+        representation = representation.base
     if not isinstance(representation, Infilling):
         name = getattr(representation, "name", "this")
         raise UsageError(f"this model cannot infill (it was trained to continue only); train one that can with "
@@ -66,6 +71,9 @@ class Plan:
     num_outputs: int | None = None
     seed: int | np.random.SeedSequence | None = None
     gap: Gap | None = None  #: an infilling run's (:func:`mgf.infill`); None: the primer is continued
+    #: a conditioned model's controls (:func:`mgf.contract.controls.resolve`): per control, the ids asked for bar after
+    #: bar; () for a model without controls, or one run without them ("any")
+    controls: tuple[tuple[int, ...], ...] = ()
 
     @property
     def rows(self) -> int:
@@ -92,6 +100,7 @@ def plan(
     num_outputs: int | None = None,
     typed: bool = False,
     others: Mapping[str, Iterable[Option]] | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> Plan:
     """The checked :class:`Plan` of a run; a :class:`UsageError` or :class:`InputError` before any work.
 
@@ -99,6 +108,9 @@ def plan(
     ``representation`` its tokens belong to.  ``typed``: ``options`` were typed on the command line,
     so messages name them as flags (``--top-p``) and the bundle's defaults apart; ``others`` are more
     owners of options that are checked here but are no part of the run (the CLI's model backend).
+    ``controls`` (``{"chord": "Am F C G", "key": "A minor", "density": 6}``) steer a conditioned model; an option named
+    like an installed control (``chords`` for ``chord``) is one too, and stays an option where the run's sampler or a
+    constraint declares it (``key``, of the ``scale`` constraint).
     """
     if steps is not None and (not _is_int(steps) or steps < 1):
         raise UsageError(f"steps must be a positive integer, got {steps!r}")
@@ -116,6 +128,10 @@ def plan(
         constraints = [constraints]
     given = checked_processors(processors)
     options, others = dict(options or {}), dict(others or {})
+    options, asked = _controls_of(defaults, sampler, constraints, options, dict(controls or {}), given, others,
+                                  representation)
+    if asked and representation is None:
+        raise UsageError("controls need the model's representation; give plan the representation")
     theirs = {option.name for owned in others.values() for option in owned}
     mine = {k: v for k, v in options.items() if k not in theirs}
     sampler, constraints, merged = generation_settings(defaults, sampler, constraints, mine, processors=given)
@@ -138,7 +154,33 @@ def plan(
                 resolved[label].update({k: checked[k] for k in share if k in mine})
     return Plan(sampler, tuple(constraints), tuple(tuple(resolved[label].items()) for label in run_owners),
                 tuple(given), tuple(tokens.tolist()), None if steps is None else int(steps),
-                None if num_outputs is None else int(num_outputs), seed)
+                None if num_outputs is None else int(num_outputs), seed,
+                controls=resolve_controls(representation, asked) if representation is not None else ())
+
+
+def _controls_of(defaults, sampler, constraints, options: dict, controls: dict, processors, others, representation):
+    """``(options, controls)``: the options named like an installed control (``chords``: ``chord``) moved to the
+    controls; one that the run's sampler, a constraint of it or ``others`` declare stays an option, and is a control
+    too where the model takes it."""
+    installed = set(registry.registry("controls"))
+    named = {name: "chord" if name == "chords" else name for name in options}
+    if not any(control in installed for control in named.values()):
+        return options, controls
+    chosen, listed, _ = generation_settings(defaults, sampler, constraints, {}, processors=processors)
+    declared = {option.name for option in registry.entry("samplers", chosen).cls.options}
+    for name in listed:
+        declared.update(option.name for option in registry.entry("constraints", name).cls.options)
+    declared.update(option.name for owned in others.values() for option in owned)
+    takes = set(representation.names) if isinstance(representation, Conditioned) else set()
+    kept = {}
+    for name, value in options.items():
+        if named[name] in installed and value is not None and (name not in declared or named[name] in takes):
+            if named[name] in controls:
+                raise UsageError(f"control {named[name]!r} is given twice")
+            controls[named[name]] = value
+        if name in declared or named[name] not in installed:
+            kept[name] = value
+    return kept, controls
 
 
 def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,

@@ -20,6 +20,9 @@ Each rule edits a row's logits before every choice, in the order given, after th
   state s, the tokens of ``forbid[s]`` are forbidden and ``bias[s]`` is added.
 - :class:`BarMask`: in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]`` are forbidden.
 - :class:`BarBudget`: at most ``limit`` of these tokens per bar.
+- :class:`BarTokens`: as the row enters bar b (``first <= b < stop``), before any other token of the bar, it
+  chooses the ids of ``tokens[(b - first) % K]`` (``cycle``) or ``tokens[min(b - first, K - 1)]`` in order (attribute
+  controls); everywhere else the ``reserved`` tokens are forbidden.
 - :class:`TimeLimit`: no token moves the row to a step past ``end`` (by the clock's rules: a BAR to the next bar
   line, a POSITION to its place in the bar).  With ``final`` (infilling's END): ``final`` is forbidden before
   ``end``; at ``end`` the NOTE_OFFs of the notes sounding there come first (but those of ``held``), then only
@@ -40,7 +43,8 @@ import numpy as np
 
 from mgf.errors import PluginError, UsageError
 
-__all__ = ["RULES", "Automaton", "BarBudget", "BarMask", "CloseNotes", "Forbid", "NgramBonus", "Rule", "RunLimit", "TimeLimit"]
+__all__ = ["RULES", "Automaton", "BarBudget", "BarMask", "BarTokens", "CloseNotes", "Forbid", "NgramBonus", "Rule", "RunLimit",
+           "TimeLimit"]
 
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -191,6 +195,34 @@ class BarBudget:
 
 
 @dataclass(frozen=True, eq=False)
+class BarTokens:
+    """``tokens``: int [K, L] token ids, -1 padding a row's end.  As the row enters bar b (``first <= b < stop``; ``stop``
+    None: no end), before the first other token that falls in bar b, the row chooses ``tokens[(b - first) % K]``
+    (``cycle``) or ``tokens[min(b - first, K - 1)]``, in order, up to its first -1: then every other token is forbidden
+    and the listed one allowed whatever the rules before said.  Everywhere else the tokens of ``reserved`` (bool [V];
+    None: every id in ``tokens``) are forbidden."""
+
+    tokens: np.ndarray
+    first: int = 0
+    stop: int | None = None
+    cycle: bool = True
+    reserved: np.ndarray | None = None
+    kind: ClassVar[str] = "bar_tokens"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        tokens = _array(self, "tokens", "iu", 2)
+        if tokens.min() < -1:
+            raise PluginError("mgf.rules.BarTokens: tokens must hold token ids, or -1 (padding)")
+        _int(self, "first", 0)
+        if self.stop is not None:
+            _int(self, "stop", self.first + 1)
+        object.__setattr__(self, "cycle", bool(self.cycle))
+        if self.reserved is not None:
+            _array(self, "reserved", "b", 1)
+
+
+@dataclass(frozen=True, eq=False)
 class TimeLimit:
     """No token moves the row to a step past ``end``.  ``final``: a token id that does not move time, chosen once
     the row is at ``end`` and its notes but those of ``held`` (bool [128], pitches that may sound on past ``end``)
@@ -218,6 +250,6 @@ class TimeLimit:
             _int(self, "within", 1, 2**30)
 
 
-Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, TimeLimit]
+Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, BarTokens, TimeLimit]
 #: every rule class
-RULES = (Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, TimeLimit)
+RULES = (Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, BarTokens, TimeLimit)

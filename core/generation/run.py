@@ -28,13 +28,16 @@ from mgf.contract.context import Context
 from mgf.errors import InputError, PluginError, UsageError
 from mgf.contract.model import Model, State
 from mgf.contract.sampler import Sampler
+from mgf.contract.controls import Conditioned, control_margin, frame
 from mgf.contract.infill import Infilling
 from mgf.generation.plan import Plan, infill_tokens
 from mgf.generation.processors import checked as checked_processors
-from mgf.generation.rules import RULES, BarBudget, BarMask, Forbid, TimeLimit
+from mgf.generation.rules import RULES, BarBudget, BarMask, BarTokens, Forbid, TimeLimit
 
 #: who the infilling rules (the framing ids forbidden, the gap's end) are in messages
 _INFILL = Origin("constraints", "infill", "mgf", "mgf-music", "", builtin=True)
+#: who a conditioned model's controls (their ids only at bar starts) are in messages
+_CONTROLS = Origin("constraints", "controls", "mgf", "mgf-music", "", builtin=True)
 
 
 class Run:
@@ -47,6 +50,14 @@ class Run:
         self.model, self.representation, self.plan, self.bar = model, model.representation, plan, bar
         self.rng = np.random.default_rng(plan.seed)
         self.primer, self.num_outputs = np.array(plan.primer, np.int32), plan.rows
+        self.music_primer = self.primer  # the caller's; ``primer`` is what the model reads (a conditioned one's controls in it)
+        self.conditioned: Conditioned | None = self.representation if isinstance(self.representation, Conditioned) else None
+        self.framed = None
+        if self.conditioned is not None:
+            gap = plan.gap
+            after = None if gap is None or gap.end is None else np.array(gap.after, np.int32)
+            self.framed = frame(self.conditioned, self.primer, plan.controls, after, None if gap is None else gap.end)
+            self.primer = self.framed.before
         self.vocab_size = int(model.vocab_size)
         self.start = int(self.representation.start_token)
         self.backend = origin_of(model)
@@ -72,7 +83,24 @@ class Run:
     # -- the loop --------------------------------------------------------------------------
 
     def generate(self, steps: int) -> np.ndarray:
-        """``[num_outputs, steps]`` new tokens; with the plan's gap, fewer once every row has chosen END."""
+        """``[num_outputs, steps]`` new tokens; with the plan's gap, fewer once every row has chosen END.
+
+        A conditioned model's control tokens are chosen too (as many more steps as they take) and left out of what is
+        returned: ``steps`` tokens of music per row, or with a gap, each row's up to END, padded with END."""
+        conditioned = self.conditioned
+        if self.framed is None or conditioned is None:
+            return self._generate(steps)
+        music = steps
+        if self.plan.gap is None:
+            steps += control_margin(conditioned, steps)
+        rows = [conditioned.music(row) for row in self._generate(steps, music)]
+        if self.plan.gap is None:
+            return np.stack([row[:music] for row in rows]).astype(np.int32)
+        end, longest = infill_tokens(self.representation).end, max(len(row) for row in rows)
+        return np.stack([np.pad(row, (0, longest - len(row)), constant_values=end) for row in rows]).astype(np.int32)
+
+    def _generate(self, steps: int, music: int | None = None) -> np.ndarray:
+        """``generate``'s tokens, control ids included; with ``music``, it stops once every row has that many others."""
         from mgf.kernel import _native  # on first use: ``import mgf`` stays light
 
         self._prepare(steps)
@@ -90,6 +118,9 @@ class Run:
             count = min(chunk, steps - first)
             logits, state = self.extend(logits, state, rules, chooser, history, P + first, count, first + count < steps)
             if end is not None and (history[:, P:P + first + count] == end).any(axis=1).all():
+                return history[:, P:P + first + count]
+            if music is not None and self.conditioned is not None and \
+                    (~self.conditioned.is_control(history[:, P:P + first + count])).sum(axis=1).min() >= music:
                 return history[:, P:P + first + count]
         return history[:, P:]
 
@@ -121,7 +152,7 @@ class Run:
                 if rule.needs_clock and self.clock is None:
                     raise UsageError(f"constraint {origin.name!r} needs the musical clock, and representation "
                                      f"{self.representation.name!r} has none (Representation.clock)")
-                if isinstance(rule, (BarMask, BarBudget)) and not self.clock.steps_per_bar:
+                if isinstance(rule, (BarMask, BarBudget, BarTokens)) and not self.clock.steps_per_bar:
                     raise UsageError(f"constraint {origin.name!r} counts bars, and representation "
                                      f"{self.representation.name!r} writes no meter")
             try:  # the rules alone, against the vocabulary and the clock: a bad one is its constraint's bug
@@ -130,9 +161,13 @@ class Run:
                 raise PluginError(f"{origin.describe('rules')}: {error}") from None
             self.rules += found
             self.owners += [origin] * len(found)
-        infilling = self._infill_rules()  # last: at the gap's end, only its END
+        infilling = self._infill_rules()  # at the gap's end, only its END
         self.rules += infilling
         self.owners += [_INFILL] * len(infilling)
+        if self.framed is not None and self.conditioned is not None:  # last: a bar's controls, whatever came before
+            reserved = self.conditioned.is_control(np.arange(self.vocab_size))
+            self.rules.append(BarTokens(self.framed.table, self.framed.first, self.framed.stop, True, reserved))
+            self.owners.append(_CONTROLS)
 
     def _ruleset(self, history: np.ndarray, max_tokens: int):
         """The run's rules with a state per row of ``history``, fed it."""
@@ -150,7 +185,8 @@ class Run:
     def _infill_rules(self) -> list:
         """An infilling model's framing ids, never chosen; with the plan's gap, its END only where the gap ends, and by
         the run's last step."""
-        if not isinstance(self.representation, Infilling) and self.plan.gap is None:
+        base = self.conditioned.base if self.conditioned is not None else self.representation
+        if not isinstance(base, Infilling) and self.plan.gap is None:
             return []
         ids, gap = infill_tokens(self.representation), self.plan.gap
         framing = np.zeros(self.vocab_size, bool)

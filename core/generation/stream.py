@@ -143,8 +143,8 @@ class Stream(Generator):
         self._length += count
         self.generated += count
         chosen = self._history[0, first : first + count].copy()
-        if self._decoder is None:
-            return chosen
+        if self._decoder is None:  # a conditioned model's controls are no music: left out (the decoder passes over them)
+            return chosen if self._run.conditioned is None else self._run.conditioned.music(chosen)
         found = self._decode(chosen)
         if not more:
             with guard(origin_of(self._run.representation), "decoder"):

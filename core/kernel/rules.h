@@ -21,26 +21,29 @@
 
 enum { MGF_NOTE_ON = 1, MGF_NOTE_OFF = 2, MGF_REST = 6, MGF_BAR = 7, MGF_POSITION = 8 }; /* TokenKind (mgf.Clock) */
 enum { MGF_FORBID = 0, MGF_RUN_LIMIT, MGF_NGRAM_BONUS, MGF_CLOSE_NOTES, MGF_AUTOMATON, MGF_BAR_MASK, MGF_BAR_BUDGET,
-       MGF_TIME_LIMIT };
+       MGF_TIME_LIMIT, MGF_BAR_TOKENS };
 #define MGF_PITCHES 128
 
 typedef struct {
     int kind;
     int slot;                       /* first of this op's slots in a row's slots */
     const unsigned char *tokens;    /* FORBID, BAR_BUDGET: [V]; BAR_MASK: [count, V]; AUTOMATON: forbid [count, V] or NULL;
-                                       TIME_LIMIT: held pitches [128] or NULL */
+                                       TIME_LIMIT: held pitches [128] or NULL; BAR_TOKENS: reserved [V] */
     const int32_t *table;           /* RUN_LIMIT: groups [V]; AUTOMATON: next [count, V]; TIME_LIMIT: [count] the
-                                       longest-first moves that cover each distance below count */
+                                       longest-first moves that cover each distance below count; BAR_TOKENS: the
+                                       lists [count, length], token ids, then -1s */
     const float *bias;              /* AUTOMATON: [count, V] or NULL */
-    int count;                      /* BAR_MASK: masks; AUTOMATON: states; TIME_LIMIT: the longest move (not a BAR's
-                                       or POSITION's) */
+    int count;                      /* BAR_MASK, BAR_TOKENS: masks, lists; AUTOMATON: states; TIME_LIMIT: the longest
+                                       move (not a BAR's or POSITION's) */
     int64_t limit;                  /* RUN_LIMIT, NGRAM_BONUS: max_run; CLOSE_NOTES: max_steps; BAR_BUDGET: limit;
-                                       TIME_LIMIT: end; AUTOMATON: start state; BAR_MASK: cycle */
-    int length;                     /* NGRAM_BONUS: tokens matched; CLOSE_NOTES: max_polyphony (0: any) */
+                                       TIME_LIMIT: end; AUTOMATON: start state; BAR_MASK, BAR_TOKENS: cycle */
+    int length;                     /* NGRAM_BONUS: tokens matched; CLOSE_NOTES: max_polyphony (0: any); BAR_TOKENS:
+                                       entries of a list */
     float bonus;                    /* NGRAM_BONUS */
     int table_index;                /* NGRAM_BONUS: which of a row's hash tables */
     int token;                      /* TIME_LIMIT: final, or -1 */
     int64_t within;                 /* TIME_LIMIT: the row's tokens by which it chooses final (0: no bound) */
+    int64_t first, stop;            /* BAR_TOKENS: the bars [first, stop) that have a list (stop -1: no end) */
 } mgf_rule;
 
 typedef struct {
@@ -272,6 +275,18 @@ static void mgf_time_limit(const mgf_rules *r, const mgf_rule *op, const mgf_row
         }
 }
 
+/* bar-tokens: where in op->table the entry row b must choose next is, when its next token falls in `bar`, or -1 (the
+ * bar's list is done, was passed by, or is empty; the bar has none).  slot: the latest bar whose list is done or that
+ * had a token not of its list (-1: none yet), the entries of a list chosen, in which bar (-1: none). */
+static inline int64_t mgf_bar_entry(const mgf_rule *op, const int64_t *slot, int64_t bar)
+{
+    int64_t k = bar - op->first, done = slot[2] == bar ? slot[1] : 0;
+    if (bar <= slot[0] || k < 0 || (op->stop >= 0 && bar >= op->stop) || done < 0 || done >= op->length)
+        return -1;
+    k = op->limit ? k % op->count : (k < op->count - 1 ? k : op->count - 1);
+    return op->table[k * op->length + done] >= 0 ? k * op->length + done : -1;
+}
+
 /* Row b's logits z [V], in place: the start token, then each op in order.  0, or 1 + the index of the op that left
  * the row no token. */
 static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
@@ -325,6 +340,18 @@ static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
         case MGF_TIME_LIMIT:
             mgf_time_limit(r, op, s, b, slot, z);
             break;
+        case MGF_BAR_TOKENS: { /* the bar's next entry alone (allowed whatever the rules before said), else no reserved */
+            int64_t entry = mgf_bar_entry(op, slot, now / r->bar_steps);
+            if (entry >= 0) {
+                int token = op->table[entry];
+                float keep = isfinite(z[token]) ? z[token] : 0.0f;
+                for (v = 0; v < V; v++)
+                    z[v] = -INFINITY;
+                z[token] = keep;
+            } else
+                mgf_forbid(z, op->tokens, V);
+            break;
+        }
         }
         if (!mgf_any_allowed(z, V))
             return i + 1;
@@ -370,6 +397,20 @@ static void mgf_rules_advance(const mgf_rules *r, mgf_rows *s, int b, int token)
         case MGF_TIME_LIMIT:
             slot[0] |= token == op->token;
             break;
+        case MGF_BAR_TOKENS: { /* the token fell at `now`, in `bar` */
+            int64_t bar = now / r->bar_steps, entry = mgf_bar_entry(op, slot, bar);
+            if (bar <= slot[0])
+                break;
+            if (entry >= 0 && token == op->table[entry] && (entry + 1) % op->length != 0 && op->table[entry + 1] >= 0) {
+                slot[1] = entry % op->length + 1; /* more of the list to come */
+                slot[2] = bar;
+            } else { /* the list is done, or the bar has none, or the token is not of it (a primer's) */
+                slot[0] = bar;
+                slot[1] = 0;
+                slot[2] = -1;
+            }
+            break;
+        }
         }
     }
     if (s->onsets) {

@@ -17,6 +17,7 @@ cdef extern from "rules.h" nogil:
         int table_index
         int token
         int64_t within
+        int64_t first, stop
     ctypedef struct mgf_rules:
         int vocab, start, n_ops, n_slots, n_tables
         const mgf_rule *ops
@@ -39,7 +40,7 @@ cdef extern from "rules.h" nogil:
         uint64_t *keys
         int32_t *ends
     int MGF_FORBID, MGF_RUN_LIMIT, MGF_NGRAM_BONUS, MGF_CLOSE_NOTES, MGF_AUTOMATON, MGF_BAR_MASK, MGF_BAR_BUDGET
-    int MGF_TIME_LIMIT, MGF_PITCHES
+    int MGF_TIME_LIMIT, MGF_BAR_TOKENS, MGF_PITCHES
     int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z) noexcept
     void mgf_rules_advance(const mgf_rules *r, mgf_rows *s, int b, int token) noexcept
 
@@ -48,7 +49,8 @@ cdef extern from "rules.h" nogil:
 RULE_KINDS = {"forbid": (MGF_FORBID, 0, 0), "run_limit": (MGF_RUN_LIMIT, 2, 0),
               "ngram_bonus": (MGF_NGRAM_BONUS, 4, 0), "close_notes": (MGF_CLOSE_NOTES, 0, 1),
               "automaton": (MGF_AUTOMATON, 1, 0), "bar_mask": (MGF_BAR_MASK, 0, 2),
-              "bar_budget": (MGF_BAR_BUDGET, 2, 2), "time_limit": (MGF_TIME_LIMIT, 1, 1)}
+              "bar_budget": (MGF_BAR_BUDGET, 2, 2), "time_limit": (MGF_TIME_LIMIT, 1, 1),
+              "bar_tokens": (MGF_BAR_TOKENS, 3, 2)}
 #: slots of n-gram hash tables one RuleSet may hold, all rows together (6 GiB of keys and ends)
 MAX_TABLE_SLOTS = 1 << 29
 #: the longest move for which TimeLimit.within is kept (a table of that many entries); beyond, within is not
@@ -190,6 +192,8 @@ cdef _Compiled _compile(list rules, clock, int vocab, int start, int max_tokens)
         elif kind == "bar_budget":
             op.tokens = c._keep8(_table(rule.tokens, np.bool_, (V,), f"rule {i}: BarBudget.tokens"))
             op.limit = _natural(rule.limit, f"rule {i}: BarBudget.limit")
+        elif kind == "bar_tokens":
+            _bar_tokens(c, op, rule, i, V, start)
         else:
             op.limit, op.token = _natural(rule.end, f"rule {i}: TimeLimit.end"), -1
             final = getattr(rule, "final", None)
@@ -214,6 +218,31 @@ cdef _Compiled _compile(list rules, clock, int vocab, int start, int max_tokens)
         raise InputError(f"n-gram bonuses over rows of {max_tokens} tokens need more than {MAX_TABLE_SLOTS} table slots")
     c.rules.capacity = capacity
     return c
+
+
+cdef _bar_tokens(_Compiled c, mgf_rule *op, rule, int i, int V, int start):
+    """BarTokens: its lists [count, length] (ids in the vocabulary, never the start token, each list's -1s at its end),
+    bars and reserved tokens."""
+    lists = np.asarray(rule.tokens)
+    op.count = _positive(lists.shape[0] if lists.ndim == 2 else 0, f"rule {i}: BarTokens.tokens (lists)")
+    op.length = _positive(lists.shape[1] if lists.ndim == 2 else 0, f"rule {i}: BarTokens.tokens (entries)")
+    table = _in_range(_table(lists, np.int32, (op.count, op.length), f"rule {i}: BarTokens.tokens"), -1, V,
+                      f"rule {i}: BarTokens.tokens")
+    if (table == start).any():
+        raise InputError(f"rule {i}: BarTokens.tokens must not hold the start token {start}")
+    if ((table[:, :-1] < 0) & (table[:, 1:] >= 0)).any():
+        raise InputError(f"rule {i}: BarTokens.tokens must hold only -1s after a -1 (padding a list's end)")
+    op.table, op.limit = c._keep32(table), bool(rule.cycle)
+    op.first = _natural(rule.first, f"rule {i}: BarTokens.first")
+    op.stop = -1 if rule.stop is None else _natural(rule.stop, f"rule {i}: BarTokens.stop")
+    if rule.stop is not None and op.stop <= op.first:
+        raise InputError(f"rule {i}: BarTokens.stop must be None or > first, got {op.stop} <= {op.first}")
+    if rule.reserved is None:
+        reserved = np.zeros(V, np.uint8)
+        reserved[table[table >= 0]] = 1
+    else:
+        reserved = _table(rule.reserved, np.bool_, (V,), f"rule {i}: BarTokens.reserved")
+    op.tokens = c._keep8(reserved)
 
 
 def _longest_first(sizes):
@@ -279,6 +308,9 @@ cdef class RuleSet:
                 self.slots[:, r.ops[i].slot] = r.ops[i].limit
             elif r.ops[i].kind == MGF_BAR_BUDGET:
                 self.slots[:, r.ops[i].slot + 1] = -1
+            elif r.ops[i].kind == MGF_BAR_TOKENS:  # no bar yet, none of a list chosen
+                self.slots[:, r.ops[i].slot] = -1
+                self.slots[:, r.ops[i].slot + 2] = -1
         self.onsets = np.full((rows, MGF_PITCHES), -1, np.int64) if compiled.needs_onsets else None
         self.history = np.zeros((rows, max(1, r.max_tokens)), np.int32) if r.n_tables else None
         shape = (int(rows), int(r.n_tables), int(r.capacity)) if r.n_tables else (1, 1, 1)

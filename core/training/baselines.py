@@ -57,10 +57,20 @@ class NGram:
 
 
 def model_cross_entropy(model, sequences, batch_size: int = 256) -> float:
-    """Mean negative log-probability (nats) per token the model gives ``sequences``, each after its start token."""
+    """Mean negative log-probability (nats) per token the model gives ``sequences``, each after its start token.
+
+    A conditioned model (:class:`mgf.Conditioned`) reads each bar's controls as "any", as it does when generating
+    without them, and only the music's tokens are counted: the cross-entropy of plain continuation."""
+    from mgf.contract.controls import Conditioned, interleave
     from mgf.contract.sampler import log_softmax
 
-    start = model.representation.start_token
+    representation = model.representation
+    start = representation.start_token
+    counted = None
+    if isinstance(representation, Conditioned):
+        clock, anys = representation.clock(), np.array([[f.any for f in representation.families]], np.int32)
+        sequences = [interleave(clock, np.asarray(s, np.int32), anys) for s in sequences]
+        counted = representation.is_control
     nll, count = 0.0, 0
     ordered = sorted(sequences, key=len)
     for first in range(0, len(ordered), batch_size):
@@ -74,7 +84,7 @@ def model_cross_entropy(model, sequences, batch_size: int = 256) -> float:
         state = model.initial_state(len(batch))
         for t in range(longest):
             logits, state = model.step(inputs[:, t].copy(), state)
-            rows = mask[:, t]
+            rows = mask[:, t] if counted is None else mask[:, t] & ~counted(inputs[:, t + 1])
             nll -= log_softmax(logits[rows])[np.arange(rows.sum()), inputs[rows, t + 1]].sum()
             count += int(rows.sum())
     return nll / max(count, 1)

@@ -108,6 +108,20 @@ def describe_infill(infill: dict[str, Any]) -> str:
             "middle, end)")
 
 
+def describe_controls(controls: list[dict[str, Any]], training: dict[str, Any]) -> list[str]:
+    """A bundle's ``mgf.controls`` as lines: each control, its values (what ``--control NAME=VALUE`` takes) and how
+    often training left it out."""
+    from mgf.contract.controls import describe
+
+    dropout = dict(training.get("controls", {}))
+    lines = [f"controls: {', '.join(entry['name'] for entry in controls)} (mgf generate / mgf infill: --chords, --key, "
+             "--density, --polyphony, --control NAME=VALUE; not given: any)"]
+    for entry in controls:
+        left = f", left out of {dropout[entry['name']]:.0%} of training windows" if entry["name"] in dropout else ""
+        lines.append(f"  {entry['name']}: {describe(entry['values'], 40)}{left}")
+    return lines
+
+
 def _why_no_card(training: dict[str, Any]) -> str:
     if training.get("pieces", {}).get("validation") == 0:
         return ("no piece was held out to compare with (trained with --val-split 0, or on too few pieces to hold one "

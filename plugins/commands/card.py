@@ -27,6 +27,8 @@ def _card(args):
     print(card.describe_precision(meta["precision"]))
     if meta["infill"] is not None:
         print(card.describe_infill(meta["infill"]))
+    if meta["controls"] is not None:
+        print("\n".join(card.describe_controls(meta["controls"], meta["training"])))
     if meta["representation"]["config"].get("dynamics", "none") != "none":
         print(f"dynamics when writing: {meta['representation']['config']['dynamics']} (added by mgf, not learned; "
               "mgf generate --dynamics none writes the model's own velocities)")

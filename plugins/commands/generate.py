@@ -69,7 +69,8 @@ def _generate(args) -> int:
     loaded = bundle.read(path, weights=not parallel) if backend.reads_bundles else None  # the one read of the file
     if loaded is not None:
         check_repr(args, loaded.representation["name"])  # before the backend builds anything
-    job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults)
+    described = None if loaded is None else representation_of(path, loaded)  # what the controls typed are checked against
+    job = _checked_job(args, backend, path, {} if loaded is None or args.no_defaults else loaded.defaults, described)
     job.dynamics = args.dynamics
     model = None if parallel and loaded is not None else job.model(loaded)
     representation = job.representation(loaded) if model is None else model.representation
@@ -100,10 +101,10 @@ def _generate(args) -> int:
     return 0
 
 
-def _checked_job(args, backend, path: str, defaults: dict) -> "Job":
+def _checked_job(args, backend, path: str, defaults: dict, representation=None) -> "Job":
     """The job of ``args``, its plan made here once (every option value, the bundle's defaults too, checked), and every
     output path checked; the primer joins the plan once the representation has read it."""
-    settings = sampling_plan(args, backend, defaults, args.steps, min(BATCH, args.num_outputs))
+    settings = sampling_plan(args, backend, defaults, args.steps, min(BATCH, args.num_outputs), representation)
     if args.output is not None:
         _check_outputs(output_paths(args.output, args.num_outputs), args)
     return Job(path, args.model, backend_options(args, backend), settings, args.quiet, args.render, args.plot)

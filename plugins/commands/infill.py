@@ -6,6 +6,7 @@ import re
 import mgf
 from mgf import UsageError, atomic_path, check_limit, check_output, hookimpl, plugin_class
 from mgf.contract import bundle
+from mgf.generation.api import representation_of
 from mgf.generation.plan import infill_tokens
 from mgf.plugins.commands.sampling_options import (add_model_options, add_sampling_options, as_read, backend_options,
                                                    bundle_path, check_repr, output_paths, sampling_plan)
@@ -47,7 +48,8 @@ def _infill(args) -> int:
     if loaded is not None:
         check_repr(args, loaded.representation["name"])
     settings = sampling_plan(args, backend, {} if loaded is None or args.no_defaults else loaded.defaults, None,
-                             args.num_outputs if args.num_outputs > 1 else None)
+                             args.num_outputs if args.num_outputs > 1 else None,
+                             None if loaded is None else representation_of(path, loaded))
     model = mgf.load_model(path if loaded is None else loaded, backend=args.model, **backend_options(args, backend))
     if loaded is None:
         check_repr(args, model.representation.name)  # a file format of the backend's own: only its model knows

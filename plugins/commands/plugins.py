@@ -5,7 +5,8 @@ import json
 from mgf import hookimpl, installed, installed_commands
 
 TITLES = {"representations": "Representations (config keys: --config KEY=VALUE)", "models": "Model backends",
-          "samplers": "Samplers", "constraints": "Constraints (--constrain NAME)"}
+          "samplers": "Samplers", "constraints": "Constraints (--constrain NAME)",
+          "controls": "Controls (mgf train --controls NAME; a bundle's values: mgf card)"}
 
 
 @hookimpl
@@ -40,6 +41,8 @@ def _plugins(args) -> int:
         print(f"{title}:")
         for row in listing[kind]:
             print(f"  {row['name']:<14} {row['distribution']} {row['version']}".rstrip())
+            if kind == "controls":
+                print(f"      {installed(kind)[row['name']].cls.description}")
             for o in row["options"]:
                 flag = o["name"] if kind == "representations" else "--" + o["name"].replace("_", "-")
                 limits = f" in [{o.get('low', '-inf')}, {o.get('high', 'inf')}]" if "low" in o or "high" in o else ""

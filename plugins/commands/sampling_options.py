@@ -63,12 +63,44 @@ def add_sampling_options(p, command: str) -> None:
         first = owners[0][1]
         who = ", ".join(owner for owner, _ in owners)
         types = sorted({option.type.__name__ for _, option in owners})
+        also = " (and a conditioned model's key control)" if name == "key" else ""
         try:
             group.add_argument(first.flag, dest=f"opt_{name}", default=None, metavar="/".join(types).upper(),
-                               help=f"{first.help} [{who}]")
+                               help=f"{first.help} [{who}]{also}")
         except argparse.ArgumentError:
             warnings.warn(f"option {name!r} of {who} clashes with a flag of `mgf {command}`; it can be given from "
                           "Python only", PluginWarning, stacklevel=1)
+    add_control_options(p)
+
+
+def add_control_options(p) -> None:
+    """``--chords``, ``--density``, ``--polyphony`` and ``--control NAME=VALUE``: what steers a conditioned model."""
+    group = p.add_argument_group("controls (a model trained with `mgf train --controls`; `mgf card` lists its controls "
+                                 "and their values; --key too)")
+    taken = declared_options()  # a plugin's option of the same name (mgf-chord-tones' chords): that flag serves both
+    for flag, metavar, text in (
+            ("chords", "PROGRESSION", "one chord per bar, repeating: \"Am F C G\" (major and minor triads; N: no chord)"),
+            ("density", "N", "notes that start in each bar (or several values, one per bar)"),
+            ("polyphony", "N", "notes sounding at once, bar average (polyphonic models)")):
+        if flag not in taken:
+            group.add_argument(f"--{flag}", dest=f"control_{flag}", metavar=metavar, help=text)
+    group.add_argument("--control", action="append", default=[], metavar="NAME=VALUE",
+                       help="any installed control, a third party's too (repeatable)")
+
+
+def typed_controls(args) -> dict:
+    """The controls typed on the command line, by name."""
+    found = {name: getattr(args, f"control_{flag}", None) for name, flag in (("chord", "chords"), ("density", "density"),
+                                                                           ("polyphony", "polyphony"))}
+    found = {name: value for name, value in found.items() if value is not None}
+    for text in args.control:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageError(f"--control takes NAME=VALUE (e.g. register=high), got {text[:40]!r}")
+        if name.strip() in found:
+            raise UsageError(f"control {name.strip()!r} is given twice")
+        found[name.strip()] = value.strip()
+    return found
 
 
 class _InOrder(argparse.Action):
@@ -104,11 +136,14 @@ def typed_options(args) -> dict:
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
-def sampling_plan(args, backend, defaults: dict, steps: int | None, num_outputs: int | None) -> Plan:
-    """The checked plan of the sampling options typed (messages name them as flags), over the bundle's ``defaults``."""
+def sampling_plan(args, backend, defaults: dict, steps: int | None, num_outputs: int | None,
+                  representation=None) -> Plan:
+    """The checked plan of the sampling options typed (messages name them as flags), over the bundle's ``defaults``;
+    the controls typed need the model's ``representation``."""
     return plan(defaults, steps, sampler=args.sampler, constraints=args.constrain, options=typed_options(args),
                 processors=processors(args.processors), seed=args.seed, num_outputs=num_outputs, typed=True,
-                others={f"model backend {args.model!r}": backend.options})
+                others={f"model backend {args.model!r}": backend.options}, controls=typed_controls(args),
+                representation=representation)
 
 
 def check_repr(args, trained: str) -> None:
@@ -145,9 +180,14 @@ def as_read(representation):
 def with_dynamics(representation, style: str):
     """``representation`` rebuilt with its ``dynamics`` config set to ``style`` (midi's: plugins/representations/midi_dynamics.py),
     an infilling model's ids kept."""
-    base = representation.base if isinstance(representation, mgf.Infilling) else representation
+    conditioned = representation if isinstance(representation, mgf.Conditioned) else None
+    framed = conditioned.base if conditioned is not None else representation
+    base = framed.base if isinstance(framed, mgf.Infilling) else framed
     if "dynamics" not in {option.name for option in type(base).options}:
         raise UsageError(f"--dynamics: the {base.name} representation writes no dynamics (midi does)")
     shaped = mgf.get_representation(base.name, **{**base.config(), "dynamics": style})
     shaped.load_tensors(base.tensors())
-    return mgf.Infilling(shaped) if base is not representation else shaped
+    shaped = mgf.Infilling(shaped) if base is not framed else shaped
+    if conditioned is None:
+        return shaped
+    return mgf.Conditioned(shaped, [(family.control, family.values) for family in conditioned.families])

@@ -12,7 +12,10 @@ import numpy as np
 
 from mgf import BundleError, Infilling, InputError, UsageError, check_output, get_representation, hookimpl
 from mgf.contract import bundle
+from mgf.contract import registry as plugin_registry
 from mgf.contract.clock import clock_of
+from mgf.contract.controls import Conditioned, families_for
+from mgf.training.controls import Conditioning, parse_controls
 from mgf.training.workers import check_scheduler
 
 from mgf.plugins.keras import archive as keras_archive
@@ -62,6 +65,13 @@ def _train(args):
         raise UsageError("--config needs --repr")
     if args.infill and representation is not None:
         clock_of(representation, "--infill")  # before TensorFlow is imported; a dataset's representation: in train()
+    if not 0 <= args.control_dropout < 1:
+        raise UsageError(f"--control-dropout must be in [0, 1), got {args.control_dropout}")
+    controls = [] if args.controls is None else parse_controls(args.controls, args.control_dropout)
+    if controls and representation is not None:  # before TensorFlow is imported: unknown names, values, no bars
+        Conditioning(Conditioned(representation, families_for(clock_of(representation), [
+            plugin_registry.get("controls", name)() for name, _ in controls], "--controls")),
+            tuple(rate for _, rate in controls))
     if not 0 < args.peer_timeout < math.inf:
         raise UsageError(f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}")
     require_keras()  # fail early, with the install hint, before reading data
@@ -78,7 +88,7 @@ def _train(args):
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=transpose, resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
-        infill=args.infill, infill_context=args.infill_context,
+        infill=args.infill, infill_context=args.infill_context, controls=controls,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     # in a child process, which a signal can stop even while TensorFlow blocks (keras_support.in_child)
@@ -157,8 +167,12 @@ def _exported(path, representation, output, beside):
     arch, tensors = net.to_tensors(net.load_keras(path))
     origin = _trained_bundle(beside)
     # a model trained with --infill scores the representation's ids and four more: its bundle beside it says so
-    infill = origin.infill if origin is not None and origin.arch.vocab_size == arch.vocab_size else None
-    expected = Infilling(representation).vocab_size if infill else representation.vocab_size
+    same = origin is not None and origin.arch.vocab_size == arch.vocab_size
+    infill = origin.infill if same else None
+    controls = origin.controls if same else None
+    expected = (Infilling(representation) if infill else representation).vocab_size
+    if controls:
+        expected += sum(len(entry["values"]) + 1 for entry in controls)
     if expected != arch.vocab_size:
         raise InputError(f"{path}: the model has {arch.vocab_size} tokens, representation "
                          f"{representation.name!r} has {expected}")
@@ -178,7 +192,7 @@ def _exported(path, representation, output, beside):
                           stacklevel=1)
     training["exported_from"] = name
     bundle.write(bundle.Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in repr_tensors.items()}}, spec, training,
-                               infill=infill), output)
+                               infill=infill, controls=controls), output)
     return output
 
 
@@ -227,6 +241,13 @@ def register_commands(cli):
     p.add_argument("--infill-context", type=int, metavar="TOKENS",
                    help="with --infill: music kept on each side of a gap, in tokens (default: a quarter of --seq-len, "
                         "so that half a window is context and the gap has the other half)")
+    p.add_argument("--controls", metavar="NAMES",
+                   help="condition the model on these attribute controls, read per bar from the music "
+                        "(chord,key,density; polyphony for midi; installed ones: `mgf plugins`), so that `mgf generate "
+                        "--chords ... --key ... --density N` steers it; NAME=P gives one its own --control-dropout")
+    p.add_argument("--control-dropout", type=float, default=0.5, metavar="P",
+                   help="with --controls: the probability that a training window leaves a control out, so that the "
+                        "model also writes without it (default: 0.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside the output")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -13,15 +13,20 @@ import sys
 import time
 import warnings
 
+from collections.abc import Sequence
+
 import numpy as np
 
 import mgf
+from mgf.contract import registry
 from mgf import Infilling, InputError, Representation, UsageError, atomic_path, open_regular
 from mgf.files import atomic_paths
 from mgf.contract import bundle
 from mgf.contract.clock import clock_of
 from mgf.training import card
 from mgf.training.infill import Examples
+from mgf.training.controls import Conditioning
+from mgf.contract.controls import Conditioned, families_for
 from mgf.training.build import build as build_dataset
 from mgf.training.progress import duration, LINE_SECONDS
 from mgf.training.shards import is_dataset, Shards, stream
@@ -195,6 +200,7 @@ def train(
     distributed: bool = False,
     infill: float = 0.0,
     infill_context: int | None = None,
+    controls: Sequence[tuple[str, float]] = (),
 ) -> Bundle | None:
     """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``).
 
@@ -206,7 +212,8 @@ def train(
     (``batch_size`` is then the global batch); only the chief writes checkpoints and the bundle,
     and the other workers return None.  ``infill`` (0: off) is the share of training windows made fill-in-the-middle
     examples (:mod:`mgf.training.infill`) with ``infill_context`` tokens each side (default: a quarter of the window);
-    the model then scores the representation's ids and the four of :class:`mgf.Infilling`.
+    the model then scores the representation's ids and the four of :class:`mgf.Infilling`.  ``controls``: the
+    attribute controls (:mod:`mgf.training.controls`) by name, each with the probability that a window leaves it out.
     """
     import tensorflow as tf
 
@@ -222,9 +229,12 @@ def train(
     quiet = quiet or not chief
     representation = _representation(representation, sources)
     clock = clock_of(representation, "--infill") if infill else None  # gaps are cut by it: checked before any data is read
+    families = _families(representation, controls)  # so are the controls
     representation, datasets = _datasets(representation, sources, val_split, workers, scheduler, quiet)
     infilling = None if clock is None else Infilling(representation)
-    arch = Arch(vocab_size=(infilling or representation).vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim,
+    scored = infilling or representation
+    conditioned = Conditioned(scored, families) if families else None
+    arch = Arch(vocab_size=(conditioned or scored).vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim,
                 cell=cell)
     source = " + ".join(sources)
     skipped = sum(d.manifest["files"]["skipped"] for d in datasets)
@@ -245,25 +255,37 @@ def train(
     def transform(pieces):
         return augment(Dataset(pieces, [""] * len(pieces)), representation, transpose).sequences
 
-    train_transform = transform if augmenting else None
+    music_transform = transform if augmenting else None  # what the baselines fit: music alone
+    conditioning = None
+    if conditioned is not None:
+        conditioning = Conditioning(conditioned, tuple(rate for _, rate in controls))
+        train_transform = _then(music_transform, conditioning.transform)
+        val_transform = conditioning.transform
+    else:
+        train_transform, val_transform = music_transform, None
     train_count = _count(train_parts, seq_len, train_transform)
-    val_count = _count(val_parts, seq_len, None)
+    val_count = _count(val_parts, seq_len, val_transform)
     if train_count["windows"] == 0 or train_count["tokens"] < 2:
         raise InputError(f"{source}: too little data to train on ({train_count['tokens']} tokens)")
     # windows are padded to seq_len: beyond the longest piece only padding grows (10^9 made a segfault)
     seq_len = min(seq_len, max(train_count["longest"], val_count["longest"]))
     _check_fits(arch, min(batch_size, train_count["windows"]), seq_len)
-    examples = None if infilling is None else Examples(infilling.infill, clock, infill,
+    examples = None if infilling is None else Examples(infilling.infill, (conditioned or infilling).clock(), infill,
                                                        seq_len // 4 if infill_context is None else infill_context)
+    if conditioning is not None:
+        conditioning = Conditioning(conditioned, conditioning.dropout, examples)
+        examples = conditioning
     start = representation.start_token
     train_data = _tf_windows(tf, train_parts, start, seq_len, batch_size, train_count["windows"], train_transform,
                              lambda: [seed, next(epoch_seeds)], examples)
     validation = None
     if val_parts:
-        validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], None, lambda: None)
+        validation = _tf_windows(tf, val_parts, start, seq_len, batch_size, val_count["windows"], val_transform,
+                                 lambda: None, conditioning)
     positions = train_count["tokens"] * _positions_per_token(examples, train_parts, train_transform, start, seq_len, seed)
+    val_positions = val_count["tokens"] * _positions_per_token(conditioning, val_parts, val_transform, start, seq_len, None)
     scales = (train_count["windows"] * seq_len / positions,
-              val_count["windows"] * seq_len / val_count["tokens"] if val_parts else 1.0)
+              val_count["windows"] * seq_len / val_positions if val_parts else 1.0)
     initial_epoch, best = 0, None
     progress = Progress(epochs, -(-train_count["windows"] // batch_size), train_count["tokens"], scales, quiet, log_every)
     checkpoints = Checkpoints(output, progress)
@@ -304,7 +326,7 @@ def train(
     # fails anywhere leaves the previous ones as they were
     with atomic_paths(f"{os.path.splitext(output)[0]}.keras", output) as (keras_tmp, bundle_tmp):
         model.save(keras_tmp)
-        result = _bundle(model, representation, examples, val_parts, train_parts, train_transform, bundle_tmp, {
+        result = _bundle(model, representation, examples, conditioned, val_parts, train_parts, music_transform, bundle_tmp, {
             "data": list(sources),
             "command": command,
             "pieces": {"train": train_count["pieces"], "validation": val_count["pieces"], "skipped_files": skipped},
@@ -313,6 +335,7 @@ def train(
             "best_val_loss": float(np.min(val_losses)) if val_losses else None,
             "train_seconds": round(seconds, 1),
             "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "seed": seed, "dropout": dropout,
+            **({"controls": dict(controls)} if controls else {}),
             "transpose": [transpose.start, transpose.stop - 1],
             "workers": strategy.num_replicas_in_sync,
             "mgf_version": mgf.__version__,
@@ -321,7 +344,7 @@ def train(
     return result
 
 
-def _bundle(model, representation, examples, val_parts, train_parts, train_transform, path, training) -> Bundle:
+def _bundle(model, representation, examples, conditioned, val_parts, train_parts, train_transform, path, training) -> Bundle:
     """The trained ``model``'s bundle, scored in memory with its card when there is a validation split, written to
     ``path`` once: the numbers are those of the weights written, with no file written, read back and rewritten.
 
@@ -329,7 +352,8 @@ def _bundle(model, representation, examples, val_parts, train_parts, train_trans
     arch, tensors = to_tensors(model)
     result = Bundle(arch, {**tensors, **{f"repr.{k}": v for k, v in representation.tensors().items()}},
                     {"name": representation.name, "config": representation.config()}, training,
-                    infill=None if examples is None else examples.metadata())
+                    infill=None if examples is None else examples.metadata(),
+                    controls=None if conditioned is None else conditioned.metadata())
     if val_parts:
         scored = mgf.load_model(result, backend="native", threads=1)
         result.training.update(_scored(scored, representation, train_parts, val_parts, train_transform))
@@ -440,7 +464,8 @@ def _positions_per_token(examples, parts, transform, start, seq_len, seed) -> fl
     if examples is None:
         return 1.0
     sample = _first_tokens(parts, transform, SAMPLE_TOKENS)
-    weights = examples.windows(sample, start, seq_len, np.random.default_rng([seed, 2**31]))[2]  # no epoch's stream
+    rng = None if seed is None else np.random.default_rng([seed, 2**31])  # no epoch's stream
+    weights = examples.windows(sample, start, seq_len, rng)[2]
     return float(weights.sum()) / sum(len(piece) for piece in sample)
 
 
@@ -461,6 +486,20 @@ def _count(parts, seq_len, transform) -> dict[str, int]:
         for pieces in stream(parts, transform):
             add(np.array([len(p) for p in pieces], np.int64))
     return count
+
+
+def _then(first, second):
+    """``second`` after ``first`` (None: nothing to do first)."""
+    return second if first is None else (lambda pieces: second(first(pieces)))
+
+
+def _families(representation, controls):
+    """The installed controls named in ``controls`` with the values they take on ``representation`` (a ``UsageError``
+    for one it cannot condition), before any data is read; [] for none."""
+    if not controls or representation is None:
+        return []
+    found = [registry.get("controls", name)() for name, _ in controls]
+    return families_for(clock_of(representation), found, "--controls")
 
 
 def _tf_windows(tf, parts, start, seq_len, batch_size, windows_count, transform, epoch_seed, examples=None):

@@ -69,7 +69,7 @@ def test_every_hook_is_documented_and_exercised():
     """Each hook spec has a docstring naming its arguments, and this suite calls each one."""
     specs = {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")}
     assert set(specs) == {"register_representations", "register_models", "register_samplers", "register_constraints",
-                          "register_commands"}
+                          "register_controls", "register_commands"}
     for name, fn in specs.items():
         doc = inspect.getdoc(fn) or ""
         for argument in inspect.signature(fn).parameters:

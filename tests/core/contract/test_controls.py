@@ -1,0 +1,284 @@
+"""Attribute controls (mgf.contract.controls): what the built-ins read from music, how their tokens are interleaved and
+chosen, and every error a user or a bundle can cause."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mgf
+import mgf.music.corpus
+from mgf import BundleError, Conditioned, InputError, UsageError
+from mgf.contract import bundle
+from mgf.contract.controls import BarNotes, bar_table, interleave, resolve
+from mgf.generation.api import checked_run
+from mgf.plugins.controls.harmony import CHORD_LABELS, KEY_LABELS, chord_tones, key_scale
+from tests.helpers.controls import conditioned_bundle, conditioned_made
+
+NOTES = mgf.get_representation("notes")
+MIDI = mgf.get_representation("midi")
+
+
+def notes_of(*bars):
+    """BarNotes of bars given as lists of (pitch, start, end) steps within a 16-step bar."""
+    rows = [(p, 90, b * 16 + s, b * 16 + e) for b, bar in enumerate(bars) for p, s, e in bar]
+    a = np.array(rows, np.int64).reshape(-1, 4)
+    return BarNotes(a[:, 0], a[:, 1], a[:, 2], a[:, 3], len(bars), 16, False)
+
+
+def chords_of(notes):
+    control = mgf.plugin_class("controls", "chord")()
+    return [CHORD_LABELS[i] for i in control.extract(notes, CHORD_LABELS)]
+
+
+def test_chord_is_the_triad_that_covers_most_of_the_bar():
+    bars = notes_of([(60, 0, 4), (64, 4, 8), (67, 8, 16)],  # C E G
+                    [(69, 0, 8), (72, 8, 12), (76, 12, 16)],  # A C E
+                    [(67, 0, 4), (71, 4, 8), (74, 8, 12), (65, 12, 13)],  # G B D, a passing F
+                    [])  # silence
+    assert chords_of(bars) == ["C", "Am", "G", "N"]
+    for label in ("C", "Am", "F#m", "Bb"):  # a bar of just a triad's tones is that triad
+        tones = [60 + t for t in chord_tones(label)]
+        assert chords_of(notes_of([(p, 4 * i, 4 * i + 4) for i, p in enumerate(tones)])) == [label]
+
+
+def test_the_key_agrees_with_music21_on_chorales():
+    """Krumhansl-Kessler on the soprano line, against music21's analysis of the whole chorale."""
+    music21 = pytest.importorskip("music21")
+    control = mgf.plugin_class("controls", "key")()
+    conditioned = Conditioned(NOTES, [(control, KEY_LABELS)])
+    agree = 0
+    names = ["bach/bwv66.6", "bach/bwv7.7", "bach/bwv10.7", "bach/bwv26.6", "bach/bwv40.8", "bach/bwv57.8"]
+    for name in names:
+        tokens = NOTES.read(mgf.music.corpus.resolve(f"corpus:{name}")[0])
+        ours = KEY_LABELS[conditioned.extract(tokens)[0, 0] - conditioned.families[0].first]
+        theirs = music21.corpus.parse(name).analyze("key")
+        tonic = theirs.tonic.pitchClass
+        agree += set(key_scale(ours)) == set((tonic + s) % 12 for s in ((0, 2, 4, 5, 7, 9, 11) if theirs.mode == "major"
+                                                                        else (0, 2, 3, 5, 7, 8, 10)))
+    assert agree >= len(names) - 1, agree  # the soprano alone may mistake one for its relative
+
+
+def test_density_and_polyphony():
+    density = mgf.plugin_class("controls", "density")()
+    values = density.values(NOTES.clock())
+    bars = notes_of([(60, i, i + 1) for i in range(6)], [(60, 0, 16)])
+    assert [values[i] for i in density.extract(bars, values)] == ["6", "1"]
+    midi_values = density.values(MIDI.clock())
+    assert midi_values[-1] == "64+" and density.parse("14", midi_values) == midi_values.index("13-15")
+    with pytest.raises(UsageError, match="past its range"):
+        density.parse("17", values)
+    polyphony = mgf.plugin_class("controls", "polyphony")()
+    assert "monophonic" in polyphony.supports(NOTES.clock())
+    chord = BarNotes(np.array([60, 64, 67]), np.full(3, 90), np.zeros(3, np.int64), np.full(3, 200), 1, 200, True)
+    assert polyphony.values(MIDI.clock())[polyphony.extract(chord, polyphony.values(MIDI.clock()))[0]] == "3"
+
+
+@pytest.mark.parametrize("text, label", [("Am", "Am"), ("A#", "Bb"), ("G7", "G"), ("Dm7", "Dm"), ("n", "N"),
+                                         ("Ebmin", "Ebm")])
+def test_chord_names(text, label):
+    assert CHORD_LABELS[mgf.plugin_class("controls", "chord")().parse(text, CHORD_LABELS)] == label
+
+
+@pytest.mark.parametrize("text, label", [("A minor", "A minor"), ("Am", "A minor"), ("a minor", "A minor"),
+                                         ("F# major", "F# major"), ("Gb", "F# major"), ("Bbm", "Bb minor")])
+def test_key_names(text, label):
+    assert KEY_LABELS[mgf.plugin_class("controls", "key")().parse(text, KEY_LABELS)] == label
+
+
+def test_interleave_puts_each_bars_controls_before_its_first_token():
+    clock = NOTES.clock()
+    tokens = NOTES.parse_primer("C4 - - - E4 - - - G4 - - - - - - - A4 - - - - - - - - - - - - - - - C5")
+    controls = np.array([[100, 101], [102, 103], [104, 105]])
+    out = interleave(clock, tokens, controls)
+    assert out.tolist() == [100, 101, *tokens[:16].tolist(), 102, 103, *tokens[16:32].tolist(), 104, 105,
+                            *tokens[32:].tolist()]
+    # independently: the step of each music token, and a control pair exactly where a new bar's first token falls
+    music = out[out < 100]
+    assert np.array_equal(music, tokens)
+
+
+def test_a_progression_repeats_and_lengths_combine():
+    assert bar_table([(1, 2), (7,), (3, 4, 5)]).tolist() == [[1, 7, 3], [2, 7, 4], [1, 7, 5], [2, 7, 3], [1, 7, 4],
+                                                             [2, 7, 5]]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return mgf.load_model(conditioned_bundle(tmp_path_factory.mktemp("c") / "c.safetensors", scale=2.0))
+
+
+def raw_rows(model, steps, **settings):
+    """A run's tokens with the control ids the model was made to choose."""
+    run = checked_run(model, settings.pop("sampler", None), settings.pop("primer", None), settings.pop("seed", 0),
+                      settings.pop("num_outputs", None), None, None, settings, steps=steps)
+    return run, run._generate(steps * 2, steps)
+
+
+def bar_starts(representation, row):
+    """The music tokens of ``row`` (controls left out) and the index in it of each bar's first token."""
+    music = representation.music(row)
+    bars = representation.base.clock().steps(music)[:-1] // 16
+    return music, np.flatnonzero(np.diff(np.concatenate([[-1], bars])) > 0)
+
+
+@pytest.mark.parametrize("sampler", ["temperature", "greedy", "beam"])
+def test_generation_chooses_the_progression_at_every_bar(model, sampler):
+    representation = model.representation
+    chord, key, density = representation.families
+    asked = ["Am", "F", "C", "G"]
+    run, rows = raw_rows(model, 150, chords=" ".join(asked), key="A minor", sampler=sampler, num_outputs=3)
+    for row in rows:
+        controls = row[representation.is_control(row)]
+        music, starts = bar_starts(representation, row)
+        assert len(controls) >= 3 * len(starts)
+        triples = controls[: 3 * len(starts)].reshape(-1, 3)
+        assert [chord.values[c - chord.first] for c in triples[:, 0]] == [asked[b % 4] for b in range(len(starts))]
+        assert set(triples[:, 1]) == {key.first + key.values.index("A minor")} and set(triples[:, 2]) == {density.any}
+        # each bar's three ids come right before its first token of music
+        positions = np.flatnonzero(representation.is_control(row))
+        expected = [start + 3 * b + k for b, start in enumerate(starts) for k in range(3)]
+        assert positions[: len(expected)].tolist() == expected
+    generated = mgf.generate(model, 150, sampler=sampler, chords=asked, key="A minor", seed=0, num_outputs=3)
+    assert generated.shape == (3, 150) and not representation.is_control(generated).any()
+
+
+def test_a_primer_keeps_its_own_controls_and_the_progression_starts_where_it_stops(model):
+    representation = model.representation
+    chord = representation.families[0]
+    primer = NOTES.parse_primer("C4 - E4 - G4 - - - C4 - E4 - G4 - - - A4 - C5 - E5 - - - A4 - C5 - E5 - - - D4")
+    run, rows = raw_rows(model, 40, chords="F", primer=primer, seed=1)
+    row = np.concatenate([run.primer, rows[0]])
+    controls = row[representation.is_control(row)].reshape(-1, 3)[:, 0]
+    labels = [chord.values[c - chord.first] for c in controls]
+    assert labels[:3] == ["C", "Am", "F"] and set(labels[2:]) == {"F"}  # bar 3 began in the primer: the asked chord
+
+
+def test_plain_generation_of_a_conditioned_model_reads_any(model):
+    representation = model.representation
+    run, rows = raw_rows(model, 80, seed=2)
+    anys = {family.any for family in representation.families}
+    assert set(rows[0][representation.is_control(rows[0])].tolist()) == anys
+    assert mgf.generate(model, 80, seed=2).shape == (80,)
+
+
+def test_infill_with_controls_ends_exactly_and_keeps_the_outside(tmp_path):
+    model = mgf.load_model(conditioned_bundle(tmp_path / "ci.safetensors", infill=True, scale=2.0))
+    piece = NOTES.read(mgf.music.corpus.resolve("corpus:bach/bwv66.6")[0])
+    i, j = mgf.contract.infill.gap_bounds(NOTES.clock(), piece, 2, 3)
+    for seed in range(20):
+        filled = mgf.infill_piece(model, piece, bars=(3, 4), seed=seed, chords="D A", key="F# minor", num_outputs=2,
+                                  sampler="beam" if seed % 5 == 0 else None)
+        for whole in filled:
+            assert whole[:i].tolist() == piece[:i].tolist() and whole[len(whole) - (len(piece) - j):].tolist() == \
+                piece[j:].tolist()
+            assert NOTES.clock().steps(whole)[-1] == NOTES.clock().steps(piece)[-1]
+            assert not model.representation.is_control(whole).any()
+
+
+def test_errors_before_any_work(model, tmp_path):
+    with pytest.raises(UsageError, match=r"'Hm' is not a chord it knows \(C, C#"):
+        mgf.generate(model, 10, chords="Am Hm")
+    with pytest.raises(UsageError, match="past its range"):
+        mgf.generate(model, 10, density=40)
+    with pytest.raises(UsageError, match="takes no control 'polyphony' .it takes: chord, key, density"):
+        mgf.generate(model, 10, polyphony=2)
+    plain = mgf.load_model(bundle.random_bundle(NOTES.vocab_size, (8,), representation={"name": "notes",
+                                                                                      "config": NOTES.config()}))
+    with pytest.raises(UsageError, match="takes no controls .*mgf train --controls"):
+        mgf.generate(plain, 10, chords="Am")
+    assert mgf.generate(plain, 10, constraints=["scale"], key="D minor").shape == (10,)  # key: the scale's option
+    path = conditioned_bundle(tmp_path / "c.safetensors")
+    for args in (["--chords", "Xm"], ["--density", "99"], ["--control", "loudness=3"], ["--control", "chord"]):
+        done = subprocess.run([sys.executable, "-m", "mgf.cli.main", "generate", "--bundle", str(path), "-o",
+                               str(tmp_path / "o.mid"), *args], capture_output=True, text=True)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+        assert not (tmp_path / "o.mid").exists()
+
+
+def test_a_bundle_names_only_installed_controls_of_sane_values(tmp_path):
+    made = conditioned_made()
+    for controls, message in (([{"name": "nope", "values": ["a"]}] + made.controls[1:], "not installed"),
+                              ([{"name": "chord", "values": ["a", "a"]}], "unique"),
+                              ([{"name": "chord", "values": ["x" * 41]}], "labels"),
+                              ("chord", "list")):
+        broken = dict(made.metadata(), **{"mgf.controls": json.dumps(controls)})
+        path = tmp_path / "b.safetensors"
+        from safetensors.numpy import save_file
+        save_file(made.tensors, str(path), metadata=broken)
+        with pytest.raises(BundleError, match=message):
+            mgf.load_model(path)
+
+
+def test_resolve_without_controls_is_any_per_family(model):
+    representation = model.representation
+    assert resolve(representation, {}) == tuple((f.any,) for f in representation.families)
+    with pytest.raises(InputError if False else UsageError):
+        resolve(representation, {"chord": object()})
+
+
+def test_cross_entropy_of_a_conditioned_model_counts_music_only(model):
+    from mgf.training.baselines import model_cross_entropy
+
+    piece = NOTES.read(mgf.music.corpus.resolve("corpus:bach/bwv66.6")[0])
+    value = model_cross_entropy(model, [piece])
+    # by hand: the model reads "any" at each bar, and only music targets count
+    anys = np.array([[f.any for f in model.representation.families]])
+    framed = interleave(model.representation.clock(), piece, anys)
+    tokens = np.concatenate([[NOTES.start_token], framed])
+    logits, state = model.prime(tokens[None, :1].astype(np.int32), model.initial_state(1))
+    total, count = 0.0, 0
+    for t in range(1, len(tokens)):
+        if not model.representation.is_control(tokens[t]):
+            total -= mgf.log_softmax(logits)[0, tokens[t]]
+            count += 1
+        logits, state = model.step(tokens[t:t + 1].astype(np.int32), state)
+    assert count == len(piece) and value == pytest.approx(total / count, rel=1e-5)
+
+
+class _Loud(mgf.Control):
+    """A third party's control made in the test: the loudest velocity of the bar, binned."""
+
+    name = "loud"
+
+    def values(self, clock):
+        return ("soft", "loud")
+
+    def extract(self, notes, values):
+        return np.array([int((notes.velocities[(notes.starts // notes.steps_per_bar) == b] > 80).any())
+                         for b in range(notes.bars)], np.int64)
+
+
+class _Broken(mgf.Control):
+    name = "broken"
+
+    def values(self, clock):
+        return ("a",)
+
+    def extract(self, notes, values):
+        raise ZeroDivisionError("oops")
+
+
+class _Plugin:
+    @staticmethod
+    @mgf.hookimpl
+    def register_controls(register):
+        register(_Loud)
+        register(_Broken)
+        register(int)  # not a control: skipped with a warning
+
+
+def test_register_controls_takes_a_third_partys_and_guards_it():
+    import mgf.testing
+
+    with pytest.warns(mgf.PluginWarning, match="not a subclass of mgf.Control"), mgf.testing.registered(_Plugin):
+        assert {"loud", "broken"} <= set(mgf.installed("controls"))
+        loud, broken = mgf.plugin_class("controls", "loud")(), mgf.plugin_class("controls", "broken")()
+        conditioned = Conditioned(NOTES, [(loud, ("soft", "loud")), (broken, ("a",))])
+        piece = NOTES.parse_primer("C4 - - - - - - - - - - - - - - - D4")
+        with pytest.raises(mgf.PluginError, match="oops"):
+            conditioned.extract(piece)
+        only = Conditioned(NOTES, [(loud, ("soft", "loud"))])
+        assert only.extract(piece)[:, 0].tolist() == [only.families[0].first + 1] * 2  # notes write velocity 90
