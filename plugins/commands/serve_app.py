@@ -197,7 +197,8 @@ class Generator:
         for name, path in {**self.shipped, **bundles}.items():
             meta = mgf.contract.bundle.read_metadata(path)
             self.cards[name] = {"name": name, "repr": meta["representation"]["name"], "shipped": name not in bundles,
-                                "defaults": meta.get("defaults", {}), "infill": meta.get("infill") is not None}
+                                "defaults": meta.get("defaults", {}), "infill": meta.get("infill") is not None,
+                                "controls": meta.get("controls") or []}
         self.default = "notes" if "notes" in self.cards else next(iter(self.cards), None)
         if self.default is not None:
             self.cards[self.default]["default"] = True

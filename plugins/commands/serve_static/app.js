@@ -46,6 +46,7 @@ async function loadModels() {
     $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (${m.repr})`, m.name, m.default, m.default)));
     $("steps").max = max_steps;
     updateFill();
+    updateSteer();
   } catch (error) {
     say("Could not list models: " + error.message, true);
   }
@@ -287,8 +288,36 @@ function connect(first, onMessage, onClose) {
   return ws;
 }
 
+// the controls of a model trained with `mgf train --controls` (its card lists them): the chord as a progression typed,
+// the others chosen among the values it declares; left empty, a control is "any"
+function updateSteer() {
+  const card = cards[$("model").value], box = $("steer");
+  for (const field of box.querySelectorAll("label")) field.remove();
+  const controls = (card && card.controls) || [];
+  box.hidden = controls.length === 0;
+  for (const control of controls) {
+    const label = document.createElement("label");
+    let field;
+    if (control.name === "chord") {
+      field = document.createElement("input");
+      field.placeholder = "Am F C G";
+      field.title = `one chord per bar, repeating: ${control.values.join(" ")}`;
+    } else {
+      field = document.createElement("select");
+      for (const value of ["", ...control.values]) field.add(new Option(value || "any", value));
+    }
+    field.id = `control-${control.name}`;
+    field.dataset.control = control.name;
+    label.append(`${control.name[0].toUpperCase()}${control.name.slice(1)} `, field);
+    box.append(label);
+  }
+}
+
 function settings() {
   const request = { model: $("model").value };
+  for (const field of $("steer").querySelectorAll("[data-control]")) {
+    if (field.value.trim() !== "") request[field.dataset.control] = field.value.trim();
+  }
   if ($("sampler").value) request.sampler = $("sampler").value;
   if ($("temperature").value !== "" && $("sampler").value !== "greedy") request.temperature = Number($("temperature").value);
   if ($("seed").value !== "") request.seed = Number($("seed").value);
@@ -477,6 +506,7 @@ function listenToMidi() {  // Web MIDI where the browser has it; the jam goes on
 $("controls").addEventListener("submit", generate);
 $("fill").addEventListener("click", fill);
 $("model").addEventListener("change", updateFill);
+$("model").addEventListener("change", updateSteer);
 $("primer").addEventListener("change", openMidi);
 $("roll").addEventListener("mousedown", (event) => {
   if (!piece || jam) return;

@@ -476,3 +476,39 @@ def test_fuzzed_requests_get_a_piece_or_a_one_line_4xx(fuzz_client, body):
 @pytest.fixture(scope="module")
 def fuzz_client():
     return TestClient(serve_app.create_app(max_steps=64))
+
+
+def test_the_page_steers_a_conditioned_model_with_its_controls(serve, browser, tmp_path):
+    """A model trained with --controls: the page offers its controls (the values its card declares), sends them, and
+    the piece is the one the API writes with them; a chord it does not know is one line on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.helpers.controls import conditioned_bundle
+
+    url, _, _ = serve("--bundle", f"steer={conditioned_bundle(tmp_path / 'steer.safetensors', scale=2.0)}")
+    wait = open_page(browser, url)
+    assert not browser.find_element(By.ID, "steer").is_displayed()  # the shipped notes model takes none
+    Select(browser.find_element(By.ID, "model")).select_by_value("steer")
+    assert browser.find_element(By.ID, "steer").is_displayed()
+    keys = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "control-key")).options]
+    assert keys[0] == "" and "A minor" in keys and len(keys) == 25
+    browser.find_element(By.ID, "control-chord").send_keys("Am F C G")
+    Select(browser.find_element(By.ID, "control-key")).select_by_value("A minor")
+    Select(browser.find_element(By.ID, "control-density")).select_by_value("4")
+    browser.find_element(By.ID, "seed").send_keys("5")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text.endswith("seed 5."))
+    drawn = browser.execute_script("return document.getElementById('roll').notes")
+    request = {"model": "steer", "steps": 128, "seed": 5, "format": "json", "chord": "Am F C G", "key": "A minor",
+               "density": "4"}
+    _, _, body = post(url, request)
+    assert drawn == json.loads(body)["notes"] and drawn
+    _, _, plain = post(url, {"model": "steer", "steps": 128, "seed": 5, "format": "json"})
+    assert json.loads(plain)["notes"] != drawn  # the controls changed the piece
+    browser.find_element(By.ID, "control-chord").clear()
+    browser.find_element(By.ID, "control-chord").send_keys("Am Hm")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda b: "not a chord it knows" in b.find_element(By.ID, "status").text)
+    status, _, answer = post(url, {**request, "chord": "Hm"})
+    assert status == 400 and "not a chord it knows" in json.loads(answer)["error"]
