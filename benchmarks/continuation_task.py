@@ -8,9 +8,10 @@ benchmarks/model_quality.py finds it) that lasts 16 bars, bars 1-4 are the promp
 A bar is the clock's (``notes``: 16 steps of its 16th-note grid, as MIREX's grid); for a representation without bars
 (``midi``), 2 seconds, a 4/4 bar at the 120 quarter notes a minute the chorales are rendered at.  Each method writes 12
 bars after every prompt, cut at the 16th bar line: the model under its bundle's defaults (``mgf generate`` primed with
-the prompt, seed 0), the model at temperature 1 without its defaults, each ``--bundle`` the same way as
-the first, and two baselines without a model: the prompt played three times over, and bars 5-16 of as many training
-pieces (real music of the same corpus: how far two sets of real continuations lie apart).  Per metric of
+the prompt, seed 0), the model at temperature 1 without its defaults, each ``--bundle`` the same way as the first, a
+conditioned model also asked the true continuation's chords and key (its controls: what a musician who knows the
+harmony would ask for), and two baselines without a model: the prompt played three times over, and bars 5-16 of as
+many training pieces (real music of the same corpus: how far two sets of real continuations lie apart).  Per metric of
 ``mgf.metrics``, each method's continuations against the true ones as ``docs/models.md`` compares pieces: mean
 (difference from the truth's mean) and the overlap of the distributions; bold within 15% and overlap at least 0.6.
 """
@@ -65,17 +66,35 @@ def sample(found: list, count: int) -> list:
     return [found[i] for i in sorted(np.random.default_rng(0).choice(len(found), count, replace=False))]
 
 
-def continued(model, prompts, truths, **options) -> list[np.ndarray]:
-    """12 bars after each prompt, a call each (the prompts differ in length), seed 0, cut at the 16th bar line."""
+def continued(model, prompts, truths, each=None, **options) -> list[np.ndarray]:
+    """12 bars after each prompt, a call each (the prompts differ in length), seed 0, cut at the 16th bar line; ``each``:
+    per prompt, more options (a conditioned model's controls)."""
     clock = clock_of(model.representation)
     longest = max(len(t) for t in truths)
     out = []
-    for prompt in prompts:
-        tokens = mgf.generate(model, 2 * longest + 16, primer=prompt, seed=0, **options)
+    for index, prompt in enumerate(prompts):
+        extra = each[index] if each is not None else {}
+        tokens = mgf.generate(model, 2 * longest + 16, primer=prompt, seed=0, **options, **extra)
         whole = np.concatenate([prompt, tokens])
         start, stop = bounds(clock, whole, PROMPT_BARS, BARS)
         out.append(whole[start:stop])
     return out
+
+
+def true_controls(representation, prompts, truths) -> list[dict]:
+    """Per task, the controls of its true continuation: the chords of bars 5-16 and the key of the whole, as a
+    conditioned model is asked them (``mgf generate --chords ... --key ...``)."""
+    found = []
+    for prompt, truth in zip(prompts, truths):
+        whole = np.concatenate([prompt, truth])
+        rows = representation.extract(whole)
+        asked = {}
+        for column, family in enumerate(representation.families):
+            labels = [family.values[i - family.first] for i in rows[PROMPT_BARS:BARS, column]]
+            if family.control.name in ("chord", "key"):
+                asked[family.control.name] = labels[0] if family.control.per_piece else labels
+        found.append(asked)
+    return found
 
 
 def repeated(prompts) -> list[np.ndarray]:
@@ -118,6 +137,9 @@ def main(argv=None) -> None:
                    "the shipped model, temperature 1, no defaults": continued(model, prompts, truths,
                                                                              sampler="temperature", constraints=[],
                                                                              temperature=1.0)}
+        if isinstance(representation, mgf.Conditioned) and {"chord", "key"} & set(representation.names):
+            methods["the shipped model, its defaults, the truth's chords and key"] = continued(
+                model, prompts, truths, each=true_controls(representation, prompts, truths))
         if name == args.models[0]:
             for extra in args.bundle:
                 label, _, other = extra.partition("=")

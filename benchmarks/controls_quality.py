@@ -13,6 +13,8 @@ defaults (and any sampler option given), and measured:
   issue asks >= 85% and at least the corpus's share.  ``Am F C G``, the issue's example, is measured too.
 - key: asked the piece's own key, the share of notes in its scale (major, or harmonic minor for minor); against
   unconditioned and the pieces themselves.  The issue asks >= 95% (or the corpus's share, if higher).
+- with ``--chord-constraint follow-chords`` (``--option chord_bonus=2``), the runs asked chords also favour their
+  tones (the soft constraint that reads the same ``--chords``).
 - density: each value the bundle declares, asked for every bar; the mean notes per bar against the value (within 15%).
 """
 
@@ -71,7 +73,7 @@ def ratio(pairs) -> float:
     return float(on / total) if total else float("nan")
 
 
-def measure(model, pieces: list[np.ndarray], bars: int, options: dict) -> dict:
+def measure(model, pieces: list[np.ndarray], bars: int, options: dict, chord_constraints=()) -> dict:
     representation = model.representation
     per_bar = representation.clock().steps_per_bar
     steps = bars * per_bar if representation.base.clock().advance.min(initial=1) >= 1 else bars * per_bar
@@ -79,16 +81,20 @@ def measure(model, pieces: list[np.ndarray], bars: int, options: dict) -> dict:
     out: dict = {"pieces": len(pieces), "bars": bars}
     cut = [p[:int(np.searchsorted(representation.base.clock().steps(p)[:-1], bars * per_bar))] for p in pieces]
 
+    bonus = {k: v for k, v in options.items() if k == "chord_bonus"}  # follow-chords' option: with it only
+    common = {k: v for k, v in options.items() if k not in bonus}
+
     def made(index: int, **controls) -> np.ndarray:
-        return mgf.generate(model, steps, seed=index, **options, **controls)
+        extra = {"constraints": list(chord_constraints), **bonus} if chord_constraints and "chords" in controls else {}
+        return mgf.generate(model, steps, seed=index, **common, **extra, **controls)
 
     if "chord" in representation.names:
         asked = [labels(representation, piece, "chord") for piece in cut]
-        steered = [chord_share(representation, made(i, chords=a), a) for i, a in enumerate(asked)]
+        steered = [chord_share(representation, made(i, chords=" ".join(a)), a) for i, a in enumerate(asked)]
         free = [chord_share(representation, made(i), a) for i, a in enumerate(asked)]
         own = [chord_share(representation, piece, a) for piece, a in zip(cut, asked)]
         example = ["Am", "F", "C", "G"]
-        fixed = [chord_share(representation, made(i, chords=example), example) for i in range(len(cut))]
+        fixed = [chord_share(representation, made(i, chords=" ".join(example)), example) for i in range(len(cut))]
         fixed_free = [chord_share(representation, made(i), example) for i in range(len(cut))]
         out["chord"] = {"steered": ratio(steered), "unconditioned": ratio(free), "corpus": ratio(own),
                         "Am F C G": ratio(fixed), "Am F C G unconditioned": ratio(fixed_free)}
@@ -142,6 +148,10 @@ def main(argv=None) -> None:
     parser.add_argument("--bars", type=int, default=16, help="bars generated per piece (default: 16)")
     parser.add_argument("--temperature", type=float, help="the sampler's temperature (default: the bundle's)")
     parser.add_argument("--top-p", type=float, help="top-p (default: the bundle's)")
+    parser.add_argument("--chord-constraint", action="append", default=[], metavar="NAME",
+                        help="a constraint that also reads --chords, in the runs asked chords (follow-chords)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="another sampler or constraint option (a number), e.g. bonus=0 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     model = mgf.load_model(args.bundle)
@@ -154,9 +164,10 @@ def main(argv=None) -> None:
         pieces = list(split(model.representation, sources)[0].sequences)
     pieces = [pieces[i] for i in np.random.default_rng(0).permutation(len(pieces))]
     options = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p)) if v is not None}
+    options.update((name, float(value)) for name, _, value in (text.partition("=") for text in args.option))
     long_enough = [p for p in pieces if model.representation.base.clock().steps(p)[-1]
                    >= args.bars * model.representation.clock().steps_per_bar][:args.pieces]
-    result = measure(model, long_enough, args.bars, options)
+    result = measure(model, long_enough, args.bars, options, args.chord_constraint)
     print(json.dumps(result, indent=1) if args.json else table(result))
 
 

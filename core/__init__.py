@@ -39,7 +39,7 @@ from mgf.generation.processors import (MinP, RepetitionPenalty, Temperature, Top
                                        draw_from_logits)
 from mgf.generation import rules
 from mgf.generation.stream import Stream, stream
-from mgf.generation.rules import Automaton, BarBudget, BarMask, BarTokens, CloseNotes, Forbid, NgramBonus, RunLimit, TimeLimit
+from mgf.generation.rules import Automaton, BarBias, BarBudget, BarMask, BarTokens, CloseNotes, Forbid, NgramBonus, RunLimit, TimeLimit
 
 #: Contract-2 module names and where contract 3 put them (docs/contract.md, "The layout"): old imports keep
 #: working through :class:`_MovedModules`, with a DeprecationWarning that names the new module.
@@ -150,6 +150,7 @@ __all__ = [
     "BarBudget",
     "BarMask",
     "BarTokens",
+    "BarBias",
     "CloseNotes",
     "Forbid",
     "NgramBonus",

@@ -19,6 +19,7 @@ Each rule edits a row's logits before every choice, in the order given, after th
 - :class:`Automaton`: a state per row runs over the primer and each chosen token (``next[state, token]``); in
   state s, the tokens of ``forbid[s]`` are forbidden and ``bias[s]`` is added.
 - :class:`BarMask`: in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]`` are forbidden.
+- :class:`BarBias`: in bar b ``bias[b % K]`` (``cycle``) or ``bias[min(b, K - 1)]`` is added to the logits.
 - :class:`BarBudget`: at most ``limit`` of these tokens per bar.
 - :class:`BarTokens`: as the row enters bar b (``first <= b < stop``), before any other token of the bar, it
   chooses the ids of ``tokens[(b - first) % K]`` (``cycle``) or ``tokens[min(b - first, K - 1)]`` in order (attribute
@@ -43,7 +44,7 @@ import numpy as np
 
 from mgf.errors import PluginError, UsageError
 
-__all__ = ["RULES", "Automaton", "BarBudget", "BarMask", "BarTokens", "CloseNotes", "Forbid", "NgramBonus", "Rule", "RunLimit",
+__all__ = ["RULES", "Automaton", "BarBias", "BarBudget", "BarMask", "BarTokens", "CloseNotes", "Forbid", "NgramBonus", "Rule", "RunLimit",
            "TimeLimit"]
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -181,6 +182,24 @@ class BarMask:
 
 
 @dataclass(frozen=True, eq=False)
+class BarBias:
+    """``bias``: float [K, V] (nats); in bar b ``bias[b % K]`` (``cycle``) or ``bias[min(b, K - 1)]`` is added to the
+    logits: BarMask's soft form (favour a bar's chord tones without forbidding the others)."""
+
+    bias: np.ndarray
+    cycle: bool = True
+    kind: ClassVar[str] = "bar_bias"
+    needs_clock: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        bias = _array(self, "bias", "f", 2)
+        if not (np.isfinite(bias).all() and np.abs(bias).max() <= 1e6):
+            raise UsageError("mgf.rules.BarBias: bias must be finite numbers within 1e6 (nats)")
+        object.__setattr__(self, "bias", bias.astype(np.float32))
+        object.__setattr__(self, "cycle", bool(self.cycle))
+
+
+@dataclass(frozen=True, eq=False)
 class BarBudget:
     """``tokens``: bool [V]; at most ``limit`` of them per bar."""
 
@@ -250,6 +269,6 @@ class TimeLimit:
             _int(self, "within", 1, 2**30)
 
 
-Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, BarTokens, TimeLimit]
+Rule = Union[Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBias, BarBudget, BarTokens, TimeLimit]
 #: every rule class
-RULES = (Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBudget, BarTokens, TimeLimit)
+RULES = (Forbid, RunLimit, NgramBonus, CloseNotes, Automaton, BarMask, BarBias, BarBudget, BarTokens, TimeLimit)

@@ -32,7 +32,7 @@ from mgf.contract.controls import Conditioned, control_margin, frame
 from mgf.contract.infill import Infilling
 from mgf.generation.plan import Plan, infill_tokens
 from mgf.generation.processors import checked as checked_processors
-from mgf.generation.rules import RULES, BarBudget, BarMask, BarTokens, Forbid, TimeLimit
+from mgf.generation.rules import RULES, BarBias, BarBudget, BarMask, BarTokens, Forbid, TimeLimit
 
 #: who the infilling rules (the framing ids forbidden, the gap's end) are in messages
 _INFILL = Origin("constraints", "infill", "mgf", "mgf-music", "", builtin=True)
@@ -152,7 +152,7 @@ class Run:
                 if rule.needs_clock and self.clock is None:
                     raise UsageError(f"constraint {origin.name!r} needs the musical clock, and representation "
                                      f"{self.representation.name!r} has none (Representation.clock)")
-                if isinstance(rule, (BarMask, BarBudget, BarTokens)) and not self.clock.steps_per_bar:
+                if isinstance(rule, (BarMask, BarBias, BarBudget, BarTokens)) and not self.clock.steps_per_bar:
                     raise UsageError(f"constraint {origin.name!r} counts bars, and representation "
                                      f"{self.representation.name!r} writes no meter")
             try:  # the rules alone, against the vocabulary and the clock: a bad one is its constraint's bug

@@ -21,7 +21,7 @@
 
 enum { MGF_NOTE_ON = 1, MGF_NOTE_OFF = 2, MGF_REST = 6, MGF_BAR = 7, MGF_POSITION = 8 }; /* TokenKind (mgf.Clock) */
 enum { MGF_FORBID = 0, MGF_RUN_LIMIT, MGF_NGRAM_BONUS, MGF_CLOSE_NOTES, MGF_AUTOMATON, MGF_BAR_MASK, MGF_BAR_BUDGET,
-       MGF_TIME_LIMIT, MGF_BAR_TOKENS };
+       MGF_TIME_LIMIT, MGF_BAR_TOKENS, MGF_BAR_BIAS };
 #define MGF_PITCHES 128
 
 typedef struct {
@@ -32,7 +32,7 @@ typedef struct {
     const int32_t *table;           /* RUN_LIMIT: groups [V]; AUTOMATON: next [count, V]; TIME_LIMIT: [count] the
                                        longest-first moves that cover each distance below count; BAR_TOKENS: the
                                        lists [count, length], token ids, then -1s */
-    const float *bias;              /* AUTOMATON: [count, V] or NULL */
+    const float *bias;              /* AUTOMATON: [count, V] or NULL; BAR_BIAS: [count, V] */
     int count;                      /* BAR_MASK, BAR_TOKENS: masks, lists; AUTOMATON: states; TIME_LIMIT: the longest
                                        move (not a BAR's or POSITION's) */
     int64_t limit;                  /* RUN_LIMIT, NGRAM_BONUS: max_run; CLOSE_NOTES: max_steps; BAR_BUDGET: limit;
@@ -331,6 +331,14 @@ static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
             int64_t bar = now / r->bar_steps;
             int64_t k = op->limit ? bar % op->count : (bar < op->count - 1 ? bar : op->count - 1);
             mgf_forbid(z, op->tokens + k * V, V);
+            break;
+        }
+        case MGF_BAR_BIAS: { /* as BAR_MASK's bar; -inf stays -inf */
+            int64_t bar = now / r->bar_steps;
+            int64_t k = op->limit ? bar % op->count : (bar < op->count - 1 ? bar : op->count - 1);
+            const float *add = op->bias + k * V;
+            for (v = 0; v < V; v++)
+                z[v] += add[v];
             break;
         }
         case MGF_BAR_BUDGET: /* slot: tokens counted, in which bar */

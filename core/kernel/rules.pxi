@@ -40,7 +40,7 @@ cdef extern from "rules.h" nogil:
         uint64_t *keys
         int32_t *ends
     int MGF_FORBID, MGF_RUN_LIMIT, MGF_NGRAM_BONUS, MGF_CLOSE_NOTES, MGF_AUTOMATON, MGF_BAR_MASK, MGF_BAR_BUDGET
-    int MGF_TIME_LIMIT, MGF_BAR_TOKENS, MGF_PITCHES
+    int MGF_TIME_LIMIT, MGF_BAR_TOKENS, MGF_BAR_BIAS, MGF_PITCHES
     int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z) noexcept
     void mgf_rules_advance(const mgf_rules *r, mgf_rows *s, int b, int token) noexcept
 
@@ -50,7 +50,7 @@ RULE_KINDS = {"forbid": (MGF_FORBID, 0, 0), "run_limit": (MGF_RUN_LIMIT, 2, 0),
               "ngram_bonus": (MGF_NGRAM_BONUS, 4, 0), "close_notes": (MGF_CLOSE_NOTES, 0, 1),
               "automaton": (MGF_AUTOMATON, 1, 0), "bar_mask": (MGF_BAR_MASK, 0, 2),
               "bar_budget": (MGF_BAR_BUDGET, 2, 2), "time_limit": (MGF_TIME_LIMIT, 1, 1),
-              "bar_tokens": (MGF_BAR_TOKENS, 3, 2)}
+              "bar_tokens": (MGF_BAR_TOKENS, 3, 2), "bar_bias": (MGF_BAR_BIAS, 0, 2)}
 #: slots of n-gram hash tables one RuleSet may hold, all rows together (6 GiB of keys and ends)
 MAX_TABLE_SLOTS = 1 << 29
 #: the longest move for which TimeLimit.within is kept (a table of that many entries); beyond, within is not
@@ -188,6 +188,16 @@ cdef _Compiled _compile(list rules, clock, int vocab, int start, int max_tokens)
             masks = np.asarray(rule.masks)
             op.count = _positive(masks.shape[0] if masks.ndim == 2 else 0, f"rule {i}: BarMask.masks (bars)")
             op.tokens = c._keep8(_table(masks, np.bool_, (op.count, V), f"rule {i}: BarMask.masks"))
+            op.limit = bool(rule.cycle)
+        elif kind == "bar_bias":
+            biases = np.asarray(rule.bias)
+            op.count = _positive(biases.shape[0] if biases.ndim == 2 else 0, f"rule {i}: BarBias.bias (bars)")
+            table = _table(biases, np.float32, (op.count, V), f"rule {i}: BarBias.bias")
+            if not np.isfinite(table).all():
+                raise InputError(f"rule {i}: BarBias.bias must be finite")
+            c.arrays.append(table)
+            bias = table.reshape(-1)
+            op.bias = &bias[0]
             op.limit = bool(rule.cycle)
         elif kind == "bar_budget":
             op.tokens = c._keep8(_table(rule.tokens, np.bool_, (V,), f"rule {i}: BarBudget.tokens"))

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from mgf import Control, UsageError, hookimpl
+from mgf import BarBias, Constraint, Control, Option, UsageError, hookimpl, token_pitches
 from mgf.contract.controls import BarNotes, describe
 
 #: the names the labels use, sharps but for the flats musicians write
@@ -148,7 +148,41 @@ class Key(Control):
         return list(values).index(label)
 
 
+class FollowChords(Constraint):
+    """Favour the chord's tones: in each bar, ``chord_bonus`` nats on the NOTE_ONs of its chord (``--chords``, one a
+    bar from the first bar generated, repeating), the soft form of forbidding the rest; without ``--chords``, nothing.
+    With a model trained with the ``chord`` control the same ``--chords`` also steers the model (the shipped ``notes``
+    model runs both by default); without, this alone leans any model to them."""
+
+    name = "follow-chords"
+    options = (Option("chords", str, None, "one chord per bar, repeating: 'Am F C G' (major and minor triads; N: none)"),
+               Option("chord_bonus", float, 2.0, "nats added to the chord's tones in each bar (0: off)", low=0, high=50))
+
+    def rules(self, ctx):
+        text = ctx.options["chords"]
+        if not text or not ctx.options["chord_bonus"]:  # nothing asked: a model's default that waits for --chords
+            return []
+        control = Chord()
+        labels = [CHORD_LABELS[control.parse(item, CHORD_LABELS)] for item in text.replace(",", " ").split()]
+        if len(labels) > 4096:
+            raise UsageError("constraint 'follow-chords': at most 4096 chords")
+        pitches = token_pitches(ctx.representation, self.name)
+        starts = pitches >= 0
+        per_bar = ctx.representation.clock().steps_per_bar
+        first = int(ctx.clock["step"][0]) // per_bar if ctx.clock is not None else 0  # the progression's first bar
+        bias = np.zeros((len(labels), len(pitches)), np.float32)
+        for bar in range(len(labels)):
+            tones = chord_tones(labels[(bar - first) % len(labels)])
+            bias[bar, starts & np.isin(pitches % 12, tones)] = ctx.options["chord_bonus"]
+        return [BarBias(bias)]
+
+
 @hookimpl
 def register_controls(register):
     register(Chord)
     register(Key)
+
+
+@hookimpl
+def register_constraints(register):
+    register(FollowChords)

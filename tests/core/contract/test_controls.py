@@ -113,7 +113,7 @@ def model(tmp_path_factory):
 def raw_rows(model, steps, **settings):
     """A run's tokens with the control ids the model was made to choose."""
     run = checked_run(model, settings.pop("sampler", None), settings.pop("primer", None), settings.pop("seed", 0),
-                      settings.pop("num_outputs", None), None, None, settings, steps=steps)
+                      settings.pop("num_outputs", None), settings.pop("constraints", None), None, settings, steps=steps)
     return run, run._generate(steps * 2, steps)
 
 
@@ -282,3 +282,46 @@ def test_register_controls_takes_a_third_partys_and_guards_it():
             conditioned.extract(piece)
         only = Conditioned(NOTES, [(loud, ("soft", "loud"))])
         assert only.extract(piece)[:, 0].tolist() == [only.families[0].first + 1] * 2  # notes write velocity 90
+
+
+def test_a_stream_of_a_conditioned_model_yields_music_only(model):
+    representation = model.representation
+    whole = np.concatenate(list(mgf.stream(model, 96, seed=4, chunk=16, chords="C G")))
+    assert not representation.is_control(whole).any() and len(whole) > 64
+    with mgf.stream(model, 96, seed=4, chunk=16, events=True, chords="C G") as stream:
+        events = [e for chunk in stream for e in chunk]
+    assert events and all(e.pitch >= 0 for e in events)
+
+
+def test_follow_chords_leans_any_model_to_the_chords_tones_and_waits_for_them():
+    plain = mgf.load_model(bundle.random_bundle(NOTES.vocab_size, (16,), representation={"name": "notes",
+                                                                                       "config": NOTES.config()}, seed=3))
+    pitches = NOTES.token_pitches()
+    free = mgf.generate(plain, 320, seed=1, num_outputs=4)
+    assert np.array_equal(mgf.generate(plain, 320, seed=1, num_outputs=4, constraints=["follow-chords"]), free)
+    leaned = mgf.generate(plain, 320, seed=1, num_outputs=4, constraints=["follow-chords"], chords="C Am",
+                          chord_bonus=20.0)
+    for tokens in (free, leaned):
+        onsets = np.flatnonzero(pitches[tokens.reshape(-1)] >= 0)
+        assert onsets.size > 100
+    steps = np.tile(np.arange(320), 4)
+    for tokens, most in ((leaned, 0.05), (free, 1.0)):
+        flat = tokens.reshape(-1)
+        on = pitches[flat] >= 0
+        tones = np.where((steps // 16) % 2 == 0, 0, 1)  # bar 0 C, bar 1 Am, ...
+        wanted = np.array([{0, 4, 7}, {9, 0, 4}], dtype=object)[tones]
+        off = [int(p % 12) not in w for p, w, o in zip(pitches[flat], wanted, on) if o]
+        share = float(np.mean(off))
+        assert (share < most) if most < 1 else share > 0.3, share  # random weights: most onsets off the chord
+    with pytest.raises(UsageError, match="not a chord it knows"):
+        mgf.generate(plain, 10, constraints=["follow-chords"], chords="C Hm")
+
+
+def test_chords_steer_a_conditioned_model_and_follow_chords_at_once(model):
+    run, rows = raw_rows(model, 64, chords="G", constraints=["follow-chords"], chord_bonus=20.0)
+    chord = model.representation.family("chord")
+    controls = rows[0][model.representation.is_control(rows[0])].reshape(-1, 3)
+    assert set(controls[:, 0].tolist()) == {chord.first + chord.values.index("G")}
+    music = model.representation.music(rows[0])
+    started = NOTES.token_pitches()[music]
+    assert set((started[started >= 0] % 12).tolist()) <= {7, 11, 2}

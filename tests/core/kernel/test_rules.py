@@ -106,6 +106,9 @@ def oracle(rules, clock, vocab, start, history, logits):
             bar = now // clock.steps_per_bar
             masks = rule.masks
             z[masks[bar % len(masks)] if rule.cycle else masks[min(bar, len(masks) - 1)]] = -np.inf
+        elif isinstance(rule, mgf.BarBias):
+            bar = now // clock.steps_per_bar
+            z += rule.bias[bar % len(rule.bias)] if rule.cycle else rule.bias[min(bar, len(rule.bias) - 1)]
         elif isinstance(rule, mgf.BarBudget):
             bar = now // clock.steps_per_bar
             used = sum(1 for token, step in zip(history, steps) if rule.tokens[token] and step // clock.steps_per_bar == bar)
@@ -206,7 +209,7 @@ def random_clock(rng, vocab, bars=True):
 def random_rules(rng, vocab, clock):
     found = []
     for _ in range(int(rng.integers(1, 5))):
-        kind = int(rng.integers(0, 8))
+        kind = int(rng.integers(0, 9))
         if kind == 0:
             found.append(mgf.Forbid(rng.random(vocab) < 0.2))
         elif kind == 1:
@@ -225,6 +228,8 @@ def random_rules(rng, vocab, clock):
             found.append(mgf.BarBudget(rng.random(vocab) < 0.3, int(rng.integers(0, 4))))
         elif kind == 7 and clock is not None:
             found.append(random_time_limit(rng, clock))
+        elif kind == 8 and clock is not None:
+            found.append(mgf.BarBias(rng.normal(0, 2, (int(rng.integers(1, 4)), vocab)), bool(rng.random() < 0.5)))
     return found
 
 
@@ -283,6 +288,8 @@ def test_each_rule_alone_matches_the_oracle():
                   [mgf.Automaton(np.roll(np.arange(3), 1)[np.arange(vocab) % 3][None].repeat(3, 0) % 3,
                                  np.eye(3, vocab, dtype=bool), np.ones((3, vocab), np.float32))],
                   [mgf.BarMask(np.eye(2, vocab, dtype=bool), cycle=False)], [mgf.BarBudget(np.arange(vocab) < 12, 2)],
+                  [mgf.BarBias(np.arange(3 * vocab, dtype=np.float32).reshape(3, vocab) % 5)],
+                  [mgf.BarBias(np.eye(2, vocab, dtype=np.float32) * 4, cycle=False)],
                   [mgf.TimeLimit(20)], [mgf.TimeLimit(20, int(np.flatnonzero(clock.advance == 0)[0]))],
                   [mgf.TimeLimit(12, int(np.flatnonzero(clock.advance == 0)[-1]), np.arange(128) % 2 == 0)]):
         histories = rng.integers(0, vocab, (4, 60)).astype(np.int32)
@@ -392,7 +399,8 @@ def test_the_boundary_checks_before_any_work():
     lambda: mgf.RunLimit([0, 1], 0), lambda: mgf.NgramBonus(0, 1.0, 1), lambda: mgf.NgramBonus(2, float("nan"), 1),
     lambda: mgf.CloseNotes(0), lambda: mgf.CloseNotes(4, 200), lambda: mgf.Automaton([[0, 2]]),
     lambda: mgf.Automaton([[0, 0]], bias=[[0.0, np.inf]]), lambda: mgf.Automaton([[0, 0]], start=1),
-    lambda: mgf.BarMask(np.zeros((0, 3), bool)), lambda: mgf.BarBudget(np.zeros(3, bool), -1), lambda: mgf.TimeLimit(-1),
+    lambda: mgf.BarMask(np.zeros((0, 3), bool)), lambda: mgf.BarBias(np.full((1, 3), np.inf)),
+    lambda: mgf.BarBias(np.zeros((0, 3))), lambda: mgf.BarBudget(np.zeros(3, bool), -1), lambda: mgf.TimeLimit(-1),
     lambda: mgf.TimeLimit(4, -1), lambda: mgf.TimeLimit(4, 2, np.zeros(12, bool)), lambda: mgf.TimeLimit(4, 2, [0, 1]),
     lambda: mgf.TimeLimit(4, within=3), lambda: mgf.TimeLimit(4, 2, within=0),
 ])
