@@ -13,8 +13,9 @@ defaults (and any sampler option given), and measured:
   issue asks >= 85% and at least the corpus's share.  ``Am F C G``, the issue's example, is measured too.
 - key: asked the piece's own key, the share of notes in its scale (major, or harmonic minor for minor); against
   unconditioned and the pieces themselves.  The issue asks >= 95% (or the corpus's share, if higher).
-- with ``--chord-constraint follow-chords`` (``--option chord_bonus=2``), the runs asked chords also favour their
-  tones (the soft constraint that reads the same ``--chords``).
+- with ``--chord-constraint follow-chords``, the runs asked chords also favour their tones (the soft constraint that
+  reads the same ``--chords``; the shipped ``notes`` model runs it by default: ``--option chord_bonus=0`` turns it
+  off, to measure the conditioning alone).
 - density: each value the bundle declares, asked for every bar; the mean notes per bar against the value (within 15%).
 """
 
@@ -81,12 +82,9 @@ def measure(model, pieces: list[np.ndarray], bars: int, options: dict, chord_con
     out: dict = {"pieces": len(pieces), "bars": bars}
     cut = [p[:int(np.searchsorted(representation.base.clock().steps(p)[:-1], bars * per_bar))] for p in pieces]
 
-    bonus = {k: v for k, v in options.items() if k == "chord_bonus"}  # follow-chords' option: with it only
-    common = {k: v for k, v in options.items() if k not in bonus}
-
     def made(index: int, **controls) -> np.ndarray:
-        extra = {"constraints": list(chord_constraints), **bonus} if chord_constraints and "chords" in controls else {}
-        return mgf.generate(model, steps, seed=index, **common, **extra, **controls)
+        extra = {"constraints": list(chord_constraints)} if chord_constraints and "chords" in controls else {}
+        return mgf.generate(model, steps, seed=index, **options, **extra, **controls)
 
     if "chord" in representation.names:
         asked = [labels(representation, piece, "chord") for piece in cut]

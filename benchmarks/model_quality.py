@@ -54,8 +54,9 @@ CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: after its first step; 99.97% of the corpus's notes are within it), where 1.3% of the pieces of the README's example
 #: held one for 4 bars or more
 DEFAULTS = {
-    "notes": {"constraints": ["motifs", "hold-limit"],
-              "options": {"temperature": 1.2, "top_p": 0.9, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31},
+    "notes": {"constraints": ["motifs", "hold-limit", "follow-chords"],  # follow-chords: only once --chords is given
+              "options": {"temperature": 1.2, "top_p": 0.9, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31,
+                          "chord_bonus": 2.0},
               "samplers": {"beam": {"options": {"branch_factor": 2, "steps_per_iteration": 8, "temperature": 1.2,
                                                 "bonus": 0.75}}}},
     "midi": {"constraints": ["close-notes", "motifs"],

@@ -325,3 +325,16 @@ def test_chords_steer_a_conditioned_model_and_follow_chords_at_once(model):
     music = model.representation.music(rows[0])
     started = NOTES.token_pitches()[music]
     assert set((started[started >= 0] % 12).tolist()) <= {7, 11, 2}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repr", "audio", "--controls", "chord"], "has no bars"),
+    (["--repr", "notes", "--controls", "polyphony"], "monophonic"),
+    (["--repr", "notes", "--controls", "chord=2"], "dropout of 'chord' must be in [0, 1)"),
+    (["--repr", "notes", "--controls", "nope"], "no control named 'nope'"),
+])
+def test_train_refuses_controls_it_cannot_use_before_any_work(args, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mgf.cli.main", "train", "--data", str(tmp_path), *args, "-o",
+                           str(tmp_path / "m.safetensors")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "tensorflow" not in done.stderr.lower() and not (tmp_path / "m.safetensors").exists()
