@@ -24,6 +24,7 @@ import time
 import mgf
 import numpy as np
 from mgf.contract import bundle
+from mgf.training.baselines import model_cross_entropy
 from mgf.plugins.backends.native import NativeModel
 from mgf.contract.representation import packaged_model
 
@@ -69,25 +70,13 @@ def held_out_pieces(name: str) -> list[np.ndarray]:
     path = packaged_model(f"{name}.safetensors")
     representation = mgf.load_model(path).representation
     sources = bundle.read_metadata(path)["training"]["data"]
-    return [np.concatenate([[representation.start_token], s]).astype(np.int32)
-            for s in split(representation, sources)[1].sequences]
+    return [np.asarray(s, np.int32) for s in split(representation, sources)[1].sequences]
 
 
 def cross_entropy(model, pieces: list[np.ndarray]) -> float:
-    """Mean next-token cross-entropy (nats) over all pieces, run as one batch padded at the end."""
-    length = max(len(p) for p in pieces)
-    tokens = np.zeros((len(pieces), length), np.int32)
-    valid = np.zeros((len(pieces), length), bool)
-    for i, piece in enumerate(pieces):
-        tokens[i, :len(piece)], valid[i, :len(piece)] = piece, True
-    state, total, count = model.initial_state(len(pieces)), 0.0, 0
-    for t in range(length - 1):
-        logits, state = model.step(tokens[:, t], state)
-        scored = valid[:, t + 1]
-        log_p = log_softmax(logits[scored])
-        total -= log_p[np.arange(scored.sum()), tokens[scored, t + 1]].sum()
-        count += int(scored.sum())
-    return total / count
+    """Mean next-token cross-entropy (nats) of the held-out pieces, as ``mgf train`` scores them (a conditioned model
+    reading "any" at each bar, only the music counted): ``mgf.training.baselines.model_cross_entropy``."""
+    return model_cross_entropy(model, pieces)
 
 
 def median_step_us(model, batch: int, vocab: int, repeat: int = 400) -> float:
@@ -123,7 +112,7 @@ def main() -> None:
         base_ce = base_us = None
         scores = {}
         for precision in PRECISIONS:
-            model = NativeModel(loaded, 1, precision)
+            model = mgf.load_model(loaded, threads=1, precision=precision)  # with its representation, for the CE
             ce = cross_entropy(model, pieces) if pieces else float("nan")
             us = median_step_us(model, 1, loaded.arch.vocab_size)
             base_ce, base_us = (ce, us) if precision == "fp32" else (base_ce, base_us)

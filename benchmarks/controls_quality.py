@@ -88,7 +88,10 @@ def measure(model, pieces: list[np.ndarray], bars: int, options: dict, chord_con
 
     if "chord" in representation.names:
         asked = [labels(representation, piece, "chord") for piece in cut]
-        steered = [chord_share(representation, made(i, chords=" ".join(a)), a) for i, a in enumerate(asked)]
+        pieces_made = [made(i, chords=" ".join(a)) for i, a in enumerate(asked)]
+        steered = [chord_share(representation, piece, a) for piece, a in zip(pieces_made, asked)]
+        out["notes per bar, chords asked"] = float(np.mean([len(representation.bar_notes(p).pitches) / bars
+                                                            for p in pieces_made]))
         free = [chord_share(representation, made(i), a) for i, a in enumerate(asked)]
         own = [chord_share(representation, piece, a) for piece, a in zip(cut, asked)]
         example = ["Am", "F", "C", "G"]
@@ -98,7 +101,10 @@ def measure(model, pieces: list[np.ndarray], bars: int, options: dict, chord_con
                         "Am F C G": ratio(fixed), "Am F C G unconditioned": ratio(fixed_free)}
     if "key" in representation.names:
         keys = [labels(representation, piece, "key")[0] for piece in cut]
-        steered = [key_share(representation, made(i, key=k), k) for i, k in enumerate(keys)]
+        pieces_made = [made(i, key=k) for i, k in enumerate(keys)]
+        steered = [key_share(representation, piece, k) for piece, k in zip(pieces_made, keys)]
+        out["notes per bar, key asked"] = float(np.mean([len(representation.bar_notes(p).pitches) / bars
+                                                         for p in pieces_made]))
         free = [key_share(representation, made(i), k) for i, k in enumerate(keys)]
         own = [key_share(representation, piece, k) for piece, k in zip(cut, keys)]
         out["key"] = {"steered": ratio(steered), "unconditioned": ratio(free), "corpus": ratio(own)}
@@ -126,6 +132,10 @@ def table(result: dict) -> str:
     if "key" in result:
         k = result["key"]
         lines.append(f"| notes in the key's scale (own key) | {k['steered']:.1%} | {k['unconditioned']:.1%} | {k['corpus']:.1%} |")
+    for name in ("notes per bar, chords asked", "notes per bar, key asked"):
+        if name in result:
+            lines.append(f"| {name} | {result[name]:.2f} | {result['density']['unconditioned']:.2f} | "
+                         f"{result['density']['corpus']:.2f} |" if "density" in result else f"| {name} | {result[name]:.2f} | | |")
     if "density" in result:
         d = result["density"]
         lines += ["", f"density: notes per bar asked -> written (unconditioned {d['unconditioned']:.2f}, corpus "

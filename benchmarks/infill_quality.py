@@ -35,6 +35,7 @@ import numpy as np
 import mgf
 from mgf.contract import bundle
 from mgf.contract.clock import clock_of
+from mgf.contract.controls import interleave
 from mgf.contract.infill import gap_bounds, sequence
 from mgf.contract.sampler import log_softmax
 from mgf.training.shards import Shards, is_dataset
@@ -51,8 +52,19 @@ def held_out(model, sources: list[str], validation: float) -> list[np.ndarray]:
     return [piece for (data, i), mask in zip(shards, masks) for piece in data.pieces(i, mask)]
 
 
+def with_any(representation, tokens, offset: int = 0) -> np.ndarray:
+    """``tokens`` with a conditioned model's "any" controls at its bars from step ``offset`` (as ``mgf infill`` reads music
+    when no control is asked), else as they are."""
+    if not isinstance(representation, mgf.Conditioned):
+        return tokens
+    anys = np.array([[family.any for family in representation.families]], np.int32)
+    clock = representation.clock()
+    return interleave(clock, tokens, anys, offset, offset // clock.steps_per_bar)
+
+
 def framed(ids, start: int, context: int, before, middle, after) -> tuple[np.ndarray, int]:
-    """An example as ``mgf infill`` frames it (each side cut to ``context``) and the count of its tokens after the prompt."""
+    """An example as ``mgf infill`` frames it (each side cut to ``context``) and the count of its tokens after the prompt;
+    the parts of a conditioned model with their controls (:func:`with_any`)."""
     prompt = sequence(ids, before[-context:], after[:context])
     tokens = np.concatenate([[start], sequence(ids, before[-context:], after[:context], middle)])
     return tokens, len(tokens) - 1 - len(prompt)
@@ -115,8 +127,12 @@ def measure(model, plain, pieces: list[np.ndarray], gap: tuple[int, int], bars: 
     if len(parts) < 2:
         return {"pieces": len(parts)}
 
+    base = representation.base.clock() if isinstance(representation, mgf.Conditioned) else clock
+
     def example(before, middle, after):
-        return framed(ids, start, context, before, middle, after)
+        at, end = int(base.steps(before)[-1]), int(base.steps(before)[-1] + base.steps(middle)[-1])
+        return framed(ids, start, context, with_any(representation, before), with_any(representation, middle, at),
+                      with_any(representation, after, end))
 
     prompts = {
         "both sides": [example(b, m, a) for b, m, a in parts],
@@ -131,10 +147,16 @@ def measure(model, plain, pieces: list[np.ndarray], gap: tuple[int, int], bars: 
         music = nats[targets < ids.suffix]
         rows[name] = {"middle": float(music.mean()), "last_bar": float(music[last].mean()),
                       "end": float(nats[targets == ids.end].mean())}
-    plain_rows = [(np.concatenate([[start], b, m]), len(m)) for b, m, _ in parts]
     for name, scorer in (("left only, plain prompt", model), ("left only, plain model", plain)):
         if scorer is not None:
+            read = scorer.representation
+            plain_rows = []
+            for b, m, _ in parts:
+                whole, left = with_any(read, np.concatenate([b, m])), with_any(read, b)
+                plain_rows.append((np.concatenate([[start], whole]), len(whole) - len(left)))
             nats = np.concatenate(target_nats(scorer, plain_rows))
+            targets = np.concatenate([tokens[len(tokens) - n:] for tokens, n in plain_rows])
+            nats = nats[targets < read.base.vocab_size] if isinstance(read, mgf.Conditioned) else nats
             rows[name] = {"middle": float(nats.mean()), "last_bar": float(nats[last].mean())}
     reference = rows["left only, plain model" if plain is not None else "left only, plain prompt"]["middle"]
     for row in rows.values():

@@ -54,9 +54,10 @@ CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: after its first step; 99.97% of the corpus's notes are within it), where 1.3% of the pieces of the README's example
 #: held one for 4 bars or more
 DEFAULTS = {
-    "notes": {"constraints": ["motifs", "hold-limit", "follow-chords"],  # follow-chords: only once --chords is given
-              "options": {"temperature": 1.2, "top_p": 0.9, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31,
-                          "chord_bonus": 2.0},
+    # follow-chords and follow-key do nothing until --chords / --key ask for them
+    "notes": {"constraints": ["motifs", "hold-limit", "follow-chords", "follow-key"],
+              "options": {"temperature": 1.1, "top_p": 0.95, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31,
+                          "chord_bonus": 2.0, "key_bonus": 1.5},
               "samplers": {"beam": {"options": {"branch_factor": 2, "steps_per_iteration": 8, "temperature": 1.2,
                                                 "bonus": 0.75}}}},
     "midi": {"constraints": ["close-notes", "motifs"],
@@ -99,8 +100,8 @@ SETTINGS = {
 
 #: the settings --tune ranks per model: every combination of these option values (close-notes for midi)
 TUNING = {
-    "notes": {"constraints": ["motifs"], "grid": {"temperature": [1.0, 1.1, 1.2], "top_p": [0.9, 0.95],
-                                                 "bonus": [2.0, 2.5, 3.0], "max_run": [16, 32]}},
+    "notes": {"constraints": ["motifs"], "grid": {"temperature": [0.9, 1.0, 1.1], "top_p": [0.9, 0.95, 1.0],
+                                                 "bonus": [0.0, 1.5, 3.0], "max_run": [32]}},
     "midi": {"constraints": ["close-notes", "motifs"],
              "grid": {"temperature": [0.9, 1.0], "top_k": [8, 16], "bonus": [2.0, 3.0, 4.0], "length": [8],
                       "max_polyphony": [4], "max_note_seconds": [3.0]}},

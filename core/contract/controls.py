@@ -416,9 +416,13 @@ class Framed:
 
 def frame(conditioned: Conditioned, before: np.ndarray, asked: Sequence[Sequence[int]], after: np.ndarray | None = None,
           end: int | None = None) -> Framed:
-    """``before`` (and a gap's ``after``, from grid step ``end``) with the controls of their own music interleaved (a key
-    from both sides), and the bars generated (from the bar the next token falls in) with those ``asked``
-    (:func:`resolve`; the bar where the primer stops, if it stops inside one, takes the first row asked)."""
+    """``before`` (and a gap's ``after``, from grid step ``end``) with their bars' control ids interleaved, and the bars
+    generated (from the bar the next token falls in) with those ``asked`` (:func:`resolve`; the bar where the primer
+    stops, if it stops inside one, takes the first row asked).
+
+    A control asked for reads its true values in the music given (a key from both sides of a gap); one not asked reads
+    "any" there too: training leaves a control out of a whole window, so a model has seen a control either everywhere
+    or nowhere, never true values around "any" ones."""
     clock = conditioned.clock()
     assert clock is not None
     per_bar = clock.steps_per_bar
@@ -431,6 +435,9 @@ def frame(conditioned: Conditioned, before: np.ndarray, asked: Sequence[Sequence
         stop = -(-int(end) // per_bar)
         notes = _merged(notes, conditioned.bar_notes(np.asarray(after, np.int32), int(end)))
     rows = conditioned.extract(before, notes=notes)
+    for column, family in enumerate(conditioned.families):
+        if set(table[:, column].tolist()) == {family.any}:  # not asked
+            rows[:, column] = family.any
     own = np.concatenate([rows[:first], table[:1]])
     framed_after = np.empty(0, np.int32)
     if after is not None and end is not None:

@@ -19,7 +19,8 @@ Each rule edits a row's logits before every choice, in the order given, after th
 - :class:`Automaton`: a state per row runs over the primer and each chosen token (``next[state, token]``); in
   state s, the tokens of ``forbid[s]`` are forbidden and ``bias[s]`` is added.
 - :class:`BarMask`: in bar b the tokens of ``masks[b % K]`` (``cycle``) or ``masks[min(b, K - 1)]`` are forbidden.
-- :class:`BarBias`: in bar b ``bias[b % K]`` (``cycle``) or ``bias[min(b, K - 1)]`` is added to the logits.
+- :class:`BarBias`: in bar b ``bias[b % K]`` (``cycle``) or ``bias[min(b, K - 1)]`` is added to the logits; with
+  ``keep``, the kept tokens are then shifted together so that their total probability is what it was.
 - :class:`BarBudget`: at most ``limit`` of these tokens per bar.
 - :class:`BarTokens`: as the row enters bar b (``first <= b < stop``), before any other token of the bar, it
   chooses the ids of ``tokens[(b - first) % K]`` (``cycle``) or ``tokens[min(b - first, K - 1)]`` in order (attribute
@@ -184,10 +185,13 @@ class BarMask:
 @dataclass(frozen=True, eq=False)
 class BarBias:
     """``bias``: float [K, V] (nats); in bar b ``bias[b % K]`` (``cycle``) or ``bias[min(b, K - 1)]`` is added to the
-    logits: BarMask's soft form (favour a bar's chord tones without forbidding the others)."""
+    logits: BarMask's soft form (favour a bar's chord tones without forbidding the others).  ``keep``: bool [V], tokens
+    whose total probability the bias leaves as it was (it moves mass among them only: favouring some notes over others
+    without making notes likelier than holds and rests)."""
 
     bias: np.ndarray
     cycle: bool = True
+    keep: np.ndarray | None = None
     kind: ClassVar[str] = "bar_bias"
     needs_clock: ClassVar[bool] = True
 
@@ -197,6 +201,8 @@ class BarBias:
             raise UsageError("mgf.rules.BarBias: bias must be finite numbers within 1e6 (nats)")
         object.__setattr__(self, "bias", bias.astype(np.float32))
         object.__setattr__(self, "cycle", bool(self.cycle))
+        if self.keep is not None and _array(self, "keep", "b", 1).shape != bias.shape[1:]:
+            raise PluginError(f"mgf.rules.BarBias: keep must have one entry per token id ({bias.shape[1]})")
 
 
 @dataclass(frozen=True, eq=False)

@@ -129,9 +129,9 @@ class Stream(Generator):
             check_limit("steps", self.generated + 1)
             count = min(self.chunk, limit("steps") - self.generated)
             more = True
-        else:
+        else:  # steps of music: a conditioned model's controls take more model steps, so it may not end here
             count = min(self.chunk, self.steps - self.generated)
-            more = self.generated + count < self.steps
+            more = self.generated + count < self.steps or self._run.conditioned is not None
         self._make_room(count)
         first = self._length
         try:
@@ -141,10 +141,12 @@ class Stream(Generator):
             self.close()
             raise
         self._length += count
-        self.generated += count
         chosen = self._history[0, first : first + count].copy()
+        music = chosen if self._run.conditioned is None else self._run.conditioned.music(chosen)
+        self.generated += len(music)
+        more = more and (self.steps is None or self.generated < self.steps)
         if self._decoder is None:  # a conditioned model's controls are no music: left out (the decoder passes over them)
-            return chosen if self._run.conditioned is None else self._run.conditioned.music(chosen)
+            return music
         found = self._decode(chosen)
         if not more:
             with guard(origin_of(self._run.representation), "decoder"):

@@ -28,7 +28,8 @@ typedef struct {
     int kind;
     int slot;                       /* first of this op's slots in a row's slots */
     const unsigned char *tokens;    /* FORBID, BAR_BUDGET: [V]; BAR_MASK: [count, V]; AUTOMATON: forbid [count, V] or NULL;
-                                       TIME_LIMIT: held pitches [128] or NULL; BAR_TOKENS: reserved [V] */
+                                       TIME_LIMIT: held pitches [128] or NULL; BAR_TOKENS: reserved [V]; BAR_BIAS: keep
+                                       [V] or NULL */
     const int32_t *table;           /* RUN_LIMIT: groups [V]; AUTOMATON: next [count, V]; TIME_LIMIT: [count] the
                                        longest-first moves that cover each distance below count; BAR_TOKENS: the
                                        lists [count, length], token ids, then -1s */
@@ -287,6 +288,35 @@ static inline int64_t mgf_bar_entry(const mgf_rule *op, const int64_t *slot, int
     return op->table[k * op->length + done] >= 0 ? k * op->length + done : -1;
 }
 
+/* bar-bias: bar's row of op->bias added to z; with keep (op->tokens), the kept tokens then shifted together so that
+ * their total probability (a log-sum-exp in double) is what it was: the bias moves mass among them only. */
+static void mgf_bar_bias(const mgf_rule *op, int64_t bar, float *z, int V)
+{
+    int64_t k = op->limit ? bar % op->count : (bar < op->count - 1 ? bar : op->count - 1);
+    const float *add = op->bias + k * V;
+    const unsigned char *keep = op->tokens;
+    float shift = 0.0f;
+    int v;
+    if (keep) {
+        double before = -INFINITY, after = -INFINITY, sb = 0.0, sa = 0.0;
+        for (v = 0; v < V; v++)
+            if (keep[v] && z[v] > -INFINITY) {
+                before = z[v] > before ? z[v] : before;
+                after = (double)(z[v] + add[v]) > after ? (double)(z[v] + add[v]) : after;
+            }
+        if (isfinite(before)) {
+            for (v = 0; v < V; v++)
+                if (keep[v] && z[v] > -INFINITY) {
+                    sb += exp((double)z[v] - before);
+                    sa += exp((double)(z[v] + add[v]) - after);
+                }
+            shift = (float)((before + log(sb)) - (after + log(sa)));
+        }
+    }
+    for (v = 0; v < V; v++)
+        z[v] = z[v] + (keep && keep[v] ? add[v] + shift : add[v]);
+}
+
 /* Row b's logits z [V], in place: the start token, then each op in order.  0, or 1 + the index of the op that left
  * the row no token. */
 static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
@@ -333,14 +363,9 @@ static int mgf_rules_apply(const mgf_rules *r, mgf_rows *s, int b, float *z)
             mgf_forbid(z, op->tokens + k * V, V);
             break;
         }
-        case MGF_BAR_BIAS: { /* as BAR_MASK's bar; -inf stays -inf */
-            int64_t bar = now / r->bar_steps;
-            int64_t k = op->limit ? bar % op->count : (bar < op->count - 1 ? bar : op->count - 1);
-            const float *add = op->bias + k * V;
-            for (v = 0; v < V; v++)
-                z[v] += add[v];
+        case MGF_BAR_BIAS: /* as BAR_MASK's bar; -inf stays -inf */
+            mgf_bar_bias(op, now / r->bar_steps, z, V);
             break;
-        }
         case MGF_BAR_BUDGET: /* slot: tokens counted, in which bar */
             if ((slot[1] == now / r->bar_steps ? slot[0] : 0) >= op->limit)
                 mgf_forbid(z, op->tokens, V);

@@ -199,6 +199,8 @@ cdef _Compiled _compile(list rules, clock, int vocab, int start, int max_tokens)
             bias = table.reshape(-1)
             op.bias = &bias[0]
             op.limit = bool(rule.cycle)
+            if rule.keep is not None:
+                op.tokens = c._keep8(_table(rule.keep, np.bool_, (V,), f"rule {i}: BarBias.keep"))
         elif kind == "bar_budget":
             op.tokens = c._keep8(_table(rule.tokens, np.bool_, (V,), f"rule {i}: BarBudget.tokens"))
             op.limit = _natural(rule.limit, f"rule {i}: BarBudget.limit")

@@ -149,14 +149,17 @@ class Key(Control):
 
 
 class FollowChords(Constraint):
-    """Favour the chord's tones: in each bar, ``chord_bonus`` nats on the NOTE_ONs of its chord (``--chords``, one a
-    bar from the first bar generated, repeating), the soft form of forbidding the rest; without ``--chords``, nothing.
+    """Favour the chord's tones: in each bar, ``chord_bonus`` nats on the NOTE_ONs of its chord's pitch classes against
+    the other NOTE_ONs (``--chords``, one a bar from the first bar generated, repeating), the soft form of forbidding
+    them; the NOTE_ONs together keep their probability against holds and rests (a plain bonus made every step a new
+    note, a plain malus made the music sparse).  Without ``--chords``, nothing.
     With a model trained with the ``chord`` control the same ``--chords`` also steers the model (the shipped ``notes``
     model runs both by default); without, this alone leans any model to them."""
 
     name = "follow-chords"
     options = (Option("chords", str, None, "one chord per bar, repeating: 'Am F C G' (major and minor triads; N: none)"),
-               Option("chord_bonus", float, 2.0, "nats added to the chord's tones in each bar (0: off)", low=0, high=50))
+               Option("chord_bonus", float, 2.0, "nats for each bar's chord tones against other notes (0: off)", low=0,
+                      high=50))
 
     def rules(self, ctx):
         text = ctx.options["chords"]
@@ -174,7 +177,31 @@ class FollowChords(Constraint):
         for bar in range(len(labels)):
             tones = chord_tones(labels[(bar - first) % len(labels)])
             bias[bar, starts & np.isin(pitches % 12, tones)] = ctx.options["chord_bonus"]
-        return [BarBias(bias)]
+        return [BarBias(bias, keep=starts)]
+
+
+class FollowKey(Constraint):
+    """Favour the key's scale: ``key_bonus`` nats on the NOTE_ONs of its pitch classes (major; harmonic minor for a
+    minor key, the leading tone in) against the other NOTE_ONs, which together keep their probability (as in
+    ``follow-chords``): the soft form of the ``scale`` constraint; without ``--key``, nothing.  With a
+    model trained with the ``key`` control the same ``--key`` also steers the model."""
+
+    name = "follow-key"
+    options = (Option("key", str, None, "the key: 'A minor', 'Eb major', 'F#m' (one of 24)"),
+               Option("key_bonus", float, 1.0, "nats for the key's scale against other notes (0: off)", low=0, high=50))
+
+    def rules(self, ctx):
+        text = ctx.options["key"]
+        if not text or not ctx.options["key_bonus"]:
+            return []
+        label = KEY_LABELS[Key().parse(text, KEY_LABELS)]
+        pitches = token_pitches(ctx.representation, self.name)
+        tonic, mode = label.split()
+        steps = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 11)
+        scale = [(NAMES.index(tonic) + step) % 12 for step in steps]
+        starts = pitches >= 0
+        bias = np.where(starts & np.isin(pitches % 12, scale), ctx.options["key_bonus"], 0.0)
+        return [BarBias(bias[None, :], keep=starts)]
 
 
 @hookimpl
@@ -186,3 +213,4 @@ def register_controls(register):
 @hookimpl
 def register_constraints(register):
     register(FollowChords)
+    register(FollowKey)

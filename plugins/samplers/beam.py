@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from mgf import InputError, Option, Search, UsageError, draw_from_logits, hookimpl, log_softmax
+from mgf import Conditioned, InputError, Option, Search, UsageError, draw_from_logits, hookimpl, log_softmax
 
 #: share of an output's steps taken by its most frequent token above which the search counts as collapsed
 COLLAPSED = 0.85
@@ -43,7 +43,10 @@ class Beam(Search):
             tokens = self._exhaustive(model, ctx, steps)
         else:
             tokens = self._sampled(model, ctx, steps)
-        _warn_if_collapsed(tokens, "try --branch-factor 2 (a sampled beam) or the temperature sampler"
+        music = list(tokens)  # a conditioned model's control tokens, chosen for it at every bar, are no part of a collapse
+        if isinstance(ctx.representation, Conditioned):
+            music = [ctx.representation.music(row) for row in tokens]
+        _warn_if_collapsed(music, "try --branch-factor 2 (a sampled beam) or the temperature sampler"
                            if ctx.options["branch_factor"] == 0 else
                            "try fewer beams, more --steps-per-iteration or the temperature sampler")
         return tokens
@@ -101,9 +104,9 @@ class Beam(Search):
         return tokens[best[np.searchsorted(group[best], np.arange(ctx.num_outputs))]]
 
 
-def _warn_if_collapsed(tokens: np.ndarray, advice: str) -> None:
+def _warn_if_collapsed(tokens: list[np.ndarray], advice: str) -> None:
     """One warning when an output repeats one token in at least ``COLLAPSED`` of its steps (8 steps or more)."""
-    if tokens.shape[1] < 8:
+    if min(len(row) for row in tokens) < 8:
         return
     shares = [np.bincount(row).max() / len(row) for row in tokens]
     worst = int(np.argmax(shares))

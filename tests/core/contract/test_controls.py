@@ -338,3 +338,32 @@ def test_train_refuses_controls_it_cannot_use_before_any_work(args, message, tmp
                            str(tmp_path / "m.safetensors")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
     assert "tensorflow" not in done.stderr.lower() and not (tmp_path / "m.safetensors").exists()
+
+
+def test_follow_key_leans_to_the_scale_and_waits_for_a_key():
+    plain = mgf.load_model(bundle.random_bundle(NOTES.vocab_size, (16,), representation={"name": "notes",
+                                                                                       "config": NOTES.config()}, seed=5))
+    pitches = NOTES.token_pitches()
+    free = mgf.generate(plain, 400, seed=2, num_outputs=4)
+    assert np.array_equal(mgf.generate(plain, 400, seed=2, num_outputs=4, constraints=["follow-key"]), free)
+    scale = {(3 + step) % 12 for step in (0, 2, 4, 5, 7, 9, 11)}  # Eb major
+
+    def share(tokens):
+        started = pitches[tokens.reshape(-1)]
+        started = started[started >= 0] % 12
+        return float(np.isin(started, sorted(scale)).mean())
+
+    leaned = mgf.generate(plain, 400, seed=2, num_outputs=4, constraints=["follow-key"], key="Eb major", key_bonus=6.0)
+    assert share(free) < 0.8 < 0.97 < share(leaned)
+    with pytest.raises(UsageError, match="not a key it knows"):
+        mgf.generate(plain, 10, constraints=["follow-key"], key="H major")
+
+
+def test_follow_chords_moves_probability_among_notes_only(model):
+    """The bonus makes the chord's tones likelier than other notes, not notes likelier than holds and rests: notes per
+    bar stay near what the model writes without it (a plain bonus made every step a new note)."""
+    counts = {}
+    for bonus in (0.0, 4.0):
+        made = mgf.generate(model, 256, seed=0, num_outputs=16, chords="C", chord_bonus=bonus, constraints=["follow-chords"])
+        counts[bonus] = np.mean([len(NOTES.to_notes(row)) for row in made])
+    assert abs(counts[4.0] - counts[0.0]) < 0.25 * counts[0.0], counts

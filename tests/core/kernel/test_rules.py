@@ -108,7 +108,14 @@ def oracle(rules, clock, vocab, start, history, logits):
             z[masks[bar % len(masks)] if rule.cycle else masks[min(bar, len(masks) - 1)]] = -np.inf
         elif isinstance(rule, mgf.BarBias):
             bar = now // clock.steps_per_bar
-            z += rule.bias[bar % len(rule.bias)] if rule.cycle else rule.bias[min(bar, len(rule.bias) - 1)]
+            add = rule.bias[bar % len(rule.bias)] if rule.cycle else rule.bias[min(bar, len(rule.bias) - 1)]
+            shift = np.float32(0)
+            if rule.keep is not None:
+                kept = rule.keep & (z > -np.inf)
+                if kept.any():
+                    lse = lambda x: float(np.logaddexp.reduce(x.astype(np.float64)))  # noqa: E731
+                    shift = np.float32(lse(z[kept]) - lse((z + add)[kept]))
+            z = z + np.where(rule.keep, add + shift, add) if rule.keep is not None else z + add
         elif isinstance(rule, mgf.BarBudget):
             bar = now // clock.steps_per_bar
             used = sum(1 for token, step in zip(history, steps) if rule.tokens[token] and step // clock.steps_per_bar == bar)
@@ -229,7 +236,8 @@ def random_rules(rng, vocab, clock):
         elif kind == 7 and clock is not None:
             found.append(random_time_limit(rng, clock))
         elif kind == 8 and clock is not None:
-            found.append(mgf.BarBias(rng.normal(0, 2, (int(rng.integers(1, 4)), vocab)), bool(rng.random() < 0.5)))
+            found.append(mgf.BarBias(rng.normal(0, 2, (int(rng.integers(1, 4)), vocab)), bool(rng.random() < 0.5),
+                                     None if rng.random() < 0.5 else rng.random(vocab) < 0.5))
     return found
 
 
@@ -290,6 +298,7 @@ def test_each_rule_alone_matches_the_oracle():
                   [mgf.BarMask(np.eye(2, vocab, dtype=bool), cycle=False)], [mgf.BarBudget(np.arange(vocab) < 12, 2)],
                   [mgf.BarBias(np.arange(3 * vocab, dtype=np.float32).reshape(3, vocab) % 5)],
                   [mgf.BarBias(np.eye(2, vocab, dtype=np.float32) * 4, cycle=False)],
+                  [mgf.BarBias(np.arange(2 * vocab, dtype=np.float32).reshape(2, vocab) % 3, keep=np.arange(vocab) < 9)],
                   [mgf.TimeLimit(20)], [mgf.TimeLimit(20, int(np.flatnonzero(clock.advance == 0)[0]))],
                   [mgf.TimeLimit(12, int(np.flatnonzero(clock.advance == 0)[-1]), np.arange(128) % 2 == 0)]):
         histories = rng.integers(0, vocab, (4, 60)).astype(np.int32)
@@ -400,7 +409,8 @@ def test_the_boundary_checks_before_any_work():
     lambda: mgf.CloseNotes(0), lambda: mgf.CloseNotes(4, 200), lambda: mgf.Automaton([[0, 2]]),
     lambda: mgf.Automaton([[0, 0]], bias=[[0.0, np.inf]]), lambda: mgf.Automaton([[0, 0]], start=1),
     lambda: mgf.BarMask(np.zeros((0, 3), bool)), lambda: mgf.BarBias(np.full((1, 3), np.inf)),
-    lambda: mgf.BarBias(np.zeros((0, 3))), lambda: mgf.BarBudget(np.zeros(3, bool), -1), lambda: mgf.TimeLimit(-1),
+    lambda: mgf.BarBias(np.zeros((0, 3))), lambda: mgf.BarBias(np.zeros((1, 3)), keep=np.ones(4, bool)),
+    lambda: mgf.BarBudget(np.zeros(3, bool), -1), lambda: mgf.TimeLimit(-1),
     lambda: mgf.TimeLimit(4, -1), lambda: mgf.TimeLimit(4, 2, np.zeros(12, bool)), lambda: mgf.TimeLimit(4, 2, [0, 1]),
     lambda: mgf.TimeLimit(4, within=3), lambda: mgf.TimeLimit(4, 2, within=0),
 ])

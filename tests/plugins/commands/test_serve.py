@@ -488,7 +488,9 @@ def test_the_page_steers_a_conditioned_model_with_its_controls(serve, browser, t
 
     url, _, _ = serve("--bundle", f"steer={conditioned_bundle(tmp_path / 'steer.safetensors', scale=2.0)}")
     wait = open_page(browser, url)
-    assert not browser.find_element(By.ID, "steer").is_displayed()  # the shipped notes model takes none
+    assert browser.find_element(By.ID, "steer").is_displayed()  # the shipped notes model takes chord, key, density
+    Select(browser.find_element(By.ID, "model")).select_by_value("midi")
+    assert not browser.find_element(By.ID, "steer").is_displayed()  # the shipped midi model takes none
     Select(browser.find_element(By.ID, "model")).select_by_value("steer")
     assert browser.find_element(By.ID, "steer").is_displayed()
     keys = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "control-key")).options]
