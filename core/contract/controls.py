@@ -334,10 +334,12 @@ def check_values(name: str, values: Any, error: type = BundleError) -> None:
         raise error(f"control {name!r}: values must be unique and not {ANY!r}")
 
 
-def resolve(representation: Representation, given: Mapping[str, Any]) -> tuple[tuple[int, ...], ...]:
+def resolve(representation: Representation, given: Mapping[str, Any],
+            optional: frozenset[str] = frozenset()) -> tuple[tuple[int, ...], ...]:
     """Per family of ``representation``, the ids a user's ``given`` values ask for, bar after bar (a progression
     repeats); ``(any,)`` for a control not given.  ``UsageError`` (before any work) for a control the model lacks or a
-    value outside its range, naming the valid ones."""
+    value outside its range, naming the valid ones; but a control in ``optional`` (an option of a constraint of the run
+    that has the control's name: ``--key "Eb pentatonic"`` for ``scale``) whose value it does not know is "any"."""
     if not isinstance(representation, Conditioned):
         if given:
             raise UsageError(f"this model takes no controls ({', '.join(sorted(given))} given); train one that does "
@@ -362,10 +364,19 @@ def resolve(representation: Representation, given: Mapping[str, Any]) -> tuple[t
             raise UsageError(f"control {family.control.name!r}: give a value, or for a per-bar control a sequence of "
                              f"values (got {type(value).__name__})")
         if not items or len(items) > 4096:
+            if family.control.name in optional:
+                out.append((family.any,))
+                continue
             raise UsageError(f"control {family.control.name!r}: give 1 to 4096 values, got {len(items)}")
         ids = []
         for item in items:
-            index = family.control.parse(item, family.values)
+            try:
+                index = family.control.parse(item, family.values)
+            except UsageError:
+                if family.control.name in optional:
+                    ids = [family.any]
+                    break
+                raise
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(family.values):
                 raise PluginError(f"control {family.control.name!r}: parse gave {index!r}, not an index into its values")
             ids.append(family.first + int(index))
@@ -423,7 +434,7 @@ def frame(conditioned: Conditioned, before: np.ndarray, asked: Sequence[Sequence
     A control asked for reads its true values in the music given (a key from both sides of a gap); one not asked reads
     "any" there too: training leaves a control out of a whole window, so a model has seen a control either everywhere
     or nowhere, never true values around "any" ones."""
-    clock = conditioned.clock()
+    clock = clock_of(conditioned)  # checked: a clock that does not fit is the plugin's one-line error
     assert clock is not None
     per_bar = clock.steps_per_bar
     before = np.asarray(before, np.int32)
@@ -454,7 +465,7 @@ def _merged(a: BarNotes, b: BarNotes) -> BarNotes:
 
 def control_margin(conditioned: Conditioned, steps: int) -> int:
     """Control tokens that ``steps`` tokens of music can cross bars for, at most: a row's per bar entered."""
-    clock = conditioned.clock()
+    clock = clock_of(conditioned)  # checked: a clock that does not fit is the plugin's one-line error
     assert clock is not None
     music = np.arange(conditioned.base.vocab_size)
     crossing = bool((clock.kinds[music] == TokenKind.BAR).any() or (clock.kinds[music] == TokenKind.POSITION).any())

@@ -135,6 +135,15 @@ def plan(
     theirs = {option.name for owned in others.values() for option in owned}
     mine = {k: v for k, v in options.items() if k not in theirs}
     sampler, constraints, merged = generation_settings(defaults, sampler, constraints, mine, processors=given)
+    optional = set()  # controls also given as a constraint's option: steered where the value is the control's too
+    if isinstance(representation, Conditioned):  # a default option named like a control the model takes steers it too
+        declared = {option.name for name in constraints for option in registry.entry("constraints", name).cls.options}
+        for name, value in merged.items():
+            control = "chord" if name == "chords" else name
+            if control in representation.names and value is not None:
+                asked.setdefault(control, value)
+            if control in representation.names and name in declared:
+                optional.add(control)
     sampler_entry = registry.entry("samplers", sampler)
     constraint_entries = [registry.entry("constraints", name) for name in constraints]
     if len({e.origin.name for e in constraint_entries}) < len(constraint_entries):
@@ -155,7 +164,7 @@ def plan(
     return Plan(sampler, tuple(constraints), tuple(tuple(resolved[label].items()) for label in run_owners),
                 tuple(given), tuple(tokens.tolist()), None if steps is None else int(steps),
                 None if num_outputs is None else int(num_outputs), seed,
-                controls=resolve_controls(representation, asked) if representation is not None else ())
+                controls=resolve_controls(representation, asked, frozenset(optional)) if representation is not None else ())
 
 
 def _controls_of(defaults, sampler, constraints, options: dict, controls: dict, processors, others, representation):

@@ -368,7 +368,15 @@ class Run:
             forbidden = np.isneginf(logits)
             if self.greedy is None:
                 chooser.process(logits, self.ctx.history)
-                chosen = self._check_choice(self.sampler.choose(logits, self.ctx), forbidden, done + i)
+                forced = (~forbidden).sum(axis=1) == 1  # the rules left one token (a bar's control): no choice to make
+                if forced.all():
+                    chosen = np.argmax(~forbidden, axis=1).astype(np.int32)
+                else:
+                    chosen = self.sampler.choose(logits, self.ctx)
+                    if forced.any() and isinstance(chosen, np.ndarray) and chosen.shape == (rows,):
+                        chosen = chosen.copy()
+                        chosen[forced] = np.argmax(~forbidden[forced], axis=1)
+                    chosen = self._check_choice(chosen, forbidden, done + i)
             else:
                 chosen = chooser.choose(logits, self.ctx.history, None if self.greedy else self.rng.random(rows))
             history[:, first + i] = chosen

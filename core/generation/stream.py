@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mgf.contract.controls import interleave
 from mgf.contract.boundary import guard, origin_of
 from mgf.contract.model import Model
 from mgf.errors import InputError, UsageError
@@ -118,37 +119,44 @@ class Stream(Generator):
 
     @property
     def tokens(self) -> np.ndarray:
-        """Everything so far: the primer, the chosen tokens and the fed ones, in order (int32, a copy)."""
+        """Everything so far: the primer, the chosen tokens and the fed ones, in order (int32, a copy; a conditioned
+        model's control tokens left out, as :func:`mgf.generate` leaves them out)."""
         self._check_open()
-        return self._history[0, : self._length].copy()
+        held = self._history[0, : self._length].copy()
+        return held if self._run.conditioned is None else self._run.conditioned.music(held)
 
     def __next__(self):
         if self.closed or self.steps is not None and self.generated >= self.steps:
             raise StopIteration
         if self.steps is None:
             check_limit("steps", self.generated + 1)
-            count = min(self.chunk, limit("steps") - self.generated)
-            more = True
-        else:  # steps of music: a conditioned model's controls take more model steps, so it may not end here
-            count = min(self.chunk, self.steps - self.generated)
-            more = self.generated + count < self.steps or self._run.conditioned is not None
-        self._make_room(count)
-        first = self._length
-        try:
-            self._logits, self._state = self._run.extend(self._logits, self._state, self._rules, self._chooser,
-                                                         self._history, first, count, more)
-        except BaseException:  # half a chunk chosen and fed: like a generator, a stream that raised has ended
-            self.close()
-            raise
-        self._length += count
-        chosen = self._history[0, first : first + count].copy()
-        music = chosen if self._run.conditioned is None else self._run.conditioned.music(chosen)
-        self.generated += len(music)
-        more = more and (self.steps is None or self.generated < self.steps)
+            want = min(self.chunk, limit("steps") - self.generated)
+        else:
+            want = min(self.chunk, self.steps - self.generated)
+        conditioned = self._run.conditioned
+        parts, got = [], 0
+        while got < want:  # a conditioned model's controls take model steps too: a chunk is ``want`` tokens of music
+            count = want - got
+            # whether the model steps after the last token: not at the stream's end (unknown beforehand with controls)
+            more = self.steps is None or conditioned is not None or self.generated + count < self.steps
+            self._make_room(count)
+            first = self._length
+            try:
+                self._logits, self._state = self._run.extend(self._logits, self._state, self._rules, self._chooser,
+                                                             self._history, first, count, more)
+            except BaseException:  # half a chunk chosen and fed: like a generator, a stream that raised has ended
+                self.close()
+                raise
+            self._length += count
+            chosen = self._history[0, first : first + count].copy()
+            parts.append(chosen)
+            got += count if conditioned is None else len(conditioned.music(chosen))
+        self.generated += got
+        chosen = np.concatenate(parts)
         if self._decoder is None:  # a conditioned model's controls are no music: left out (the decoder passes over them)
-            return music
+            return chosen if conditioned is None else conditioned.music(chosen)
         found = self._decode(chosen)
-        if not more:
+        if self.steps is not None and self.generated >= self.steps:
             with guard(origin_of(self._run.representation), "decoder"):
                 found += self._decoder.close()
         return found
@@ -172,7 +180,7 @@ class Stream(Generator):
         if bool((array == run.start).any()):
             raise InputError(f"fed tokens must not contain the start token {run.start}")
         check_limit("primer_tokens", self._length - self.generated + array.size)
-        array = array.astype(np.int32)[None, :]
+        array = self._framed(array.astype(np.int32))[None, :]
         self._make_room(array.shape[1])
         logits, self._state = run.prime_from(array, self._state)
         self._logits = np.array(logits, np.float32, order="C")
@@ -180,6 +188,23 @@ class Stream(Generator):
         self._rules.feed(array)
         self._length += array.shape[1]
         return self._decode(array[0]) if self._decoder is not None else None
+
+    def _framed(self, tokens: np.ndarray) -> np.ndarray:
+        """A conditioned model's fed tokens with the controls of the bars they enter, as a fresh primer holding them
+        would have them (the bars asked for from the first generated one on, else "any"); other models' as they are."""
+        run = self._run
+        if run.conditioned is None or run.framed is None:
+            return tokens
+        clock = run.conditioned.clock()
+        per_bar = clock.steps_per_bar
+        steps = clock.steps(self._history[0, : self._length])
+        last = int(steps[:-1].max()) // per_bar if self._length else -1
+        now = int(steps[-1])
+        bars = int(clock.steps(tokens)[-1] + now) // per_bar + 1
+        table, first = run.framed.table, run.framed.first
+        anys = np.array([family.any for family in run.conditioned.families], np.int32)
+        rows = np.array([table[(bar - first) % len(table)] if bar >= first else anys for bar in range(bars)], np.int32)
+        return interleave(clock, tokens, rows, now, last + 1)
 
     def send(self, tokens):
         """``feed(tokens)`` (unless None), then the next chunk; with ``events=True`` the fed tokens' events come first."""

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from mgf import Constraint, Forbid, Option, RunLimit, UsageError, hookimpl, token_pitches
+from mgf import BarBias, Conditioned, Constraint, Forbid, Option, RunLimit, UsageError, hookimpl, token_pitches
 
 STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 MODES = {
@@ -147,13 +147,39 @@ class HoldLimit(NoRepeat):
                       low=1, high=10_000),)
 
     def groups(self, ctx):
-        return np.arange(ctx.representation.vocab_size, dtype=np.int32)
+        groups = np.arange(ctx.representation.vocab_size, dtype=np.int32)
+        if isinstance(ctx.representation, Conditioned):  # a bar's control tokens neither count nor end a held note
+            groups[ctx.representation.is_control(groups)] = -1
+        return groups
 
     def limit(self, options):
         return options["max_holds"]
 
 
+class FollowKey(Constraint):
+    """Favour a key's scale: ``key_bonus`` nats on the NOTE_ONs of its pitch classes against the other NOTE_ONs, which
+    together keep their probability against holds and rests (``mgf.BarBias`` with ``keep``): the soft form of
+    ``scale``, with the same ``--key`` (a minor key as harmonic minor, its leading tone in).  Without ``--key``, nothing;
+    with a model trained with the ``key`` control, the same ``--key`` also steers the model."""
+
+    name = "follow-key"
+    options = (Option("key", str, None, "tonic and mode: 'A minor', 'Eb major', 'D dorian', ..."),
+               Option("key_bonus", float, 1.0, "nats for the key's scale against other notes (0: off)", low=0, high=50))
+
+    def rules(self, ctx):
+        key = ctx.options["key"]
+        if not key or not ctx.options["key_bonus"]:
+            return []
+        parts = key.strip().split(None, 1)
+        if len(parts) == 2 and parts[1].strip().lower() == "minor":
+            key = f"{parts[0]} harmonic minor"
+        pitches = token_pitches(ctx.representation, self.name)
+        starts = pitches >= 0
+        bias = np.where(starts & np.isin(pitches % 12, scale_pitch_classes(key)), ctx.options["key_bonus"], 0.0)
+        return [BarBias(bias[None, :].astype(np.float32), keep=starts)]
+
+
 @hookimpl
 def register_constraints(register):
-    for cls in (Scale, PitchRange, NoRepeat, HoldLimit):
+    for cls in (Scale, PitchRange, NoRepeat, HoldLimit, FollowKey):
         register(cls)

@@ -180,30 +180,6 @@ class FollowChords(Constraint):
         return [BarBias(bias, keep=starts)]
 
 
-class FollowKey(Constraint):
-    """Favour the key's scale: ``key_bonus`` nats on the NOTE_ONs of its pitch classes (major; harmonic minor for a
-    minor key, the leading tone in) against the other NOTE_ONs, which together keep their probability (as in
-    ``follow-chords``): the soft form of the ``scale`` constraint; without ``--key``, nothing.  With a
-    model trained with the ``key`` control the same ``--key`` also steers the model."""
-
-    name = "follow-key"
-    options = (Option("key", str, None, "the key: 'A minor', 'Eb major', 'F#m' (one of 24)"),
-               Option("key_bonus", float, 1.0, "nats for the key's scale against other notes (0: off)", low=0, high=50))
-
-    def rules(self, ctx):
-        text = ctx.options["key"]
-        if not text or not ctx.options["key_bonus"]:
-            return []
-        label = KEY_LABELS[Key().parse(text, KEY_LABELS)]
-        pitches = token_pitches(ctx.representation, self.name)
-        tonic, mode = label.split()
-        steps = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 11)
-        scale = [(NAMES.index(tonic) + step) % 12 for step in steps]
-        starts = pitches >= 0
-        bias = np.where(starts & np.isin(pitches % 12, scale), ctx.options["key_bonus"], 0.0)
-        return [BarBias(bias[None, :], keep=starts)]
-
-
 @hookimpl
 def register_controls(register):
     register(Chord)
@@ -213,4 +189,3 @@ def register_controls(register):
 @hookimpl
 def register_constraints(register):
     register(FollowChords)
-    register(FollowKey)

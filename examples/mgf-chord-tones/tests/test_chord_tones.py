@@ -189,8 +189,10 @@ def test_both_together_in_c_and_in_python(c_calls, monkeypatch, tmp_path):
 @pytest.mark.parametrize("chords, message", [("", "is empty"), ("C X", "does not start with a root"),
                                              ("C Csus4", "unknown chord quality 'sus4'")])
 def test_a_bad_progression_is_one_usage_error(chords, message):
+    model = mgf.load_model(mgf.get_representation("notes").default_bundle)
+    model.defaults = {}  # the shipped model's follow-chords reads --chords too, and would name the bad chord first
     with pytest.raises(mgf.UsageError, match=message) as error:
-        mgf.generate(shipped("notes"), 4, constraints=["chord-tones"], chords=chords)
+        mgf.generate(model, 4, constraints=["chord-tones"], chords=chords)
     assert "\n" not in str(error.value)
 
 

@@ -23,6 +23,13 @@ def shipped(name, backend="native"):
     return _models[name, backend]
 
 
+def plain_notes():
+    """A notes model without controls (random weights): a Python policy's steps and histories count its tokens only."""
+    notes = mgf.get_representation("notes")
+    return mgf.load_model(mgf.contract.bundle.random_bundle(notes.vocab_size, (32,), seed=2, scale=2.0, representation={
+        "name": "notes", "config": notes.config()}))
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 @pytest.mark.parametrize("backend", ["native", "numpy"])
 @pytest.mark.parametrize("sampler", ["greedy", "temperature"])
@@ -68,7 +75,7 @@ def test_a_python_policy_streams_what_it_generates_with_fed_tokens_in_between():
         def register_samplers(register):
             register(Coin)
 
-    model = shipped("notes")
+    model = plain_notes()
     with mgf.testing.registered(Plugin()):
         expected = mgf.generate(model, 40, sampler="coin", seed=7)
         np.testing.assert_array_equal(np.concatenate(list(mgf.stream(model, 40, sampler="coin", seed=7))), expected)
@@ -94,7 +101,7 @@ def test_a_stream_that_raised_has_ended():
             register(Late)
 
     with mgf.testing.registered(Plugin()):
-        stream = mgf.stream(shipped("notes"), sampler="late-start", chunk=16)
+        stream = mgf.stream(plain_notes(), sampler="late-start", chunk=16)
         assert next(stream).tolist() == [0] * 16
         with pytest.raises(mgf.PluginError, match="at step 21: chose the start token") as error:
             next(stream)
