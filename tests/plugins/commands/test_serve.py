@@ -153,31 +153,40 @@ def scratch_left():
     return sorted(n for n in os.listdir(serve_app.SCRATCH or "/tmp") if n.startswith("mgf-serve-"))
 
 
-def test_a_job_stopped_midway_leaves_no_scratch_behind():
+def jobs_left(folder):
+    """The jobs' folders under the workers' scratch roots in ``folder`` (a test's own: other tests' servers run beside)."""
+    return sorted(os.path.join(root, job) for root in os.listdir(folder) for job in os.listdir(os.path.join(folder, root)))
+
+
+def test_a_job_stopped_midway_leaves_no_scratch_behind(tmp_path, monkeypatch):
     """A job past its time is killed inside its writing: its scratch folder (in memory, /dev/shm) goes with it."""
-    before = set(scratch_left())
+    monkeypatch.setattr(serve_app, "SCRATCH", str(tmp_path))
     worker = serve_app.Worker(({}, 100_000))
     job = ("generate", "notes", {"steps": 100_000, "seed": 1, "sampler": None, "constraints": []}, None, "file", False)
     calling = threading.Thread(target=worker.call, args=(job,), daemon=True)
     calling.start()
     deadline = time.monotonic() + 60
-    while not set(scratch_left()) - before and time.monotonic() < deadline:
+    while not jobs_left(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert set(scratch_left()) - before, "the job never made its scratch folder"
+    assert jobs_left(tmp_path), "the job never made its scratch folder"
     time.sleep(0.5)  # well inside the job: 100,000 steps take seconds
     worker.stop()
     calling.join(10)
-    assert set(scratch_left()) == before
+    assert os.listdir(tmp_path) == []  # the job's folder and the worker's root
 
 
-def test_nothing_is_left_on_disk(client, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    before = set(scratch_left())  # a job timed out by an earlier test may still hold its own
+def test_nothing_is_left_on_disk(tmp_path, monkeypatch):
+    scratch, work = tmp_path / "scratch", tmp_path / "work"
+    scratch.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(serve_app, "SCRATCH", str(scratch))
+    monkeypatch.chdir(work)
+    client = TestClient(serve_app.create_app({"mine": NOTES}))
     primer = client.post("/api/generate", json={"steps": 32, "seed": 1}).content
     client.post("/api/generate", json={"steps": 32, "primer_midi": base64.b64encode(primer).decode(), "format": "json",
                                        "audio": True})
     client.post("/api/generate", json={"primer_midi": base64.b64encode(b"MThd junk").decode()})
-    assert not set(scratch_left()) - before and os.listdir(tmp_path) == []
+    assert os.listdir(scratch) and jobs_left(scratch) == [] and os.listdir(work) == []  # roots only, empty
 
 
 def test_the_page_and_its_assets_fetch_nothing_from_elsewhere(client):
