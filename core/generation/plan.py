@@ -188,7 +188,9 @@ def _controls_of(defaults, sampler, constraints, options: dict, controls: dict, 
                 raise UsageError(f"control {named[name]!r} is given twice")
             controls[named[name]] = value
         if name in declared or named[name] not in installed:
-            kept[name] = value
+            # a progression given as a list is the constraint's text too ("Am F"): the control takes either
+            many = isinstance(value, (list, tuple)) and named[name] in installed and all(isinstance(v, str) for v in value)
+            kept[name] = " ".join(value) if many else value
     return kept, controls
 
 

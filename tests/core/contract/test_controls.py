@@ -367,3 +367,12 @@ def test_follow_chords_moves_probability_among_notes_only(model):
         made = mgf.generate(model, 256, seed=0, num_outputs=16, chords="C", chord_bonus=bonus, constraints=["follow-chords"])
         counts[bonus] = np.mean([len(NOTES.to_notes(row)) for row in made])
     assert abs(counts[4.0] - counts[0.0]) < 0.25 * counts[0.0], counts
+
+
+def test_the_readme_call_on_the_shipped_model():
+    """README, "Steering the music": a progression as a list reaches the chord control and follow-chords alike."""
+    model = mgf.load_model(mgf.packaged_model("notes.safetensors"))
+    tokens = mgf.generate(model, 256, chords=["Am", "F"], key="A minor", density=4, seed=1)
+    assert tokens.shape == (256,)
+    assert np.array_equal(tokens, mgf.generate(model, 256, chords="Am F", key="A minor", density=4, seed=1))
+    assert 2.5 < len(NOTES.to_notes(tokens)) / 16 < 5.5  # about the four notes a bar asked
