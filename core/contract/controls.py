@@ -15,15 +15,14 @@ Third parties add controls with the ``register_controls`` hook (docs/contract.md
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mgf.contract.clock import Clock, TokenKind, clock_of
-from mgf.contract.events import Decoder, Event
+from mgf.contract.extension import Extension
 from mgf.contract.representation import Representation
 from mgf.errors import BundleError, PluginError, UsageError
 
@@ -134,7 +133,7 @@ class Family:
         return len(self.values) + 1
 
 
-class Conditioned(Representation):
+class Conditioned(Extension):
     """``base`` (a representation, or :class:`mgf.Infilling` of one) with a token family per control after its ids.
 
     Name, config, files and clock are the base's; the control ids are framing, as infilling's are: they move no time,
@@ -146,7 +145,6 @@ class Conditioned(Representation):
             raise UsageError("controls: the representation already has control tokens")
         if not controls:
             raise UsageError("controls: give at least one")
-        self.base = base
         first, families = base.vocab_size, []
         for control, values in controls:
             values = tuple(values)
@@ -156,76 +154,19 @@ class Conditioned(Representation):
         names = [f.control.name for f in families]
         if len(set(names)) < len(names):
             raise UsageError("controls: each control may be given once")
-        self.__dict__.update(name=base.name, suffix=base.suffix, read_suffixes=base.read_suffixes,
-                             default_bundle=base.default_bundle, options=base.options)
+        super().__init__(base)
         # Infilling's ids, when the base has them (they follow the music, the controls follow them)
         infill = getattr(base, "infill", None)
         if infill is not None:
             self.infill = infill
 
-    # -- what the base does, the control ids passed over
-    def config(self) -> dict[str, Any]:
-        return self.base.config()
-
     @property
     def vocab_size(self) -> int:
         return self.families[-1].any + 1
 
-    @property
-    def start_token(self) -> int:
-        return self.base.start_token
-
-    @property
-    def music_vocab_size(self) -> int:
-        """The ids below the first control id: the base's (music, and infilling's where it has them)."""
-        return self.base.vocab_size
-
-    def read(self, path: str | os.PathLike) -> np.ndarray:
-        return self.base.read(path)
-
-    def read_pieces(self, path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-        return self.base.read_pieces(path)
-
-    def parse_primer(self, text: str) -> np.ndarray:
-        return self.base.parse_primer(text)
-
-    def write(self, tokens: np.ndarray, path: str | os.PathLike, **options: Any) -> None:
-        self.base.write(self.music(tokens), path, **options)
-
-    def to_notes(self, tokens: np.ndarray) -> list[tuple[int, int, float, float]]:
-        return self.base.to_notes(self.music(tokens))
-
-    def decoder(self) -> Decoder:
-        return _Skipping(self, self.base.decoder())
-
-    def token_pitches(self) -> np.ndarray | None:
-        pitches = self.base.token_pitches()
-        added = self.vocab_size - self.base.vocab_size
-        return None if pitches is None else np.concatenate([np.asarray(pitches), np.full(added, -1)])
-
-    def clock(self) -> Clock | None:
-        """The base's clock, the control ids added as OTHER tokens that move no time."""
-        clock = clock_of(self.base)
-        if clock is None:
-            return None
-        added = self.vocab_size - self.base.vocab_size
-        return Clock(np.concatenate([clock.kinds, np.full(added, TokenKind.OTHER, np.int8)]),
-                     np.concatenate([clock.pitches, np.full(added, -1, np.int16)]),
-                     np.concatenate([clock.advance, np.zeros(added, np.int32)]),
-                     clock.step_seconds, clock.steps_per_beat, clock.beats_per_bar)
-
     def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
         """The base's transposition of music without control tokens (controls are extracted after it)."""
         return self.base.transpose(self.music(tokens), semitones)
-
-    def fit(self, sequences: Any) -> None:
-        self.base.fit(sequences)
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        return self.base.tensors()
-
-    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
-        self.base.load_tensors(tensors)
 
     # -- the controls
     def is_control(self, tokens: np.ndarray) -> np.ndarray:
@@ -392,24 +333,6 @@ def bar_table(asked: Sequence[Sequence[int]]) -> np.ndarray:
     if period > 4096:
         raise UsageError(f"controls: the progressions given repeat together only every {period} bars (at most 4096)")
     return np.array([[ids[bar % len(ids)] for ids in asked] for bar in range(period)], np.int32).reshape(period, len(asked))
-
-
-class _Skipping(Decoder):
-    """The base's decoder, passing over control ids."""
-
-    def __init__(self, representation: Conditioned, base: Decoder) -> None:
-        super().__init__(representation)
-        self.representation, self.base = representation, base
-
-    def feed(self, token: int) -> list[Event]:
-        token = self.check(token)
-        if self.representation.is_control(np.array(token)):
-            return []
-        return self.base.feed(token)
-
-    def close(self) -> list[Event]:
-        self.closed = True
-        return self.base.close()
 
 
 @dataclass(frozen=True)

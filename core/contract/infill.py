@@ -19,16 +19,13 @@ from the gap's first token to the first token after it.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mgf.contract.clock import Clock, TokenKind
-from mgf.contract.events import Decoder, Event
+from mgf.contract.clock import Clock
+from mgf.contract.extension import Extension
 from mgf.contract.representation import Representation
 from mgf.errors import InputError, UsageError
 
@@ -113,7 +110,7 @@ def _bounds(steps: np.ndarray, first: int, stop: int) -> tuple[int, int]:
     return i, (i + int(later[0]) if later.size else len(falls))
 
 
-class Infilling(Representation):
+class Infilling(Extension):
     """``base`` with the four infilling ids after its own: what a model trained with ``mgf train --infill`` scores.
 
     Its name, config, start token and files are the base's (a bundle stores the base); music with an infilling id
@@ -123,58 +120,15 @@ class Infilling(Representation):
     def __init__(self, base: Representation, tokens: InfillTokens | None = None) -> None:
         if isinstance(base, Infilling):
             raise UsageError("infill: the representation already has infilling tokens")
-        self.base = base
         self.infill = tokens or InfillTokens.after(base.vocab_size)
         if self.infill != InfillTokens.after(base.vocab_size):
             raise UsageError(f"infill: tokens {self.infill.as_dict()} do not follow the {base.vocab_size} ids of "
                              f"representation {base.name!r}")
-        # what the base's class declares: read per instance (Representation declares them per class)
-        self.__dict__.update(name=base.name, suffix=base.suffix, read_suffixes=base.read_suffixes,
-                          default_bundle=base.default_bundle, options=base.options)
-
-    def config(self) -> dict[str, Any]:
-        return self.base.config()
+        super().__init__(base)
 
     @property
     def vocab_size(self) -> int:
         return self.infill.end + 1
-
-    @property
-    def start_token(self) -> int:
-        return self.base.start_token
-
-    def read(self, path: str | os.PathLike) -> np.ndarray:
-        return self.base.read(path)
-
-    def read_pieces(self, path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-        return self.base.read_pieces(path)
-
-    def parse_primer(self, text: str) -> np.ndarray:
-        return self.base.parse_primer(text)
-
-    def write(self, tokens: np.ndarray, path: str | os.PathLike, **options: Any) -> None:
-        self.base.write(self.music(tokens), path, **options)
-
-    def to_notes(self, tokens: np.ndarray) -> list[tuple[int, int, float, float]]:
-        return self.base.to_notes(self.music(tokens))
-
-    def decoder(self) -> Decoder:
-        return _MusicDecoder(self, self.base.decoder())
-
-    def token_pitches(self) -> np.ndarray | None:
-        pitches = self.base.token_pitches()
-        return None if pitches is None else np.concatenate([np.asarray(pitches), np.full(len(NAMES), -1)])
-
-    def clock(self) -> Clock | None:
-        """The base's clock, the infilling ids added as OTHER tokens that move no time."""
-        clock = self.base.clock()
-        if clock is None:
-            return None
-        added = len(NAMES)
-        return Clock(np.concatenate([clock.kinds, np.full(added, TokenKind.OTHER, np.int8)]),
-                     np.concatenate([clock.pitches, np.full(added, -1, np.int16)]),
-                     np.concatenate([clock.advance, np.zeros(added, np.int32)]),
-                     clock.step_seconds, clock.steps_per_beat, clock.beats_per_bar)
 
     def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
         """The music moved by the base, the infilling ids kept where they are."""
@@ -186,15 +140,6 @@ class Infilling(Representation):
         out = tokens.copy()
         out[~framing] = moved
         return out
-
-    def fit(self, sequences: Any) -> None:
-        self.base.fit(sequences)
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        return self.base.tensors()
-
-    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
-        self.base.load_tensors(tensors)
 
     def music(self, tokens: ArrayLike) -> np.ndarray:
         """``tokens`` if none of them is an infilling id, else ``InputError``."""
@@ -210,20 +155,3 @@ class Infilling(Representation):
 
     def __repr__(self) -> str:
         return f"Infilling({self.base!r})"
-
-
-class _MusicDecoder(Decoder):
-    """The base's decoder, refusing the infilling ids."""
-
-    def __init__(self, representation: Infilling, base: Decoder) -> None:
-        super().__init__(representation)
-        self.representation, self.base = representation, base
-
-    def feed(self, token: int) -> list[Event]:
-        token = self.check(token)
-        self.representation.music([token])
-        return self.base.feed(token)
-
-    def close(self) -> list[Event]:
-        self.closed = True
-        return self.base.close()

@@ -1,4 +1,5 @@
-"""Conditioned bundles of random weights, as ``mgf train --controls`` writes them (``infill``: with infilling's ids)."""
+"""Bundles of random weights: conditioned ones, as ``mgf train --controls`` writes them (``infill``: with infilling's
+ids), and plain ones, whose tokens are all music (the shipped ``notes`` model takes controls)."""
 
 import dataclasses
 
@@ -25,3 +26,11 @@ def conditioned_made(name="notes", controls=("chord", "key", "density"), infill=
 def conditioned_bundle(path, **kwargs):
     bundle.write(conditioned_made(**kwargs), path)
     return path
+
+
+def plain_model(name="notes", hidden=(16,), seed=0, scale=1.0):
+    """A loaded model of ``name`` without controls or infilling ids, of random weights."""
+    base = mgf.get_representation(name)
+    return mgf.load_model(bundle.random_bundle(base.vocab_size, hidden, representation={"name": name,
+                                                                                        "config": base.config()},
+                                               seed=seed, scale=scale))

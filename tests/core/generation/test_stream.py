@@ -11,6 +11,7 @@ import pytest
 
 import mgf
 import mgf.testing
+from helpers.controls import plain_model
 
 SHIPPED = ("notes", "midi")
 _models: dict = {}
@@ -21,13 +22,6 @@ def shipped(name, backend="native"):
     if (name, backend) not in _models:
         _models[name, backend] = mgf.load_model(mgf.get_representation(name).default_bundle, backend=backend)
     return _models[name, backend]
-
-
-def plain_notes():
-    """A notes model without controls (random weights): a Python policy's steps and histories count its tokens only."""
-    notes = mgf.get_representation("notes")
-    return mgf.load_model(mgf.contract.bundle.random_bundle(notes.vocab_size, (32,), seed=2, scale=2.0, representation={
-        "name": "notes", "config": notes.config()}))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -75,7 +69,7 @@ def test_a_python_policy_streams_what_it_generates_with_fed_tokens_in_between():
         def register_samplers(register):
             register(Coin)
 
-    model = plain_notes()
+    model = plain_model(hidden=(32,), seed=2, scale=2.0)
     with mgf.testing.registered(Plugin()):
         expected = mgf.generate(model, 40, sampler="coin", seed=7)
         np.testing.assert_array_equal(np.concatenate(list(mgf.stream(model, 40, sampler="coin", seed=7))), expected)
@@ -101,7 +95,7 @@ def test_a_stream_that_raised_has_ended():
             register(Late)
 
     with mgf.testing.registered(Plugin()):
-        stream = mgf.stream(plain_notes(), sampler="late-start", chunk=16)
+        stream = mgf.stream(plain_model(hidden=(32,), seed=2, scale=2.0), sampler="late-start", chunk=16)
         assert next(stream).tolist() == [0] * 16
         with pytest.raises(mgf.PluginError, match="at step 21: chose the start token") as error:
             next(stream)

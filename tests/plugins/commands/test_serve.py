@@ -493,7 +493,7 @@ def test_the_page_steers_a_conditioned_model_with_its_controls(serve, browser, t
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from tests.helpers.controls import conditioned_bundle
+    from helpers.controls import conditioned_bundle
 
     url, _, _ = serve("--bundle", f"steer={conditioned_bundle(tmp_path / 'steer.safetensors', scale=2.0)}")
     wait = open_page(browser, url)
