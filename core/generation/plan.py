@@ -128,22 +128,15 @@ def plan(
         constraints = [constraints]
     given = checked_processors(processors)
     options, others = dict(options or {}), dict(others or {})
-    options, asked = _controls_of(defaults, sampler, constraints, options, dict(controls or {}), given, others,
-                                  representation)
+    theirs = {option.name for owned in others.values() for option in owned}
+    sampler, constraints, merged = generation_settings(defaults, sampler, constraints,
+                                                       {k: v for k, v in options.items() if k not in theirs},
+                                                       processors=given)
+    options, merged, asked, optional = _controls_of(sampler, constraints, options, merged, dict(controls or {}), others,
+                                                    representation)
     if asked and representation is None:
         raise UsageError("controls need the model's representation; give plan the representation")
-    theirs = {option.name for owned in others.values() for option in owned}
     mine = {k: v for k, v in options.items() if k not in theirs}
-    sampler, constraints, merged = generation_settings(defaults, sampler, constraints, mine, processors=given)
-    optional = set()  # controls also given as a constraint's option: steered where the value is the control's too
-    if isinstance(representation, Conditioned):  # a default option named like a control the model takes steers it too
-        declared = {option.name for name in constraints for option in registry.entry("constraints", name).cls.options}
-        for name, value in merged.items():
-            control = "chord" if name == "chords" else name
-            if control in representation.names and value is not None:
-                asked.setdefault(control, value)
-            if control in representation.names and name in declared:
-                optional.add(control)
     sampler_entry = registry.entry("samplers", sampler)
     constraint_entries = [registry.entry("constraints", name) for name in constraints]
     if len({e.origin.name for e in constraint_entries}) < len(constraint_entries):
@@ -167,31 +160,48 @@ def plan(
                 controls=resolve_controls(representation, asked, frozenset(optional)) if representation is not None else ())
 
 
-def _controls_of(defaults, sampler, constraints, options: dict, controls: dict, processors, others, representation):
-    """``(options, controls)``: the options named like an installed control (``chords``: ``chord``) moved to the
-    controls; one that the run's sampler, a constraint of it or ``others`` declare stays an option, and is a control
-    too where the model takes it."""
+def _controls_of(sampler: str, constraints: Sequence[str], options: dict, merged: dict, controls: dict, others,
+                 representation) -> tuple[dict, dict, dict, set]:
+    """``(options, merged, controls, optional)``, the caller's ``options`` and the run's ``merged`` ones (the bundle's
+    defaults under them) with the controls taken out.  An option named like an installed control (``chords``:
+    ``chord``) is that control: moved out when no plugin of the run (its sampler, a constraint, ``others``) declares it,
+    else an option still, and a control too where the model takes it (a default option of the bundle too).  ``optional``:
+    the controls a constraint of the run also reads, which take a value only where it is theirs too
+    (:func:`mgf.contract.controls.resolve`)."""
     installed = set(registry.registry("controls"))
-    named = {name: "chord" if name == "chords" else name for name in options}
+    named = {name: "chord" if name == "chords" else name for name in merged}
     if not any(control in installed for control in named.values()):
-        return options, controls
-    chosen, listed, _ = generation_settings(defaults, sampler, constraints, {}, processors=processors)
-    declared = {option.name for option in registry.entry("samplers", chosen).cls.options}
-    for name in listed:
-        declared.update(option.name for option in registry.entry("constraints", name).cls.options)
+        return options, merged, controls, set()
+    by_constraints = {option.name for name in constraints for option in registry.entry("constraints", name).cls.options}
+    declared = by_constraints | {option.name for option in registry.entry("samplers", sampler).cls.options}
     declared.update(option.name for owned in others.values() for option in owned)
     takes = set(representation.names) if isinstance(representation, Conditioned) else set()
-    kept = {}
-    for name, value in options.items():
-        if named[name] in installed and value is not None and (name not in declared or named[name] in takes):
-            if named[name] in controls:
-                raise UsageError(f"control {named[name]!r} is given twice")
-            controls[named[name]] = value
-        if name in declared or named[name] not in installed:
+    optional: set[str] = set()
+    kept_options = {name: value for name, value in options.items() if name not in merged}  # ``others``' own
+    kept_merged = {}
+    for name, value in merged.items():
+        control = named[name]
+        if control not in installed:
+            kept_merged[name] = value
+            if name in options:
+                kept_options[name] = value
+            continue
+        if value is not None:
+            if name in options and (name not in declared or control in takes):  # the caller's
+                if control in controls:
+                    raise UsageError(f"control {control!r} is given twice")
+                controls[control] = value
+            elif name not in options and control in takes:  # the bundle's default steers the model too
+                controls.setdefault(control, value)
+        if control in takes and name in by_constraints:
+            optional.add(control)
+        if name in declared:
             # a progression given as a list is the constraint's text too ("Am F"): the control takes either
-            many = isinstance(value, (list, tuple)) and named[name] in installed and all(isinstance(v, str) for v in value)
-            kept[name] = " ".join(value) if many else value
-    return kept, controls
+            many = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            kept_merged[name] = " ".join(value) if many else value
+            if name in options:
+                kept_options[name] = kept_merged[name]
+    return kept_options, kept_merged, controls, optional
 
 
 def generation_settings(defaults: dict[str, Any], sampler: str | None = None, constraints: Sequence[str] | None = None,
