@@ -3,8 +3,8 @@
  * Every function comes in three builds, one per instruction set (AVX-512, AVX2, baseline
  * x86-64), from the one template isa.h; the AVX-512 build of the reduced-precision
  * products uses BF16/VNNI instructions (isa_avx512.h) where the CPU has them, and the AMX
- * level is that build with the reduced-precision products of 16 rows or more on the tiles
- * (isa_amx.h).  A kernel
+ * level is that build with the reduced-precision products of several rows on the tiles
+ * (isa_amx.h); both take the cells and the int8 activations from isa_avx512.h's intrinsics.  A kernel
  * picks its table once, at load (mgf_isa_for), so that a test can run every build on one
  * machine (MGF_ISA) and a step pays no dispatch.
  *
@@ -129,6 +129,7 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
 #ifdef MGF_AMX_BUILD
     if (level == MGF_AMX) { /* mgf_amx_usable() said the CPU has BF16 and VNNI too */
         *table = mgf_isa_table_avx512;
+        mgf_avx512_intrinsics(table);
         table->matmul_bf16 = mgf_matmul_bf16_amx;
         table->matmul_int8 = mgf_matmul_int8_amx;
         return "amx (int8, bf16 from 16 rows; below: avx512 vnni, bf16)";
@@ -136,6 +137,7 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
 #endif
     if (level == MGF_AVX512) {
         *table = mgf_isa_table_avx512;
+        mgf_avx512_intrinsics(table);
         __builtin_cpu_init();
         int bf16 = __builtin_cpu_supports("avx512bf16"), vnni = __builtin_cpu_supports("avx512vnni");
         if (bf16)

@@ -121,3 +121,116 @@ MGF_AVX512_TARGET static void mgf_matmul_int8_avx512vnni(int rows, int n, int st
 {
     MGF_PANEL_LOOP(mgf_int8_avx512_tile, x_scale + r MGF_COMMA w_scale + j MGF_COMMA col_sums + j)
 }
+
+/* The cells and the int8 activations in intrinsics.  GCC vectorised isa.h's cells, a vdivps per sigmoid and tanh;
+ * here 1 / (1 + 2^t) is VRCP14PS refined by one Newton step (relative error about 2^-23, as the division's
+ * rounding), 2^t is Cephes' exp2f polynomial (1.7e-7) scaled by VSCALEFPS, and t is clamped to +-58 (e^+-40):
+ * beyond, sigmoid is 1 in float or below 5e-18, and its products in the cell would be subnormal floats, each a
+ * microcode assist of a hundred cycles or more (isa.h's cell took 17x longer on gates of +-200 than of +-3). */
+
+/* 1 / (1 + 2^(k x)): sigmoid for k = -log2(e), and (tanh + 1) / 2 for k = -2 log2(e). */
+MGF_AVX512_TARGET MGF_INLINE __m512 mgf_logistic16(__m512 x, float k)
+{
+    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(k));
+    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-58.0f)), _mm512_set1_ps(58.0f));
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    __m512 y = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_rcp14_ps(y);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(y, r, _mm512_set1_ps(2.0f)));
+}
+
+#define MGF_SIGMOID16(x) mgf_logistic16(x, -1.44269504088896341f)
+#define MGF_TANH16(x) _mm512_fmsub_ps(mgf_logistic16(x, -2.88539008177792681f), _mm512_set1_ps(2.0f), _mm512_set1_ps(1.0f))
+
+/* isa.h's mgf_lstm_cell: the same contract, 16 units at a time (the last ones masked). */
+MGF_AVX512_TARGET static void mgf_lstm_cell_avx512x(int rows, int units, const float *restrict gates,
+                                                    long gate_stride, float *restrict c, long c_stride,
+                                                    float *restrict h, long h_stride, float *restrict h_out,
+                                                    long out_stride)
+{
+    for (int b = 0; b < rows; b++) {
+        const float *gi = gates + b * gate_stride;
+        float *cb = c + b * c_stride, *hb = h + b * h_stride, *ob = h_out ? h_out + b * out_stride : NULL;
+        for (int j = 0; j < units; j += 16) {
+            __mmask16 m = mgf_lanes(units - j);
+            __m512 i = MGF_SIGMOID16(_mm512_maskz_loadu_ps(m, gi + j));
+            __m512 f = MGF_SIGMOID16(_mm512_maskz_loadu_ps(m, gi + units + j));
+            __m512 g = MGF_TANH16(_mm512_maskz_loadu_ps(m, gi + 2 * units + j));
+            __m512 o = MGF_SIGMOID16(_mm512_maskz_loadu_ps(m, gi + 3 * units + j));
+            __m512 cn = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cb + j), _mm512_mul_ps(i, g));
+            __m512 hn = _mm512_mul_ps(o, MGF_TANH16(cn));
+            _mm512_mask_storeu_ps(cb + j, m, cn);
+            _mm512_mask_storeu_ps(hb + j, m, hn);
+            if (ob)
+                _mm512_mask_storeu_ps(ob + j, m, hn);
+        }
+    }
+}
+
+/* isa.h's mgf_gru_cell, 16 units at a time. */
+MGF_AVX512_TARGET static void mgf_gru_cell_avx512x(int rows, int units, const float *restrict x_gates,
+                                                   const float *restrict h_gates, long gate_stride,
+                                                   const float *restrict h_old, float *restrict h, long h_stride,
+                                                   float *restrict h_out, long out_stride)
+{
+    for (int b = 0; b < rows; b++) {
+        const float *xz = x_gates + b * gate_stride, *hz = h_gates + b * gate_stride;
+        const float *old = h_old + b * h_stride;
+        float *hb = h + b * h_stride, *ob = h_out ? h_out + b * out_stride : NULL;
+        for (int j = 0; j < units; j += 16) {
+            __mmask16 m = mgf_lanes(units - j);
+            __m512 z = MGF_SIGMOID16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, xz + j), _mm512_maskz_loadu_ps(m, hz + j)));
+            __m512 r = MGF_SIGMOID16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, xz + units + j),
+                                                   _mm512_maskz_loadu_ps(m, hz + units + j)));
+            __m512 n = MGF_TANH16(_mm512_fmadd_ps(r, _mm512_maskz_loadu_ps(m, hz + 2 * units + j),
+                                                  _mm512_maskz_loadu_ps(m, xz + 2 * units + j)));
+            __m512 hn = _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, old + j), n), n);
+            _mm512_mask_storeu_ps(hb + j, m, hn);
+            if (ob)
+                _mm512_mask_storeu_ps(ob + j, m, hn);
+        }
+    }
+}
+
+/* isa.h's mgf_pack_int8, 16 values at a time, the same numbers (VCVTPS2DQ rounds to nearest even, as
+ * mgf_quantize does); the masked lanes past k read 0, so the padding of the last quad comes out as 128. */
+MGF_AVX512_TARGET static void mgf_pack_int8_avx512x(int rows, int k, const float *restrict x, long ldx,
+                                                    uint32_t *restrict out, long ldq, float *restrict scale)
+{
+    int padded = 4 * ((k + 3) / 4);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint8_t *o = (uint8_t *)(out + r * ldq);
+        __m512i top_bits = _mm512_setzero_si512();
+        for (int p = 0; p < k; p += 16)
+            top_bits = _mm512_max_epi32(top_bits, _mm512_and_si512(_mm512_maskz_loadu_epi32(mgf_lanes(k - p), xr + p),
+                                                                    _mm512_set1_epi32(0x7FFFFFFF)));
+        int32_t bits = _mm512_reduce_max_epi32(top_bits);
+        float top;
+        memcpy(&top, &bits, sizeof top);
+        float inverse = top > 0 ? 127.0f / top : 0.0f;
+        scale[r] = top / 127.0f;
+        __m512 factor = _mm512_set1_ps(inverse), low = _mm512_set1_ps(-127.0f), high = _mm512_set1_ps(127.0f);
+        for (int p = 0; p < padded; p += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mgf_lanes(k - p), xr + p), factor);
+            __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, low), high));
+            _mm512_mask_cvtepi32_storeu_epi8(o + p, mgf_lanes(padded - p), _mm512_add_epi32(q, _mm512_set1_epi32(128)));
+        }
+    }
+}
+
+/* The functions above in `table`, an AVX-512 build's. */
+static void mgf_avx512_intrinsics(mgf_isa *table)
+{
+    table->lstm_cell = mgf_lstm_cell_avx512x;
+    table->gru_cell = mgf_gru_cell_avx512x;
+    table->pack_int8 = mgf_pack_int8_avx512x;
+}

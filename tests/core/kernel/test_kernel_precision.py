@@ -12,7 +12,7 @@ from helpers.side_by_side import random_tokens, step_side_by_side
 from mgf import InputError
 from mgf.kernel import _native
 from mgf.contract import bundle
-from mgf.kernel.reference import NumpyLSTM, sigmoid
+from mgf.kernel.reference import GRUState, NumpyGRU, NumpyLSTM, NumpyState, sigmoid
 from mgf.plugins.backends.native import NativeModel
 
 ISAS = _native.ISAS[:_native.ISAS.index(_native.best_isa()) + 1]  # every build this CPU can run
@@ -136,13 +136,36 @@ def test_each_precision_and_isa_matches_its_simulation(monkeypatch, isa, precisi
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_fp32_of_each_isa_matches_the_reference(monkeypatch, isa):
+@pytest.mark.parametrize("hidden, batch", [((32, 48, 16), 9),
+                                           ((300, 40), 11)])  # k = 300: two chunks of the fp32 tiles' k (isa.h)
+def test_fp32_of_each_isa_matches_the_reference(monkeypatch, isa, hidden, batch):
     monkeypatch.setenv("MGF_ISA", isa)
-    loaded = bundle.random_bundle(50, (32, 48, 16), None, seed=4)
-    step_side_by_side(NativeModel(loaded, 1), NumpyLSTM(loaded), random_tokens(50, 9, 60))
+    loaded = bundle.random_bundle(50, hidden, None, seed=4)
+    step_side_by_side(NativeModel(loaded, 1), NumpyLSTM(loaded), random_tokens(50, batch, 60))
 
 
-@pytest.mark.parametrize("rows", [6, 40])  # 40: on AMX tiles (from 16 rows), 18 quads of k
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_saturated_gates_match_the_reference(monkeypatch, isa, cell):
+    """Weights 60x Keras's: gates of hundreds, where sigmoid and tanh saturate (the AVX-512 cells clamp there, so
+    that no subnormal float is made) and where an exp or 1 / (1 + e) done carelessly gives inf or NaN.  Each step
+    starts the reference from the kernel's state: a network this steep amplifies rounding from step to step."""
+    monkeypatch.setenv("MGF_ISA", isa)
+    loaded = bundle.random_bundle(30, (33, 20), 8, seed=5, scale=60.0, cell=cell)
+    model, reference = NativeModel(loaded, 1), (NumpyLSTM if cell == "lstm" else NumpyGRU)(loaded)
+    state = model.initial_state(6)
+    for tokens in random_tokens(30, 6, 12):
+        hs = [state.h(layer) for layer in range(2)]
+        start = NumpyState(hs, [state.c(layer) for layer in range(2)]) if cell == "lstm" else GRUState(hs)
+        expected, expected_state = reference.step(tokens, start)
+        logits, state = model.step(tokens, state)
+        np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-2)  # rounding of gates of hundreds
+        for layer in range(2):
+            np.testing.assert_allclose(state.h(layer), expected_state.h[layer], rtol=1e-4, atol=1e-4)
+    assert (np.abs(input_table(loaded.tensors, cell)) > 40).mean() > 0.3  # past the cells' clamp, often
+
+
+@pytest.mark.parametrize("rows", [1, 6, 40])  # AMX build: 1 row on VNNI, more on the tiles; 18 quads of k
 def test_int8_integer_products_agree_across_isas(monkeypatch, rows):
     """int8 sums are exact integers: the builds may differ only by float rounding of the dequantisation, and the
     AMX build finishes its tiles' sums with the AVX-512 build's arithmetic, so those two agree bit for bit."""
