@@ -176,7 +176,7 @@ cdef class Kernel:
         self.net.hidden_sizes = self._ints(sizes)
         self.net.input_widths = self._ints(widths)
         self.net.row_widths = self._ints([w + h for w, h in zip(widths, sizes)])
-        self.net.gate_widths = self._ints([(2 if cell == "gru" else 1) * gates * h for h in sizes])
+        self.net.gate_stride = self.max_gate_width
         self.net.unit_bounds = self._ints([u for h in sizes for u in _chunks(h, T)])
         self.net.vocab_bounds = self._ints(_chunks(vocab, T))
         products = [(w + h) * gates * h for w, h in zip(widths, sizes)]  # a GRU's two products, an LSTM's one

@@ -32,7 +32,7 @@ cdef void _prime_chunk(void *job, int t) noexcept nogil:
     cdef PrimeJob *j = <PrimeJob *> job
     cdef int l = j.layer
     _layer_rows(j.net, j.buffers, l, t, j.rows, j.parity, j.ids, j.x_gates, 3 * j.net.hidden_sizes[l], j.above,
-                j.net.hidden_sizes[l])
+                j.net.hidden_sizes[l], 0, j.buffers.scratch + t * j.buffers.scratch_stride)
 
 
 cdef void net_prime(const Net *net, mgf_pool *pool, Buffers *s, const int *ids, int T, int block, bint project,

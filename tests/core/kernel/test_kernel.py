@@ -29,6 +29,24 @@ def test_native_matches_reference_over_120_steps(vocab, hidden, embedding, batch
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_two_threads_splitting_a_batch_by_rows_give_one_threads_logits(cell, precision):
+    """From 16 rows a step's two threads split the batch by rows, each running every layer for its rows, so that
+    they may be in different layers at once: a narrow layer below a wide one (the thread that is ahead writes wide
+    rows of gates), where rows of the gates buffer laid out per layer once overlapped across threads."""
+    loaded = bundle.random_bundle(60, (40, 72, 56), 16, seed=3, cell=cell)
+    one, two = NativeModel(loaded, 1, precision), NativeModel(loaded, 2, precision)
+    state_one, state_two = one.initial_state(37), two.initial_state(37)
+    for tokens in random_tokens(60, 37, 150):
+        expected, state_one = one.step(tokens, state_one)
+        logits, state_two = two.step(tokens, state_two)
+        if precision == "int8":  # exact integer products, the same finish: the same numbers
+            np.testing.assert_array_equal(logits, expected)
+        else:  # fp32 tiles of half the columns may round the last bit differently
+            np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_saturated_gates_stay_accurate(cell):
     """Large weights drive the gates into saturation, where a naive exp overflows.
 
