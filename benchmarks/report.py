@@ -258,7 +258,7 @@ def amx_gains(table: dict) -> str:
         return ""
     return (
         "**AMX.**  The same step with its int8 or bf16 products on AVX-512 VNNI/BF16 (`MGF_ISA=avx512`) and on the "
-        "AMX tiles (the default where the CPU has them; from 16 rows, so B = 1 and B = 8 run the same code): "
+        "AMX tiles (the default where the CPU has them: int8 from 2 rows, so B = 1 runs the same code; bf16 from 1 row): "
         "microseconds, VNNI / AMX.\n\n"
         "| H/B | int8 1t | int8 2t | bf16 1t | bf16 2t |\n|---|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n\n"
     )

@@ -132,7 +132,7 @@ static const char *mgf_isa_for(int level, mgf_isa *table)
         mgf_avx512_intrinsics(table);
         table->matmul_bf16 = mgf_matmul_bf16_amx;
         table->matmul_int8 = mgf_matmul_int8_amx;
-        return "amx (int8, bf16 from 16 rows; below: avx512 vnni, bf16)";
+        return "amx (int8 from 2 rows, bf16; 1 row of int8: avx512 vnni)";
     }
 #endif
     if (level == MGF_AVX512) {
