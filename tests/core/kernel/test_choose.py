@@ -95,6 +95,22 @@ def test_top_k_keeps_exactly_the_k_largest_ties_to_the_lower_id():
         assert drawn == expected
 
 
+def test_top_k_over_a_large_vocabulary_keeps_the_k_largest_ties_to_the_lower_id():
+    """Vocabularies of 8 blocks of 8 per kept token and more, where the k-th is looked for among the logits not below
+    a floor taken from the blocks' maxima: many ties (at the floor too), -inf, blocks of equal maxima."""
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        vocab, k = int(rng.integers(128, 900)), int(rng.integers(1, 33))
+        logits = rng.integers(0, int(rng.choice([2, 5, 50])), vocab).astype(np.float32)
+        logits[rng.random(vocab) < rng.choice([0.0, 0.3, 0.9])] = -np.inf
+        logits[rng.integers(vocab)] = 0.0
+        ranked = sorted(range(vocab), key=lambda i: (-logits[i], i))
+        expected = {i for i in ranked[:k] if np.isfinite(logits[i])}
+        processed = logits[None].copy()
+        Chooser([TopK(k)], False).process(processed, None)
+        assert set(np.flatnonzero(np.isfinite(processed[0])).tolist()) == expected
+
+
 def test_greedy_takes_the_lowest_id_among_equals():
     logits = np.array([[0.0, 2.0, 2.0, -np.inf], [-np.inf, -1.0, -1.0, -1.0]], np.float32)
     assert Chooser([], True).choose(logits).tolist() == [1, 1]
