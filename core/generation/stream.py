@@ -202,8 +202,9 @@ class Stream(Generator):
         now = int(steps[-1])
         bars = int(clock.steps(tokens)[-1] + now) // per_bar + 1
         table, first = run.framed.table, run.framed.first
-        anys = np.array([family.any for family in run.conditioned.families], np.int32)
-        rows = np.array([table[(bar - first) % len(table)] if bar >= first else anys for bar in range(bars)], np.int32)
+        rows = np.tile(np.array([family.any for family in run.conditioned.families], np.int32), (bars, 1))
+        asked = np.arange(max(first, last + 1), bars)  # interleave reads the bars from last + 1 on
+        rows[asked] = table[(asked - first) % len(table)]
         return interleave(clock, tokens, rows, now, last + 1)
 
     def send(self, tokens):

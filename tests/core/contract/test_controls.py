@@ -313,6 +313,30 @@ def test_a_stream_of_a_conditioned_model_yields_music_only(model):
     assert events and all(e.pitch >= 0 for e in events)
 
 
+def test_tokens_fed_to_a_conditioned_stream_carry_the_controls_of_the_bars_they_enter(model):
+    """A player's tokens fed mid-stream get, before the first token of each bar they enter, that bar's controls:
+    the progression asked for (it repeats), "any" for a control not asked."""
+    representation = model.representation
+    chord, others = representation.families[0], representation.families[1:]
+    with mgf.stream(model, 200, seed=4, chunk=24, chords="C G") as stream:
+        next(stream)
+        stream.feed(NOTES.parse_primer(" ".join(["C4 - - - E4 - - - G4 - - -"] * 8)))
+        next(stream)
+        history = stream._history[0, :stream._length].copy()
+    controls = representation.is_control(history)
+    steps = NOTES.clock().steps(history[~controls])  # the music's clock; a control waits for the next music token
+    music_index = np.cumsum(~controls) - ~controls  # per token: how many music tokens came before it
+    seen = set()
+    for token, before in zip(history[controls].tolist(), music_index[controls].tolist()):
+        bar = int(steps[before]) // 16
+        if chord.first <= token < chord.first + len(chord.values):
+            assert chord.values[token - chord.first] == ("C" if bar % 2 == 0 else "G"), bar
+            seen.add(bar)
+        else:
+            assert token in {family.any for family in others}
+    assert len(seen) >= 8  # the chunks' bars and the fed ones'
+
+
 def test_follow_chords_leans_any_model_to_the_chords_tones_and_waits_for_them():
     plain = plain_model(seed=3)
     pitches = NOTES.token_pitches()
