@@ -11,11 +11,7 @@ import pytest
 
 from mgf import get_representation
 from mgf.contract import bundle
-
-
-def mgf_cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True,
-                          env=None if env is None else {**os.environ, **env}, **kwargs)
+from helpers.cli import mgf_cli
 
 
 def many_notes(count: int, seed: int = 0) -> list[tuple[int, int, float, float]]:

@@ -1,18 +1,13 @@
 """`mgf plot` draws a real image; `mgf eval` reports the metrics of real files."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from mgf import get_representation
 from mgf.music import metrics
-
-
-def mgf_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
+from helpers.cli import mgf_cli
 
 
 @pytest.fixture

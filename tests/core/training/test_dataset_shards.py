@@ -15,6 +15,7 @@ from mgf.training.build import build
 from mgf.training.shards import is_dataset, Shards
 from mgf.training.sources import load
 from mgf.plugins.representations.tokens import Tokens
+from helpers.cli import mgf_cli
 
 
 pytestmark = pytest.mark.usefixtures("cache_dir")  # conftest's: MGF_CACHE_DIR in tmp_path
@@ -112,10 +113,6 @@ def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
     (tmp_path / "ds" / "manifest.json").write_text('{"format": "something else"}')
     with pytest.raises(InputError, match="not a dataset of this mgf version"):
         Shards(str(tmp_path / "ds"))
-
-
-def mgf_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
 
 
 def test_cli_dataset_writes_a_directory_that_train_reads(folder, tmp_path, monkeypatch):

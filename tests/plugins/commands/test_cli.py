@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -10,12 +9,12 @@ import numpy as np
 import pytest
 
 import mgf
+from helpers.cli import MGF
+from helpers.cli import mgf_cli as run_cli
 
-MGF = shutil.which("mgf") or os.path.join(os.path.dirname(sys.executable), "mgf")
 
-
-def mgf_cli(*args, cwd=None):
-    return subprocess.run([MGF, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def mgf_cli(*args, **kwargs):
+    return run_cli(*args, script=True, **kwargs)  # the console script itself
 
 
 def test_version():

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 
 import mido
 import numpy as np
@@ -13,13 +11,13 @@ import mgf
 from mgf.contract import bundle
 from mgf.contract.bundle import random_bundle
 from helpers.infill import infill_bundle, note_events
+from helpers.cli import mgf_cli as run_cli
 
-MGF = shutil.which("mgf") or os.path.join(os.path.dirname(sys.executable), "mgf")
 CHORALE = "corpus:bach/bwv7.7"  # 18 bars
 
 
-def mgf_cli(*args, cwd=None):
-    return subprocess.run([MGF, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def mgf_cli(*args, **kwargs):
+    return run_cli(*args, script=True, **kwargs)  # the console script itself
 
 
 @pytest.fixture(scope="module")

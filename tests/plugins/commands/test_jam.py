@@ -16,6 +16,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 import mgf
 from mgf.plugins.commands import jam_engine, jam_io
+from helpers.cli import mgf_cli
 
 QPM = 240.0  # a beat of 0.25 s keeps each test short
 BEAT = 60 / QPM
@@ -182,26 +183,25 @@ def test_port_pair_accompany_plays_along_and_the_handover_cc_mutes(notes_model, 
     assert session.jam.counts["handovers"] == 1 and session.jam.played == []  # the player's note was fed
 
 
-def mgf_cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", "jam", *args], capture_output=True, text=True,
-                          timeout=60, **kwargs)
+def mgf_jam(*args, **kwargs):
+    return mgf_cli("jam", *args, timeout=60, **kwargs)
 
 
 @pytest.mark.skipif(HAS_SEQ, reason="this machine has an ALSA sequencer: --list lists its ports")
 def test_list_without_a_sequencer_is_one_line():
-    done = mgf_cli("--list")
+    done = mgf_jam("--list")
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no ALSA sequencer" in done.stderr
 
 
 def test_unknown_port_and_bad_address_are_one_line():
-    done = mgf_cli("--in", "no such port")
+    done = mgf_jam("--in", "no such port")
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and done.stderr.startswith("mgf: error:")
-    done = mgf_cli("--osc-in", "127.0.0.1:99999")
+    done = mgf_jam("--osc-in", "127.0.0.1:99999")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--osc-in" in done.stderr
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     taken.bind(("127.0.0.1", 0))
     try:
-        done = mgf_cli("--osc-in", f"127.0.0.1:{taken.getsockname()[1]}", "--seconds", "5")
+        done = mgf_jam("--osc-in", f"127.0.0.1:{taken.getsockname()[1]}", "--seconds", "5")
     finally:
         taken.close()
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "cannot listen for OSC" in done.stderr

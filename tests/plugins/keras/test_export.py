@@ -1,20 +1,15 @@
 """`mgf export`: never overwrites a bundle unless asked, never drops training metadata silently."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import mgf
 from mgf.contract import bundle
+from helpers.cli import mgf_cli
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("mgf.plugins.keras.net")
-
-
-def mgf_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers.cli import mgf_cli
 from helpers.side_by_side import random_tokens, step_side_by_side
 
 import mgf
@@ -33,10 +34,6 @@ def test_greedy_generation_is_the_same_on_both_backends(make_bundle):
     tokens = {backend: mgf.generate(mgf.load_model(path, backend=backend), 100, sampler="greedy", primer=[1, 2])
               for backend in ("native", "keras")}
     np.testing.assert_array_equal(tokens["native"], tokens["keras"])
-
-
-def mgf_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True)
 
 
 def test_train_learns_and_writes_a_usable_bundle(progressions, tmp_path, monkeypatch):

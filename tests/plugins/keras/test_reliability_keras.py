@@ -9,6 +9,7 @@ every such command within a second, also while TensorFlow blocks in C.
 
 import io
 import json
+import functools
 import os
 import signal
 import socket
@@ -19,17 +20,15 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers.cli import MAIN, mgf_cli
 
 pytest.importorskip("keras")
 pytest.importorskip("h5py")
 
-MAIN = [sys.executable, "-m", "mgf.cli.main"]
 MB = 1 << 20
 
 
-def mgf_cli(*args, env=None, timeout=300):
-    return subprocess.run([*MAIN, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+mgf_cli = functools.partial(mgf_cli, timeout=300)
 
 
 def high_water_mark(pid) -> int:

@@ -3,8 +3,6 @@ package mgf-register), shared by the tests of this module."""
 
 import os
 import shutil
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -15,16 +13,13 @@ from mgf import Conditioned
 from mgf.contract import bundle
 from mgf.generation.api import checked_run
 from mgf.music import corpus
+from helpers.cli import mgf_cli
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("mgf.plugins.keras.net")
 pytest.importorskip("mgf_register")
 
 NOTES = mgf.get_representation("notes")
-
-
-def mgf_cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -13,15 +11,12 @@ import mgf
 from mgf import InfillTokens, Infilling
 from mgf.contract import bundle
 from mgf.music import corpus
+from helpers.cli import mgf_cli
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("mgf.plugins.keras.net")
 
 NOTES = mgf.get_representation("notes")
-
-
-def mgf_cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers.cli import mgf_cli
 
 import mgf
 import mgf.testing
@@ -20,10 +21,6 @@ from miditok.utils import merge_tracks  # noqa: E402
 
 TOKENIZERS = ("REMI", "TSD", "MIDILike", "Structured")
 CHORALES = ("bach/bwv66.6", "bach/bwv7.7", "bach/bwv10.7", "bach/bwv11.6")
-
-
-def mgf_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mgf.cli.main", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def chorale_midi(folder, work="bach/bwv66.6"):
