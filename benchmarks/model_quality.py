@@ -54,8 +54,8 @@ CHORALE = {"max_polyphony": 4, "max_note_seconds": 3.0}
 #: after its first step; 99.97% of the corpus's notes are within it), where 1.3% of the pieces of the README's example
 #: held one for 4 bars or more
 DEFAULTS = {
-    # follow-chords and follow-key do nothing until --chords / --key ask for them
-    "notes": {"constraints": ["motifs", "hold-limit", "follow-chords", "follow-key"],
+    # follow-chords, follow-key and follow-density do nothing until --chords / --key / --density ask for them
+    "notes": {"constraints": ["motifs", "hold-limit", "follow-chords", "follow-key", "follow-density"],
               "options": {"temperature": 1.1, "top_p": 0.95, "length": 8, "bonus": 3.0, "max_run": 32, "max_holds": 31,
                           "chord_bonus": 2.0, "key_bonus": 1.5},
               "samplers": {"beam": {"options": {"branch_factor": 2, "steps_per_iteration": 8, "temperature": 1.2,

@@ -9,6 +9,7 @@ the plugins it names.
 
 from __future__ import annotations
 
+import numbers
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -172,9 +173,11 @@ def _controls_of(sampler: str, constraints: Sequence[str], options: dict, merged
     named = {name: "chord" if name == "chords" else name for name in merged}
     if not any(control in installed for control in named.values()):
         return options, merged, controls, set()
-    by_constraints = {option.name for name in constraints for option in registry.entry("constraints", name).cls.options}
-    declared = by_constraints | {option.name for option in registry.entry("samplers", sampler).cls.options}
-    declared.update(option.name for owned in others.values() for option in owned)
+    owned = [option for name in constraints for option in registry.entry("constraints", name).cls.options]
+    by_constraints = {option.name for option in owned}
+    owned += [*registry.entry("samplers", sampler).cls.options, *(option for mine in others.values() for option in mine)]
+    declared = {option.name for option in owned}
+    textual = {option.name for option in owned if option.type is str}
     takes = set(representation.names) if isinstance(representation, Conditioned) else set()
     optional: set[str] = set()
     kept_options = {name: value for name, value in options.items() if name not in merged}  # ``others``' own
@@ -196,9 +199,11 @@ def _controls_of(sampler: str, constraints: Sequence[str], options: dict, merged
         if control in takes and name in by_constraints:
             optional.add(control)
         if name in declared:
-            # a progression given as a list is the constraint's text too ("Am F"): the control takes either
-            many = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-            kept_merged[name] = " ".join(value) if many else value
+            # a progression given as a list, or a count given as a number, is a text option's text too ("Am F", "4"):
+            # the control takes either
+            items = value if isinstance(value, (list, tuple)) else [value]
+            plain = all(isinstance(v, (str, numbers.Real)) and not isinstance(v, bool) for v in items)
+            kept_merged[name] = " ".join(map(str, items)) if name in textual and plain and value is not None else value
             if name in options:
                 kept_options[name] = kept_merged[name]
     return kept_options, kept_merged, controls, optional

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgf import Control, UsageError, hookimpl
-from mgf.contract.clock import TokenKind
+from mgf import Automaton, BarBudget, Constraint, Control, Option, UsageError, hookimpl, token_pitches
+from mgf.contract.clock import TokenKind, clock_of
 from mgf.contract.controls import BarNotes, describe
 
 #: the lower ends of the bins past the exact counts
@@ -98,7 +98,65 @@ class Polyphony(Control):
         return _number(self.name, text, values)
 
 
+class FollowDensity(Constraint):
+    """Give each bar the notes ``--density`` asks (one count, or one a bar from the first bar generated, repeating):
+    once a bar has its count no note starts in it, and once its steps left are as many as the notes it lacks, each
+    starts one; so ``--density 0`` is a silent bar and 16 a note on each of its 16 steps, which the ``density``
+    control alone only leaned toward (0.22 and 12.3 notes a bar).  Where a token may move time by more than a step
+    (``midi``), only the first half holds: at most the count (a bin's top) starts.  Without ``--density``, nothing."""
+
+    name = "follow-density"
+    options = (Option("density", str, None, "notes that start in each bar: '6', or one count a bar, repeating: '2 6'"),)
+
+    def rules(self, ctx):
+        text = ctx.options["density"]
+        if not text:  # nothing asked: a model's default that waits for --density
+            return []
+        clock = clock_of(ctx.representation, self.name)
+        if clock is None or not clock.steps_per_bar:
+            raise UsageError(f"constraint {self.name!r} needs a representation with bars; {ctx.representation.name!r} "
+                             "has none")
+        values = Density().values(clock)
+        items = str(text).replace(",", " ").split()
+        if not 0 < len(items) <= 64:
+            raise UsageError(f"constraint {self.name!r}: give 1 to 64 counts, got {len(items)}")
+        tops = [values[Density().parse(item, values)].split("-")[-1] for item in items]
+        counts = [None if top.endswith("+") else int(top) for top in tops]  # None: no limit
+        onsets = token_pitches(ctx.representation, self.name) >= 0
+        moves = clock.advance.astype(np.int64)
+        if moves.max(initial=0) > 1:  # time shifts: no step count to fill, the cap alone, for one count
+            return [BarBudget(onsets, counts[0])] if len(set(counts)) == 1 and counts[0] is not None else []
+        return [self._automaton(counts, clock.steps_per_bar, onsets, moves == 1, ctx)]
+
+    @staticmethod
+    def _automaton(counts, per_bar, onsets, steps, ctx):
+        """States (bar of the progression, step in the bar, notes started in it); tokens that move no time keep it."""
+        kinds, width = len(counts), per_bar + 1
+        states = kinds * per_bar * width
+        index = np.arange(states)
+        bar, rest = np.divmod(index, per_bar * width)
+        position, started = np.divmod(rest, width)
+        after = np.where(position + 1 == per_bar,
+                         ((bar + 1) % kinds) * per_bar * width,  # the next bar, from its first step
+                         bar * per_bar * width + (position + 1) * width)
+        following = np.repeat(index[:, None], len(onsets), axis=1)
+        wraps = position + 1 == per_bar
+        following[:, steps & ~onsets] = (after + np.where(wraps, 0, started))[:, None]
+        following[:, steps & onsets] = (after + np.where(wraps, 0, np.minimum(started + 1, per_bar)))[:, None]
+        asked = np.array([per_bar if c is None else c for c in counts])[bar]
+        forbid = np.zeros((states, len(onsets)), bool)
+        forbid[np.ix_(started >= asked, onsets & steps)] = True  # the bar has its notes
+        forbid[np.ix_(asked - started >= per_bar - position, steps & ~onsets)] = True  # every step left must start one
+        first = int(ctx.clock["step"][0]) // per_bar if ctx.clock is not None else 0  # the progression's first bar
+        return Automaton(following, forbid, start=((-first) % kinds) * per_bar * width)
+
+
 @hookimpl
 def register_controls(register):
     register(Density)
     register(Polyphony)
+
+
+@hookimpl
+def register_constraints(register):
+    register(FollowDensity)

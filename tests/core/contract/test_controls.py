@@ -401,6 +401,56 @@ def test_follow_key_leans_to_the_scale_and_waits_for_a_key():
         mgf.generate(plain, 10, constraints=["follow-key"], key="H major")
 
 
+def onsets_per_bar(tokens, pitches, per_bar=16, offset=0):
+    """Notes that start in each whole bar of a notes row (one token a step), from step ``offset``."""
+    started = pitches[np.asarray(tokens)] >= 0
+    started = np.concatenate([np.zeros(offset, bool), started])
+    return started[: len(started) // per_bar * per_bar].reshape(-1, per_bar).sum(1).tolist()
+
+
+def test_follow_density_gives_each_bar_the_notes_asked_and_waits_for_a_density():
+    plain = plain_model(seed=4)
+    pitches = NOTES.token_pitches()
+    free = mgf.generate(plain, 160, seed=2, num_outputs=4)
+    assert np.array_equal(mgf.generate(plain, 160, seed=2, num_outputs=4, constraints=["follow-density"]), free)
+    assert len({n for row in free for n in onsets_per_bar(row, pitches)}) > 3  # the model alone writes what it likes
+    for asked, expected in (("0", [0]), ("16", [16]), ("5", [5]), ("3 9", [3, 9]), ("12, 1, 7", [12, 1, 7])):
+        made = mgf.generate(plain, 160, seed=2, num_outputs=4, constraints=["follow-density"], density=asked)
+        for row in made:
+            assert onsets_per_bar(row, pitches) == [expected[b % len(expected)] for b in range(10)], asked
+    # after a primer of a bar and a quarter (one note of bar 1 in it) the progression starts at the bar the first
+    # token generated falls in, and counts the primer's notes there
+    primer = NOTES.parse_primer("C4 - - - E4 - - - G4 - - - C5 - - - D4 - - -")
+    whole = mgf.generate(plain, 140, seed=2, primer=primer, constraints=["follow-density"], density="4 8").reshape(-1)
+    assert np.array_equal(whole[:len(primer)], primer)  # the primer, then what was generated
+    assert onsets_per_bar(whole, pitches)[1:9] == [4, 8, 4, 8, 4, 8, 4, 8]
+
+
+def test_follow_density_caps_a_time_shift_representation_and_refuses_bad_counts():
+    midi = plain_model("midi", seed=1)
+    pitches, clock = MIDI.token_pitches(), MIDI.clock()
+    free = mgf.generate(midi, 600, seed=0, num_outputs=2)
+    made = mgf.generate(midi, 600, seed=0, num_outputs=2, constraints=["follow-density"], density="3")
+    for tokens, most in ((free, None), (made, 3)):
+        counts = [np.bincount(clock.steps(row)[:-1][pitches[row] >= 0] // clock.steps_per_bar).max() for row in tokens]
+        assert (max(counts) <= most) if most is not None else max(counts) > 3
+    for bad, message in (("17", "past its range"), ("x", "not a count it knows"), (" ".join(["1"] * 65), "1 to 64")):
+        with pytest.raises(UsageError, match=message):
+            mgf.generate(plain_model(), 10, constraints=["follow-density"], density=bad)
+
+
+def test_the_shipped_notes_model_writes_silent_and_full_bars_when_asked():
+    shipped = mgf.load_model(mgf.packaged_model("notes.safetensors"))
+    pitches = NOTES.token_pitches()
+    for asked, count in (("0", 0), ("16", 16)):
+        for row in mgf.generate(shipped, 64, seed=1, num_outputs=2, density=asked):  # the bundle's defaults
+            assert onsets_per_bar(row, pitches) == [count] * 4
+    # from Python a count is a number, a progression a list: the control and follow-density's text alike
+    for asked, counts in ((3, [3]), (np.int64(7), [7]), ([2, 6], [2, 6]), (["1", 5], [1, 5])):
+        made = mgf.generate(shipped, 64, seed=1, density=asked)
+        assert onsets_per_bar(made, pitches) == [counts[b % len(counts)] for b in range(4)], asked
+
+
 def test_follow_chords_moves_probability_among_notes_only(model):
     """The bonus makes the chord's tones likelier than other notes, not notes likelier than holds and rests: notes per
     bar stay near what the model writes without it (a plain bonus made every step a new note)."""
