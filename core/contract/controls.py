@@ -363,26 +363,25 @@ def frame(conditioned: Conditioned, before: np.ndarray, asked: Sequence[Sequence
     before = np.asarray(before, np.int32)
     table = bar_table(asked or [(family.any,) for family in conditioned.families])
     first = int(clock.steps(before)[-1]) // per_bar
-    gap = np.asarray(after, np.int32) if after is not None and end is not None else None
-    stop = -(-int(end) // per_bar) if gap is not None and end is not None else None
+    start = None if after is None or end is None else int(end)  # the gap's right side's first step
+    gap = np.empty(0, np.int32) if start is None else np.asarray(after, np.int32)
     unasked = [set(table[:, column].tolist()) == {family.any} for column, family in enumerate(conditioned.families)]
     if all(unasked):  # every bar reads "any": no need to read the music (for 16,000 primer tokens: 0.15 s)
-        last = int(end) + int(clock.steps(gap)[-1]) if gap is not None and end is not None else 0
-        rows = np.tile([family.any for family in conditioned.families], (max(first, last // per_bar) + 1, 1))
+        last = 0 if start is None else start + int(clock.steps(gap)[-1])
+        rows = np.tile(np.array([family.any for family in conditioned.families], np.int32),
+                       (max(first, last // per_bar) + 1, 1))
     else:
         notes = conditioned.bar_notes(before)
-        if gap is not None and end is not None:
-            notes = _merged(notes, conditioned.bar_notes(gap, int(end)))
+        if start is not None:
+            notes = _merged(notes, conditioned.bar_notes(gap, start))
         rows = conditioned.extract(before, notes=notes)
         for column, family in enumerate(conditioned.families):
             if unasked[column]:
                 rows[:, column] = family.any
-    rows = rows.astype(np.int32)
     own = np.concatenate([rows[:first], table[:1]])
-    framed_after = np.empty(0, np.int32)
-    if gap is not None and end is not None:
-        framed_after = interleave(clock, gap, rows, offset=int(end), first_bar=int(end) // per_bar)
-    return Framed(interleave(clock, before, own), framed_after, table, first, stop)
+    framed_after = gap if start is None else interleave(clock, gap, rows, offset=start, first_bar=start // per_bar)
+    return Framed(interleave(clock, before, own), framed_after, table, first,
+                  None if start is None else -(-start // per_bar))
 
 
 def _merged(a: BarNotes, b: BarNotes) -> BarNotes:

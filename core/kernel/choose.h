@@ -237,12 +237,8 @@ static void mgf_kth(const float *z, int vocab, int k, float *key, int *id)
     float maxima[256];
     int blocks = vocab / MGF_TOP_K_BLOCK, passed[256], count, unused;
     if (blocks >= 2 * k && blocks <= 256) {
-        for (int b = 0; b < blocks; b++) {
-            float top = z[b * MGF_TOP_K_BLOCK];
-            for (int t = 1; t < MGF_TOP_K_BLOCK; t++)
-                top = z[b * MGF_TOP_K_BLOCK + t] > top ? z[b * MGF_TOP_K_BLOCK + t] : top;
-            maxima[b] = top;
-        }
+        for (int b = 0; b < blocks; b++)
+            maxima[b] = mgf_max(z + b * MGF_TOP_K_BLOCK, MGF_TOP_K_BLOCK);
         float floor;
         mgf_kth_scan(maxima, NULL, blocks, k, &floor, &unused);
         if ((count = mgf_not_below(z, vocab, floor, passed, 256)) >= 0) {

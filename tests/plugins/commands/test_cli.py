@@ -10,11 +10,7 @@ import pytest
 
 import mgf
 from helpers.cli import MGF
-from helpers.cli import mgf_cli as run_cli
-
-
-def mgf_cli(*args, **kwargs):
-    return run_cli(*args, script=True, **kwargs)  # the console script itself
+from helpers.cli import mgf_script as mgf_cli  # the console script itself
 
 
 def test_version():

@@ -11,13 +11,9 @@ import mgf
 from mgf.contract import bundle
 from mgf.contract.bundle import random_bundle
 from helpers.infill import infill_bundle, note_events
-from helpers.cli import mgf_cli as run_cli
+from helpers.cli import mgf_script as mgf_cli  # the console script itself
 
 CHORALE = "corpus:bach/bwv7.7"  # 18 bars
-
-
-def mgf_cli(*args, **kwargs):
-    return run_cli(*args, script=True, **kwargs)  # the console script itself
 
 
 @pytest.fixture(scope="module")
