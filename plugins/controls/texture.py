@@ -116,11 +116,12 @@ class FollowDensity(Constraint):
         if clock is None or not clock.steps_per_bar:
             raise UsageError(f"constraint {self.name!r} needs a representation with bars; {ctx.representation.name!r} "
                              "has none")
-        values = Density().values(clock)
+        density = Density()
+        values = density.values(clock)
         items = str(text).replace(",", " ").split()
         if not 0 < len(items) <= 64:
             raise UsageError(f"constraint {self.name!r}: give 1 to 64 counts, got {len(items)}")
-        tops = [values[Density().parse(item, values)].split("-")[-1] for item in items]
+        tops = [values[density.parse(item, values)].split("-")[-1] for item in items]
         counts = [None if top.endswith("+") else int(top) for top in tops]  # None: no limit
         onsets = token_pitches(ctx.representation, self.name) >= 0
         moves = clock.advance.astype(np.int64)
@@ -128,22 +129,28 @@ class FollowDensity(Constraint):
             return [BarBudget(onsets, counts[0])] if len(set(counts)) == 1 and counts[0] is not None else []
         return [self._automaton(counts, clock.steps_per_bar, onsets, moves == 1, ctx)]
 
-    @staticmethod
-    def _automaton(counts, per_bar, onsets, steps, ctx):
-        """States (bar of the progression, step in the bar, notes started in it); tokens that move no time keep it."""
-        kinds, width = len(counts), per_bar + 1
+    #: entries of the automaton's tables (states x vocabulary) at most: about 20 MB
+    MAX_TABLE = 1 << 22
+
+    def _automaton(self, counts, per_bar, onsets, steps, ctx):
+        """States (bar of the progression, step in the bar, notes started in it, counted up to one past the most a bar
+        asks: beyond, a bar is past its count all the same); tokens that move no time keep the state."""
+        asked_counts = [per_bar if count is None else min(count, per_bar) for count in counts]
+        kinds, width = len(counts), max(asked_counts) + 2
         states = kinds * per_bar * width
+        if states * len(onsets) > self.MAX_TABLE:
+            raise UsageError(f"constraint {self.name!r}: {kinds} count(s) on bars of {per_bar} steps need "
+                             f"{states * len(onsets):,} table entries, more than {self.MAX_TABLE:,}: give fewer counts")
         index = np.arange(states)
         bar, rest = np.divmod(index, per_bar * width)
         position, started = np.divmod(rest, width)
-        after = np.where(position + 1 == per_bar,
-                         ((bar + 1) % kinds) * per_bar * width,  # the next bar, from its first step
+        wraps = position + 1 == per_bar
+        after = np.where(wraps, ((bar + 1) % kinds) * per_bar * width,  # the next bar, from its first step
                          bar * per_bar * width + (position + 1) * width)
         following = np.repeat(index[:, None], len(onsets), axis=1)
-        wraps = position + 1 == per_bar
         following[:, steps & ~onsets] = (after + np.where(wraps, 0, started))[:, None]
-        following[:, steps & onsets] = (after + np.where(wraps, 0, np.minimum(started + 1, per_bar)))[:, None]
-        asked = np.array([per_bar if c is None else c for c in counts])[bar]
+        following[:, steps & onsets] = (after + np.where(wraps, 0, np.minimum(started + 1, width - 1)))[:, None]
+        asked = np.array(asked_counts)[bar]
         forbid = np.zeros((states, len(onsets)), bool)
         forbid[np.ix_(started >= asked, onsets & steps)] = True  # the bar has its notes
         forbid[np.ix_(asked - started >= per_bar - position, steps & ~onsets)] = True  # every step left must start one

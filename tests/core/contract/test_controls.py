@@ -11,6 +11,7 @@ import pytest
 import mgf
 import mgf.music.corpus
 from mgf import BundleError, Conditioned, UsageError
+from mgf.contract import bundle
 from mgf.contract.controls import BarNotes, bar_table, interleave, resolve
 from mgf.generation.api import checked_run
 from mgf.plugins.controls.harmony import CHORD_LABELS, KEY_LABELS, chord_tones, key_scale
@@ -437,6 +438,20 @@ def test_follow_density_caps_a_time_shift_representation_and_refuses_bad_counts(
     for bad, message in (("17", "past its range"), ("x", "not a count it knows"), (" ".join(["1"] * 65), "1 to 64")):
         with pytest.raises(UsageError, match=message):
             mgf.generate(plain_model(), 10, constraints=["follow-density"], density=bad)
+
+
+def test_follow_density_on_a_fine_grid_keeps_its_table_bounded():
+    """96 steps a quarter: bars of 384 steps.  The notes counted per bar stop one past the most a bar asks, so one count
+    of 64 is a table of about a million entries (not 384 x 385 states); too many counts is one line."""
+    fine = mgf.get_representation("notes", steps_per_quarter=96)
+    made = bundle.random_bundle(fine.vocab_size, (16,), representation={"name": "notes", "config": fine.config()},
+                                seed=2)
+    model, pitches = mgf.load_model(made), fine.token_pitches()
+    for asked, expected in (("64", [64, 64]), ("3 40", [3, 40])):
+        tokens = mgf.generate(model, 768, seed=1, constraints=["follow-density"], density=asked)
+        assert onsets_per_bar(tokens, pitches, per_bar=384) == expected, asked
+    with pytest.raises(UsageError, match="give fewer counts"):
+        mgf.generate(model, 10, constraints=["follow-density"], density=" ".join(str(64 - n) for n in range(64)))
 
 
 def test_the_shipped_notes_model_writes_silent_and_full_bars_when_asked():
