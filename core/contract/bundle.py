@@ -14,24 +14,34 @@ from typing import Any
 
 import numpy as np
 
+from mgf.contract import transformer as transformers
+from mgf.contract.transformer import Transformer
 from mgf.contract.infill import FORMAT, NAMES, InfillTokens
 from mgf.errors import BundleError
 from mgf.files import NotRegularFile, atomic_path, open_regular
 
 FORMAT_VERSION = "1"
-CELLS = ("lstm", "gru")
+CELLS = ("lstm", "gru", "transformer")
 #: weight precisions a bundle may prefer (``mgf.precision``): the native backend's; the others run fp32 always
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
 class Arch:
-    """The network's shape: ``vocab_size`` tokens in and out, optional embedding, stacked ``cell`` layers (lstm or gru)."""
+    """The network's shape: ``vocab_size`` tokens in and out, optional embedding, stacked ``cell`` layers (lstm or gru),
+    or a Transformer (``cell="transformer"``: ``transformer`` says how; its width is ``embedding_dim``, once per block
+    in ``hidden``)."""
 
     vocab_size: int
     hidden: tuple[int, ...]
     embedding_dim: int | None = None
     cell: str = "lstm"
+    transformer: Transformer | None = None
+
+    @classmethod
+    def of_transformer(cls, vocab_size: int, width: int, layers: int, **fields: Any) -> Arch:
+        """A Transformer of ``layers`` blocks of ``width``; ``fields``: those of :class:`Transformer`."""
+        return cls(vocab_size, (width,) * layers, width, "transformer", Transformer(**fields))
 
     def input_dim(self, layer: int) -> int:
         """Width of what layer ``layer`` reads: the embedding (or one-hot) for 0, else the layer below."""
@@ -41,6 +51,8 @@ class Arch:
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """The model tensors this architecture must have, with their shapes."""
+        if self.transformer is not None:
+            return self.transformer.tensor_shapes(self.vocab_size, self.embedding_dim or 0, len(self.hidden))
         shapes: dict[str, tuple[int, ...]] = {}
         if self.embedding_dim is not None:
             shapes["embedding"] = (self.vocab_size, self.embedding_dim)
@@ -58,9 +70,11 @@ class Arch:
         return shapes
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"cell": self.cell, "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden": list(self.hidden)}
-        )
+        fields = {"cell": self.cell, "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
+                  "hidden": list(self.hidden)}
+        if self.transformer is not None:
+            fields["transformer"] = self.transformer.as_dict()
+        return json.dumps(fields)
 
 
 @dataclass
@@ -134,15 +148,21 @@ _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat
 
 @dataclass(frozen=True)
 class _Header:
-    """A parsed safetensors header: metadata strings, ``{name: (shape, begin, end)}`` in bytes of the data section."""
+    """A parsed safetensors header: metadata strings, ``{name: (shape, begin, end, dtype)}`` in bytes of the data
+    section."""
 
     metadata: dict[str, str]
-    entries: dict[str, tuple[tuple[int, ...], int, int]]
+    entries: dict[str, tuple[tuple[int, ...], int, int, str]]
     data_start: int
 
 
-def _parse_header(path, handle) -> _Header:
-    """Check and parse the header of the open bundle ``handle``: size and nesting before ``json.loads``, then every entry."""
+#: bytes per element of the float dtypes a safetensors file may hold, and what each is read as
+_FLOATS = {"F32": (4, "<f4"), "F16": (2, "<f2"), "BF16": (2, "<u2")}
+
+
+def _parse_header(path, handle, dtypes=("F32",)) -> _Header:
+    """Check and parse the header of the open safetensors file ``handle`` (a bundle's tensors are all ``F32``; other
+    files may hold ``dtypes`` of :data:`_FLOATS`): size and nesting before ``json.loads``, then every entry."""
     size = os.fstat(handle.fileno()).st_size
     prefix = handle.read(8)
     if len(prefix) < 8:
@@ -166,12 +186,13 @@ def _parse_header(path, handle) -> _Header:
         dtype, shape = entry.get("dtype"), entry.get("shape")
         if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
             raise BundleError(f"{path}: tensor {name!r} has a malformed shape {shape!r:.40}")
-        if dtype != "F32":
-            raise BundleError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}, expected float32")
-        if begin != end or stop - begin != 4 * int(np.prod(shape, dtype=object)):
+        if dtype not in dtypes:
+            expected = "float32" if dtypes == ("F32",) else " or ".join(_dtype_name(d) for d in dtypes)
+            raise BundleError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}, expected {expected}")
+        if begin != end or stop - begin != _FLOATS[dtype][0] * int(np.prod(shape, dtype=object)):
             raise BundleError(f"{path}: tensor {name!r} does not match its place in the file (shape {shape!r:.40}, "
                               f"bytes {begin}..{stop})")
-        entries[name], end = (tuple(shape), begin, stop), stop
+        entries[name], end = (tuple(shape), begin, stop, dtype), stop
     if 8 + length + end != size:
         raise BundleError(f"{path}: the tensors take {end} bytes but the file holds {size - 8 - length} after the header")
     return _Header(metadata, entries, 8 + length)
@@ -259,12 +280,28 @@ def _read_tensors(path, handle, header: _Header, names) -> dict[str, np.ndarray]
         return {}
     first = min(header.entries[name][1] for name in names)
     last = max(header.entries[name][2] for name in names)
-    data = np.empty((last - first) // 4, "<f4")
+    data = np.empty(last - first, np.uint8)
     handle.seek(header.data_start + first)
-    if handle.readinto(data.data.cast("B")) != last - first:
+    if handle.readinto(data.data) != last - first:
         raise BundleError(f"{path}: the file is shorter than its header says (truncated?)")
-    return {name: data[(begin - first) // 4:(stop - first) // 4].reshape(shape).astype(np.float32, copy=False)
-            for name in names for shape, begin, stop in [header.entries[name]]}
+    return {name: _as_float32(data[begin - first:stop - first], dtype).reshape(shape)
+            for name in names for shape, begin, stop, dtype in [header.entries[name]]}
+
+
+def _as_float32(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Little-endian bytes of safetensors ``dtype`` (:data:`_FLOATS`) as float32: a view where they already are."""
+    array = raw.view(_FLOATS[dtype][1])
+    if dtype == "BF16":  # bf16 is the high half of a float32
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(np.float32, copy=False)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file that is not a bundle (a Hugging Face checkpoint), float32, F16 and BF16
+    read as float32; checked as a bundle is (bounded header, contiguous entries, the file's size), values unchecked."""
+    with _open(path) as handle:
+        header = _parse_header(path, handle, tuple(_FLOATS))
+        return _read_tensors(path, handle, header, list(header.entries))
 
 
 def write(bundle: Bundle, path: str | os.PathLike) -> None:
@@ -446,7 +483,18 @@ def _parse_arch(path, arch: dict[str, Any]) -> Arch:
         raise BundleError(f"{path}: mgf.arch embedding_dim must be a positive integer or null, got {embedding_dim!r}")
     if not isinstance(hidden, list) or not hidden or not all(_positive_int(h) for h in hidden):
         raise BundleError(f"{path}: mgf.arch hidden must be a non-empty list of positive integers, got {hidden!r}")
-    return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    if cell != "transformer":
+        if "transformer" in arch:
+            raise BundleError(f"{path}: mgf.arch has a transformer object but its cell is {cell!r}, not 'transformer'")
+        return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    if embedding_dim is None or any(h != embedding_dim for h in hidden):
+        raise BundleError(f"{path}: mgf.arch of a transformer needs every hidden width equal to embedding_dim (the model "
+                          f"width), got {hidden!r:.60} and {embedding_dim!r}")
+    try:
+        shape = transformers.parse(arch.get("transformer"), embedding_dim)
+    except ValueError as error:
+        raise BundleError(f"{path}: mgf.arch {error}") from None
+    return Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell, transformer=shape)
 
 
 def _parse_repr(path, representation: dict[str, Any]) -> dict[str, Any]:
@@ -473,14 +521,19 @@ def random_bundle(
     seed: int = 0,
     scale: float = 1.0,
     cell: str = "lstm",
+    transformer: Transformer | None = None,
 ) -> Bundle:
-    """A bundle of random weights (Keras-like init, times ``scale``) for tests, benchmarks and smoke runs."""
-    arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
+    """A bundle of random weights (Keras-like init, times ``scale``) for tests, benchmarks and smoke runs; with
+    ``transformer``, a Transformer of ``len(hidden)`` blocks of width ``hidden[0]`` (LayerNorm scales near 1)."""
+    if transformer is not None:
+        arch = Arch.of_transformer(vocab_size, hidden[0], len(hidden), **transformer.as_dict())
+    else:
+        arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     rng = np.random.default_rng(seed)
     tensors = {}
     for name, shape in arch.tensor_shapes().items():
-        limit = scale * (0.1 if name.endswith("bias") else np.sqrt(6.0 / (shape[0] + shape[-1])))
-        tensors[name] = rng.uniform(-limit, limit, shape).astype(np.float32)
+        limit = scale * (0.1 if name.endswith(("bias", "beta", "gamma")) else np.sqrt(6.0 / (shape[0] + shape[-1])))
+        tensors[name] = (rng.uniform(-limit, limit, shape) + name.endswith("gamma")).astype(np.float32)
     if representation is None:
         representation = {"name": "tokens", "config": {"vocab_size": vocab_size}}
     return Bundle(arch, tensors, representation, {"source": "random", "seed": seed})

@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "mgf.plugins.commands.generate",
     "mgf.plugins.commands.infill",
     "mgf.plugins.commands.train",
+    "mgf.plugins.commands.import_hf",
     "mgf.plugins.commands.plugins",
     "mgf.plugins.commands.eval",
     "mgf.plugins.commands.card",

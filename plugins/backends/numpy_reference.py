@@ -1,9 +1,9 @@
-"""The ``numpy`` backend: the plain reference LSTM or GRU, slow but obviously right."""
+"""The ``numpy`` backend: the plain reference LSTM, GRU or Transformer, slow but obviously right."""
 
 from mgf import ModelBackend, hookimpl
-from mgf.kernel.reference import NumpyGRU, NumpyLSTM
+from mgf.kernel.reference import NumpyGRU, NumpyLSTM, NumpyTransformer
 
-MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU}  # bundle.CELLS -> the class that runs it
+MODELS = {"lstm": NumpyLSTM, "gru": NumpyGRU, "transformer": NumpyTransformer}  # bundle.CELLS -> the class that runs it
 
 
 class NumpyBackend(ModelBackend):

@@ -15,10 +15,7 @@ def _card(args):
     if args.json:
         print(json.dumps(meta["training"], indent=2))
         return
-    arch = meta["arch"]
-    embedding = f", embedding {arch.embedding_dim}" if arch.embedding_dim else ""
-    print(f"{path}: {meta['representation']['name']} model, {len(arch.hidden)} {arch.cell.upper()} layer(s) of "
-          f"{'/'.join(map(str, arch.hidden))}{embedding}, {arch.vocab_size} tokens")
+    print(f"{path}: {meta['representation']['name']} model, {_network(meta['arch'])}")
     defaults = meta["defaults"]
     print(f"sampling defaults (mgf generate without --no-defaults): {_flags(defaults) or 'none'}")
     for sampler, own in defaults.get("samplers", {}).items():
@@ -33,6 +30,19 @@ def _card(args):
         print(f"dynamics when writing: {meta['representation']['config']['dynamics']} (added by mgf, not learned; "
               "mgf generate --dynamics none writes the model's own velocities)")
     print(card.describe(meta["training"]))
+
+
+def _network(arch) -> str:
+    """The architecture in a line: cell, layers and widths, vocabulary."""
+    shape = arch.transformer
+    if shape is not None:
+        output = "tied to the embedding" if shape.tied else "its own"
+        return (f"TRANSFORMER of {len(arch.hidden)} block(s) of {arch.embedding_dim}, {shape.heads} heads, MLP {shape.mlp}, "
+                f"context {shape.context}, {shape.positions} positions, {shape.activation}, output {output}, "
+                f"{arch.vocab_size} tokens")
+    embedding = f", embedding {arch.embedding_dim}" if arch.embedding_dim else ""
+    return (f"{len(arch.hidden)} {arch.cell.upper()} layer(s) of {'/'.join(map(str, arch.hidden))}{embedding}, "
+            f"{arch.vocab_size} tokens")
 
 
 def _flags(defaults) -> str:

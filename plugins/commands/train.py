@@ -221,7 +221,7 @@ def register_commands(cli):
     p.add_argument("--peer-timeout", type=float, default=300, metavar="SECONDS",
                    help="with --distributed: how long to wait for every worker in TF_CONFIG to join before giving up "
                         "(default: 300)")
-    p.add_argument("--cell", choices=bundle.CELLS, default="lstm",
+    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm",
                    help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; every backend runs both) "
                         "(default: lstm)")
     p.add_argument("--hidden", type=int, default=256, help="units per recurrent layer (default: 256)")
