@@ -55,6 +55,11 @@ cdef extern from "dispatch.h" nogil:
                           float *h, long h_stride, float *h_out, long out_stride) noexcept nogil
         void (*gru_cell)(int rows, int units, const float *x_gates, const float *h_gates, long gate_stride,
                          const float *h_old, float *h, long h_stride, float *h_out, long out_stride) noexcept nogil
+        void (*layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma, const float *beta,
+                           float epsilon, float *y, long ldy) noexcept nogil
+        void (*gelu)(int rows, int n, float *x, long ldx, int exact) noexcept nogil
+        void (*attend)(int length, int size, const float *q, const float *keys, const float *values, float scale,
+                       float *scores, float *out) noexcept nogil
     ctypedef struct mgf_matrix:
         int precision, k, n
         const float *w
@@ -93,6 +98,7 @@ include "weights.pxi"
 include "step.pxi"
 include "prime.pxi"
 include "kernel.pxi"
+include "transformer.pxi"
 include "rules.pxi"
 include "choose.pxi"
 include "generate.pxi"

@@ -15,6 +15,7 @@
 #ifndef MGF_LSTM_MATH_H
 #define MGF_LSTM_MATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -39,6 +40,12 @@ typedef struct {
                      const float *h_old, float *h, long h_stride, float *h_out, long out_stride);
     void (*pack_bf16)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq);
     void (*pack_int8)(int rows, int k, const float *x, long ldx, uint32_t *out, long ldq, float *scale);
+    /* a Transformer's (isa_transformer.h) */
+    void (*layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma, const float *beta,
+                       float epsilon, float *y, long ldy);
+    void (*gelu)(int rows, int n, float *x, long ldx, int exact);
+    void (*attend)(int length, int size, const float *q, const float *keys, const float *values, float scale,
+                   float *scores, float *out);
 } mgf_isa;
 
 /* The bf16 nearest to x (ties to even), as its 16 bits; the inputs are finite. */

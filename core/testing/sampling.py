@@ -15,6 +15,7 @@ from mgf.contract.model import Model
 from mgf.contract.options import Option
 from mgf.contract.representation import Representation
 from mgf.errors import UsageError
+from mgf.contract.transformer import Transformer
 from mgf.generation.api import generate, get_representation, load_model
 from mgf.testing.suite import _Contract, _declared, bad_values
 
@@ -72,6 +73,9 @@ class _Generating(_Contract):
     representation: ClassVar[str] = "tokens"
     representation_config: ClassVar[Mapping[str, Any]] = {}
     steps: ClassVar[int] = 24
+    #: the random model's family: ``"lstm"`` (run by the numpy backend) or ``"transformer"`` (by the native kernel,
+    #: with a context shorter than ``steps``, so that a run crosses it)
+    model_arch: ClassVar[str] = "lstm"
 
     def _plugins(self) -> list:
         return [*super()._plugins(), _FORBID]
@@ -84,13 +88,14 @@ class _Generating(_Contract):
         name = representation or self.representation
         config = self.representation_config if representation is None else {}
         instance = get_representation(name, **config)
-        loaded = bundle.random_bundle(instance.vocab_size, (16,), 8, seed=5, scale=2.0,
-                                          representation={"name": name, "config": instance.config()})
+        shape = Transformer(heads=2, context=16, mlp=32) if self.model_arch == "transformer" else None
+        loaded = bundle.random_bundle(instance.vocab_size, (16,), 8, seed=5, scale=2.0, transformer=shape,
+                                      representation={"name": name, "config": instance.config()})
         if favourite is not None:
             loaded.tensors["dense.bias"][favourite] += 20.0
         path = folder / f"model-{name}-{favourite}.safetensors"
         bundle.write(loaded, path)
-        return load_model(path, "numpy")
+        return load_model(path, "numpy" if shape is None else "native")
 
 
 class SamplerContract(_OptionChecks, _Generating):

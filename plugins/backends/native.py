@@ -1,4 +1,5 @@
-"""The ``native`` backend: the Cython LSTM and GRU kernel (mgf.kernel._native), fast on the CPU, no TensorFlow."""
+"""The ``native`` backend: the Cython LSTM, GRU and Transformer kernel (mgf.kernel._native), fast on the CPU, no
+TensorFlow."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def _kernel():
         except ImportError as error:
             raise PluginError(f"the native kernel is not built ({error}); reinstall mgf with pip") from None
         State.register(_native.KernelState)
+        State.register(_native.TransformerState)
         _kernel_module = _native
     return _kernel_module
 
@@ -69,8 +71,11 @@ class NativeModel(Model):
 
     def __init__(self, loaded: bundle.Bundle, threads: int, precision: str = "fp32") -> None:
         self.arch = loaded.arch
-        self.kernel = _kernel().Kernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
-                                       precision, cell=loaded.arch.cell)
+        if loaded.arch.transformer is not None:  # one thread for now (transformer.pxi)
+            self.kernel = _kernel().TransformerKernel(loaded.tensors, loaded.arch, precision)
+        else:
+            self.kernel = _kernel().Kernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
+                                           precision, cell=loaded.arch.cell)
 
     @property
     def vocab_size(self) -> int:

@@ -9,7 +9,8 @@ import mgf
 import mgf.testing
 import numpy as np
 import pytest
-from mgf.contract import registry
+from mgf.contract import bundle, registry
+from mgf.contract.transformer import Transformer
 
 #: the suites' tests that cannot apply to a built-in here, and skip; any other skip in this file fails (conftest.py)
 NOT_APPLICABLE = {
@@ -17,6 +18,8 @@ NOT_APPLICABLE = {
     "TestAudio": {"test_notes_are_valid_and_agree_with_token_pitches", "test_transpose_moves_pitches"},  # sound frames
     "TestMotifs": {"test_refuses_representations_it_cannot_serve"},  # serves every representation
     "TestMotifsOnTokens": {"test_refuses_representations_it_cannot_serve"},
+    "TestMotifsOnTransformer": {"test_refuses_representations_it_cannot_serve"},
+    "TestMotifsOnTokensOnTransformer": {"test_refuses_representations_it_cannot_serve"},
 }
 
 # -- representations -----------------------------------------------------------------------
@@ -69,6 +72,21 @@ class TestNative(mgf.testing.BackendContract):
 class TestNativeThreads(mgf.testing.BackendContract):
     name = "native"
     options = {"threads": 2}
+
+
+class TestNativeTransformer(mgf.testing.BackendContract):
+    """Transformer bundles (learned and rotary positions, a context of 8 that the suite's 12 steps cross)."""
+
+    name = "native"
+
+    def model_files(self, folder):
+        paths = []
+        for i, positions in enumerate(("learned", "rotary")):
+            path = folder / f"transformer-{i}.safetensors"
+            shape = Transformer(heads=2, context=8, mlp=24, positions=positions, tied=positions == "learned")
+            bundle.write(bundle.random_bundle(23 + i, (12, 12), seed=i, transformer=shape), path)
+            paths.append(path)
+        return paths
 
 
 class TestNumpy(mgf.testing.BackendContract):
@@ -275,6 +293,13 @@ def test_importing_mgf_loads_no_pytest_and_the_suites_no_tensorflow_or_music21()
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# every sampler and constraint suite above again, on a Transformer run by the native kernel, past its context
+for _suite in (TestGreedy, TestTemperature, TestBeam, TestSampledBeam, TestScale, TestScaleOnMidi, TestPitchRange,
+               TestNoRepeat, TestMotifs, TestMotifsOnTokens):
+    globals()[f"{_suite.__name__}OnTransformer"] = type(f"{_suite.__name__}OnTransformer", (_suite,),
+                                                        {"model_arch": "transformer"})
 
 
 class TestBrokenSampler(mgf.testing.SamplerContract):

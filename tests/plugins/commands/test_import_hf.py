@@ -51,12 +51,15 @@ def test_past_the_context_the_window_slides(tmp_path):
     np.testing.assert_allclose(_logits(model, tokens), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_an_imported_model_generates(tmp_path):
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_an_imported_model_generates_past_its_context(tmp_path, backend):
     out, _, _ = _imported(tmp_path)
     target = tmp_path / "out.txt"
-    result = mgf_cli("generate", "--bundle", out, "--model", "numpy", "--steps", "40", "--seed", "3", "-o", target)
+    result = mgf_cli("generate", "--bundle", out, "--model", backend, "--steps", "40", "--seed", "3",
+                     "--sampler", "beam", "--num-outputs", "2", "-o", target)
     assert result.returncode == 0, result.stderr
-    assert len(target.read_text().split()) >= 40
+    written = sorted(tmp_path.glob("out*.txt"))
+    assert len(written) == 2 and all(len(path.read_text().split()) >= 40 for path in written), written
 
 
 def _write(directory, config=None, files=()):

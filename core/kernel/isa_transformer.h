@@ -1,0 +1,101 @@
+/* A Transformer block's arithmetic besides its matrix products, for one instruction set: LayerNorm, GELU and
+ * attention of one query over cached keys and values (transformer.pxi runs the block).
+ *
+ * Included by isa.h, so built once per instruction set as the products are.  Sums run in MGF_SUMS
+ * partial sums (the compiler may not reorder a float sum by itself, and a sum in one accumulator does
+ * not vectorise), so their order, and so their rounding, differs from numpy's; the references agree
+ * within float32's precision (tests/core/kernel/test_transformer.py).
+ */
+
+#define MGF_SUMS 16
+
+/* The sum of x[0..n) in MGF_SUMS partial sums. */
+MGF_INLINE float MGF_ISA_NAME(mgf_sum)(int n, const float *x)
+{
+    float part[MGF_SUMS] = {0};
+    int j = 0;
+    for (; j + MGF_SUMS <= n; j += MGF_SUMS)
+        for (int l = 0; l < MGF_SUMS; l++)
+            part[l] += x[j + l];
+    float total = 0.0f;
+    for (; j < n; j++)
+        total += x[j];
+    for (int l = 0; l < MGF_SUMS; l++)
+        total += part[l];
+    return total;
+}
+
+/* The dot product of a[0..n) and b[0..n), in MGF_SUMS partial sums. */
+MGF_INLINE float MGF_ISA_NAME(mgf_dot)(int n, const float *a, const float *b)
+{
+    float part[MGF_SUMS] = {0};
+    int j = 0;
+    for (; j + MGF_SUMS <= n; j += MGF_SUMS)
+        for (int l = 0; l < MGF_SUMS; l++)
+            part[l] += a[j + l] * b[j + l];
+    float total = 0.0f;
+    for (; j < n; j++)
+        total += a[j] * b[j];
+    for (int l = 0; l < MGF_SUMS; l++)
+        total += part[l];
+    return total;
+}
+
+/* y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, row by row, over `width` columns. */
+static void MGF_ISA_NAME(mgf_layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma,
+                                         const float *beta, float epsilon, float *y, long ldy)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        float mean = MGF_ISA_NAME(mgf_sum)(width, xr) / (float)width;
+        for (int j = 0; j < width; j++)
+            yr[j] = xr[j] - mean;
+        float variance = MGF_ISA_NAME(mgf_dot)(width, yr, yr) / (float)width;
+        float inverse = 1.0f / sqrtf(variance + epsilon);
+        for (int j = 0; j < width; j++)
+            yr[j] = yr[j] * inverse * gamma[j] + beta[j];
+    }
+}
+
+/* x = GELU(x) in place: GPT-2's tanh approximation, or with `exact` the erf form (libm's erff, scalar). */
+static void MGF_ISA_NAME(mgf_gelu)(int rows, int n, float *x, long ldx, int exact)
+{
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + r * ldx;
+        if (exact) {
+            for (int j = 0; j < n; j++)
+                xr[j] = 0.5f * xr[j] * (1.0f + erff(xr[j] * 0.70710678118654752f));
+        } else {
+            for (int j = 0; j < n; j++) {
+                float v = xr[j];
+                xr[j] = 0.5f * v * (1.0f + MGF_ISA_NAME(mgf_tanh)(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+            }
+        }
+    }
+}
+
+/* out[0..size) = softmax(q . keys[t] * scale over t < length) weighted sum of values[t]; keys and values are
+ * [length, size] rows, `scores` room for `length` floats. */
+static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const float *keys, const float *values,
+                                     float scale, float *scores, float *out)
+{
+    float top = -INFINITY;
+    for (int t = 0; t < length; t++) {
+        scores[t] = MGF_ISA_NAME(mgf_dot)(size, q, keys + (long)t * size) * scale;
+        top = scores[t] > top ? scores[t] : top;
+    }
+    for (int t = 0; t < length; t++)
+        scores[t] = MGF_ISA_NAME(mgf_exp)(scores[t] - top);
+    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
+    for (int s = 0; s < size; s++)
+        out[s] = 0.0f;
+    for (int t = 0; t < length; t++) {
+        const float *v = values + (long)t * size;
+        float w = scores[t] * inverse;
+        for (int s = 0; s < size; s++)
+            out[s] += w * v[s];
+    }
+}
+
+#undef MGF_SUMS

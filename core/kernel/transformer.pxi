@@ -1,0 +1,357 @@
+# Included by _native.pyx: a decoder-only Transformer (bundle cell "transformer", docs/bundle-format.md) with a KV cache.
+#
+# A step feeds one token per row at the state's position: its keys and values join the cache, its query attends
+# over the cache's positions so far.  Prefill (prime) runs a block of tokens per row through each matrix product
+# at once (rows = tokens x batch) and the output layer for the last token only.  The products are the recurrent
+# kernel's (mgf_product: fp32, bf16 or int8 weights, per instruction set); LayerNorm, GELU and attention are
+# isa_transformer.h's.  Past the context the cache keeps its last context // 2 tokens, read again from position 0
+# (as mgf.kernel.reference.NumpyTransformer does).  One thread: the chunked products of the recurrent kernel's
+# pool are not used here yet.
+
+cdef struct Decoder:
+    # what a step reads of a TransformerKernel; the arrays are owned by it
+    int vocab_size, width, heads, size, layers, mlp, context, rotary, exact_gelu
+    float epsilon, scale
+    mgf_isa functions
+    const float *embedding    # [V, d]
+    const float *positions    # [context, d], or NULL (rotary)
+    const float *cos          # [context, size / 2] (rotary)
+    const float *sin
+    mgf_matrix *matrices      # [4 L]: per block qkv, out, up, down
+    const float **vectors     # [10 L]: per block norm1 gamma, beta, qkv bias, out bias, norm2 gamma, beta, up bias,
+                              # down bias (two spare)
+    mgf_matrix dense
+    const float *dense_bias
+    const float *norm_gamma
+    const float *norm_beta
+
+
+cdef struct Work:
+    # the buffers of one pass of `rows` rows (tokens x batch), all [rows, width] but qkv [rows, 3 d] and up [rows, mlp]
+    float *x
+    float *h
+    float *qkv
+    float *attended
+    float *up
+    float *scratch            # the products' quantised activations
+    float *scores             # [context]
+
+
+cdef void _rotate(const Decoder *net, float *row, int position) noexcept nogil:
+    """Rotary positions on each head of one row (q or k, [heads * size]): LLaMA's rotate-half."""
+    cdef int head, i, half = net.size // 2
+    cdef const float *cos = net.cos + <long> position * half
+    cdef const float *sin = net.sin + <long> position * half
+    cdef float *v
+    cdef float a, b
+    for head in range(net.heads):
+        v = row + head * net.size
+        for i in range(half):
+            a, b = v[i], v[i + half]
+            v[i] = a * cos[i] - b * sin[i]
+            v[i + half] = b * cos[i] + a * sin[i]
+
+
+cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, int T, int start, const int *ids,
+                       Work *w, float *logits) noexcept nogil:
+    """Feed tokens ids[t * B + b] (t < T) at positions start + t: their keys and values into the cache ([L, B, heads,
+    context, size]), and the logits of the last token's rows into `logits` [B, V]."""
+    cdef int R = B * T, d = net.width, m = net.mlp, l, r, t, b, head, j
+    cdef long plane = <long> net.context * net.size, slot
+    cdef const mgf_isa *isa = &net.functions
+    cdef const float **vec
+    cdef const float *source
+    cdef float *q
+    for r in range(R):
+        source = net.embedding + <long> ids[r] * d
+        for j in range(d):
+            w.x[<long> r * d + j] = source[j]
+        if net.positions != NULL:
+            source = net.positions + <long> (start + r // B) * d
+            for j in range(d):
+                w.x[<long> r * d + j] += source[j]
+    for l in range(net.layers):
+        vec = net.vectors + 10 * l
+        isa.layer_norm(R, d, w.x, d, vec[0], vec[1], net.epsilon, w.h, d)
+        _fill_rows(w.qkv, R, 3 * d, vec[2])
+        mgf_product(isa, &net.matrices[4 * l], R, w.h, d, w.qkv, 3 * d, w.scratch)
+        for r in range(R):
+            t, b = r // B, r % B
+            q = w.qkv + <long> r * 3 * d
+            if net.rotary:
+                _rotate(net, q, start + t)
+                _rotate(net, q + d, start + t)
+            for head in range(net.heads):
+                slot = ((<long> l * B + b) * net.heads + head) * plane + <long> (start + t) * net.size
+                memcpy(keys + slot, q + d + head * net.size, net.size * sizeof(float))
+                memcpy(values + slot, q + 2 * d + head * net.size, net.size * sizeof(float))
+        for r in range(R):
+            t, b = r // B, r % B
+            q = w.qkv + <long> r * 3 * d
+            for head in range(net.heads):
+                slot = ((<long> l * B + b) * net.heads + head) * plane
+                isa.attend(start + t + 1, net.size, q + head * net.size, keys + slot, values + slot, net.scale,
+                           w.scores, w.attended + <long> r * d + head * net.size)
+        _add_rows(w.x, R, d, vec[3])
+        mgf_product(isa, &net.matrices[4 * l + 1], R, w.attended, d, w.x, d, w.scratch)
+        isa.layer_norm(R, d, w.x, d, vec[4], vec[5], net.epsilon, w.h, d)
+        _fill_rows(w.up, R, m, vec[6])
+        mgf_product(isa, &net.matrices[4 * l + 2], R, w.h, d, w.up, m, w.scratch)
+        isa.gelu(R, m, w.up, m, net.exact_gelu)
+        _add_rows(w.x, R, d, vec[7])
+        mgf_product(isa, &net.matrices[4 * l + 3], R, w.up, m, w.x, d, w.scratch)
+    isa.layer_norm(B, d, w.x + <long> (T - 1) * B * d, d, net.norm_gamma, net.norm_beta, net.epsilon, w.h, d)
+    _fill_rows(logits, B, net.vocab_size, net.dense_bias)
+    mgf_product(isa, &net.dense, B, w.h, d, logits, net.vocab_size, w.scratch)
+
+
+cdef inline void _fill_rows(float *c, int rows, int n, const float *bias) noexcept nogil:
+    cdef int r
+    for r in range(rows):
+        memcpy(c + <long> r * n, bias, n * sizeof(float))
+
+
+cdef inline void _add_rows(float *c, int rows, int n, const float *bias) noexcept nogil:
+    cdef int r, j
+    for r in range(rows):
+        for j in range(n):
+            c[<long> r * n + j] += bias[j]
+
+
+#: tokens x batch rows of one prefill pass: bounds its buffers (rows x (5 d + mlp) floats)
+DECODER_PASS_ROWS = 256
+
+
+cdef class TransformerState:
+    """The KV cache of a batch ([L, B, heads, context, size] keys and values), its length (rows step together),
+    the tokens behind it ([B, context]) and one step's buffers."""
+
+    cdef readonly int batch_size, length
+    cdef TransformerKernel owner
+    cdef object keys, values, tokens, buffers
+
+    def __cinit__(self, owner, batch_size):
+        if not isinstance(owner, TransformerKernel):
+            raise InputError("a transformer state needs the TransformerKernel it belongs to")
+        self.owner = <TransformerKernel> owner
+        size = _count(batch_size, "batch size")
+        shape = self.owner.cache_shape(size)
+        self.batch_size, self.length = size, 0
+        self.keys, self.values = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.tokens = np.zeros((size, shape[3]), np.int32)
+        self.buffers = None
+
+    def take(self, indices):
+        """A new state whose row i copies row indices[i] of this one."""
+        index = np.asarray(indices)
+        if index.size and index.dtype.kind not in "iu":
+            raise InputError(f"state indices must be integers, got {index.dtype}")
+        index = index.astype(np.intp)
+        if index.ndim != 1 or not index.size:
+            raise InputError("state indices must be 1-D and not empty")
+        if index.min() < 0 or index.max() >= self.batch_size:
+            raise InputError(f"state indices must lie in [0, {self.batch_size})")
+        taken = TransformerState(self.owner, index.size)
+        taken.keys[:, :, :, :self.length] = self.keys[:, index, :, :self.length]
+        taken.values[:, :, :, :self.length] = self.values[:, index, :, :self.length]
+        taken.tokens[:] = self.tokens[index]
+        taken.length = self.length
+        return taken
+
+
+cdef class TransformerKernel:
+    """A Transformer bundle's weights laid out for the products; read-only after construction, shareable across
+    threads (every buffer is a state's or a call's)."""
+
+    cdef readonly int vocab_size, threads, context
+    cdef readonly str precision, isa, cell
+    cdef Decoder net
+    cdef list arrays
+
+    def __cinit__(self, tensors, arch, precision="fp32", isa=None):
+        """`arch`: the bundle's mgf.contract.bundle.Arch (cell transformer); `precision` of the products' weights."""
+        cdef int l, k
+        shape = arch.transformer
+        if shape is None:
+            raise InputError("a TransformerKernel runs an arch of cell 'transformer'")
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        level = _isa_level(isa)
+        expected = arch.tensor_shapes()
+        for key, wanted in expected.items():
+            array = tensors.get(key) if isinstance(tensors, dict) else None
+            if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.shape != wanted:
+                raise InputError(f"tensor {key!r} must be a float array of shape {wanted}")
+        d, L = arch.embedding_dim, len(arch.hidden)
+        if d > 65536 or shape.mlp > 1 << 20 or max(3 * d, shape.mlp) * arch.vocab_size > _INT_MAX:
+            raise InputError("this transformer is larger than the native kernel runs")
+        self.vocab_size, self.threads, self.context, self.cell, self.precision = arch.vocab_size, 1, shape.context, \
+            "transformer", precision
+        self.isa = mgf_isa_for(level, &self.net.functions).decode()
+        self.arrays = []
+        self.net.vocab_size, self.net.width, self.net.heads, self.net.layers = arch.vocab_size, d, shape.heads, L
+        self.net.size, self.net.mlp, self.net.context = d // shape.heads, shape.mlp, shape.context
+        self.net.rotary, self.net.exact_gelu = shape.positions == "rotary", shape.activation == "gelu"
+        self.net.epsilon, self.net.scale = shape.norm_epsilon, 1.0 / np.sqrt(d // shape.heads)
+        t = {key: np.ascontiguousarray(tensors[key], np.float32) for key in expected}
+        self.net.embedding = self._keep(t["embedding"])
+        self.net.positions = self._keep(t["positions"]) if shape.positions == "learned" else NULL
+        if self.net.rotary:
+            half = self.net.size // 2
+            angles = np.arange(shape.context)[:, None] * shape.rotary_base ** (-2.0 * np.arange(half) / self.net.size)
+            self.net.cos, self.net.sin = self._keep(np.cos(angles)), self._keep(np.sin(angles))
+        self.net.matrices = <mgf_matrix *> calloc(4 * L, sizeof(mgf_matrix))
+        self.net.vectors = <const float **> calloc(10 * L, sizeof(float *))
+        if self.net.matrices == NULL or self.net.vectors == NULL:
+            raise MemoryError()
+        for l in range(L):
+            block = f"block.{l}."
+            for k, name in enumerate(("attention.qkv", "attention.out", "mlp.up", "mlp.down")):
+                self._set_matrix(&self.net.matrices[4 * l + k], t[block + name + ".kernel"])
+            for k, name in enumerate(("norm1.gamma", "norm1.beta", "attention.qkv.bias", "attention.out.bias",
+                                      "norm2.gamma", "norm2.beta", "mlp.up.bias", "mlp.down.bias")):
+                self.net.vectors[10 * l + k] = self._keep(t[block + name])
+        self._set_matrix(&self.net.dense, t["embedding"].T if shape.tied else t["dense.kernel"])
+        self.net.dense_bias = self._keep(t["dense.bias"])
+        self.net.norm_gamma, self.net.norm_beta = self._keep(t["norm.gamma"]), self._keep(t["norm.beta"])
+
+    def cache_shape(self, int batch_size):
+        """The shape of a batch's keys (and values), or InputError where it is too large to hold."""
+        shape = (self.net.layers, batch_size, self.net.heads, self.net.context, self.net.size)
+        if 2 * 4 * int(np.prod(shape, dtype=object)) > MAX_CACHE_BYTES:
+            raise InputError(f"a KV cache for {batch_size} row(s) of context {self.net.context} would take more than "
+                             f"{MAX_CACHE_BYTES >> 30} GiB")
+        return shape
+
+    cdef int _set_matrix(self, mgf_matrix *matrix, weights) except -1:
+        """Fills `matrix` with the packed form of the [k, n] `weights` (as Kernel._set_matrix), kept alive by self."""
+        weights = np.ascontiguousarray(weights, np.float32)
+        packed, scale, sums = _pack(weights, self.precision)
+        self.arrays.extend([packed, scale, sums])
+        matrix.precision = PRECISIONS.index(self.precision)
+        matrix.k, matrix.n = weights.shape
+        cdef float[:, ::1] w32
+        cdef uint32_t[:, :, ::1] panels
+        cdef float[::1] scale_view
+        cdef int32_t[::1] sums_view
+        if self.precision == "fp32":
+            w32 = packed
+            matrix.w, matrix.ldw = &w32[0, 0], w32.shape[1]
+            cols = matrix.n % MGF_TAIL
+            if cols:
+                tail = np.zeros((matrix.k, MGF_TAIL), np.float32)
+                tail[:, :cols] = weights[:, matrix.n - cols:]
+                matrix.tail = self._keep(tail)
+        else:
+            panels = packed
+            matrix.packed = &panels[0, 0, 0]
+        if scale is not None:
+            scale_view, sums_view = scale, sums
+            matrix.scale, matrix.col_sums = &scale_view[0], &sums_view[0]
+        return 0
+
+    cdef float *_keep(self, array) except NULL:
+        array = _aligned(np.asarray(array, dtype=np.float32))
+        self.arrays.append(array)
+        return _flat(array)
+
+    def __dealloc__(self):
+        free(self.net.matrices)
+        free(self.net.vectors)
+
+    def initial_state(self, batch_size):
+        return TransformerState(self, batch_size)
+
+    cdef TransformerState _checked(self, state, str what):
+        if not isinstance(state, TransformerState) or (<TransformerState> state).owner is not self:
+            raise InputError(f"{what} needs a state of this transformer, got {type(state).__name__}")
+        return <TransformerState> state
+
+    def step(self, tokens, state):
+        """Logits [B, V] after feeding tokens [B]; updates `state` in place and returns it."""
+        cdef TransformerState s = self._checked(state, "step")
+        ids = as_tokens(tokens, s.batch_size, self.vocab_size)
+        return self._feed(ids.reshape(1, -1), s), state
+
+    def prime(self, tokens, state):
+        """Logits [B, V] after feeding tokens [B, T] (T >= 1), column t at step t: what T calls of step give, up to
+        rounding, with the products of several tokens together; updates `state` in place and returns it."""
+        cdef TransformerState s = self._checked(state, "prime")
+        array = np.asarray(tokens)
+        if array.dtype.kind not in "iu":
+            raise InputError(f"token ids must be integers, got {array.dtype}")
+        if array.ndim != 2 or array.shape[0] != s.batch_size or array.shape[1] < 1:
+            raise InputError(f"expected token ids [{s.batch_size}, T] (a row per sequence, T >= 1), got shape "
+                             f"{list(array.shape)}")
+        if array.min() < 0 or array.max() >= self.vocab_size:
+            bad = array[(array < 0) | (array >= self.vocab_size)][0]
+            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.vocab_size})")
+        return self._feed(np.ascontiguousarray(array.T, np.int32), s), state
+
+    cdef object _feed(self, ids, TransformerState s):
+        """Feed ids [T, B] (checked), sliding the window whenever the cache is full; the last token's logits."""
+        cdef int C = self.context, B = s.batch_size, T = ids.shape[0], done = 0, count
+        logits = np.empty((B, self.vocab_size), np.float32)
+        while done < T:
+            if s.length == C:
+                kept = np.ascontiguousarray(s.tokens[:, C - C // 2:].T)
+                s.length = 0
+                self._pass(kept, s, logits)
+            count = min(T - done, C - s.length)
+            self._pass(ids[done:done + count], s, logits)
+            done += count
+        return logits
+
+    cdef int _pass(self, ids, TransformerState s, logits) except -1:
+        """Feed ids [T, B] at the state's length (T <= context - length), in passes of DECODER_PASS_ROWS rows."""
+        cdef int B = s.batch_size, T = ids.shape[0], per = max(1, DECODER_PASS_ROWS // B), t0, count, t, b
+        cdef int R = min(per, T) * B, d = self.net.width
+        if T == 0:  # a context of 1 keeps nothing when it slides
+            return 0
+        if R == B and s.buffers is not None:
+            buffers = s.buffers
+        else:
+            buffers = _work_buffers(R, d, self.net.mlp, self.context)
+            if R == B:
+                s.buffers = buffers
+        cdef Work work
+        _point(&work, buffers)
+        cdef const int[:, ::1] all_ids = ids
+        cdef int[:, ::1] history = s.tokens
+        cdef float *keys = _flat(s.keys)
+        cdef float *values = _flat(s.values)
+        cdef float *out = _flat(logits)
+        t0 = 0
+        while t0 < T:
+            count = min(per, T - t0)
+            for t in range(count):
+                for b in range(B):
+                    history[b, s.length + t] = all_ids[t0 + t, b]
+            with nogil:
+                decoder_pass(&self.net, keys, values, B, count, s.length, &all_ids[t0, 0], &work, out)
+            s.length += count
+            t0 += count
+        return 0
+
+
+#: the most a batch's KV cache may take: beyond, a state is refused in one line rather than swapping
+MAX_CACHE_BYTES = 16 << 30
+
+
+def _work_buffers(int rows, int d, int mlp, int context):
+    """The float32 arrays of one pass of `rows` rows (see Work)."""
+    return [np.zeros((rows, d), np.float32), np.zeros((rows, d), np.float32), np.zeros((rows, 3 * d), np.float32),
+            np.zeros((rows, d), np.float32), np.zeros((rows, mlp), np.float32),
+            np.zeros(mgf_scratch_floats(rows, max(d, mlp)), np.float32), np.zeros(context, np.float32)]
+
+
+cdef void _point(Work *work, list buffers):
+    work.x, work.h, work.qkv = _flat(buffers[0]), _flat(buffers[1]), _flat(buffers[2])
+    work.attended, work.up = _flat(buffers[3]), _flat(buffers[4])
+    work.scratch, work.scores = _flat(buffers[5]), _flat(buffers[6])
+
+
+cdef inline float *_flat(array) except NULL:
+    """The data of a C-contiguous float32 array of any shape."""
+    cdef float[::1] view = array.reshape(-1)
+    return &view[0]
