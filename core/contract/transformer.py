@@ -67,10 +67,8 @@ def parse(value: Any, width: int | None) -> Transformer:
     unknown = set(value) - set(Transformer.__dataclass_fields__)
     if unknown:
         raise ValueError(f"transformer has unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    heads, context, mlp = value.get("heads"), value.get("context"), value.get("mlp")
-    for name, number, high in (("heads", heads, MAX_HEADS), ("context", context, MAX_CONTEXT), ("mlp", mlp, 1 << 20)):
-        if not (isinstance(number, int) and not isinstance(number, bool) and 0 < number <= high):
-            raise ValueError(f"transformer {name} must be an integer in [1, {high}], got {number!r:.40}")
+    heads, context, mlp = (_count(value, name, high) for name, high in
+                           (("heads", MAX_HEADS), ("context", MAX_CONTEXT), ("mlp", 1 << 20)))
     if width is None or width % heads:
         raise ValueError(f"the model width ({width}) must be a multiple of the transformer's {heads} heads")
     positions = value.get("positions", "learned")
@@ -84,9 +82,18 @@ def parse(value: Any, width: int | None) -> Transformer:
     tied = value.get("tied", True)
     if not isinstance(tied, bool):
         raise ValueError(f"transformer tied must be true or false, got {tied!r:.40}")
-    epsilon, base = value.get("norm_epsilon", 1e-5), value.get("rotary_base", 10000.0)
-    for name, number, low, high in (("norm_epsilon", epsilon, 1e-12, 1.0), ("rotary_base", base, 1.0, 1e9)):
+    numbers: list[float] = []
+    for name, default, low, high in (("norm_epsilon", 1e-5, 1e-12, 1.0), ("rotary_base", 10000.0, 1.0, 1e9)):
+        number = value.get(name, default)
         if not (isinstance(number, (int, float)) and not isinstance(number, bool) and low <= number <= high):
             raise ValueError(f"transformer {name} must be a number in [{low:g}, {high:g}], got {number!r:.40}")
-    return Transformer(heads=heads, context=context, mlp=mlp, positions=positions, tied=tied, norm_epsilon=float(epsilon),
-                   activation=activation, rotary_base=float(base))
+        numbers.append(float(number))
+    return Transformer(heads=heads, context=context, mlp=mlp, positions=positions, tied=tied, norm_epsilon=numbers[0],
+                       activation=activation, rotary_base=numbers[1])
+
+
+def _count(value: dict[str, Any], name: str, high: int) -> int:
+    number = value.get(name)
+    if not (isinstance(number, int) and not isinstance(number, bool) and 0 < number <= high):
+        raise ValueError(f"transformer {name} must be an integer in [1, {high}], got {number!r:.40}")
+    return number

@@ -58,8 +58,8 @@ cdef extern from "dispatch.h" nogil:
         void (*layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma, const float *beta,
                            float epsilon, float *y, long ldy) noexcept nogil
         void (*gelu)(int rows, int n, float *x, long ldx, int exact) noexcept nogil
-        void (*attend)(int length, int size, const float *q, const float *keys, const float *values, float scale,
-                       float *scores, float *out) noexcept nogil
+        void (*attend)(int length, int size, const float *q, const float *keys_t, long ldk, const float *values,
+                       float scale, float *scores, float *out) noexcept nogil
     ctypedef struct mgf_matrix:
         int precision, k, n
         const float *w

@@ -44,8 +44,8 @@ typedef struct {
     void (*layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma, const float *beta,
                        float epsilon, float *y, long ldy);
     void (*gelu)(int rows, int n, float *x, long ldx, int exact);
-    void (*attend)(int length, int size, const float *q, const float *keys, const float *values, float scale,
-                   float *scores, float *out);
+    void (*attend)(int length, int size, const float *q, const float *keys_t, long ldk, const float *values,
+                   float scale, float *scores, float *out);
 } mgf_isa;
 
 /* The bf16 nearest to x (ties to even), as its 16 bits; the inputs are finite. */

@@ -75,27 +75,35 @@ static void MGF_ISA_NAME(mgf_gelu)(int rows, int n, float *x, long ldx, int exac
     }
 }
 
-/* out[0..size) = softmax(q . keys[t] * scale over t < length) weighted sum of values[t]; keys and values are
- * [length, size] rows, `scores` room for `length` floats. */
-static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const float *keys, const float *values,
-                                     float scale, float *scores, float *out)
+/* out[0..size) = softmax(q . k_t * scale over t < length) weighted sum of values[t]: two one-row products
+ * (mgf_matmul_f32, which streams the cache once in register tiles), the keys transposed, keys_t[s * ldk + t],
+ * the values [length, size] rows; `scores` room for `length` floats. */
+static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const float *keys_t, long ldk,
+                                     const float *values, float scale, float *scores, float *out)
 {
-    float top = -INFINITY;
-    for (int t = 0; t < length; t++) {
-        scores[t] = MGF_ISA_NAME(mgf_dot)(size, q, keys + (long)t * size) * scale;
-        top = scores[t] > top ? scores[t] : top;
-    }
     for (int t = 0; t < length; t++)
-        scores[t] = MGF_ISA_NAME(mgf_exp)(scores[t] - top);
+        scores[t] = 0.0f;
+    MGF_ISA_NAME(mgf_matmul_f32)(1, length, size, q, size, keys_t, ldk, NULL, scores, length);
+    float part[MGF_SUMS];
+    for (int l = 0; l < MGF_SUMS; l++)
+        part[l] = -INFINITY;
+    int t = 0;
+    for (; t + MGF_SUMS <= length; t += MGF_SUMS)
+        for (int l = 0; l < MGF_SUMS; l++)
+            part[l] = scores[t + l] > part[l] ? scores[t + l] : part[l];
+    float top = -INFINITY;
+    for (; t < length; t++)
+        top = scores[t] > top ? scores[t] : top;
+    for (int l = 0; l < MGF_SUMS; l++)
+        top = part[l] > top ? part[l] : top;
+    for (t = 0; t < length; t++)
+        scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
     float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
+    for (t = 0; t < length; t++)
+        scores[t] *= inverse;
     for (int s = 0; s < size; s++)
         out[s] = 0.0f;
-    for (int t = 0; t < length; t++) {
-        const float *v = values + (long)t * size;
-        float w = scores[t] * inverse;
-        for (int s = 0; s < size; s++)
-            out[s] += w * v[s];
-    }
+    MGF_ISA_NAME(mgf_matmul_f32)(1, size, length, scores, length, values, size, NULL, out, size);
 }
 
 #undef MGF_SUMS

@@ -54,8 +54,9 @@ cdef void _rotate(const Decoder *net, float *row, int position) noexcept nogil:
 
 cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, int T, int start, const int *ids,
                        Work *w, float *logits) noexcept nogil:
-    """Feed tokens ids[t * B + b] (t < T) at positions start + t: their keys and values into the cache ([L, B, heads,
-    context, size]), and the logits of the last token's rows into `logits` [B, V]."""
+    """Feed tokens ids[t * B + b] (t < T) at positions start + t: their keys and values into the cache (keys
+    transposed, [L, B, heads, size, context]; values [L, B, heads, context, size]), and the logits of the last
+    token's rows into `logits` [B, V]."""
     cdef int R = B * T, d = net.width, m = net.mlp, l, r, t, b, head, j
     cdef long plane = <long> net.context * net.size, slot
     cdef const mgf_isa *isa = &net.functions
@@ -82,16 +83,18 @@ cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, in
                 _rotate(net, q, start + t)
                 _rotate(net, q + d, start + t)
             for head in range(net.heads):
-                slot = ((<long> l * B + b) * net.heads + head) * plane + <long> (start + t) * net.size
-                memcpy(keys + slot, q + d + head * net.size, net.size * sizeof(float))
-                memcpy(values + slot, q + 2 * d + head * net.size, net.size * sizeof(float))
+                slot = ((<long> l * B + b) * net.heads + head) * plane
+                for j in range(net.size):  # keys transposed: [size, context]
+                    keys[slot + <long> j * net.context + start + t] = q[d + head * net.size + j]
+                memcpy(values + slot + <long> (start + t) * net.size, q + 2 * d + head * net.size,
+                       net.size * sizeof(float))
         for r in range(R):
             t, b = r // B, r % B
             q = w.qkv + <long> r * 3 * d
             for head in range(net.heads):
                 slot = ((<long> l * B + b) * net.heads + head) * plane
-                isa.attend(start + t + 1, net.size, q + head * net.size, keys + slot, values + slot, net.scale,
-                           w.scores, w.attended + <long> r * d + head * net.size)
+                isa.attend(start + t + 1, net.size, q + head * net.size, keys + slot, net.context, values + slot,
+                           net.scale, w.scores, w.attended + <long> r * d + head * net.size)
         _add_rows(w.x, R, d, vec[3])
         mgf_product(isa, &net.matrices[4 * l + 1], R, w.attended, d, w.x, d, w.scratch)
         isa.layer_norm(R, d, w.x, d, vec[4], vec[5], net.epsilon, w.h, d)
@@ -123,8 +126,8 @@ DECODER_PASS_ROWS = 256
 
 
 cdef class TransformerState:
-    """The KV cache of a batch ([L, B, heads, context, size] keys and values), its length (rows step together),
-    the tokens behind it ([B, context]) and one step's buffers."""
+    """The KV cache of a batch (keys [L, B, heads, size, context], values [L, B, heads, context, size]), its length
+    (rows step together), the tokens behind it ([B, context]) and one step's buffers."""
 
     cdef readonly int batch_size, length
     cdef TransformerKernel owner
@@ -137,7 +140,8 @@ cdef class TransformerState:
         size = _count(batch_size, "batch size")
         shape = self.owner.cache_shape(size)
         self.batch_size, self.length = size, 0
-        self.keys, self.values = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.keys = np.zeros(shape[:3] + (shape[4], shape[3]), np.float32)
+        self.values = np.zeros(shape, np.float32)
         self.tokens = np.zeros((size, shape[3]), np.int32)
         self.buffers = None
 
@@ -152,7 +156,7 @@ cdef class TransformerState:
         if index.min() < 0 or index.max() >= self.batch_size:
             raise InputError(f"state indices must lie in [0, {self.batch_size})")
         taken = TransformerState(self.owner, index.size)
-        taken.keys[:, :, :, :self.length] = self.keys[:, index, :, :self.length]
+        taken.keys[..., :self.length] = self.keys[:, index, ..., :self.length]
         taken.values[:, :, :, :self.length] = self.values[:, index, :, :self.length]
         taken.tokens[:] = self.tokens[index]
         taken.length = self.length
@@ -216,7 +220,8 @@ cdef class TransformerKernel:
         self.net.norm_gamma, self.net.norm_beta = self._keep(t["norm.gamma"]), self._keep(t["norm.beta"])
 
     def cache_shape(self, int batch_size):
-        """The shape of a batch's keys (and values), or InputError where it is too large to hold."""
+        """The shape of a batch's values (its keys: the last two axes swapped), or InputError where it is too large
+        to hold."""
         shape = (self.net.layers, batch_size, self.net.heads, self.net.context, self.net.size)
         if 2 * 4 * int(np.prod(shape, dtype=object)) > MAX_CACHE_BYTES:
             raise InputError(f"a KV cache for {batch_size} row(s) of context {self.net.context} would take more than "

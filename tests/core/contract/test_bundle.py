@@ -186,3 +186,29 @@ def test_a_written_bundle_has_the_umask_permissions(tmp_path):
     path = tmp_path / "m.safetensors"
     bundle.write(bundle.random_bundle(5, (3,)), path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
+
+
+def test_a_transformer_bundle_round_trips_and_its_shape_is_checked(tmp_path):
+    from mgf.contract.transformer import Transformer
+
+    shape = Transformer(heads=2, context=8, mlp=24, positions="rotary", tied=False, activation="gelu")
+    written = bundle.random_bundle(11, (12, 12, 12), seed=3, transformer=shape)
+    path = tmp_path / "t.safetensors"
+    bundle.write(written, path)
+    read = bundle.read(path)
+    assert read.arch == written.arch and read.arch.transformer == shape
+    assert set(read.tensors) == set(written.tensors) and "positions" not in read.tensors
+    fields = json.loads(written.arch.to_json())
+    for change, message in (({"heads": 5}, "multiple of the transformer's 5 heads"),
+                            ({"context": 0}, "context must be an integer"),
+                            ({"positions": "alibi"}, "positions must be one of"),
+                            ({"heads": 4, "positions": "rotary"}, "even head width"),
+                            ({"extra": 1}, "unknown field"),
+                            ({"norm_epsilon": "x"}, "norm_epsilon must be a number")):
+        arch = {**fields, "transformer": {**fields["transformer"], **change}}
+        with pytest.raises(BundleError, match=message):
+            bundle._parse_arch("t", arch)
+    with pytest.raises(BundleError, match="hidden width equal"):
+        bundle._parse_arch("t", {**fields, "hidden": [12, 16, 12]})
+    with pytest.raises(BundleError, match="has a transformer object"):
+        bundle._parse_arch("t", {**fields, "cell": "gru"})
