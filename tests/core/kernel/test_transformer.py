@@ -147,3 +147,15 @@ def test_limits_are_input_errors():
     broken["block.1.mlp.up.kernel"] = broken["block.1.mlp.up.kernel"][:, :5]
     with pytest.raises(InputError, match="block.1.mlp.up.kernel"):
         _native.TransformerKernel(broken, loaded.arch)
+
+
+def test_the_keras_backend_refuses_a_transformer_in_one_line(tmp_path):
+    from helpers.cli import mgf_cli
+
+    from mgf.contract import bundle
+
+    path = tmp_path / "t.safetensors"
+    bundle.write(_bundle(heads=2, mlp=48, context=16), path)
+    result = mgf_cli("generate", "--bundle", path, "--model", "keras", "--steps", "4", "-o", tmp_path / "out.txt")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "keras backend runs LSTM and GRU bundles" in result.stderr and len(result.stderr.strip().splitlines()) == 1
