@@ -5,22 +5,24 @@
 # at once (rows = tokens x batch) and the output layer for the last token only.  The products are the recurrent
 # kernel's (mgf_product: fp32, bf16 or int8 weights, per instruction set); LayerNorm, GELU and attention are
 # isa_transformer.h's.  Past the context the cache keeps its last context // 2 tokens, read again from position 0
-# (as mgf.kernel.reference.NumpyTransformer does).  One thread: the chunked products of the recurrent kernel's
-# pool are not used here yet.
+# (as mgf.kernel.reference.NumpyTransformer does).  Threads: each product's columns are split into one matrix per
+# thread (whole 64-column panels), and attention's (row, head) pairs are split between them, as jobs on the
+# kernel's pool (pool.h); LayerNorm and GELU run on the calling thread.
 
 cdef struct Decoder:
     # what a step reads of a TransformerKernel; the arrays are owned by it
-    int vocab_size, width, heads, size, layers, mlp, context, rotary, exact_gelu
+    int vocab_size, width, heads, size, layers, mlp, context, rotary, exact_gelu, threads
     float epsilon, scale
     mgf_isa functions
     const float *embedding    # [V, d]
     const float *positions    # [context, d], or NULL (rotary)
     const float *cos          # [context, size / 2] (rotary)
     const float *sin
-    mgf_matrix *matrices      # [4 L]: per block qkv, out, up, down
+    mgf_matrix *matrices      # [(4 L + 1) threads]: per block qkv, out, up, down, then the output layer; each split
+                              # into `threads` matrices of its columns
+    int *columns              # [(4 L + 1) (threads + 1)]: the first column of each part, then the width
     const float **vectors     # [10 L]: per block norm1 gamma, beta, qkv bias, out bias, norm2 gamma, beta, up bias,
                               # down bias (two spare)
-    mgf_matrix dense
     const float *dense_bias
     const float *norm_gamma
     const float *norm_beta
@@ -33,8 +35,9 @@ cdef struct Work:
     float *qkv
     float *attended
     float *up
-    float *scratch            # the products' quantised activations
-    float *scores             # [context]
+    float *scratch            # [threads, scratch_stride]: the products' quantised activations, per thread
+    long scratch_stride
+    float *scores             # [threads, context]
 
 
 cdef void _rotate(const Decoder *net, float *row, int position) noexcept nogil:
@@ -52,8 +55,61 @@ cdef void _rotate(const Decoder *net, float *row, int position) noexcept nogil:
             v[i + half] = b * cos[i] + a * sin[i]
 
 
-cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, int T, int start, const int *ids,
-                       Work *w, float *logits) noexcept nogil:
+cdef struct ProductJob:
+    const Decoder *net
+    int matrix, rows
+    const float *x
+    long ldx
+    float *c
+    long ldc
+    Work *work
+
+
+cdef void _product_chunk(void *raw, int t) noexcept nogil:
+    cdef ProductJob *job = <ProductJob *> raw
+    cdef const Decoder *net = job.net
+    cdef const mgf_matrix *m = &net.matrices[job.matrix * net.threads + t]
+    if m.n > 0:
+        mgf_product(&net.functions, m, job.rows, job.x, job.ldx,
+                    job.c + net.columns[job.matrix * (net.threads + 1) + t], job.ldc,
+                    job.work.scratch + t * job.work.scratch_stride)
+
+
+cdef void _product(const Decoder *net, mgf_pool *pool, int matrix, int rows, const float *x, long ldx, float *c,
+                   long ldc, Work *w) noexcept nogil:
+    """c[rows, n] += x @ matrix, its column parts on the pool's threads."""
+    cdef ProductJob job
+    job.net, job.matrix, job.rows, job.x, job.ldx, job.c, job.ldc, job.work = net, matrix, rows, x, ldx, c, ldc, w
+    mgf_pool_run(pool, net.threads, _product_chunk, &job)
+
+
+cdef struct AttentionJob:
+    const Decoder *net
+    float *keys
+    float *values
+    const float *qkv
+    Work *work
+    int B, R, start, layer
+
+
+cdef void _attention_chunk(void *raw, int t) noexcept nogil:
+    """Thread t's share of the (row, head) pairs: each query over the cache up to its own position."""
+    cdef AttentionJob *job = <AttentionJob *> raw
+    cdef const Decoder *net = job.net
+    cdef int pairs = job.R * net.heads, first = <int> (<long> pairs * t // net.threads)
+    cdef int last = <int> (<long> pairs * (t + 1) // net.threads), pair, r, b, head, d = net.width
+    cdef long plane = <long> net.context * net.size, slot
+    for pair in range(first, last):
+        r, head = pair // net.heads, pair % net.heads
+        b = r % job.B
+        slot = ((<long> job.layer * job.B + b) * net.heads + head) * plane
+        net.functions.attend(job.start + r // job.B + 1, net.size, job.qkv + <long> r * 3 * d + head * net.size,
+                             job.keys + slot, net.context, job.values + slot, net.scale,
+                             job.work.scores + <long> t * net.context, job.work.attended + <long> r * d + head * net.size)
+
+
+cdef void decoder_pass(const Decoder *net, mgf_pool *pool, float *keys, float *values, int B, int T, int start,
+                       const int *ids, Work *w, float *logits) noexcept nogil:
     """Feed tokens ids[t * B + b] (t < T) at positions start + t: their keys and values into the cache (keys
     transposed, [L, B, heads, size, context]; values [L, B, heads, context, size]), and the logits of the last
     token's rows into `logits` [B, V]."""
@@ -63,6 +119,7 @@ cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, in
     cdef const float **vec
     cdef const float *source
     cdef float *q
+    cdef AttentionJob attention
     for r in range(R):
         source = net.embedding + <long> ids[r] * d
         for j in range(d):
@@ -71,11 +128,13 @@ cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, in
             source = net.positions + <long> (start + r // B) * d
             for j in range(d):
                 w.x[<long> r * d + j] += source[j]
+    attention.net, attention.keys, attention.values, attention.qkv, attention.work = net, keys, values, w.qkv, w
+    attention.B, attention.R, attention.start = B, R, start
     for l in range(net.layers):
         vec = net.vectors + 10 * l
         isa.layer_norm(R, d, w.x, d, vec[0], vec[1], net.epsilon, w.h, d)
         _fill_rows(w.qkv, R, 3 * d, vec[2])
-        mgf_product(isa, &net.matrices[4 * l], R, w.h, d, w.qkv, 3 * d, w.scratch)
+        _product(net, pool, 4 * l, R, w.h, d, w.qkv, 3 * d, w)
         for r in range(R):
             t, b = r // B, r % B
             q = w.qkv + <long> r * 3 * d
@@ -88,24 +147,19 @@ cdef void decoder_pass(const Decoder *net, float *keys, float *values, int B, in
                     keys[slot + <long> j * net.context + start + t] = q[d + head * net.size + j]
                 memcpy(values + slot + <long> (start + t) * net.size, q + 2 * d + head * net.size,
                        net.size * sizeof(float))
-        for r in range(R):
-            t, b = r // B, r % B
-            q = w.qkv + <long> r * 3 * d
-            for head in range(net.heads):
-                slot = ((<long> l * B + b) * net.heads + head) * plane
-                isa.attend(start + t + 1, net.size, q + head * net.size, keys + slot, net.context, values + slot,
-                           net.scale, w.scores, w.attended + <long> r * d + head * net.size)
+        attention.layer = l
+        mgf_pool_run(pool, net.threads, _attention_chunk, &attention)
         _add_rows(w.x, R, d, vec[3])
-        mgf_product(isa, &net.matrices[4 * l + 1], R, w.attended, d, w.x, d, w.scratch)
+        _product(net, pool, 4 * l + 1, R, w.attended, d, w.x, d, w)
         isa.layer_norm(R, d, w.x, d, vec[4], vec[5], net.epsilon, w.h, d)
         _fill_rows(w.up, R, m, vec[6])
-        mgf_product(isa, &net.matrices[4 * l + 2], R, w.h, d, w.up, m, w.scratch)
+        _product(net, pool, 4 * l + 2, R, w.h, d, w.up, m, w)
         isa.gelu(R, m, w.up, m, net.exact_gelu)
         _add_rows(w.x, R, d, vec[7])
-        mgf_product(isa, &net.matrices[4 * l + 3], R, w.up, m, w.x, d, w.scratch)
+        _product(net, pool, 4 * l + 3, R, w.up, m, w.x, d, w)
     isa.layer_norm(B, d, w.x + <long> (T - 1) * B * d, d, net.norm_gamma, net.norm_beta, net.epsilon, w.h, d)
     _fill_rows(logits, B, net.vocab_size, net.dense_bias)
-    mgf_product(isa, &net.dense, B, w.h, d, logits, net.vocab_size, w.scratch)
+    _product(net, pool, 4 * net.layers, B, w.h, d, logits, net.vocab_size, w)
 
 
 cdef inline void _fill_rows(float *c, int rows, int n, const float *bias) noexcept nogil:
@@ -170,10 +224,12 @@ cdef class TransformerKernel:
     cdef readonly int vocab_size, threads, context
     cdef readonly str precision, isa, cell
     cdef Decoder net
+    cdef mgf_pool *pool
     cdef list arrays
 
-    def __cinit__(self, tensors, arch, precision="fp32", isa=None):
-        """`arch`: the bundle's mgf.contract.bundle.Arch (cell transformer); `precision` of the products' weights."""
+    def __cinit__(self, tensors, arch, precision="fp32", isa=None, threads=1):
+        """`arch`: the bundle's mgf.contract.bundle.Arch (cell transformer); `precision` of the products' weights;
+        `threads` at most one per 64 columns of the narrowest product."""
         cdef int l, k
         shape = arch.transformer
         if shape is None:
@@ -189,7 +245,9 @@ cdef class TransformerKernel:
         d, L = arch.embedding_dim, len(arch.hidden)
         if d > 65536 or shape.mlp > 1 << 20 or max(3 * d, shape.mlp) * arch.vocab_size > _INT_MAX:
             raise InputError("this transformer is larger than the native kernel runs")
-        self.vocab_size, self.threads, self.context, self.cell, self.precision = arch.vocab_size, 1, shape.context, \
+        narrowest = min(d, arch.vocab_size, shape.mlp)
+        T = min(_count(threads, "threads"), max(1, -(-narrowest // MGF_PANEL))) if MGF_POOL_THREADS else 1
+        self.vocab_size, self.threads, self.context, self.cell, self.precision = arch.vocab_size, T, shape.context, \
             "transformer", precision
         self.isa = mgf_isa_for(level, &self.net.functions).decode()
         self.arrays = []
@@ -204,20 +262,31 @@ cdef class TransformerKernel:
             half = self.net.size // 2
             angles = np.arange(shape.context)[:, None] * shape.rotary_base ** (-2.0 * np.arange(half) / self.net.size)
             self.net.cos, self.net.sin = self._keep(np.cos(angles)), self._keep(np.sin(angles))
-        self.net.matrices = <mgf_matrix *> calloc(4 * L, sizeof(mgf_matrix))
+        self.net.threads = T
+        self.net.matrices = <mgf_matrix *> calloc((4 * L + 1) * T, sizeof(mgf_matrix))
         self.net.vectors = <const float **> calloc(10 * L, sizeof(float *))
         if self.net.matrices == NULL or self.net.vectors == NULL:
             raise MemoryError()
+        weights = [t[f"block.{l}.{name}.kernel"] for l in range(L)
+                   for name in ("attention.qkv", "attention.out", "mlp.up", "mlp.down")]
+        weights.append(t["embedding"].T if shape.tied else t["dense.kernel"])
+        columns = []
+        for k, matrix in enumerate(weights):
+            n = matrix.shape[1]
+            bounds = [min(n, MGF_PANEL * (-(-n // MGF_PANEL) * part // T)) for part in range(T)] + [n]
+            columns += bounds
+            for part in range(T):
+                self._set_matrix(&self.net.matrices[k * T + part], matrix[:, bounds[part]:bounds[part + 1]])
+        self.net.columns = self._ints(columns)
         for l in range(L):
-            block = f"block.{l}."
-            for k, name in enumerate(("attention.qkv", "attention.out", "mlp.up", "mlp.down")):
-                self._set_matrix(&self.net.matrices[4 * l + k], t[block + name + ".kernel"])
             for k, name in enumerate(("norm1.gamma", "norm1.beta", "attention.qkv.bias", "attention.out.bias",
                                       "norm2.gamma", "norm2.beta", "mlp.up.bias", "mlp.down.bias")):
-                self.net.vectors[10 * l + k] = self._keep(t[block + name])
-        self._set_matrix(&self.net.dense, t["embedding"].T if shape.tied else t["dense.kernel"])
+                self.net.vectors[10 * l + k] = self._keep(t[f"block.{l}.{name}"])
         self.net.dense_bias = self._keep(t["dense.bias"])
         self.net.norm_gamma, self.net.norm_beta = self._keep(t["norm.gamma"]), self._keep(t["norm.beta"])
+        self.pool = mgf_pool_start(T)
+        if T > 1 and self.pool == NULL:
+            raise MemoryError("could not start the kernel's threads")
 
     def cache_shape(self, int batch_size):
         """The shape of a batch's values (its keys: the last two axes swapped), or InputError where it is too large
@@ -229,8 +298,12 @@ cdef class TransformerKernel:
         return shape
 
     cdef int _set_matrix(self, mgf_matrix *matrix, weights) except -1:
-        """Fills `matrix` with the packed form of the [k, n] `weights` (as Kernel._set_matrix), kept alive by self."""
+        """Fills `matrix` with the packed form of the [k, n] `weights` (as Kernel._set_matrix), kept alive by self;
+        n = 0 leaves it empty (a thread without columns)."""
         weights = np.ascontiguousarray(weights, np.float32)
+        if weights.shape[1] == 0:
+            matrix.n = 0
+            return 0
         packed, scale, sums = _pack(weights, self.precision)
         self.arrays.extend([packed, scale, sums])
         matrix.precision = PRECISIONS.index(self.precision)
@@ -260,7 +333,13 @@ cdef class TransformerKernel:
         self.arrays.append(array)
         return _flat(array)
 
+    cdef int *_ints(self, values) except NULL:
+        cdef int[::1] view = np.array(values, np.int32)
+        self.arrays.append(view)
+        return &view[0]
+
     def __dealloc__(self):
+        mgf_pool_stop(self.pool)
         free(self.net.matrices)
         free(self.net.vectors)
 
@@ -316,7 +395,7 @@ cdef class TransformerKernel:
         if R == B and s.buffers is not None:
             buffers = s.buffers
         else:
-            buffers = _work_buffers(R, d, self.net.mlp, self.context)
+            buffers = _work_buffers(R, d, self.net.mlp, self.context, self.threads)
             if R == B:
                 s.buffers = buffers
         cdef Work work
@@ -333,7 +412,7 @@ cdef class TransformerKernel:
                 for b in range(B):
                     history[b, s.length + t] = all_ids[t0 + t, b]
             with nogil:
-                decoder_pass(&self.net, keys, values, B, count, s.length, &all_ids[t0, 0], &work, out)
+                decoder_pass(&self.net, self.pool, keys, values, B, count, s.length, &all_ids[t0, 0], &work, out)
             s.length += count
             t0 += count
         return 0
@@ -343,17 +422,19 @@ cdef class TransformerKernel:
 MAX_CACHE_BYTES = 16 << 30
 
 
-def _work_buffers(int rows, int d, int mlp, int context):
+def _work_buffers(int rows, int d, int mlp, int context, int threads):
     """The float32 arrays of one pass of `rows` rows (see Work)."""
     return [np.zeros((rows, d), np.float32), np.zeros((rows, d), np.float32), np.zeros((rows, 3 * d), np.float32),
             np.zeros((rows, d), np.float32), np.zeros((rows, mlp), np.float32),
-            np.zeros(mgf_scratch_floats(rows, max(d, mlp)), np.float32), np.zeros(context, np.float32)]
+            np.zeros((threads, mgf_scratch_floats(rows, max(d, mlp))), np.float32),
+            np.zeros((threads, context), np.float32)]
 
 
 cdef void _point(Work *work, list buffers):
     work.x, work.h, work.qkv = _flat(buffers[0]), _flat(buffers[1]), _flat(buffers[2])
     work.attended, work.up = _flat(buffers[3]), _flat(buffers[4])
     work.scratch, work.scores = _flat(buffers[5]), _flat(buffers[6])
+    work.scratch_stride = buffers[5].shape[1]
 
 
 cdef inline float *_flat(array) except NULL:

@@ -71,8 +71,8 @@ class NativeModel(Model):
 
     def __init__(self, loaded: bundle.Bundle, threads: int, precision: str = "fp32") -> None:
         self.arch = loaded.arch
-        if loaded.arch.transformer is not None:  # one thread for now (transformer.pxi)
-            self.kernel = _kernel().TransformerKernel(loaded.tensors, loaded.arch, precision)
+        if loaded.arch.transformer is not None:
+            self.kernel = _kernel().TransformerKernel(loaded.tensors, loaded.arch, precision, threads=threads)
         else:
             self.kernel = _kernel().Kernel(loaded.tensors, loaded.arch.vocab_size, loaded.arch.hidden, threads,
                                            precision, cell=loaded.arch.cell)

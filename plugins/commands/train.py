@@ -13,6 +13,7 @@ import numpy as np
 from mgf import BundleError, Infilling, InputError, UsageError, check_output, get_representation, hookimpl
 from mgf.contract import bundle
 from mgf.contract import registry as plugin_registry
+from mgf.contract import transformer as transformers
 from mgf.contract.clock import clock_of
 from mgf.contract.controls import Conditioned, families_for
 from mgf.training.controls import Conditioning, parse_controls
@@ -58,6 +59,7 @@ def _train(args):
     if args.infill_context is not None and (args.infill_context < 1 or not args.infill):
         raise UsageError("--infill-context takes a positive number of tokens, with --infill")
     check_workers(args)
+    transformer = _transformer(args)
     transpose = _transpose(args.transpose)
     check_output(args.output)  # before hours of training, not at the first checkpoint
     representation = None if args.repr is None else get_representation(args.repr, **parse_config(args.config))
@@ -88,7 +90,7 @@ def _train(args):
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, val_split=args.val_split, seed=args.seed,
         patience=args.patience, dropout=args.dropout, transpose=transpose, resume=args.resume, quiet=args.quiet,
         log_every=args.log_every, workers=workers(args), scheduler=args.scheduler, distributed=args.distributed,
-        infill=args.infill, infill_context=args.infill_context, controls=controls,
+        infill=args.infill, infill_context=args.infill_context, controls=controls, transformer=transformer,
         command="mgf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     # in a child process, which a signal can stop even while TensorFlow blocks (keras_support.in_child)
@@ -110,6 +112,21 @@ def _trained(representation, sources, output, **kwargs):
 
 
 TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def _transformer(args):
+    """The Transformer ``--arch transformer`` asks for (``--heads``, ``--context``, ``--mlp``), checked; else None."""
+    if args.cell != "transformer":
+        if args.context is not None or args.mlp is not None or args.heads != 4:
+            raise UsageError("--heads, --context and --mlp are for --arch transformer")
+        return None
+    context = args.seq_len if args.context is None else args.context
+    mlp = 4 * args.hidden if args.mlp is None else args.mlp
+    try:
+        return transformers.parse({"heads": args.heads, "context": context, "mlp": mlp, "tied": False,
+                                   "activation": "gelu"}, args.hidden)
+    except ValueError as error:
+        raise UsageError(f"--arch transformer: {error}") from None
 
 
 def _peers(text: str | None) -> list[str]:
@@ -208,7 +225,7 @@ def _trained_bundle(path):
 
 @hookimpl
 def register_commands(cli):
-    p = cli.command("train", "Train an LSTM or GRU network (--cell) on music with Keras and write a bundle "
+    p = cli.command("train", "Train an LSTM, GRU or Transformer network (--arch) on music with Keras and write a bundle "
                              "(needs mgf-music[keras]).")
     add_repr_options(p)
     p.add_argument("--data", required=True, action="append",
@@ -221,11 +238,17 @@ def register_commands(cli):
     p.add_argument("--peer-timeout", type=float, default=300, metavar="SECONDS",
                    help="with --distributed: how long to wait for every worker in TF_CONFIG to join before giving up "
                         "(default: 300)")
-    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm",
-                   help="recurrent cell: lstm, or gru (Keras GRU, reset_after=True; every backend runs both) "
-                        "(default: lstm)")
-    p.add_argument("--hidden", type=int, default=256, help="units per recurrent layer (default: 256)")
-    p.add_argument("--layers", type=int, default=2, help=f"recurrent layers, at most {MAX_LAYERS} (default: 2)")
+    p.add_argument("--cell", "--arch", dest="cell", choices=("lstm", "gru", "transformer"), default="lstm",
+                   help="the network: lstm, gru (Keras GRU, reset_after=True) or transformer (GPT-2's block: "
+                        "--heads, --context, --mlp; learned positions) (default: lstm)")
+    p.add_argument("--hidden", "--d-model", dest="hidden", type=int, default=256,
+                   help="units per recurrent layer, or a Transformer's width (default: 256)")
+    p.add_argument("--layers", type=int, default=2,
+                   help=f"recurrent layers, or Transformer blocks, at most {MAX_LAYERS} (default: 2)")
+    p.add_argument("--heads", type=int, default=4, help="with --arch transformer: attention heads (default: 4)")
+    p.add_argument("--context", type=int,
+                   help="with --arch transformer: positions it reads, at least --seq-len (default: --seq-len)")
+    p.add_argument("--mlp", type=int, help="with --arch transformer: MLP width (default: 4 x --d-model)")
     p.add_argument("--embedding", type=int, default=64, help="embedding width; 0 for one-hot input (default: 64)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per training window, at most the longest piece (default: 128)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")

@@ -22,7 +22,7 @@ import zipfile
 from mgf import InputError
 
 SUPPORTED = ("Embedding or CategoryEncoding(one_hot), then LSTM layers or GRU(reset_after=True) layers (default activations), "
-             "then Dense (linear or softmax)")
+             "then Dense (linear or softmax); or a Transformer made by mgf train --arch transformer")
 
 #: float32 weights, gradients and Adam's two moments when training; when exporting, the weights as Keras
 #: initialises them, as read from the file, as float32 arrays and as the bundle: four copies too
@@ -137,6 +137,14 @@ def _parameters(path: str, config) -> tuple[int, int]:
             parameters += vocab * width
         elif kind == "CategoryEncoding":
             width = _integer(path, name, "num_tokens", options.get("num_tokens"))
+        elif kind in ("Add", "LayerNormalization") and width is not None:  # a Transformer's (keras/transformer.py)
+            parameters += 2 * width if kind == "LayerNormalization" else 0
+        elif kind == "Positions" and width is not None:
+            parameters += _integer(path, name, "context", options.get("context")) * width
+        elif kind == "MultiHeadAttention" and width is not None:
+            inner = _integer(path, name, "num_heads", options.get("num_heads")) * _integer(
+                path, name, "key_dim", options.get("key_dim"))
+            parameters += 3 * (width + 1) * inner + (inner + 1) * width
         elif kind in ("LSTM", "GRU", "Dense") and width is not None:
             units = _integer(path, name, "units", options.get("units"))
             if kind == "Dense":

@@ -41,7 +41,12 @@ _RECURRENT = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}  # bundle cell
 
 
 def build(arch: Arch, dropout: float = 0.0) -> keras.Model:
-    """The training network: tokens [B, T] -> logits [B, T, V]; dropout after each LSTM or GRU acts in training only."""
+    """The training network: tokens [B, T] -> logits [B, T, V]; dropout after each LSTM or GRU acts in training only
+    (a Transformer's: mgf.plugins.keras.transformer)."""
+    if arch.transformer is not None:
+        from mgf.plugins.keras import transformer
+
+        return transformer.build(arch, dropout)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     if arch.embedding_dim:
         x = keras.layers.Embedding(arch.vocab_size, arch.embedding_dim, name="embedding")(tokens)
@@ -57,7 +62,12 @@ def build(arch: Arch, dropout: float = 0.0) -> keras.Model:
 
 
 def to_tensors(model: keras.Model) -> tuple[Arch, dict[str, np.ndarray]]:
-    """Architecture and bundle tensors of a Keras model built like :func:`build` (by mgf or by hand)."""
+    """Architecture and bundle tensors of a Keras model built like :func:`build` (by mgf or by hand; a Transformer:
+    by mgf)."""
+    from mgf.plugins.keras import transformer
+
+    if transformer.built_here(model):
+        return transformer.to_tensors(model)
     layers = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout))]
     tensors: dict[str, np.ndarray] = {}
     embedding_dim, vocab_size, hidden = None, None, []
@@ -121,6 +131,8 @@ def load_keras(path: str, compile: bool = False) -> keras.Model:
     """A saved ``.keras`` model, loaded in safe mode (no Lambda code is ever deserialised); ``compile``
     also restores its optimizer with its state (a training checkpoint's).  The archive is checked first
     (:func:`keras_archive.check`): Keras trusts what it holds."""
+    from mgf.plugins.keras import transformer  # noqa: F401 - registers its Positions layer, which a Transformer holds
+
     keras_archive.check(path)
     try:
         return keras.models.load_model(path, safe_mode=True, compile=compile)

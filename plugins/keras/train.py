@@ -34,6 +34,7 @@ from mgf.training.sources import augment, Dataset, files
 from mgf.training.split import held_out_files, sides
 from mgf.training.windows import windows as cut_windows
 from mgf.contract.bundle import Arch, Bundle
+from mgf.contract.transformer import Transformer
 
 from mgf.plugins.keras.archive import BYTES_PER_PARAMETER, check_memory
 from mgf.plugins.keras.net import build, keras, load_keras, to_tensors
@@ -201,6 +202,7 @@ def train(
     infill: float = 0.0,
     infill_context: int | None = None,
     controls: Sequence[tuple[str, float]] = (),
+    transformer: Transformer | None = None,
 ) -> Bundle | None:
     """Train on the pieces of ``sources`` and write the bundle to ``output`` (the Keras model goes beside it as ``.keras``).
 
@@ -214,7 +216,11 @@ def train(
     examples (:mod:`mgf.training.infill`) with ``infill_context`` tokens each side (default: a quarter of the window);
     the model then scores the representation's ids and the four of :class:`mgf.Infilling`.  ``controls``: the
     attribute controls (:mod:`mgf.training.controls`) by name, each with the probability that a window leaves it out.
+    ``transformer``: train a Transformer of ``len(hidden)`` blocks of ``hidden[0]`` (``cell`` and ``embedding_dim``
+    aside) of this shape instead; ``seq_len`` at most its context.
     """
+    if transformer is not None and seq_len > transformer.context:
+        raise UsageError(f"--seq-len {seq_len} is longer than the Transformer's context ({transformer.context})")
     import tensorflow as tf
 
     if distributed:
@@ -234,8 +240,11 @@ def train(
     infilling = None if clock is None else Infilling(representation)
     scored = infilling or representation
     conditioned = Conditioned(scored, families) if families else None
-    arch = Arch(vocab_size=(conditioned or scored).vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim,
-                cell=cell)
+    vocab_size = (conditioned or scored).vocab_size
+    if transformer is not None:
+        arch = Arch.of_transformer(vocab_size, hidden[0], len(hidden), **transformer.as_dict())
+    else:
+        arch = Arch(vocab_size=vocab_size, hidden=tuple(hidden), embedding_dim=embedding_dim, cell=cell)
     source = " + ".join(sources)
     skipped = sum(d.manifest["files"]["skipped"] for d in datasets)
     if not any(d.manifest["pieces"] for d in datasets):
@@ -448,8 +457,12 @@ def _check_fits(arch: Arch, batch: int, seq_len: int) -> None:
     backpropagation through a window keeps (per token: the input, each layer's gates, cell and output, the logits
     and their gradient)."""
     parameters = sum(math.prod(shape) for shape in arch.tensor_shapes().values())
-    gates = 3 if arch.cell == "gru" else 4
-    per_token = (arch.embedding_dim or arch.vocab_size) + sum((gates + 3) * h for h in arch.hidden) + 3 * arch.vocab_size
+    if arch.transformer is not None:  # per block: norms, q k v, attention weights per head, output, MLP, sums
+        shape = arch.transformer
+        per_token = sum(10 * h + 2 * shape.mlp + shape.heads * seq_len for h in arch.hidden) + 3 * arch.vocab_size
+    else:
+        gates = 3 if arch.cell == "gru" else 4
+        per_token = (arch.embedding_dim or arch.vocab_size) + sum((gates + 3) * h for h in arch.hidden) + 3 * arch.vocab_size
     check_memory(BYTES_PER_PARAMETER * parameters + 4 * batch * seq_len * per_token,
                  f"this network's {parameters:,} parameters and batches of {batch} windows of {seq_len} tokens", "to train",
                  UsageError)

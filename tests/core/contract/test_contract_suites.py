@@ -89,6 +89,10 @@ class TestNativeTransformer(mgf.testing.BackendContract):
         return paths
 
 
+class TestNativeTransformerThreads(TestNativeTransformer):
+    options = {"threads": 2}
+
+
 class TestNumpy(mgf.testing.BackendContract):
     """The reference against itself: the batching, take, thread and error checks still bite."""
 

@@ -159,3 +159,18 @@ def test_the_keras_backend_refuses_a_transformer_in_one_line(tmp_path):
     result = mgf_cli("generate", "--bundle", path, "--model", "keras", "--steps", "4", "-o", tmp_path / "out.txt")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "keras backend runs LSTM and GRU bundles" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_two_threads_give_one_threads_logits(precision, batch):
+    """Columns split into 64-wide parts (an output of 130: 128 + 2) and attention's (row, head) pairs split between
+    the threads: the same arithmetic, so the same numbers."""
+    loaded = _bundle(vocab=130, width=128, heads=4, mlp=320, context=24, seed=9)
+    tokens = np.random.default_rng(9).integers(0, 130, (batch, 60))
+    one = mgf.load_model(loaded, backend="native", precision=precision, threads=1)
+    two = mgf.load_model(loaded, backend="native", precision=precision, threads=2)
+    assert two.threads == 2
+    np.testing.assert_array_equal(_steps(one, tokens)[0], _steps(two, tokens)[0])
+    np.testing.assert_array_equal(one.prime(tokens, one.initial_state(batch))[0],
+                                  two.prime(tokens, two.initial_state(batch))[0])
