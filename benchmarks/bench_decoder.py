@@ -5,8 +5,8 @@ Run ``python benchmarks/bench_decoder.py [--rounds N] [--quick]``; it prints a M
 RESULTS.md).  Random GPT-2-shaped bundles (learned positions, tied output, V = 130, MLP 4 d) of d = 256 / 4 blocks
 and d = 512 / 8 blocks; each step is taken with ``context - 32`` positions already cached (a primer prefilled on
 one row, then ``take`` to the batch), rounds interleaved, medians of wall time per step.  ONNX Runtime runs on 1
-and 2 threads; mgf's Transformer kernel runs on one thread whatever the setting (its 2-thread column is the same
-kernel), the numpy reference on one BLAS thread.  Prefill: ``Model.prime`` of the primer at B = 1, per token,
+and 2 threads, and so does mgf's Transformer kernel (``threads=2``: each product's columns and attention's (row, head)
+pairs split between the cores); the numpy reference on one BLAS thread.  Prefill: ``Model.prime`` of the primer at B = 1, per token,
 against a decode step at B = 1 at the same precision.
 """
 
@@ -63,6 +63,11 @@ def check_ort(loaded, reference, state, past: int) -> None:
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), "the ONNX graph is not the reference"
 
 
+def state_for(model, primer):
+    """``model``'s state after ``primer`` (one row)."""
+    return model.prime(primer, model.initial_state(1))[1]
+
+
 def cell(width: int, layers: int, context: int, batch: int, rounds: int, numpy_too: bool) -> dict[str, float]:
     loaded = random_bundle(130, (width,) * layers, seed=0,
                            transformer=Transformer(heads=width // 64, context=context, mlp=4 * width))
@@ -76,6 +81,8 @@ def cell(width: int, layers: int, context: int, batch: int, rounds: int, numpy_t
         _, state = model.prime(primer, state)
         prefill[precision] = (time.perf_counter() - started) / past
         runners[f"mgf {precision}"] = native_stepper(model, state, batch)
+        threaded = mgf.load_model(loaded, backend="native", precision=precision, threads=2)
+        runners[f"mgf {precision} 2t"] = native_stepper(threaded, state_for(threaded, primer), batch)
     if numpy_too:
         reference = mgf.load_model(loaded, backend="numpy")
         state = reference.initial_state(1)
@@ -107,19 +114,20 @@ def main() -> None:
     args = parser.parse_args()
     probe = random_bundle(3, (64,), transformer=Transformer(heads=1, context=4, mlp=4))
     print(f"machine: {mgf.load_model(probe, backend='native').kernel.isa}")
-    print("\n| d/blocks | context | B | ORT 1t | ORT 2t | numpy | mgf fp32 | bf16 | int8 | best vs ORT 1t | vs ORT 2t "
-          "| prefill/decode fp32, bf16, int8 |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    print("\n| d/blocks | context | B | ORT 1t | ORT 2t | numpy | mgf fp32 | bf16 | int8 | mgf 2t fp32 | bf16 | int8 "
+          "| best vs ORT 1t | 2t vs ORT 2t | prefill/decode fp32, bf16, int8 |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     for width, layers in SHAPES[:1] if args.quick else SHAPES:
         for context in CONTEXTS[:1] if args.quick else CONTEXTS:
             for batch in BATCHES:
                 m = cell(width, layers, context, batch, args.rounds, numpy_too=width == 256)
                 best = min(m[f"mgf {p}"] for p in PRECISIONS)
+                best2 = min(m[f"mgf {p} 2t"] for p in PRECISIONS)
                 prefill = ", ".join(f"{m[f'prefill {p}']:.2f}" for p in PRECISIONS) if batch == 1 else ""
-                print(f"| {width}/{layers} | {context} | {batch} | {m['ORT 1t']:.0f} | {m['ORT 2t']:.0f} | "
-                      f"{m.get('numpy', float('nan')):.0f} | {m['mgf fp32']:.0f} | {m['mgf bf16']:.0f} | "
-                      f"{m['mgf int8']:.0f} | {m['ORT 1t'] / best:.2f}x | {m['ORT 2t'] / best:.2f}x | {prefill} |",
-                      flush=True)
+                numpy = f"{m['numpy']:.0f}" if "numpy" in m else ""
+                print(f"| {width}/{layers} | {context} | {batch} | {m['ORT 1t']:.0f} | {m['ORT 2t']:.0f} | {numpy} | "
+                      + " | ".join(f"{m[f'mgf {p}{t}']:.0f}" for t in ("", " 2t") for p in PRECISIONS)
+                      + f" | {m['ORT 1t'] / best:.2f}x | {m['ORT 2t'] / best2:.2f}x | {prefill} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def run_workers(command, count, env):
                 p.wait()
 
 
-def test_two_workers_train_what_one_does(tmp_path):
+@pytest.mark.parametrize("arch", [[], ["--arch", "transformer", "--heads", "2"]], ids=["lstm", "transformer"])
+def test_two_workers_train_what_one_does(tmp_path, arch):
     env = {**os.environ, "MGF_CACHE_DIR": str(tmp_path / "cache")}
     music = tmp_path / "music"
     music.mkdir()
@@ -66,7 +67,7 @@ def test_two_workers_train_what_one_does(tmp_path):
         (music / f"p{i}.txt").write_text(" ".join(str((start + step * j) % 40) for j in range(60)))
     build(get_representation("tokens", vocab_size=41), str(music), str(tmp_path / "ds"))
     base = [sys.executable, "-m", "mgf.cli.main", "train", "--data", str(tmp_path / "ds"), "--hidden", "16",
-            "--layers", "1", "--seq-len", "30", "--batch-size", "8", "--val-split", "0.2", "--lr", "0.01"]
+            "--layers", "1", "--seq-len", "30", "--batch-size", "8", "--val-split", "0.2", "--lr", "0.01", *arch]
     one = subprocess.run([*base, "--epochs", "2", "-o", str(tmp_path / "one.safetensors")], capture_output=True,
                          text=True, env=env, timeout=LIMIT)
     assert one.returncode == 0, one.stderr

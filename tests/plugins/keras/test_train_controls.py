@@ -22,8 +22,9 @@ pytest.importorskip("mgf_register")
 NOTES = mgf.get_representation("notes")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+@pytest.fixture(scope="module", params=[[], ["--arch", "transformer", "--heads", "2"]], ids=["lstm", "transformer"])
+def run(tmp_path_factory, request):
+    """The run, of an LSTM and of a Transformer: infilling and every control work on both."""
     root = tmp_path_factory.mktemp("controls")
     data = root / "data"
     data.mkdir()
@@ -32,7 +33,7 @@ def run(tmp_path_factory):
     out = root / "m.safetensors"
     done = mgf_cli("train", "--repr", "notes", "--data", data, "--hidden", "32", "--layers", "1", "--embedding", "8",
                    "--seq-len", "1000", "--epochs", "1", "--val-split", "0.2", "--infill", "0.5",
-                   "--controls", "chord,key=0.25,density,register", "--workers", "1", "--quiet", "-o", out,
+                   "--controls", "chord,key=0.25,density,register", "--workers", "1", "--quiet", "-o", out, *request.param,
                    env={**os.environ, "MGF_CACHE_DIR": str(root / "cache")})
     assert done.returncode == 0, done.stderr
     return types.SimpleNamespace(root=root, out=out)
