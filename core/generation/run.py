@@ -350,7 +350,8 @@ class Run:
 
         rows, done = len(history), first - len(self.primer)  # errors count the steps after the primer
         kernel = getattr(self.model, "kernel", None)
-        if (isinstance(kernel, _native.Kernel) and isinstance(state, _native.KernelState) and self.greedy is not None
+        native = ((_native.Kernel, _native.KernelState), (_native.TransformerKernel, _native.TransformerState))
+        if (any(isinstance(kernel, k) and isinstance(state, s) for k, s in native) and self.greedy is not None
                 and not self.applying and os.environ.get("MGF_PYTHON_LOOP") != "1"):
             logits = np.ascontiguousarray(logits, np.float32)  # the loop writes each step's logits into it
             uniforms = self.rng.random((count, rows)) if not self.greedy else np.empty((0, 0))

@@ -43,7 +43,7 @@ cdef void _choose_chunk(void *job, int t) noexcept nogil:
         j.ids[b] = token
 
 
-def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] logits not None,
+def generate(kernel not None, state not None, float[:, ::1] logits not None,
              RuleSet ruleset not None, Chooser chooser not None, const double[:, ::1] uniforms not None,
              int32_t[:, ::1] history not None, int first, int count, bint more):
     """Choose `count` tokens per row into history[:, first:], stepping the kernel after each (and after the last if
@@ -54,10 +54,25 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
     first token to choose and, on return, those after the last token fed.  `uniforms` is [count, B] for the draw
     (one per row and step), anything for a greedy chooser.  Returns None, or (step, row, rule) where rule is the
     index of the rule that left no token, -2 for non-finite logits.  Rows are chosen on the kernel's threads when
-    there are enough of them to share.
+    there are enough of them to share.  `kernel`: a recurrent Kernel with its KernelState, or a TransformerKernel
+    with its TransformerState.
     """
+    cdef Kernel recurrent = None
+    cdef KernelState recurrent_state = None
+    cdef TransformerKernel transformer = None
+    cdef TransformerState transformer_state = None
+    cdef mgf_pool *kernel_pool
+    if isinstance(kernel, Kernel) and isinstance(state, KernelState):
+        recurrent, recurrent_state = <Kernel> kernel, <KernelState> state
+        owner, kernel_pool = recurrent_state.owner, recurrent.pool
+    elif isinstance(kernel, TransformerKernel) and isinstance(state, TransformerState):
+        transformer, transformer_state = <TransformerKernel> kernel, <TransformerState> state
+        owner, kernel_pool = transformer_state.owner, transformer.pool
+    else:
+        raise InputError(f"generate: a native kernel and its state, not {type(kernel).__name__} and "
+                         f"{type(state).__name__}")
     cdef int B = state.batch_size, V = kernel.vocab_size, N = history.shape[1], i, b, t
-    if state.owner is not kernel:
+    if owner is not kernel:
         raise InputError("generate: this state belongs to another model")
     if logits.shape[0] != B or logits.shape[1] != V or history.shape[0] != B or ruleset.batch_size != B:
         raise InputError(f"generate: logits, history and rules must have {B} rows and logits {V} columns")
@@ -78,8 +93,10 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
             raise InputError("generate: uniforms must lie in [0, 1)")
     if chooser.needs_history:
         _in_range(np.asarray(history[:, :first]), 0, V, "generate: history tokens")
+    if transformer is not None and transformer_state.cache.length + count + more > transformer.context:
+        transformer_state.widen()  # a slide is due within the loop
     cdef int parts = kernel.threads if B >= 4 * kernel.threads else 1
-    cdef mgf_pool *pool = kernel.pool if parts > 1 else NULL
+    cdef mgf_pool *pool = kernel_pool if parts > 1 else NULL
     cdef ChooseJob job
     memset(&job, 0, sizeof(job))
     job.rules, job.rows, job.chooser = &ruleset.compiled.rules, &ruleset.rows, &chooser.chooser
@@ -106,8 +123,11 @@ def generate(Kernel kernel not None, KernelState state not None, float[:, ::1] l
                     break
                 for b in range(B):
                     history[b, first + i] = job.ids[b]
-                if i + 1 < count or more:
-                    net_step(&kernel.net, kernel.pool, &state.buffers, job.ids, &logits[0, 0])
+                if (i + 1 < count or more) and recurrent is not None:
+                    net_step(&recurrent.net, recurrent.pool, &recurrent_state.buffers, job.ids, &logits[0, 0])
+                elif i + 1 < count or more:
+                    transformer_feed(&transformer.net, transformer.pool, &transformer_state.cache, job.ids, 1,
+                                     &logits[0, 0])
     finally:
         if job.work:
             _free_workspaces(job.work, parts)

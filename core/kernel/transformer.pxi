@@ -179,13 +179,61 @@ cdef inline void _add_rows(float *c, int rows, int n, const float *bias) noexcep
 DECODER_PASS_ROWS = 256
 
 
+cdef struct Cache:
+    # what feeding writes of one TransformerState; the arrays are owned by the state
+    float *keys               # [L, B, heads, size, context]
+    float *values             # [L, B, heads, context, size]
+    int *tokens               # [B, context]: the tokens behind the cache, which a slide reads again
+    int batch, length         # rows, and positions cached (the same for every row: rows step together)
+    Work step                 # the buffers of a pass of one token (B rows)
+    Work wide                 # of a pass of `per` tokens (per B rows): a primer's, a slide's; allocated on demand
+    int per                   # 0 until `wide` is
+    int *kept                 # [context / 2, B]: a slide's tokens, token-major (with `wide`)
+
+
+cdef int _passes(const Decoder *net, mgf_pool *pool, Cache *c, const int *ids, int T, float *logits) noexcept nogil:
+    """Feed ids [T, B] at the cache's length (T <= context - length) in passes of one token (c.step) or of c.per
+    tokens (c.wide, once allocated); the last token's logits into `logits`."""
+    cdef int B = c.batch, C = net.context, t0 = 0, count, t, b
+    cdef int per = c.per if c.per > 0 else 1
+    cdef Work *work = &c.wide if c.per > 0 and T > 1 else &c.step
+    while t0 < T:
+        count = min(per, T - t0) if work == &c.wide else 1
+        for t in range(count):
+            for b in range(B):
+                c.tokens[<long> b * C + c.length + t] = ids[<long> (t0 + t) * B + b]
+        decoder_pass(net, pool, c.keys, c.values, B, count, c.length, ids + <long> t0 * B, work, logits)
+        c.length += count
+        t0 += count
+    return 0
+
+
+cdef int transformer_feed(const Decoder *net, mgf_pool *pool, Cache *c, const int *ids, int T,
+                          float *logits) noexcept nogil:
+    """Feed ids [T, B] (checked), sliding whenever the cache is full: the last context // 2 tokens are read again
+    from position 0 (c.kept holds them; without c.wide, no slide may be due: the caller makes sure)."""
+    cdef int C = net.context, B = c.batch, done = 0, keep = net.context // 2, count, t, b
+    while done < T:
+        if c.length == C:
+            for t in range(keep):
+                for b in range(B):
+                    c.kept[t * B + b] = c.tokens[<long> b * C + C - keep + t]
+            c.length = 0
+            _passes(net, pool, c, c.kept, keep, logits)
+        count = min(T - done, C - c.length)
+        _passes(net, pool, c, ids + <long> done * B, count, logits)
+        done += count
+    return 0
+
+
 cdef class TransformerState:
     """The KV cache of a batch (keys [L, B, heads, size, context], values [L, B, heads, context, size]), its length
-    (rows step together), the tokens behind it ([B, context]) and one step's buffers."""
+    (rows step together), the tokens behind it ([B, context]) and the buffers of its passes (see Cache)."""
 
-    cdef readonly int batch_size, length
+    cdef readonly int batch_size
     cdef TransformerKernel owner
-    cdef object keys, values, tokens, buffers
+    cdef Cache cache
+    cdef object keys, values, tokens, step_buffers, wide_buffers, kept
 
     def __cinit__(self, owner, batch_size):
         if not isinstance(owner, TransformerKernel):
@@ -193,11 +241,34 @@ cdef class TransformerState:
         self.owner = <TransformerKernel> owner
         size = _count(batch_size, "batch size")
         shape = self.owner.cache_shape(size)
-        self.batch_size, self.length = size, 0
+        self.batch_size = size
         self.keys = np.zeros(shape[:3] + (shape[4], shape[3]), np.float32)
         self.values = np.zeros(shape, np.float32)
         self.tokens = np.zeros((size, shape[3]), np.int32)
-        self.buffers = None
+        self.step_buffers = _work_buffers(size, self.owner.net.width, self.owner.net.mlp, self.owner.context,
+                                          self.owner.threads)
+        memset(&self.cache, 0, sizeof(Cache))
+        self.cache.keys, self.cache.values = _flat(self.keys), _flat(self.values)
+        self.cache.tokens, self.cache.batch = _ints_of(self.tokens), size
+        _point(&self.cache.step, self.step_buffers)
+
+    @property
+    def length(self):
+        """Positions the cache holds."""
+        return self.cache.length
+
+    cdef int widen(self) except -1:
+        """Allocate the buffers of passes of several tokens and of a slide, once."""
+        if self.cache.per:
+            return 0
+        per = max(1, DECODER_PASS_ROWS // self.batch_size)
+        self.wide_buffers = _work_buffers(per * self.batch_size, self.owner.net.width, self.owner.net.mlp,
+                                          self.owner.context, self.owner.threads)
+        self.kept = np.zeros(max(1, self.owner.context // 2) * self.batch_size, np.int32)
+        _point(&self.cache.wide, self.wide_buffers)
+        self.cache.kept = _ints_of(self.kept)
+        self.cache.per = per
+        return 0
 
     def take(self, indices):
         """A new state whose row i copies row indices[i] of this one."""
@@ -209,12 +280,19 @@ cdef class TransformerState:
             raise InputError("state indices must be 1-D and not empty")
         if index.min() < 0 or index.max() >= self.batch_size:
             raise InputError(f"state indices must lie in [0, {self.batch_size})")
+        cdef int n = self.cache.length
         taken = TransformerState(self.owner, index.size)
-        taken.keys[..., :self.length] = self.keys[:, index, ..., :self.length]
-        taken.values[:, :, :, :self.length] = self.values[:, index, :, :self.length]
+        taken.keys[..., :n] = self.keys[:, index, ..., :n]
+        taken.values[:, :, :, :n] = self.values[:, index, :, :n]
         taken.tokens[:] = self.tokens[index]
-        taken.length = self.length
+        taken.cache.length = n
         return taken
+
+
+cdef inline int *_ints_of(array) except NULL:
+    """The data of a C-contiguous int32 array of any shape."""
+    cdef int[::1] view = array.reshape(-1)
+    return &view[0]
 
 
 cdef class TransformerKernel:
@@ -374,48 +452,15 @@ cdef class TransformerKernel:
 
     cdef object _feed(self, ids, TransformerState s):
         """Feed ids [T, B] (checked), sliding the window whenever the cache is full; the last token's logits."""
-        cdef int C = self.context, B = s.batch_size, T = ids.shape[0], done = 0, count
-        logits = np.empty((B, self.vocab_size), np.float32)
-        while done < T:
-            if s.length == C:
-                kept = np.ascontiguousarray(s.tokens[:, C - C // 2:].T)
-                s.length = 0
-                self._pass(kept, s, logits)
-            count = min(T - done, C - s.length)
-            self._pass(ids[done:done + count], s, logits)
-            done += count
-        return logits
-
-    cdef int _pass(self, ids, TransformerState s, logits) except -1:
-        """Feed ids [T, B] at the state's length (T <= context - length), in passes of DECODER_PASS_ROWS rows."""
-        cdef int B = s.batch_size, T = ids.shape[0], per = max(1, DECODER_PASS_ROWS // B), t0, count, t, b
-        cdef int R = min(per, T) * B, d = self.net.width
-        if T == 0:  # a context of 1 keeps nothing when it slides
-            return 0
-        if R == B and s.buffers is not None:
-            buffers = s.buffers
-        else:
-            buffers = _work_buffers(R, d, self.net.mlp, self.context, self.threads)
-            if R == B:
-                s.buffers = buffers
-        cdef Work work
-        _point(&work, buffers)
+        cdef int T = ids.shape[0]
+        if T > 1 or s.cache.length == self.context:
+            s.widen()
+        logits = np.empty((s.batch_size, self.vocab_size), np.float32)
         cdef const int[:, ::1] all_ids = ids
-        cdef int[:, ::1] history = s.tokens
-        cdef float *keys = _flat(s.keys)
-        cdef float *values = _flat(s.values)
         cdef float *out = _flat(logits)
-        t0 = 0
-        while t0 < T:
-            count = min(per, T - t0)
-            for t in range(count):
-                for b in range(B):
-                    history[b, s.length + t] = all_ids[t0 + t, b]
-            with nogil:
-                decoder_pass(&self.net, self.pool, keys, values, B, count, s.length, &all_ids[t0, 0], &work, out)
-            s.length += count
-            t0 += count
-        return 0
+        with nogil:
+            transformer_feed(&self.net, self.pool, &s.cache, &all_ids[0, 0], T, out)
+        return logits
 
 
 #: the most a batch's KV cache may take: beyond, a state is refused in one line rather than swapping

@@ -254,3 +254,30 @@ def test_the_c_loop_stops_at_non_finite_logits(bad):
     failure = _native.generate(kernel, kernel.initial_state(2), logits, rules, _native.Chooser([mgf.TopP(0.9)], False),
                                np.full((3, 2), 0.5), history, 0, 3, True)
     assert failure == (1, 0, -2)  # the first step's logits were the zeros given; the model's next ones are not finite
+
+
+@pytest.mark.parametrize("sampler, constraints, options", CASES[:6])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_transformer_in_the_c_loop_gives_the_python_loops_tokens(sampler, constraints, options, threads, python_loop,
+                                                                     monkeypatch, tmp_path):
+    """A Transformer bundle of notes with a context of 40, so that 300 tokens slide it seven times, in the loop."""
+    from mgf.contract import bundle
+    from mgf.contract.transformer import Transformer
+    from mgf.kernel import _native
+
+    calls, generate = [], _native.generate
+    monkeypatch.setattr(_native, "generate", lambda *args: calls.append(1) or generate(*args))
+    notes = mgf.get_representation("notes")
+    loaded = bundle.random_bundle(notes.vocab_size, (32, 32), seed=2, scale=2.0,
+                                  transformer=Transformer(heads=2, context=40, mlp=64),
+                                  representation={"name": "notes", "config": notes.config()})
+    path = tmp_path / "t.safetensors"
+    bundle.write(loaded, path)
+    model = mgf.load_model(path, threads=threads)
+    primer = notes.parse_primer("C4 E4 G4")
+    for seed, outputs in ((0, None), (3, 5)):
+        kwargs = dict(sampler=sampler, primer=primer, seed=seed, num_outputs=outputs, constraints=constraints, **options)
+        fast = mgf.generate(model, 300, **kwargs)
+        assert calls, "the loop ran in Python, not in C"
+        slow = python_loop(model, 300, **kwargs)
+        np.testing.assert_array_equal(fast, slow)
