@@ -35,7 +35,7 @@ in the state, which belongs to one sequence batch.  The state keeps two copies o
 another still reading the old one.
 """
 
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport INFINITY
 from libc.string cimport memcpy, memset
@@ -60,6 +60,8 @@ cdef extern from "dispatch.h" nogil:
         void (*gelu)(int rows, int n, float *x, long ldx, int exact) noexcept nogil
         void (*attend)(int length, int size, const float *q, const float *keys_t, long ldk, const float *values,
                        float scale, float *scores, float *out) noexcept nogil
+        void (*attend_bf16)(int length, int size, const float *q, const uint16_t *keys_t, long ldk,
+                            const uint16_t *values, float scale, float *scores, float *out) noexcept nogil
     ctypedef struct mgf_matrix:
         int precision, k, n
         const float *w
@@ -70,6 +72,7 @@ cdef extern from "dispatch.h" nogil:
         const int32_t *col_sums
     int MGF_PANEL
     int MGF_TAIL
+    uint16_t mgf_bf16_bits(float x)
     int mgf_cpu_level()
     const char *mgf_isa_for(int level, mgf_isa *table)
     long mgf_scratch_floats(int rows, int k)

@@ -475,6 +475,7 @@ static const mgf_isa MGF_ISA_NAME(mgf_isa_table) = {
     MGF_ISA_NAME(mgf_matmul_f32), MGF_ISA_NAME(mgf_matmul_bf16), MGF_ISA_NAME(mgf_matmul_int8),
     MGF_ISA_NAME(mgf_lstm_cell), MGF_ISA_NAME(mgf_gru_cell), MGF_ISA_NAME(mgf_pack_bf16),
     MGF_ISA_NAME(mgf_pack_int8), MGF_ISA_NAME(mgf_layer_norm), MGF_ISA_NAME(mgf_gelu), MGF_ISA_NAME(mgf_attend),
+    MGF_ISA_NAME(mgf_attend_bf16),
 };
 
 #undef MGF_TA

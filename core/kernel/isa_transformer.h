@@ -106,4 +106,41 @@ static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const
     MGF_ISA_NAME(mgf_matmul_f32)(1, size, length, scores, length, values, size, NULL, out, size);
 }
 
+/* mgf_attend over a cache held as bf16 (the high halves of float32s): half the bytes to read, which is what
+ * attention over a long cache waits on; the products are written out here, converting as they read. */
+static void MGF_ISA_NAME(mgf_attend_bf16)(int length, int size, const float *q, const uint16_t *keys_t, long ldk,
+                                          const uint16_t *values, float scale, float *scores, float *out)
+{
+    for (int t = 0; t < length; t++)
+        scores[t] = 0.0f;
+    for (int s = 0; s < size; s++) {
+        const uint16_t *row = keys_t + (long)s * ldk;
+        float qs = q[s];
+        for (int t = 0; t < length; t++) {
+            uint32_t bits = (uint32_t)row[t] << 16;
+            float k;
+            memcpy(&k, &bits, sizeof k);
+            scores[t] += qs * k;
+        }
+    }
+    float top = -INFINITY;
+    for (int t = 0; t < length; t++)
+        top = scores[t] > top ? scores[t] : top;
+    for (int t = 0; t < length; t++)
+        scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
+    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
+    for (int s = 0; s < size; s++)
+        out[s] = 0.0f;
+    for (int t = 0; t < length; t++) {
+        const uint16_t *v = values + (long)t * size;
+        float w = scores[t] * inverse;
+        for (int s = 0; s < size; s++) {
+            uint32_t bits = (uint32_t)v[s] << 16;
+            float value;
+            memcpy(&value, &bits, sizeof value);
+            out[s] += w * value;
+        }
+    }
+}
+
 #undef MGF_SUMS

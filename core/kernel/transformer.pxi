@@ -12,6 +12,7 @@
 cdef struct Decoder:
     # what a step reads of a TransformerKernel; the arrays are owned by it
     int vocab_size, width, heads, size, layers, mlp, context, rotary, exact_gelu, threads
+    int half_cache            # 1: the cache holds bf16 (uint16) keys and values, 0: float32
     float epsilon, scale
     mgf_isa functions
     const float *embedding    # [V, d]
@@ -85,8 +86,8 @@ cdef void _product(const Decoder *net, mgf_pool *pool, int matrix, int rows, con
 
 cdef struct AttentionJob:
     const Decoder *net
-    float *keys
-    float *values
+    void *keys
+    void *values
     const float *qkv
     Work *work
     int B, R, start, layer
@@ -103,12 +104,20 @@ cdef void _attention_chunk(void *raw, int t) noexcept nogil:
         r, head = pair // net.heads, pair % net.heads
         b = r % job.B
         slot = ((<long> job.layer * job.B + b) * net.heads + head) * plane
-        net.functions.attend(job.start + r // job.B + 1, net.size, job.qkv + <long> r * 3 * d + head * net.size,
-                             job.keys + slot, net.context, job.values + slot, net.scale,
-                             job.work.scores + <long> t * net.context, job.work.attended + <long> r * d + head * net.size)
+        if net.half_cache:
+            net.functions.attend_bf16(job.start + r // job.B + 1, net.size,
+                                      job.qkv + <long> r * 3 * d + head * net.size, <uint16_t *> job.keys + slot,
+                                      net.context, <uint16_t *> job.values + slot, net.scale,
+                                      job.work.scores + <long> t * net.context,
+                                      job.work.attended + <long> r * d + head * net.size)
+        else:
+            net.functions.attend(job.start + r // job.B + 1, net.size, job.qkv + <long> r * 3 * d + head * net.size,
+                                 <float *> job.keys + slot, net.context, <float *> job.values + slot, net.scale,
+                                 job.work.scores + <long> t * net.context,
+                                 job.work.attended + <long> r * d + head * net.size)
 
 
-cdef void decoder_pass(const Decoder *net, mgf_pool *pool, float *keys, float *values, int B, int T, int start,
+cdef void decoder_pass(const Decoder *net, mgf_pool *pool, void *keys, void *values, int B, int T, int start,
                        const int *ids, Work *w, float *logits) noexcept nogil:
     """Feed tokens ids[t * B + b] (t < T) at positions start + t: their keys and values into the cache (keys
     transposed, [L, B, heads, size, context]; values [L, B, heads, context, size]), and the logits of the last
@@ -143,10 +152,17 @@ cdef void decoder_pass(const Decoder *net, mgf_pool *pool, float *keys, float *v
                 _rotate(net, q + d, start + t)
             for head in range(net.heads):
                 slot = ((<long> l * B + b) * net.heads + head) * plane
-                for j in range(net.size):  # keys transposed: [size, context]
-                    keys[slot + <long> j * net.context + start + t] = q[d + head * net.size + j]
-                memcpy(values + slot + <long> (start + t) * net.size, q + 2 * d + head * net.size,
-                       net.size * sizeof(float))
+                if net.half_cache:
+                    for j in range(net.size):  # keys transposed: [size, context]
+                        (<uint16_t *> keys)[slot + <long> j * net.context + start + t] = \
+                            mgf_bf16_bits(q[d + head * net.size + j])
+                        (<uint16_t *> values)[slot + <long> (start + t) * net.size + j] = \
+                            mgf_bf16_bits(q[2 * d + head * net.size + j])
+                else:
+                    for j in range(net.size):
+                        (<float *> keys)[slot + <long> j * net.context + start + t] = q[d + head * net.size + j]
+                    memcpy(<float *> values + slot + <long> (start + t) * net.size, q + 2 * d + head * net.size,
+                           net.size * sizeof(float))
         attention.layer = l
         mgf_pool_run(pool, net.threads, _attention_chunk, &attention)
         _add_rows(w.x, R, d, vec[3])
@@ -181,8 +197,8 @@ DECODER_PASS_ROWS = 256
 
 cdef struct Cache:
     # what feeding writes of one TransformerState; the arrays are owned by the state
-    float *keys               # [L, B, heads, size, context]
-    float *values             # [L, B, heads, context, size]
+    void *keys                # [L, B, heads, size, context], float32 or bf16 (Decoder.half_cache)
+    void *values              # [L, B, heads, context, size]
     int *tokens               # [B, context]: the tokens behind the cache, which a slide reads again
     int batch, length         # rows, and positions cached (the same for every row: rows step together)
     Work step                 # the buffers of a pass of one token (B rows)
@@ -242,13 +258,14 @@ cdef class TransformerState:
         size = _count(batch_size, "batch size")
         shape = self.owner.cache_shape(size)
         self.batch_size = size
-        self.keys = np.zeros(shape[:3] + (shape[4], shape[3]), np.float32)
-        self.values = np.zeros(shape, np.float32)
+        kind = np.uint16 if self.owner.net.half_cache else np.float32
+        self.keys = np.zeros(shape[:3] + (shape[4], shape[3]), kind)
+        self.values = np.zeros(shape, kind)
         self.tokens = np.zeros((size, shape[3]), np.int32)
         self.step_buffers = _work_buffers(size, self.owner.net.width, self.owner.net.mlp, self.owner.context,
                                           self.owner.threads)
         memset(&self.cache, 0, sizeof(Cache))
-        self.cache.keys, self.cache.values = _flat(self.keys), _flat(self.values)
+        self.cache.keys, self.cache.values = _bytes_of(self.keys), _bytes_of(self.values)
         self.cache.tokens, self.cache.batch = _ints_of(self.tokens), size
         _point(&self.cache.step, self.step_buffers)
 
@@ -289,6 +306,12 @@ cdef class TransformerState:
         return taken
 
 
+cdef inline void *_bytes_of(array) except NULL:
+    """The data of a C-contiguous array of any shape and dtype."""
+    cdef unsigned char[::1] view = array.reshape(-1).view(np.uint8)
+    return &view[0]
+
+
 cdef inline int *_ints_of(array) except NULL:
     """The data of a C-contiguous int32 array of any shape."""
     cdef int[::1] view = array.reshape(-1)
@@ -305,9 +328,12 @@ cdef class TransformerKernel:
     cdef mgf_pool *pool
     cdef list arrays
 
-    def __cinit__(self, tensors, arch, precision="fp32", isa=None, threads=1):
+    cdef readonly str cache
+
+    def __cinit__(self, tensors, arch, precision="fp32", isa=None, threads=1, cache=None):
         """`arch`: the bundle's mgf.contract.bundle.Arch (cell transformer); `precision` of the products' weights;
-        `threads` at most one per 64 columns of the narrowest product."""
+        `threads` at most one per 64 columns of the narrowest product; `cache`: the keys' and values' precision,
+        fp32 or bf16 (default: fp32 with fp32 weights, the reference's numbers; bf16 with reduced ones)."""
         cdef int l, k
         shape = arch.transformer
         if shape is None:
@@ -315,6 +341,10 @@ cdef class TransformerKernel:
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         level = _isa_level(isa)
+        cache = cache or ("fp32" if precision == "fp32" else "bf16")
+        if cache not in ("fp32", "bf16"):
+            raise InputError(f"cache must be fp32 or bf16; got {cache!r}")
+        self.cache, self.net.half_cache = cache, cache == "bf16"
         expected = arch.tensor_shapes()
         for key, wanted in expected.items():
             array = tensors.get(key) if isinstance(tensors, dict) else None
@@ -370,7 +400,7 @@ cdef class TransformerKernel:
         """The shape of a batch's values (its keys: the last two axes swapped), or InputError where it is too large
         to hold."""
         shape = (self.net.layers, batch_size, self.net.heads, self.net.context, self.net.size)
-        if 2 * 4 * int(np.prod(shape, dtype=object)) > MAX_CACHE_BYTES:
+        if 2 * (2 if self.net.half_cache else 4) * int(np.prod(shape, dtype=object)) > MAX_CACHE_BYTES:
             raise InputError(f"a KV cache for {batch_size} row(s) of context {self.net.context} would take more than "
                              f"{MAX_CACHE_BYTES >> 30} GiB")
         return shape

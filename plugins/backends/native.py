@@ -13,8 +13,9 @@ THREADS = Option("threads", int, None, "cores one step of the native backend use
                  low=1, high=256)
 PRECISION = Option("precision", str, None,
                    "weights of the native backend's products: fp32 (the numpy and keras backends' tokens), or bf16/int8 "
-                   "converted at load (smaller); default: the bundle's preferred precision (mgf card) where the CPU has its "
-                   "fast products (int8: AVX-512 VNNI, bf16: AVX-512 BF16), else fp32", choices=bundle.PRECISIONS)
+                   "converted at load (smaller; a Transformer's KV cache is then bf16 too); default: the bundle's preferred "
+                   "precision (mgf card) where the CPU has its fast products (int8: AVX-512 VNNI, bf16: AVX-512 BF16), "
+                   "else fp32", choices=bundle.PRECISIONS)
 
 
 def _threads(value) -> int:

@@ -174,3 +174,20 @@ def test_two_threads_give_one_threads_logits(precision, batch):
     np.testing.assert_array_equal(_steps(one, tokens)[0], _steps(two, tokens)[0])
     np.testing.assert_array_equal(one.prime(tokens, one.initial_state(batch))[0],
                                   two.prime(tokens, two.initial_state(batch))[0])
+
+
+def test_a_bf16_cache_halves_the_cache_within_bf16s_rounding():
+    """Reduced weights keep their keys and values in bf16 (half the bytes attention reads); fp32 weights keep fp32
+    unless asked.  Measured: 0.16% of the largest logit with fp32 weights and a bf16 cache."""
+    loaded = _bundle(width=64, heads=2, mlp=128, context=30, seed=1)
+    tokens = np.random.default_rng(0).integers(0, 37, (3, 80))
+    reference, _ = _steps(mgf.load_model(loaded, backend="numpy"), tokens)
+    kernel = _native.TransformerKernel(loaded.tensors, loaded.arch, "fp32", cache="bf16", threads=2)
+    state = kernel.initial_state(3)
+    assert kernel.cache == "bf16" and state.take([0, 1]).batch_size == 2
+    half, state = _steps(kernel, tokens, state)
+    assert 1e-5 < _relative(half, reference) < 1e-2
+    assert mgf.load_model(loaded, backend="native", precision="int8").kernel.cache == "bf16"
+    assert mgf.load_model(loaded, backend="native", precision="fp32").kernel.cache == "fp32"
+    with pytest.raises(InputError, match="cache must be"):
+        _native.TransformerKernel(loaded.tensors, loaded.arch, "fp32", cache="int8")
