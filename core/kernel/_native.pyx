@@ -60,8 +60,9 @@ cdef extern from "dispatch.h" nogil:
         void (*gelu)(int rows, int n, float *x, long ldx, int exact) noexcept nogil
         void (*attend)(int length, int size, const float *q, const float *keys_t, long ldk, const float *values,
                        float scale, float *scores, float *out) noexcept nogil
-        void (*attend_bf16)(int length, int size, const float *q, const uint16_t *keys_t, long ldk,
-                            const uint16_t *values, float scale, float *scores, float *out) noexcept nogil
+        void (*attend_bf16)(int count, int length0, int size, const float *q, long ldq, const uint16_t *keys_t,
+                            long ldk, const uint16_t *values, float scale, float *scores, long lds, float *out,
+                            long ldo, float *wide) noexcept nogil
     ctypedef struct mgf_matrix:
         int precision, k, n
         const float *w

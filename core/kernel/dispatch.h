@@ -46,8 +46,8 @@ typedef struct {
     void (*gelu)(int rows, int n, float *x, long ldx, int exact);
     void (*attend)(int length, int size, const float *q, const float *keys_t, long ldk, const float *values,
                    float scale, float *scores, float *out);
-    void (*attend_bf16)(int length, int size, const float *q, const uint16_t *keys_t, long ldk,
-                        const uint16_t *values, float scale, float *scores, float *out);
+    void (*attend_bf16)(int count, int length0, int size, const float *q, long ldq, const uint16_t *keys_t, long ldk,
+                        const uint16_t *values, float scale, float *scores, long lds, float *out, long ldo, float *wide);
 } mgf_isa;
 
 /* The bf16 nearest to x (ties to even), as its 16 bits; the inputs are finite. */

@@ -106,17 +106,55 @@ static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const
     MGF_ISA_NAME(mgf_matmul_f32)(1, size, length, scores, length, values, size, NULL, out, size);
 }
 
-/* mgf_attend over a cache held as bf16 (the high halves of float32s): half the bytes to read, which is what
- * attention over a long cache waits on; the products are written out here, converting as they read. */
-static void MGF_ISA_NAME(mgf_attend_bf16)(int length, int size, const float *q, const uint16_t *keys_t, long ldk,
-                                          const uint16_t *values, float scale, float *scores, float *out)
+/* mgf_attend for `count` queries of consecutive positions over a cache held as bf16 (the high halves of float32s):
+ * query i (q + i * ldq) sees the first length0 + i positions and writes out + i * ldo; its scores go to
+ * scores + i * lds.  The cache holds half the bytes of an fp32 one.  One query (a step) reads it as it goes; several
+ * (a primer's pass) convert the sequence's keys and values to float32 once, into `wide` (2 size (length0 + count - 1)
+ * floats), and run the two products as register-tiled matrix products (mgf_matmul_f32) over all the queries. */
+static void MGF_ISA_NAME(mgf_attend_bf16)(int count, int length0, int size, const float *q, long ldq,
+                                          const uint16_t *keys_t, long ldk, const uint16_t *values, float scale,
+                                          float *scores, long lds, float *out, long ldo, float *wide)
 {
-    for (int t = 0; t < length; t++)
+    int last = length0 + count - 1;
+    if (count > 1) {
+        float *k32 = wide, *v32 = wide + (long)size * last;
+        for (int s = 0; s < size; s++)
+            for (int t = 0; t < last; t++) {
+                uint32_t bits = (uint32_t)keys_t[(long)s * ldk + t] << 16;
+                memcpy(k32 + (long)s * last + t, &bits, sizeof bits);
+            }
+        for (long e = 0; e < (long)last * size; e++) {
+            uint32_t bits = (uint32_t)values[e] << 16;
+            memcpy(v32 + e, &bits, sizeof bits);
+        }
+        for (int i = 0; i < count; i++)
+            for (int t = 0; t < last; t++)
+                scores[i * lds + t] = 0.0f;
+        MGF_ISA_NAME(mgf_matmul_f32)(count, last, size, q, ldq, k32, last, NULL, scores, lds);
+        for (int i = 0; i < count; i++) {
+            float *sc = scores + i * lds, top = -INFINITY;
+            int length = length0 + i;
+            for (int t = 0; t < length; t++)
+                top = sc[t] > top ? sc[t] : top;
+            for (int t = 0; t < length; t++)
+                sc[t] = MGF_ISA_NAME(mgf_exp)((sc[t] - top) * scale);
+            float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, sc);
+            for (int t = 0; t < length; t++)
+                sc[t] *= inverse;
+            for (int t = length; t < last; t++)
+                sc[t] = 0.0f;
+            for (int e = 0; e < size; e++)
+                out[i * ldo + e] = 0.0f;
+        }
+        MGF_ISA_NAME(mgf_matmul_f32)(count, size, last, scores, lds, v32, size, NULL, out, ldo);
+        return;
+    }
+    for (int t = 0; t < length0; t++)
         scores[t] = 0.0f;
     for (int s = 0; s < size; s++) {
         const uint16_t *row = keys_t + (long)s * ldk;
         float qs = q[s];
-        for (int t = 0; t < length; t++) {
+        for (int t = 0; t < length0; t++) {
             uint32_t bits = (uint32_t)row[t] << 16;
             float k;
             memcpy(&k, &bits, sizeof k);
@@ -124,21 +162,21 @@ static void MGF_ISA_NAME(mgf_attend_bf16)(int length, int size, const float *q, 
         }
     }
     float top = -INFINITY;
-    for (int t = 0; t < length; t++)
+    for (int t = 0; t < length0; t++)
         top = scores[t] > top ? scores[t] : top;
-    for (int t = 0; t < length; t++)
+    for (int t = 0; t < length0; t++)
         scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
-    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
-    for (int s = 0; s < size; s++)
-        out[s] = 0.0f;
-    for (int t = 0; t < length; t++) {
+    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length0, scores);
+    for (int e = 0; e < size; e++)
+        out[e] = 0.0f;
+    for (int t = 0; t < length0; t++) {
         const uint16_t *v = values + (long)t * size;
         float w = scores[t] * inverse;
-        for (int s = 0; s < size; s++) {
-            uint32_t bits = (uint32_t)v[s] << 16;
+        for (int e = 0; e < size; e++) {
+            uint32_t bits = (uint32_t)v[e] << 16;
             float value;
             memcpy(&value, &bits, sizeof value);
-            out[s] += w * value;
+            out[e] += w * value;
         }
     }
 }

@@ -38,7 +38,9 @@ cdef struct Work:
     float *up
     float *scratch            # [threads, scratch_stride]: the products' quantised activations, per thread
     long scratch_stride
-    float *scores             # [threads, context]
+    float *scores             # [threads, tokens per sequence in the pass, context]
+    float *wide               # [threads, 2 size context]: a sequence's bf16 keys and values as float32 (a pass of
+                              # several tokens), or NULL
 
 
 cdef void _rotate(const Decoder *net, float *row, int position) noexcept nogil:
@@ -94,26 +96,30 @@ cdef struct AttentionJob:
 
 
 cdef void _attention_chunk(void *raw, int t) noexcept nogil:
-    """Thread t's share of the (row, head) pairs: each query over the cache up to its own position."""
+    """Thread t's share of the queries: (row, head) pairs over an fp32 cache, each over the cache up to its own
+    position; over a bf16 cache, (sequence, head) pairs, each with the pass's T queries together (one read of the
+    cache for all of them)."""
     cdef AttentionJob *job = <AttentionJob *> raw
     cdef const Decoder *net = job.net
-    cdef int pairs = job.R * net.heads, first = <int> (<long> pairs * t // net.threads)
+    cdef int T = job.R // job.B, groups = job.R if not net.half_cache else job.B
+    cdef int pairs = groups * net.heads, first = <int> (<long> pairs * t // net.threads)
     cdef int last = <int> (<long> pairs * (t + 1) // net.threads), pair, r, b, head, d = net.width
     cdef long plane = <long> net.context * net.size, slot
     for pair in range(first, last):
         r, head = pair // net.heads, pair % net.heads
         b = r % job.B
         slot = ((<long> job.layer * job.B + b) * net.heads + head) * plane
-        if net.half_cache:
-            net.functions.attend_bf16(job.start + r // job.B + 1, net.size,
-                                      job.qkv + <long> r * 3 * d + head * net.size, <uint16_t *> job.keys + slot,
-                                      net.context, <uint16_t *> job.values + slot, net.scale,
-                                      job.work.scores + <long> t * net.context,
-                                      job.work.attended + <long> r * d + head * net.size)
+        if net.half_cache:  # r = b: the sequence's first query is row b, the next ones B rows apart
+            net.functions.attend_bf16(T, job.start + 1, net.size, job.qkv + <long> b * 3 * d + head * net.size,
+                                      <long> 3 * d * job.B, <uint16_t *> job.keys + slot, net.context,
+                                      <uint16_t *> job.values + slot, net.scale,
+                                      job.work.scores + <long> t * T * net.context, net.context,
+                                      job.work.attended + <long> b * d + head * net.size, <long> d * job.B,
+                                      job.work.wide + <long> t * 2 * net.size * net.context)
         else:
             net.functions.attend(job.start + r // job.B + 1, net.size, job.qkv + <long> r * 3 * d + head * net.size,
                                  <float *> job.keys + slot, net.context, <float *> job.values + slot, net.scale,
-                                 job.work.scores + <long> t * net.context,
+                                 job.work.scores + <long> t * T * net.context,
                                  job.work.attended + <long> r * d + head * net.size)
 
 
@@ -263,7 +269,7 @@ cdef class TransformerState:
         self.values = np.zeros(shape, kind)
         self.tokens = np.zeros((size, shape[3]), np.int32)
         self.step_buffers = _work_buffers(size, self.owner.net.width, self.owner.net.mlp, self.owner.context,
-                                          self.owner.threads)
+                                          self.owner.threads, 1, self.owner.net.size)
         memset(&self.cache, 0, sizeof(Cache))
         self.cache.keys, self.cache.values = _bytes_of(self.keys), _bytes_of(self.values)
         self.cache.tokens, self.cache.batch = _ints_of(self.tokens), size
@@ -280,7 +286,7 @@ cdef class TransformerState:
             return 0
         per = max(1, DECODER_PASS_ROWS // self.batch_size)
         self.wide_buffers = _work_buffers(per * self.batch_size, self.owner.net.width, self.owner.net.mlp,
-                                          self.owner.context, self.owner.threads)
+                                          self.owner.context, self.owner.threads, per, self.owner.net.size)
         self.kept = np.zeros(max(1, self.owner.context // 2) * self.batch_size, np.int32)
         _point(&self.cache.wide, self.wide_buffers)
         self.cache.kept = _ints_of(self.kept)
@@ -497,18 +503,19 @@ cdef class TransformerKernel:
 MAX_CACHE_BYTES = 16 << 30
 
 
-def _work_buffers(int rows, int d, int mlp, int context, int threads):
-    """The float32 arrays of one pass of `rows` rows (see Work)."""
+def _work_buffers(int rows, int d, int mlp, int context, int threads, int tokens, int size):
+    """The float32 arrays of one pass of `rows` rows, `tokens` per sequence (see Work)."""
     return [np.zeros((rows, d), np.float32), np.zeros((rows, d), np.float32), np.zeros((rows, 3 * d), np.float32),
             np.zeros((rows, d), np.float32), np.zeros((rows, mlp), np.float32),
             np.zeros((threads, mgf_scratch_floats(rows, max(d, mlp))), np.float32),
-            np.zeros((threads, context), np.float32)]
+            np.zeros((threads, tokens * context), np.float32),
+            np.zeros((threads, 2 * size * context if tokens > 1 else 1), np.float32)]
 
 
 cdef void _point(Work *work, list buffers):
     work.x, work.h, work.qkv = _flat(buffers[0]), _flat(buffers[1]), _flat(buffers[2])
     work.attended, work.up = _flat(buffers[3]), _flat(buffers[4])
-    work.scratch, work.scores = _flat(buffers[5]), _flat(buffers[6])
+    work.scratch, work.scores, work.wide = _flat(buffers[5]), _flat(buffers[6]), _flat(buffers[7])
     work.scratch_stride = buffers[5].shape[1]
 
 
