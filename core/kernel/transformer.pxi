@@ -115,7 +115,7 @@ cdef void _attention_chunk(void *raw, int t) noexcept nogil:
                                       <uint16_t *> job.values + slot, net.scale,
                                       job.work.scores + <long> t * T * net.context, net.context,
                                       job.work.attended + <long> b * d + head * net.size, <long> d * job.B,
-                                      job.work.wide + <long> t * 2 * net.size * net.context)
+                                      job.work.wide + <long> t * 2 * net.size * net.context if T > 1 else NULL)
         else:
             net.functions.attend(job.start + r // job.B + 1, net.size, job.qkv + <long> r * 3 * d + head * net.size,
                                  <float *> job.keys + slot, net.context, <float *> job.values + slot, net.scale,

@@ -159,9 +159,10 @@ def test_generate_help_states_the_step_and_output_limits():
     assert "at most MGF_MAX_STEPS, by default 100,000" in text and "at most MGF_MAX_OUTPUTS, by default 100,000" in text
 
 
-def test_train_help_names_both_cells():
+def test_train_help_names_every_network():
     text = " ".join(mgf_cli("train", "--help").stdout.split())
-    assert "Train an LSTM or GRU network (--cell)" in text and "Train an LSTM on" not in text
+    assert "Train an LSTM, GRU or Transformer network (--arch)" in text and "Train an LSTM on" not in text
+    assert "--cell {lstm,gru,transformer}, --arch {lstm,gru,transformer}" in text
 
 
 def test_an_unknown_plugin_in_mgf_load_plugins_is_one_warning_naming_what_is_installed():
