@@ -41,6 +41,37 @@ MGF_INLINE float MGF_ISA_NAME(mgf_dot)(int n, const float *a, const float *b)
     return total;
 }
 
+/* scores[0..length) = softmax(scores * scale), in place. */
+MGF_INLINE void MGF_ISA_NAME(mgf_softmax)(int length, float *scores, float scale)
+{
+    float part[MGF_SUMS];
+    for (int l = 0; l < MGF_SUMS; l++)
+        part[l] = -INFINITY;
+    int t = 0;
+    for (; t + MGF_SUMS <= length; t += MGF_SUMS)
+        for (int l = 0; l < MGF_SUMS; l++)
+            part[l] = scores[t + l] > part[l] ? scores[t + l] : part[l];
+    float top = -INFINITY;
+    for (; t < length; t++)
+        top = scores[t] > top ? scores[t] : top;
+    for (int l = 0; l < MGF_SUMS; l++)
+        top = part[l] > top ? part[l] : top;
+    for (t = 0; t < length; t++)
+        scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
+    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
+    for (t = 0; t < length; t++)
+        scores[t] *= inverse;
+}
+
+/* The float32 whose high half is the bf16 `bits`. */
+MGF_INLINE float MGF_ISA_NAME(mgf_bf16_float)(uint16_t bits)
+{
+    uint32_t word = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
+
 /* y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, row by row, over `width` columns. */
 static void MGF_ISA_NAME(mgf_layer_norm)(int rows, int width, const float *x, long ldx, const float *gamma,
                                          const float *beta, float epsilon, float *y, long ldy)
@@ -84,23 +115,7 @@ static void MGF_ISA_NAME(mgf_attend)(int length, int size, const float *q, const
     for (int t = 0; t < length; t++)
         scores[t] = 0.0f;
     MGF_ISA_NAME(mgf_matmul_f32)(1, length, size, q, size, keys_t, ldk, NULL, scores, length);
-    float part[MGF_SUMS];
-    for (int l = 0; l < MGF_SUMS; l++)
-        part[l] = -INFINITY;
-    int t = 0;
-    for (; t + MGF_SUMS <= length; t += MGF_SUMS)
-        for (int l = 0; l < MGF_SUMS; l++)
-            part[l] = scores[t + l] > part[l] ? scores[t + l] : part[l];
-    float top = -INFINITY;
-    for (; t < length; t++)
-        top = scores[t] > top ? scores[t] : top;
-    for (int l = 0; l < MGF_SUMS; l++)
-        top = part[l] > top ? part[l] : top;
-    for (t = 0; t < length; t++)
-        scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
-    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, scores);
-    for (t = 0; t < length; t++)
-        scores[t] *= inverse;
+    MGF_ISA_NAME(mgf_softmax)(length, scores, scale);
     for (int s = 0; s < size; s++)
         out[s] = 0.0f;
     MGF_ISA_NAME(mgf_matmul_f32)(1, size, length, scores, length, values, size, NULL, out, size);
@@ -119,28 +134,18 @@ static void MGF_ISA_NAME(mgf_attend_bf16)(int count, int length0, int size, cons
     if (count > 1) {
         float *k32 = wide, *v32 = wide + (long)size * last;
         for (int s = 0; s < size; s++)
-            for (int t = 0; t < last; t++) {
-                uint32_t bits = (uint32_t)keys_t[(long)s * ldk + t] << 16;
-                memcpy(k32 + (long)s * last + t, &bits, sizeof bits);
-            }
-        for (long e = 0; e < (long)last * size; e++) {
-            uint32_t bits = (uint32_t)values[e] << 16;
-            memcpy(v32 + e, &bits, sizeof bits);
-        }
+            for (int t = 0; t < last; t++)
+                k32[(long)s * last + t] = MGF_ISA_NAME(mgf_bf16_float)(keys_t[(long)s * ldk + t]);
+        for (long e = 0; e < (long)last * size; e++)
+            v32[e] = MGF_ISA_NAME(mgf_bf16_float)(values[e]);
         for (int i = 0; i < count; i++)
             for (int t = 0; t < last; t++)
                 scores[i * lds + t] = 0.0f;
         MGF_ISA_NAME(mgf_matmul_f32)(count, last, size, q, ldq, k32, last, NULL, scores, lds);
         for (int i = 0; i < count; i++) {
-            float *sc = scores + i * lds, top = -INFINITY;
+            float *sc = scores + i * lds;
             int length = length0 + i;
-            for (int t = 0; t < length; t++)
-                top = sc[t] > top ? sc[t] : top;
-            for (int t = 0; t < length; t++)
-                sc[t] = MGF_ISA_NAME(mgf_exp)((sc[t] - top) * scale);
-            float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length, sc);
-            for (int t = 0; t < length; t++)
-                sc[t] *= inverse;
+            MGF_ISA_NAME(mgf_softmax)(length, sc, scale);
             for (int t = length; t < last; t++)
                 sc[t] = 0.0f;
             for (int e = 0; e < size; e++)
@@ -154,30 +159,16 @@ static void MGF_ISA_NAME(mgf_attend_bf16)(int count, int length0, int size, cons
     for (int s = 0; s < size; s++) {
         const uint16_t *row = keys_t + (long)s * ldk;
         float qs = q[s];
-        for (int t = 0; t < length0; t++) {
-            uint32_t bits = (uint32_t)row[t] << 16;
-            float k;
-            memcpy(&k, &bits, sizeof k);
-            scores[t] += qs * k;
-        }
+        for (int t = 0; t < length0; t++)
+            scores[t] += qs * MGF_ISA_NAME(mgf_bf16_float)(row[t]);
     }
-    float top = -INFINITY;
-    for (int t = 0; t < length0; t++)
-        top = scores[t] > top ? scores[t] : top;
-    for (int t = 0; t < length0; t++)
-        scores[t] = MGF_ISA_NAME(mgf_exp)((scores[t] - top) * scale);
-    float inverse = 1.0f / MGF_ISA_NAME(mgf_sum)(length0, scores);
+    MGF_ISA_NAME(mgf_softmax)(length0, scores, scale);
     for (int e = 0; e < size; e++)
         out[e] = 0.0f;
     for (int t = 0; t < length0; t++) {
         const uint16_t *v = values + (long)t * size;
-        float w = scores[t] * inverse;
-        for (int e = 0; e < size; e++) {
-            uint32_t bits = (uint32_t)v[e] << 16;
-            float value;
-            memcpy(&value, &bits, sizeof value);
-            out[e] += w * value;
-        }
+        for (int e = 0; e < size; e++)
+            out[e] += scores[t] * MGF_ISA_NAME(mgf_bf16_float)(v[e]);
     }
 }
 

@@ -220,29 +220,7 @@ cdef class Kernel:
 
     cdef int _set_matrix(self, mgf_matrix *matrix, weights) except -1:
         """Fills `matrix` with the packed form of the [k, n] float32 `weights`, kept alive by self."""
-        packed, scale, sums = _pack(weights, self.precision)
-        self.arrays.extend([packed, scale, sums])
-        matrix.precision = PRECISIONS.index(self.precision)
-        matrix.k, matrix.n = weights.shape
-        cdef float[:, ::1] w32
-        cdef uint32_t[:, :, ::1] panels
-        cdef float[::1] scale_view
-        cdef int32_t[::1] sums_view
-        if self.precision == "fp32":
-            w32 = packed
-            matrix.w, matrix.ldw = &w32[0, 0], w32.shape[1]
-            cols = matrix.n % MGF_TAIL
-            if cols:
-                tail = np.zeros((matrix.k, MGF_TAIL), np.float32)
-                tail[:, :cols] = weights[:, matrix.n - cols:]
-                matrix.tail = self._keep(tail)
-        else:
-            panels = packed
-            matrix.packed = &panels[0, 0, 0]
-        if scale is not None:
-            scale_view, sums_view = scale, sums
-            matrix.scale, matrix.col_sums = &scale_view[0], &sums_view[0]
-        return 0
+        return _fill_matrix(matrix, weights, self.precision, self.arrays)
 
     cdef float *_keep(self, array) except NULL:
         array = _aligned(np.asarray(array, dtype=np.float32))

@@ -412,35 +412,12 @@ cdef class TransformerKernel:
         return shape
 
     cdef int _set_matrix(self, mgf_matrix *matrix, weights) except -1:
-        """Fills `matrix` with the packed form of the [k, n] `weights` (as Kernel._set_matrix), kept alive by self;
-        n = 0 leaves it empty (a thread without columns)."""
-        weights = np.ascontiguousarray(weights, np.float32)
+        """Fills `matrix` with the packed form of the [k, n] `weights`, kept alive by self; n = 0 leaves it empty
+        (a thread without columns)."""
         if weights.shape[1] == 0:
             matrix.n = 0
             return 0
-        packed, scale, sums = _pack(weights, self.precision)
-        self.arrays.extend([packed, scale, sums])
-        matrix.precision = PRECISIONS.index(self.precision)
-        matrix.k, matrix.n = weights.shape
-        cdef float[:, ::1] w32
-        cdef uint32_t[:, :, ::1] panels
-        cdef float[::1] scale_view
-        cdef int32_t[::1] sums_view
-        if self.precision == "fp32":
-            w32 = packed
-            matrix.w, matrix.ldw = &w32[0, 0], w32.shape[1]
-            cols = matrix.n % MGF_TAIL
-            if cols:
-                tail = np.zeros((matrix.k, MGF_TAIL), np.float32)
-                tail[:, :cols] = weights[:, matrix.n - cols:]
-                matrix.tail = self._keep(tail)
-        else:
-            panels = packed
-            matrix.packed = &panels[0, 0, 0]
-        if scale is not None:
-            scale_view, sums_view = scale, sums
-            matrix.scale, matrix.col_sums = &scale_view[0], &sums_view[0]
-        return 0
+        return _fill_matrix(matrix, np.ascontiguousarray(weights, np.float32), self.precision, self.arrays)
 
     cdef float *_keep(self, array) except NULL:
         array = _aligned(np.asarray(array, dtype=np.float32))

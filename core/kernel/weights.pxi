@@ -163,3 +163,33 @@ def _pack(matrix, str precision):
 cdef inline float *_data(array) except NULL:
     cdef float[:, ::1] view = array
     return &view[0, 0]
+
+
+cdef int _fill_matrix(mgf_matrix *matrix, weights, str precision, list arrays) except -1:
+    """Fills `matrix` with the packed form of the [k, n] float32 `weights` at `precision`; the arrays it points to are
+    appended to `arrays`, which its owner keeps alive (a recurrent Kernel's and a TransformerKernel's matrices)."""
+    packed, scale, sums = _pack(weights, precision)
+    arrays.extend([packed, scale, sums])
+    matrix.precision = PRECISIONS.index(precision)
+    matrix.k, matrix.n = weights.shape
+    cdef float[:, ::1] w32
+    cdef uint32_t[:, :, ::1] panels
+    cdef float[::1] scale_view
+    cdef int32_t[::1] sums_view
+    if precision == "fp32":
+        w32 = packed
+        matrix.w, matrix.ldw = &w32[0, 0], w32.shape[1]
+        cols = matrix.n % MGF_TAIL
+        if cols:
+            tail = np.zeros((matrix.k, MGF_TAIL), np.float32)
+            tail[:, :cols] = weights[:, matrix.n - cols:]
+            tail = _aligned(tail)
+            arrays.append(tail)
+            matrix.tail = _data(tail)
+    else:
+        panels = packed
+        matrix.packed = &panels[0, 0, 0]
+    if scale is not None:
+        scale_view, sums_view = scale, sums
+        matrix.scale, matrix.col_sums = &scale_view[0], &sums_view[0]
+    return 0
